@@ -1,0 +1,50 @@
+/**
+ * Every stable error code quorumkv raises. Callers branch on `error.code`;
+ * messages may change between versions, codes do not.
+ */
+export const ErrorCodes = {
+  /** Fewer replicas than required answered before the deadline. */
+  QUORUM_NOT_MET: 'KV_QUORUM_NOT_MET',
+  /** A value's encoded size is over `maxValueBytes`. */
+  VALUE_TOO_LARGE: 'KV_VALUE_TOO_LARGE',
+  /** A key is empty, ill-formed (lone surrogates) or over `maxKeyBytes`. */
+  INVALID_KEY: 'KV_INVALID_KEY',
+  /** A causal context string could not be decoded. */
+  INVALID_CONTEXT: 'KV_INVALID_CONTEXT',
+  /** The store / transport / storage is not started (or already stopped). */
+  NOT_STARTED: 'KV_NOT_STARTED',
+  /** The caller's AbortSignal fired. */
+  ABORTED: 'KV_ABORTED',
+  /** A request did not get an answer in time. */
+  TIMEOUT: 'KV_TIMEOUT',
+  /** The peer is stopped or unknown to the network. */
+  UNREACHABLE: 'KV_UNREACHABLE',
+  /** The node refuses more work right now. */
+  OVERLOADED: 'KV_OVERLOADED',
+  /** The connection closed while a request was in flight. */
+  CONNECTION_CLOSED: 'KV_CONNECTION_CLOSED',
+  /** An optional storage engine package is not installed. */
+  ENGINE_MISSING: 'KV_ENGINE_MISSING',
+  /** A peer belongs to another cluster. */
+  CLUSTER_MISMATCH: 'KV_CLUSTER_MISMATCH',
+  /** Two live nodes claim the same node id. */
+  DUPLICATE_NODE: 'KV_DUPLICATE_NODE',
+  /** A peer is configured with another replication factor N. */
+  REPLICATION_MISMATCH: 'KV_REPLICATION_MISMATCH',
+  /** A network frame or message is malformed or hostile. */
+  INVALID_MESSAGE: 'KV_INVALID_MESSAGE',
+  /** A message came from, or names, a node this one does not know. */
+  UNKNOWN_PEER: 'KV_UNKNOWN_PEER',
+  /** Storage failed to read or write. */
+  STORAGE_FAILURE: 'KV_STORAGE_FAILURE',
+} as const;
+
+/** A stable error code, e.g. `'KV_QUORUM_NOT_MET'`. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+const known = new Set<string>(Object.values(ErrorCodes));
+
+/** True if `code` is one of quorumkv's codes (used when decoding remote errors). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && known.has(code);
+}

@@ -1,0 +1,10 @@
+export { ErrorCodes, isErrorCode, type ErrorCode } from './codes.js';
+export {
+  KvError,
+  QuorumNotMetError,
+  AbortError,
+  TimeoutError,
+  toKvError,
+  type KvErrorOptions,
+  type ReplicaFailure,
+} from './kv-error.js';

@@ -1,0 +1,89 @@
+import { ErrorCodes, type ErrorCode } from './codes.js';
+
+/** Options accepted by every {@link KvError} constructor. */
+export interface KvErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error quorumkv raises on purpose. Branch on `code`.
+ *
+ * @example
+ * ```ts
+ * try { await store.get('k') } catch (err) {
+ *   if (err instanceof KvError && err.code === 'KV_QUORUM_NOT_MET') retryLater()
+ * }
+ * ```
+ */
+export class KvError extends Error {
+  /** Stable machine-readable code (`KV_*`). */
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options: KvErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = 'KvError';
+  }
+}
+
+/** One replica's reason for not answering a quorum call. */
+export interface ReplicaFailure {
+  /** The replica's node id. */
+  readonly node: string;
+  /** Why it failed, e.g. `KV_TIMEOUT` or `KV_UNREACHABLE`. */
+  readonly code: ErrorCode;
+}
+
+/** `KV_QUORUM_NOT_MET`: fewer than `required` replicas acknowledged. */
+export class QuorumNotMetError extends KvError {
+  /** Acknowledgements needed (R or W). */
+  readonly required: number;
+  /** Acknowledgements received (distinct nodes). */
+  readonly acknowledged: number;
+  /** Why each failing replica failed. */
+  readonly failures: readonly ReplicaFailure[];
+
+  constructor(
+    operation: 'read' | 'write',
+    required: number,
+    acknowledged: number,
+    failures: readonly ReplicaFailure[],
+    options: KvErrorOptions = {},
+  ) {
+    const reasons = failures.map((f) => `${f.node}: ${f.code}`).join(', ');
+    super(
+      ErrorCodes.QUORUM_NOT_MET,
+      `${operation} quorum not met: ${acknowledged} of ${required} required replicas acknowledged` +
+        (reasons ? ` (${reasons})` : ''),
+      options,
+    );
+    this.name = 'QuorumNotMetError';
+    this.required = required;
+    this.acknowledged = acknowledged;
+    this.failures = failures;
+  }
+}
+
+/** `KV_ABORTED`: the caller's AbortSignal fired. `name` is `'AbortError'`. */
+export class AbortError extends KvError {
+  constructor(message = 'The operation was aborted', options: KvErrorOptions = {}) {
+    super(ErrorCodes.ABORTED, message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** `KV_TIMEOUT`: no answer before the deadline. */
+export class TimeoutError extends KvError {
+  constructor(message = 'The operation timed out', options: KvErrorOptions = {}) {
+    super(ErrorCodes.TIMEOUT, message, options);
+    this.name = 'TimeoutError';
+  }
+}
+
+/** Wraps anything thrown into a KvError, keeping KvErrors as they are. */
+export function toKvError(err: unknown, fallback: ErrorCode = ErrorCodes.STORAGE_FAILURE): KvError {
+  if (err instanceof KvError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new KvError(fallback, message, { cause: err });
+}

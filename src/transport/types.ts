@@ -1,0 +1,69 @@
+/**
+ * A message body: any value the wire codec (msgpack) can carry — plain
+ * objects, arrays, strings, numbers, booleans, null and Uint8Array.
+ * Protocol messages are objects with a string `type` field.
+ */
+export type WireValue =
+  | null
+  | boolean
+  | number
+  | string
+  | Uint8Array
+  | readonly WireValue[]
+  | { readonly [key: string]: WireValue | undefined };
+
+/** A protocol message: a wire object tagged with its `type`. */
+export interface WireMessage {
+  readonly type: string;
+  readonly [key: string]: WireValue | undefined;
+}
+
+/** Per-request options. */
+export interface RequestOptions {
+  /**
+   * Milliseconds to wait for the answer before rejecting with `KV_TIMEOUT`.
+   * @default the transport's `defaultTimeout` (5000 ms)
+   */
+  timeout?: number;
+  /** Rejects with `KV_ABORTED` (name `AbortError`) when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Handles one incoming request and returns the answer. Throwing a `KvError`
+ * sends its `code` and message back to the caller, where the request rejects
+ * with a `KvError` of the same code.
+ */
+export type RequestHandler = (
+  message: WireMessage,
+  from: string,
+) => WireMessage | Promise<WireMessage>;
+
+/** What a transport can do, read by the compliance suite. */
+export interface TransportCapabilities {
+  /** Messages go through the binary wire codec. */
+  readonly encodes: boolean;
+  /** Supports fault injection (partitions, latency, drops). */
+  readonly faultInjection: boolean;
+}
+
+/**
+ * Request/response messaging between node addresses.
+ *
+ * Lifecycle: `start(handler)` begins accepting requests (idempotent while
+ * started); `stop()` rejects in-flight requests with `KV_CONNECTION_CLOSED`,
+ * stops accepting, and frees every timer and socket. Requests on a stopped
+ * transport reject with `KV_NOT_STARTED`. A request to a peer that is
+ * stopped or unknown rejects with `KV_UNREACHABLE`.
+ */
+export interface Transport {
+  /** This node's address as peers should dial it. */
+  readonly address: string;
+  readonly capabilities: TransportCapabilities;
+  /** True between a successful `start()` and `stop()`. */
+  readonly started: boolean;
+  start(handler: RequestHandler): Promise<void>;
+  stop(): Promise<void>;
+  /** Sends `message` to `to` and resolves with the peer's answer. */
+  request(to: string, message: WireMessage, options?: RequestOptions): Promise<WireMessage>;
+}

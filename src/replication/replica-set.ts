@@ -1,0 +1,123 @@
+/**
+ * ReplicaSet: the N replicas of one token and the fallbacks a sloppy quorum uses.
+ *
+ * This module imports only *types* from the ring (erased at compile time), and
+ * `ring/ring.ts` imports this module directly (not through `replication/index.ts`),
+ * so there is no runtime import cycle, neither in ESM nor in a bundle.
+ *
+ * @module
+ */
+import type { NodeInfo } from '../ring/types.js';
+import type { Ring } from '../ring/ring.js';
+
+/** One pick of {@link ReplicaSet.select}. */
+export interface ReplicaSelection {
+  /** The node to contact. */
+  readonly node: NodeInfo;
+  /**
+   * Set when `node` is a fallback: the id of the unavailable primary it stands in
+   * for (the hinted-handoff target). Absent for primaries.
+   */
+  readonly standInFor?: string;
+}
+
+/** Data a {@link ReplicaSet} is built from (see {@link ReplicaSet.forToken}). */
+export interface ReplicaSetInit {
+  /** The key's token. */
+  readonly token: number;
+  /** Requested replication factor N (may exceed the ring's size). */
+  readonly n: number;
+  /** The preference list: the first N distinct nodes (zone-aware). */
+  readonly primaries: readonly NodeInfo[];
+  /** Every distinct node of the ring, clockwise from the token. */
+  readonly successors: readonly NodeInfo[];
+}
+
+/**
+ * The replicas of one key: its N primaries (the preference list) and, behind them,
+ * every other node in clockwise order as fallbacks for a sloppy quorum.
+ * Immutable and pure.
+ *
+ * @example
+ * ```ts
+ * const rs = ring.replicaSet('user:1', 3);
+ * const targets = rs.select((node) => membership.isAlive(node.id));
+ * // [{ node: a }, { node: d, standInFor: 'b' }, { node: c }]
+ * ```
+ */
+export class ReplicaSet {
+  /** The key's token. */
+  readonly token: number;
+  /** Requested replication factor N. */
+  readonly n: number;
+  /** The preference list: min(N, ring size) distinct nodes. */
+  readonly primaries: readonly NodeInfo[];
+  /** All remaining distinct nodes, in clockwise order from the token. */
+  readonly fallbacks: readonly NodeInfo[];
+  /** Distinct zones covered by the primaries, in preference order (nodes without zone add none). */
+  readonly zones: readonly string[];
+  readonly #zoneOf: ReadonlyMap<string, string | undefined>;
+  readonly #primaryIds: ReadonlySet<string>;
+
+  /** Prefer {@link ReplicaSet.forToken} or `ring.replicaSet(key, n)`. */
+  constructor(init: ReplicaSetInit) {
+    this.token = init.token;
+    this.n = init.n;
+    this.primaries = Object.isFrozen(init.primaries) ? init.primaries : Object.freeze([...init.primaries]);
+    const primaryIds = new Set(this.primaries.map((p) => p.id));
+    this.#primaryIds = primaryIds;
+    this.fallbacks = Object.freeze(init.successors.filter((s) => !primaryIds.has(s.id)));
+    const zoneOf = new Map<string, string | undefined>();
+    for (const node of this.primaries) zoneOf.set(node.id, node.zone);
+    for (const node of this.fallbacks) zoneOf.set(node.id, node.zone);
+    this.#zoneOf = zoneOf;
+    const zones: string[] = [];
+    for (const p of this.primaries) if (p.zone !== undefined && !zones.includes(p.zone)) zones.push(p.zone);
+    this.zones = Object.freeze(zones);
+    Object.freeze(this);
+  }
+
+  /**
+   * The replica set of `token` in `ring` at replication factor `n`.
+   * @throws RangeError if `n` is not a positive integer or `token` not an unsigned 32-bit integer.
+   */
+  static forToken(ring: Ring, token: number, n: number): ReplicaSet {
+    return new ReplicaSet({
+      token,
+      n,
+      primaries: ring.preferenceListForToken(token, n),
+      successors: ring.successors(token),
+    });
+  }
+
+  /** Zone of a node of this ring (`undefined` if it has none or is unknown). */
+  zoneOf(id: string): string | undefined {
+    return this.#zoneOf.get(id);
+  }
+
+  /** True if `id` is one of the primaries. */
+  isPrimary(id: string): boolean {
+    return this.#primaryIds.has(id);
+  }
+
+  /**
+   * The nodes a sloppy quorum contacts: the first `primaries.length` available nodes
+   * of primaries-then-fallbacks. The k-th fallback used stands in for the k-th
+   * unavailable primary (its hint target). Returns fewer when not enough nodes are
+   * available. `isAvailable` is called at most once per node, in list order.
+   */
+  select(isAvailable: (node: NodeInfo) => boolean): ReplicaSelection[] {
+    const out: ReplicaSelection[] = [];
+    const missing: string[] = [];
+    for (const node of this.primaries) {
+      if (isAvailable(node)) out.push({ node });
+      else missing.push(node.id);
+    }
+    let k = 0;
+    for (const node of this.fallbacks) {
+      if (k === missing.length) break;
+      if (isAvailable(node)) out.push({ node, standInFor: missing[k++]! });
+    }
+    return out;
+  }
+}

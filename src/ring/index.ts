@@ -1,0 +1,15 @@
+/**
+ * The consistent-hash ring (pure: no I/O, no timers).
+ *
+ * @module
+ */
+export { Ring } from './ring.js';
+export {
+  hashKey,
+  keyBytes,
+  validateKey,
+  defaultTokens,
+  DEFAULT_MAX_KEY_BYTES,
+  DEFAULT_TOKENS_PER_WEIGHT,
+} from './hash.js';
+export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './types.js';

@@ -1,0 +1,12 @@
+export { encodeFrame, decodeFrame, validateWireMessage, DEFAULT_CODEC_LIMITS } from './codec.js';
+export type { Frame, CodecLimits } from './codec.js';
+export { MemoryNetwork, MemoryTransport, DEFAULT_MEMORY_TIMEOUT, HANDLER_FAILURE_CODE } from './memory-network.js';
+export type { MemoryNetworkOptions, MemoryTransportOptions, MemoryNetworkStats } from './memory-network.js';
+export type {
+  Transport,
+  TransportCapabilities,
+  RequestHandler,
+  RequestOptions,
+  WireMessage,
+  WireValue,
+} from './types.js';

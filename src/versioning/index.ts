@@ -1,0 +1,19 @@
+export { VectorClock, MAX_DECODED_CLOCK_ENTRIES, type Dot, type ClockOrder, type ClockEntry } from './vector-clock.js';
+export {
+  SiblingSet,
+  actorId,
+  parseActorId,
+  DEFAULT_MAX_CLOCK_ENTRIES,
+  type Version,
+  type WriteChange,
+  type WriteResult,
+} from './sibling-set.js';
+export {
+  encodeSiblingSet,
+  decodeSiblingSet,
+  siblingSetToWire,
+  siblingSetFromWire,
+  SIBLING_SET_FORMAT,
+  MAX_DECODED_SIBLINGS,
+  type VersionWire,
+} from './codec.js';

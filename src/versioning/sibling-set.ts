@@ -1,0 +1,339 @@
+import { VectorClock, type Dot } from './vector-clock.js';
+
+export type { Dot } from './vector-clock.js';
+
+/**
+ * One stored version of a key: the event that created it (`dot`), the
+ * causal context the writer had seen (`past`) and the value or a tombstone.
+ */
+export interface Version<V> {
+  /** The write event that created this version. */
+  readonly dot: Dot;
+  /** The client's context at write time; every dot it covers is obsoleted by this version. */
+  readonly past: VectorClock;
+  /** The value, `undefined` iff this is a tombstone. */
+  readonly value: V | undefined;
+  /** True for a delete. */
+  readonly tombstone: boolean;
+  /** Wall-clock ms at the coordinator, for last-writer-wins resolution; not used for causality. */
+  readonly timestamp: number;
+}
+
+/** What {@link SiblingSet.write} stores. */
+export interface WriteChange<V> {
+  /** The new value (required unless `tombstone`). */
+  value?: V;
+  /** True for a delete; then `value` must be absent. @default false */
+  tombstone?: boolean;
+  /** Wall-clock ms at the coordinator. */
+  timestamp: number;
+  /**
+   * The new version's past is pruned to this many entries when the context has more.
+   * @default 10
+   */
+  maxClockEntries?: number;
+}
+
+/** What {@link SiblingSet.write} returns. */
+export interface WriteResult<V> {
+  /** The coordinator's new local set: replicate this whole set, not only `version`. */
+  readonly set: SiblingSet<V>;
+  /** The version the write created. */
+  readonly version: Version<V>;
+}
+
+/** Default bound on a new version's past (Dynamo prunes at about 10). */
+export const DEFAULT_MAX_CLOCK_ENTRIES = 10;
+
+const INCARNATION = /^[0-9a-z]+$/;
+const SEPARATOR = '~';
+
+/**
+ * The actor id of one incarnation of a node. A node that restarts with empty
+ * storage must pick a new incarnation so it never reissues an old dot.
+ * Injective: the incarnation is restricted to `[0-9a-z]+`, so the last `~`
+ * splits the id back (see {@link parseActorId}).
+ *
+ * @example
+ * ```ts
+ * actorId('node-a', Date.now().toString(36)); // 'node-a~lx2k9f0q'
+ * ```
+ * @throws TypeError on an empty node id or an incarnation outside `[0-9a-z]+`.
+ */
+export function actorId(nodeId: string, incarnation: string): string {
+  if (typeof nodeId !== 'string' || nodeId.length === 0) {
+    throw new TypeError(`Expected \`nodeId\` to be a non-empty string, got ${String(nodeId)}`);
+  }
+  if (typeof incarnation !== 'string' || !INCARNATION.test(incarnation)) {
+    throw new TypeError(`Expected \`incarnation\` to match [0-9a-z]+, got ${JSON.stringify(incarnation)}`);
+  }
+  return `${nodeId}${SEPARATOR}${incarnation}`;
+}
+
+/** Splits an id made by {@link actorId}; `undefined` if `actor` is not of that form. */
+export function parseActorId(actor: string): { nodeId: string; incarnation: string } | undefined {
+  const at = actor.lastIndexOf(SEPARATOR);
+  if (at <= 0) return undefined;
+  const incarnation = actor.slice(at + 1);
+  if (!INCARNATION.test(incarnation)) return undefined;
+  return { nodeId: actor.slice(0, at), incarnation };
+}
+
+function compareActors(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareVersions(x: Version<unknown>, y: Version<unknown>): number {
+  return compareActors(x.dot.actor, y.dot.actor) || x.dot.counter - y.dot.counter;
+}
+
+function sameDot(x: Dot, y: Dot): boolean {
+  return x.actor === y.actor && x.counter === y.counter;
+}
+
+/**
+ * `y` obsoletes `x`: y's past covers x's dot, and (defensively) not the other
+ * way round. Mutual coverage cannot arise from honest histories; if a forged
+ * context ever produced it, both versions survive as siblings instead of both
+ * being lost.
+ */
+function obsoletes(y: Version<unknown>, x: Version<unknown>): boolean {
+  return !sameDot(x.dot, y.dot) && y.past.covers(x.dot) && !x.past.covers(y.dot);
+}
+
+/** Drops duplicate dots (first one wins) and obsoleted versions; sorts. */
+function normalize<V>(candidates: readonly Version<V>[]): Version<V>[] {
+  const unique: Version<V>[] = [];
+  const seen = new Map<string, Set<number>>();
+  for (const v of candidates) {
+    let counters = seen.get(v.dot.actor);
+    if (counters === undefined) seen.set(v.dot.actor, (counters = new Set()));
+    if (counters.has(v.dot.counter)) continue;
+    counters.add(v.dot.counter);
+    unique.push(v);
+  }
+  return unique.filter((x) => !unique.some((y) => obsoletes(y, x))).sort(compareVersions);
+}
+
+function checkVersion(v: Version<unknown>): void {
+  if (v === null || typeof v !== 'object') throw new TypeError(`Expected a version object, got ${String(v)}`);
+  const { dot, past, tombstone, value, timestamp } = v;
+  if (dot === null || typeof dot !== 'object' || typeof dot.actor !== 'string' || dot.actor.length === 0) {
+    throw new TypeError('Expected `version.dot.actor` to be a non-empty string');
+  }
+  if (!Number.isSafeInteger(dot.counter) || dot.counter < 1) {
+    throw new TypeError(`Expected \`version.dot.counter\` to be a positive safe integer, got ${String(dot.counter)}`);
+  }
+  if (!(past instanceof VectorClock)) throw new TypeError('Expected `version.past` to be a VectorClock');
+  if (typeof tombstone !== 'boolean') throw new TypeError('Expected `version.tombstone` to be a boolean');
+  if (tombstone !== (value === undefined)) {
+    throw new TypeError('Expected `version.value` to be undefined exactly when `version.tombstone` is true');
+  }
+  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) {
+    throw new TypeError(`Expected \`version.timestamp\` to be a finite number, got ${String(timestamp)}`);
+  }
+}
+
+/**
+ * The versions of one key held by one replica: an immutable set of
+ * causally-concurrent siblings (dotted version vectors, Riak 2.0 style).
+ *
+ * Version `x` is obsoleted by `y` iff `y.past` covers `x.dot`; two versions
+ * with the same dot are the same version. The set never holds an obsoleted
+ * version, and {@link SiblingSet.merge} is commutative, associative and
+ * idempotent (as sets of dots), so replicas converge whatever the order in
+ * which they exchange sets.
+ *
+ * @example
+ * ```ts
+ * const me = actorId('node-a', 'k3');
+ * let set = SiblingSet.empty<string>();
+ * ({ set } = set.write(me, VectorClock.EMPTY, { value: 'v1', timestamp: 1 }));
+ * const ctx = set.clock();                                  // what two clients read
+ * ({ set } = set.write(me, ctx, { value: 'x', timestamp: 2 }));
+ * ({ set } = set.write(me, ctx, { value: 'y', timestamp: 3 }));
+ * set.values();                                             // ['x', 'y']: concurrent siblings
+ * ({ set } = set.write(me, set.clock(), { value: 'xy', timestamp: 4 }));
+ * set.values();                                             // ['xy']
+ * ```
+ */
+export class SiblingSet<V> {
+  static readonly #EMPTY = new SiblingSet<never>([]);
+
+  /** The versions, sorted by actor then counter. */
+  readonly versions: readonly Version<V>[];
+  #clock: VectorClock | undefined;
+
+  private constructor(versions: readonly Version<V>[]) {
+    this.versions = Object.freeze(versions);
+  }
+
+  /** The set with no versions (the key was never written here). */
+  static empty<V>(): SiblingSet<V> {
+    return SiblingSet.#EMPTY as SiblingSet<V>;
+  }
+
+  /**
+   * A set from any versions: duplicates (same dot) are dropped, the first
+   * one winning, and so is every version another one obsoletes.
+   *
+   * @throws TypeError on a malformed version.
+   */
+  static of<V>(versions: Iterable<Version<V>>): SiblingSet<V> {
+    const list = [...versions];
+    for (const v of list) checkVersion(v);
+    return list.length === 0 ? SiblingSet.empty() : new SiblingSet(normalize(list));
+  }
+
+  /** Number of versions (tombstones included). */
+  get size(): number {
+    return this.versions.length;
+  }
+
+  /** True if there is no version at all. */
+  get isEmpty(): boolean {
+    return this.versions.length === 0;
+  }
+
+  /** True if there are versions and all are tombstones: the key reads as absent. */
+  get hasOnlyTombstones(): boolean {
+    return this.versions.length > 0 && this.versions.every((v) => v.tombstone);
+  }
+
+  /**
+   * The causal context a reader gets: the join of every version's dot (with
+   * its timestamp as the entry time) and past.
+   */
+  clock(): VectorClock {
+    if (this.#clock === undefined) {
+      let clock = VectorClock.EMPTY;
+      for (const v of this.versions) {
+        clock = clock.merge(v.past).merge(VectorClock.from([[v.dot.actor, v.dot.counter, Math.max(0, v.timestamp)]]));
+      }
+      this.#clock = clock;
+    }
+    return this.#clock;
+  }
+
+  /**
+   * Adds one version: drops the versions it obsoletes; returns this set
+   * unchanged if it is a duplicate or is itself obsoleted.
+   *
+   * @throws TypeError on a malformed version.
+   */
+  add(version: Version<V>): SiblingSet<V> {
+    checkVersion(version);
+    for (const v of this.versions) {
+      if (sameDot(v.dot, version.dot) || obsoletes(v, version)) return this;
+    }
+    const kept = this.versions.filter((v) => !obsoletes(version, v));
+    kept.push(version);
+    return new SiblingSet(kept.sort(compareVersions));
+  }
+
+  /**
+   * The union of both sets minus obsoleted versions. Commutative,
+   * associative and idempotent as sets of dots (on a duplicate dot, this
+   * set's version is kept).
+   */
+  merge(other: SiblingSet<V>): SiblingSet<V> {
+    if (other === this || other.versions.length === 0) return this;
+    if (this.versions.length === 0) return other;
+    const result = normalize([...this.versions, ...other.versions]);
+    if (result.length === this.versions.length && result.every((v, i) => v === this.versions[i])) return this;
+    return new SiblingSet(result);
+  }
+
+  /**
+   * Coordinates a write (or, with `tombstone: true`, a delete) on this
+   * replica's full local set.
+   *
+   * The new dot is `(actor, this.clock().get(actor) + 1)` — the local set is
+   * the source of truth for the actor's counter, so two writes through the
+   * same actor with the same (stale) context get distinct dots and both
+   * survive as siblings. (If a context claims more of `actor`'s events than
+   * this set knows, which only a forged or pruning-damaged context can, the
+   * counter goes above the context's so the new version never covers its own
+   * dot.) The past is `context`, pruned to `maxClockEntries` only when over.
+   * Every version whose dot the past covers is dropped; the others stay as
+   * siblings.
+   *
+   * Writes through one actor must be applied one after the other, each to
+   * the set the previous one returned (serialize them per key): two writes
+   * computed from the same `SiblingSet` object would get the same dot.
+   *
+   * Replicate the returned `set` (the whole local set), not just `version`:
+   * DVV correctness relies on a replica that learns a dot also learning the
+   * coordinator's other siblings.
+   *
+   * @throws TypeError/RangeError on bad arguments.
+   */
+  write(actor: string, context: VectorClock, change: WriteChange<V>): WriteResult<V> {
+    if (typeof actor !== 'string' || actor.length === 0) {
+      throw new TypeError(`Expected \`actor\` to be a non-empty string, got ${String(actor)}`);
+    }
+    if (!(context instanceof VectorClock)) throw new TypeError('Expected `context` to be a VectorClock');
+    if (change === null || typeof change !== 'object') throw new TypeError('Expected `change` to be an object');
+    const tombstone = change.tombstone ?? false;
+    const max = change.maxClockEntries ?? DEFAULT_MAX_CLOCK_ENTRIES;
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw new RangeError(`Expected \`maxClockEntries\` to be a positive integer, got ${String(max)}`);
+    }
+    if (typeof tombstone !== 'boolean') throw new TypeError('Expected `tombstone` to be a boolean');
+    if (tombstone && change.value !== undefined) throw new TypeError('A tombstone write must not carry a `value`');
+    if (!tombstone && change.value === undefined) throw new TypeError('Expected `value` (or `tombstone: true`)');
+    const counter = Math.max(this.clock().get(actor), context.get(actor)) + 1;
+    if (!Number.isSafeInteger(counter)) throw new RangeError(`Counter of actor ${JSON.stringify(actor)} overflowed`);
+    const version: Version<V> = Object.freeze({
+      dot: Object.freeze({ actor, counter }),
+      past: context.size > max ? context.prune(max) : context,
+      value: tombstone ? undefined : change.value,
+      tombstone,
+      timestamp: change.timestamp,
+    });
+    checkVersion(version);
+    // The new dot is above everything this set knows of `actor`, so nothing here can obsolete it.
+    const kept = this.versions.filter((v) => !obsoletes(version, v));
+    kept.push(version);
+    return { set: new SiblingSet(kept.sort(compareVersions)), version };
+  }
+
+  /** The non-tombstone versions. */
+  live(): Version<V>[] {
+    return this.versions.filter((v) => !v.tombstone);
+  }
+
+  /** The live values (concurrent siblings when more than one). */
+  values(): V[] {
+    return this.live().map((v) => v.value as V);
+  }
+
+  /**
+   * True if this set contains or obsoletes every version of `other` — then
+   * `this.merge(other)` equals this set and `other`'s holder has nothing to
+   * teach this one. Used to find stale replicas for read repair.
+   */
+  descends(other: SiblingSet<V>): boolean {
+    return other.versions.every((x) =>
+      this.versions.some((y) => sameDot(x.dot, y.dot) || obsoletes(y, x)),
+    );
+  }
+
+  /** Same set of dots (values are not compared: a dot identifies its version). */
+  equals(other: SiblingSet<V>): boolean {
+    if (other === this) return true;
+    if (other.versions.length !== this.versions.length) return false;
+    // Both are sorted by dot.
+    return this.versions.every((v, i) => sameDot(v.dot, other.versions[i]!.dot));
+  }
+
+  /** The same versions with every live value mapped (tombstones stay tombstones). */
+  map<W>(fn: (value: V) => W): SiblingSet<W> {
+    return new SiblingSet(
+      this.versions.map(
+        (v): Version<W> =>
+          Object.freeze({ ...v, value: v.tombstone ? undefined : fn(v.value as V) }),
+      ),
+    );
+  }
+}

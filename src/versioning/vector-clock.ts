@@ -1,0 +1,337 @@
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { KvError, ErrorCodes, type ErrorCode } from '../errors/index.js';
+
+/**
+ * One event: the `counter`-th write coordinated by `actor`. Every stored
+ * version carries the dot of the write that created it.
+ */
+export interface Dot {
+  /** The actor (see `actorId`) that issued the event. */
+  readonly actor: string;
+  /** Positive integer, 1 for the actor's first event on a key. */
+  readonly counter: number;
+}
+
+/** How {@link VectorClock.compare} orders two clocks (times are ignored). */
+export type ClockOrder = 'before' | 'after' | 'equal' | 'concurrent';
+
+/** One clock entry as `[actor, counter, time]`, the shape of `entries()` and `toWire()`. */
+export type ClockEntry = [actor: string, counter: number, time: number];
+
+/** Most entries a decoded clock may carry; anything larger is rejected as hostile. */
+export const MAX_DECODED_CLOCK_ENTRIES = 10_000;
+
+/** Longest context string {@link VectorClock.decode} looks at (characters). */
+const MAX_CONTEXT_LENGTH = 4 * 1024 * 1024;
+
+/** Format tag at the head of an encoded context, so the format can evolve. */
+const CONTEXT_FORMAT = 1;
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+interface Entry {
+  readonly counter: number;
+  /** Wall-clock ms of the increment that produced `counter`; used only for pruning. */
+  readonly time: number;
+}
+
+function compareActors(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function describe(x: unknown): string {
+  if (typeof x === 'string') return `the string ${JSON.stringify(x.length > 40 ? x.slice(0, 40) + '…' : x)}`;
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'an array';
+  return typeof x === 'object' ? 'an object' : `${typeof x} ${String(x)}`;
+}
+
+/** Why a candidate entry is invalid, or undefined if it is fine. */
+function entryProblem(actor: unknown, counter: unknown, time: unknown): string | undefined {
+  if (typeof actor !== 'string' || actor.length === 0) {
+    return `Expected actor to be a non-empty string, got ${describe(actor)}`;
+  }
+  if (typeof counter !== 'number' || !Number.isSafeInteger(counter) || counter < 1) {
+    return `Expected counter of actor ${JSON.stringify(actor)} to be a positive safe integer, got ${describe(counter)}`;
+  }
+  if (typeof time !== 'number' || !Number.isFinite(time) || time < 0) {
+    return `Expected time of actor ${JSON.stringify(actor)} to be a finite non-negative number, got ${describe(time)}`;
+  }
+  return undefined;
+}
+
+/**
+ * Builds the entry map from untrusted `[actor, counter, time]` triples.
+ * Throws a KvError with `code` (or a TypeError when `code` is undefined).
+ */
+function parseEntries(x: unknown, code: ErrorCode | undefined, what: string): Map<string, Entry> {
+  const fail = (message: string): never => {
+    if (code === undefined) throw new TypeError(message);
+    throw new KvError(code, `Invalid ${what}: ${message}`);
+  };
+  if (!Array.isArray(x)) return fail(`expected an array of [actor, counter, time] entries, got ${describe(x)}`);
+  if (x.length > MAX_DECODED_CLOCK_ENTRIES) {
+    return fail(`${x.length} entries is over the limit of ${MAX_DECODED_CLOCK_ENTRIES}`);
+  }
+  const map = new Map<string, Entry>();
+  for (const item of x as unknown[]) {
+    if (!Array.isArray(item) || item.length !== 3) {
+      return fail(`expected each entry to be [actor, counter, time], got ${describe(item)}`);
+    }
+    const [actor, counter, time] = item as [unknown, unknown, unknown];
+    const problem = entryProblem(actor, counter, time);
+    if (problem !== undefined) return fail(problem);
+    if (map.has(actor as string)) return fail(`duplicate actor ${JSON.stringify(actor)}`);
+    map.set(actor as string, { counter: counter as number, time: time as number });
+  }
+  return map;
+}
+
+/**
+ * An immutable vector clock: for each actor, how many of its events are known.
+ *
+ * Backed by a `Map`, so any string is a valid actor (`__proto__`, `valueOf`
+ * and `constructor` included). Each entry also remembers the wall-clock time
+ * of its last increment; times are used only by {@link VectorClock.prune}
+ * and are ignored by `compare`, `descends` and `equals`.
+ *
+ * @example
+ * ```ts
+ * const a = VectorClock.EMPTY.increment('n1~k3', Date.now());
+ * const b = a.increment('n2~x9');
+ * a.compare(b);                                 // 'before'
+ * b.descends(a);                                // true
+ * const ctx = b.encode();                       // opaque, URL/JSON/HTTP-safe string
+ * VectorClock.decode(ctx).equals(b);            // true
+ * ```
+ */
+export class VectorClock {
+  /** The clock that knows no events. */
+  static readonly EMPTY: VectorClock = new VectorClock(new Map());
+
+  readonly #map: ReadonlyMap<string, Entry>;
+  #sorted: readonly ClockEntry[] | undefined;
+
+  private constructor(map: ReadonlyMap<string, Entry>) {
+    this.#map = map;
+  }
+
+  /**
+   * Builds a clock from `[actor, counter, time?]` triples (`time` defaults to 0).
+   *
+   * @throws TypeError if an actor is not a non-empty string, a counter is not
+   *   a positive safe integer, a time is not a finite non-negative number, or
+   *   an actor appears twice.
+   */
+  static from(entries: Iterable<readonly [actor: string, counter: number, time?: number]>): VectorClock {
+    if (entries == null || typeof (entries as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+      throw new TypeError(`Expected \`entries\` to be an iterable of [actor, counter, time?], got ${describe(entries)}`);
+    }
+    const triples: unknown[] = [];
+    for (const e of entries) {
+      if (!Array.isArray(e)) throw new TypeError(`Expected each entry to be [actor, counter, time?], got ${describe(e)}`);
+      triples.push([e[0], e[1], e[2] ?? 0]);
+    }
+    const map = parseEntries(triples, undefined, 'clock');
+    return map.size === 0 ? VectorClock.EMPTY : new VectorClock(map);
+  }
+
+  /**
+   * Decodes a context string made by {@link VectorClock.encode}.
+   *
+   * @throws KvError `KV_INVALID_CONTEXT` on anything malformed: not a string,
+   *   bad base64url, bad msgpack, wrong shape, non-integer counters, duplicate
+   *   actors, more than 10 000 entries.
+   */
+  static decode(context: string): VectorClock {
+    const fail = (message: string, cause?: unknown): never => {
+      throw new KvError(ErrorCodes.INVALID_CONTEXT, `Invalid context: ${message}`, { cause });
+    };
+    if (typeof context !== 'string') return fail(`expected a string, got ${describe(context)}`);
+    if (context.length === 0) return fail('the context is empty');
+    if (context.length > MAX_CONTEXT_LENGTH) return fail(`${context.length} characters is too long`);
+    if (!BASE64URL.test(context) || context.length % 4 === 1) return fail('not a base64url string');
+    const bytes = Buffer.from(context, 'base64url');
+    let decoded: unknown;
+    try {
+      decoded = msgpackDecode(bytes, {
+        maxArrayLength: MAX_DECODED_CLOCK_ENTRIES,
+        maxMapLength: 0,
+        maxExtLength: 0,
+        maxBinLength: 0,
+      });
+    } catch (err) {
+      return fail('not a valid encoded clock', err);
+    }
+    if (!Array.isArray(decoded) || decoded.length !== 2) {
+      return fail(`expected [format, entries], got ${describe(decoded)}`);
+    }
+    if (decoded[0] !== CONTEXT_FORMAT) return fail(`unknown format ${describe(decoded[0])}`);
+    const map = parseEntries(decoded[1], ErrorCodes.INVALID_CONTEXT, 'context');
+    return map.size === 0 ? VectorClock.EMPTY : new VectorClock(map);
+  }
+
+  /**
+   * Reads a clock embedded in a msgpack message (the output of {@link VectorClock.toWire}).
+   *
+   * @throws KvError `KV_INVALID_MESSAGE` on anything malformed.
+   */
+  static fromWire(x: unknown): VectorClock {
+    const map = parseEntries(x, ErrorCodes.INVALID_MESSAGE, 'clock in message');
+    return map.size === 0 ? VectorClock.EMPTY : new VectorClock(map);
+  }
+
+  /** Number of actors with a non-zero counter. */
+  get size(): number {
+    return this.#map.size;
+  }
+
+  /** The counter of `actor` (0 if absent). */
+  get(actor: string): number {
+    return this.#map.get(actor)?.counter ?? 0;
+  }
+
+  /** The time of `actor`'s last increment (0 if absent or unknown). */
+  timeOf(actor: string): number {
+    return this.#map.get(actor)?.time ?? 0;
+  }
+
+  /** `[actor, counter, time]` triples sorted by actor (a fresh array each call). */
+  entries(): ClockEntry[] {
+    return this.#sortedEntries().map((e) => [...e] as ClockEntry);
+  }
+
+  /** A clock with `actor`'s counter one higher and its time set to `time`. */
+  increment(actor: string, time = 0): VectorClock {
+    const counter = this.get(actor) + 1;
+    const problem = entryProblem(actor, counter, time);
+    if (problem !== undefined) throw new TypeError(problem);
+    const map = new Map(this.#map);
+    map.set(actor, { counter, time });
+    return new VectorClock(map);
+  }
+
+  /**
+   * Pointwise maximum (the least clock that descends both). Each entry keeps
+   * the time that goes with the larger counter (the later time on a tie).
+   */
+  merge(other: VectorClock): VectorClock {
+    if (other.#map.size === 0 || other === this) return this;
+    if (this.#map.size === 0) return other;
+    let map: Map<string, Entry> | undefined;
+    for (const [actor, theirs] of other.#map) {
+      const ours = this.#map.get(actor);
+      if (ours !== undefined && (ours.counter > theirs.counter || (ours.counter === theirs.counter && ours.time >= theirs.time))) {
+        continue;
+      }
+      map ??= new Map(this.#map);
+      map.set(actor, theirs);
+    }
+    return map === undefined ? this : new VectorClock(map);
+  }
+
+  /** How this clock orders against `other`, ignoring times. */
+  compare(other: VectorClock): ClockOrder {
+    let less = false; // some entry of this is below other's
+    let greater = false; // some entry of this is above other's
+    for (const [actor, e] of this.#map) {
+      const theirs = other.get(actor);
+      if (e.counter > theirs) greater = true;
+      else if (e.counter < theirs) less = true;
+    }
+    if (!less) {
+      for (const [actor, e] of other.#map) {
+        if (e.counter > this.get(actor)) {
+          less = true;
+          break;
+        }
+      }
+    }
+    if (less && greater) return 'concurrent';
+    if (less) return 'before';
+    if (greater) return 'after';
+    return 'equal';
+  }
+
+  /** True if this clock is pointwise >= `other` (it has seen everything `other` has). */
+  descends(other: VectorClock): boolean {
+    if (other.#map.size > this.#map.size) return false;
+    for (const [actor, e] of other.#map) {
+      if (this.get(actor) < e.counter) return false;
+    }
+    return true;
+  }
+
+  /** True if the event `dot` is known to this clock (`get(dot.actor) >= dot.counter`). */
+  covers(dot: Dot): boolean {
+    return this.get(dot.actor) >= dot.counter;
+  }
+
+  /** Same counters for the same actors (times are ignored). */
+  equals(other: VectorClock): boolean {
+    if (other === this) return true;
+    if (other.#map.size !== this.#map.size) return false;
+    for (const [actor, e] of other.#map) {
+      if (this.get(actor) !== e.counter) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Drops the entries with the oldest `time` (ties: the smaller counter, then
+   * the smaller actor) until at most `maxEntries` remain.
+   *
+   * Safety: a pruned clock is pointwise <= the original (the original
+   * descends it), so a version whose past was pruned covers *fewer* dots. It
+   * can only fail to obsolete something it would have obsoleted — readers see
+   * an extra sibling, which the next write with their context collapses — and
+   * it can never make a version wrongly dominate another.
+   *
+   * Caveat: knowledge dropped by pruning is gone. If the only record of an
+   * actor's events on a key were a pruned entry, that actor could later issue
+   * a counter that other replicas already consider covered. Keep `maxEntries`
+   * well above the number of actors that coordinate writes to one key
+   * (N replicas + stand-ins + restarts), as Dynamo does with ~10.
+   *
+   * @throws RangeError if `maxEntries` is not a non-negative safe integer.
+   */
+  prune(maxEntries: number): VectorClock {
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 0) {
+      throw new RangeError(`Expected \`maxEntries\` to be a non-negative integer, got ${describe(maxEntries)}`);
+    }
+    if (this.#map.size <= maxEntries) return this;
+    const byAge = [...this.#map].sort(
+      ([a, x], [b, y]) => x.time - y.time || x.counter - y.counter || compareActors(a, b),
+    );
+    const kept = byAge.slice(byAge.length - maxEntries);
+    return kept.length === 0 ? VectorClock.EMPTY : new VectorClock(new Map(kept));
+  }
+
+  /**
+   * An opaque, URL-, JSON- and HTTP-header-safe context string (base64url of
+   * msgpack). The empty clock encodes to a valid non-empty string too.
+   */
+  encode(): string {
+    const bytes = msgpackEncode([CONTEXT_FORMAT, this.#sortedEntries()]);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+  }
+
+  /** `[actor, counter, time]` triples sorted by actor, for embedding in msgpack messages. */
+  toWire(): ClockEntry[] {
+    return this.entries();
+  }
+
+  /** Debug form, e.g. `VectorClock{a:2, b:1}`. */
+  toString(): string {
+    return `VectorClock{${this.#sortedEntries()
+      .map(([a, c]) => `${a}:${c}`)
+      .join(', ')}}`;
+  }
+
+  #sortedEntries(): readonly ClockEntry[] {
+    this.#sorted ??= [...this.#map]
+      .map(([actor, e]): ClockEntry => [actor, e.counter, e.time])
+      .sort((x, y) => compareActors(x[0], y[0]));
+    return this.#sorted;
+  }
+}

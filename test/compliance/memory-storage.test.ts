@@ -1,0 +1,4 @@
+import { MemoryStorage } from '../../src/storage/index.js';
+import { storageCompliance } from '../../src/testing/storage-compliance.js';
+
+storageCompliance('MemoryStorage', () => new MemoryStorage());

@@ -1,0 +1,74 @@
+import { ErrorCodes, KvError, isErrorCode, type ReplicaFailure } from '../errors/index.js';
+import type { WireMessage, WireValue } from '../transport/index.js';
+
+/**
+ * The replica protocol (all carry `cluster`; keys are UTF-8 bytes; records
+ * are encoded sibling sets):
+ * - `kv.read {key}` → `kv.record {record | null}`
+ * - `kv.apply {key, record}` → `kv.applied {}` — merge a sibling set (replication, read repair)
+ * - `kv.coordinate {key, value | null, tombstone, context | null, overwrite, w, timeout}` →
+ *   `kv.written {}` or `kv.write-failed {required, acknowledged, failures}` — a
+ *   node that is not a replica forwards the write to one (the Dynamo paper's
+ *   rule: the write coordinator is a replica, so new dots come from the
+ *   replica's own full history of the key).
+ */
+export const MAX_WIRE_KEY = 64 * 1024;
+export const MAX_WIRE_RECORD = 64 * 1024 * 1024;
+
+function invalid(what: string): KvError {
+  return new KvError(ErrorCodes.INVALID_MESSAGE, `malformed ${what}`);
+}
+
+function field(m: WireMessage, name: string): WireValue | undefined {
+  return Object.prototype.hasOwnProperty.call(m, name) ? m[name] : undefined;
+}
+
+export function readBytes(m: WireMessage, name: string, max: number): Uint8Array {
+  const v = field(m, name);
+  if (!(v instanceof Uint8Array) || v.length === 0 || v.length > max) throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function readString(m: WireMessage, name: string, max = 1024): string {
+  const v = field(m, name);
+  if (typeof v !== 'string' || v.length > max) throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function readOptionalString(m: WireMessage, name: string, max: number): string | undefined {
+  const v = field(m, name);
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length > max) throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function readOptionalBytes(m: WireMessage, name: string, max: number): Uint8Array | undefined {
+  const v = field(m, name);
+  if (v === null || v === undefined) return undefined;
+  if (!(v instanceof Uint8Array) || v.length > max) throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function readBoolean(m: WireMessage, name: string): boolean {
+  const v = field(m, name);
+  if (typeof v !== 'boolean') throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function readInt(m: WireMessage, name: string, min: number, max: number): number {
+  const v = field(m, name);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function failuresToWire(failures: readonly ReplicaFailure[]): [string, string][] {
+  return failures.map((f) => [f.node, f.code]);
+}
+
+export function failuresFromWire(x: WireValue | undefined): ReplicaFailure[] {
+  if (!Array.isArray(x) || x.length > 1024) throw invalid('failure list');
+  return x.map((f: unknown) => {
+    if (!Array.isArray(f) || typeof f[0] !== 'string' || !isErrorCode(f[1])) throw invalid('failure');
+    return { node: f[0], code: f[1] };
+  });
+}

@@ -1,0 +1,126 @@
+import { ErrorCodes, KvError } from '../errors/index.js';
+import { KeyLock } from '../internal/key-lock.js';
+import type { Ring } from '../ring/index.js';
+import type { StorageAdapter } from '../storage/index.js';
+import type { WireMessage } from '../transport/index.js';
+import {
+  SiblingSet,
+  VectorClock,
+  decodeSiblingSet,
+  encodeSiblingSet,
+} from '../versioning/index.js';
+import { MAX_WIRE_KEY, MAX_WIRE_RECORD, readBytes } from './messages.js';
+
+/** Options of {@link ReplicaServer}. */
+export interface ReplicaServerOptions {
+  /** This node's storage (opened and closed by its owner). */
+  readonly storage: StorageAdapter;
+  /** This node's actor id (node id + incarnation) for new dots. */
+  readonly actor: string;
+  /** The current ring (for key tokens). */
+  readonly ring: () => Ring;
+  /** Bound on a new version's past. @default 10 */
+  readonly maxClockEntries?: number;
+}
+
+/** A write to coordinate on this replica. */
+export interface LocalWrite {
+  /** Encoded value; undefined for a tombstone. */
+  readonly value: Uint8Array | undefined;
+  readonly tombstone: boolean;
+  /** What the client had read (empty for a blind write). */
+  readonly context: VectorClock;
+  /** Also supersede everything this replica holds (last-write-wins mode). */
+  readonly overwrite: boolean;
+  /** Coordinator wall-clock time, for LWW resolution. */
+  readonly timestamp: number;
+}
+
+function lockKey(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+}
+
+/**
+ * The replica side of the protocol: reads, merges and coordinated writes on
+ * this node's storage. Writes to one key are serialised (read-merge-write
+ * under a per-key lock), and a merge never creates a version — only
+ * `coordinateWrite` does, with a fresh dot of this replica's actor whose
+ * counter follows everything this replica has seen for the key.
+ */
+export class ReplicaServer {
+  readonly #storage: StorageAdapter;
+  readonly #actor: string;
+  readonly #ring: () => Ring;
+  readonly #maxClockEntries: number;
+  readonly #locks = new KeyLock();
+
+  constructor(options: ReplicaServerOptions) {
+    this.#storage = options.storage;
+    this.#actor = options.actor;
+    this.#ring = options.ring;
+    this.#maxClockEntries = options.maxClockEntries ?? 10;
+  }
+
+  /** This replica's actor id. */
+  get actor(): string {
+    return this.#actor;
+  }
+
+  /** The local sibling set of `key` (empty when absent). */
+  async read(key: Uint8Array): Promise<SiblingSet<Uint8Array>> {
+    const bytes = await this.#storage.get(key);
+    return bytes === undefined ? SiblingSet.empty<Uint8Array>() : decodeSiblingSet(bytes);
+  }
+
+  /** Merges `incoming` into the local set; writes only if something changed. */
+  apply(key: Uint8Array, incoming: SiblingSet<Uint8Array>): Promise<SiblingSet<Uint8Array>> {
+    return this.#locks.run(lockKey(key), async () => {
+      const local = await this.read(key);
+      const merged = local.merge(incoming);
+      if (!merged.equals(local)) {
+        await this.#storage.put(key, this.#ring().token(key), encodeSiblingSet(merged));
+      }
+      return merged;
+    });
+  }
+
+  /**
+   * Creates the new version (context + a fresh event of this replica), stores
+   * it and returns the replica's whole new sibling set, which the coordinator
+   * then replicates (so any replica holding the new dot also holds every
+   * earlier dot of this actor, or what obsoletes it).
+   */
+  coordinateWrite(key: Uint8Array, write: LocalWrite): Promise<SiblingSet<Uint8Array>> {
+    return this.#locks.run(lockKey(key), async () => {
+      const local = await this.read(key);
+      const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
+      const { set } = local.write(this.#actor, context, {
+        ...(write.value === undefined ? {} : { value: write.value }),
+        tombstone: write.tombstone,
+        timestamp: write.timestamp,
+        maxClockEntries: this.#maxClockEntries,
+      });
+      await this.#storage.put(key, this.#ring().token(key), encodeSiblingSet(set));
+      return set;
+    });
+  }
+
+  /** Handles `kv.read` and `kv.apply`. */
+  async handle(message: WireMessage): Promise<WireMessage> {
+    switch (message.type) {
+      case 'kv.read': {
+        const key = readBytes(message, 'key', MAX_WIRE_KEY);
+        const bytes = await this.#storage.get(key);
+        return { type: 'kv.record', record: bytes ?? null };
+      }
+      case 'kv.apply': {
+        const key = readBytes(message, 'key', MAX_WIRE_KEY);
+        const record = decodeSiblingSet(readBytes(message, 'record', MAX_WIRE_RECORD));
+        await this.apply(key, record);
+        return { type: 'kv.applied' };
+      }
+      default:
+        throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown replica message type ${message.type}`);
+    }
+  }
+}

@@ -1,0 +1,9 @@
+export { Membership, type MembershipOptions } from './membership.js';
+export {
+  toNodeInfo,
+  type Member,
+  type MemberRecord,
+  type MemberState,
+  type MemberStatus,
+  type MembershipEvents,
+} from './types.js';

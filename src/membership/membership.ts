@@ -1,0 +1,497 @@
+import { EventEmitter } from 'eventemitter3';
+import { ErrorCodes, KvError, TimeoutError, AbortError, toKvError } from '../errors/index.js';
+import type { Clock, TimerHandle } from '../internal/clock.js';
+import { Defaults } from '../internal/defaults.js';
+import { Ring, type NodeInfo } from '../ring/index.js';
+import type { Transport, WireMessage } from '../transport/index.js';
+import {
+  type MembershipEvents,
+  type Member,
+  type MemberRecord,
+  type MemberStatus,
+  toNodeInfo,
+} from './types.js';
+import {
+  parseAck,
+  parsePush,
+  parseSyn,
+  recordToWire,
+  type DecodedRecord,
+  type Digest,
+  type AckMessage,
+  type PushMessage,
+  type SynMessage,
+} from './wire.js';
+
+/** Options of {@link Membership}. */
+export interface MembershipOptions {
+  /** This node as it joins the ring. */
+  readonly self: NodeInfo;
+  /** Restart counter of this node: must grow at every start. */
+  readonly generation: number;
+  readonly cluster: string;
+  /** Cluster-wide replication factor; peers with another N are refused. */
+  readonly n: number;
+  readonly transport: Transport;
+  /** Addresses to join through. */
+  readonly seeds: readonly string[];
+  readonly clock: Clock;
+  /** @default 1000 */
+  readonly interval?: number;
+  /** @default 5 */
+  readonly suspectAfterRounds?: number;
+  /** @default 10 */
+  readonly downAfterRounds?: number;
+  /** @default 1000 */
+  readonly gossipTimeout?: number;
+  /** Used to build rings. @default 1024 */
+  readonly maxKeyBytes?: number;
+  /** Random source for peer choice. @default Math.random */
+  readonly random?: () => number;
+}
+
+interface Entry {
+  record: MemberRecord;
+  /** Local clock time of the last version increase we saw. */
+  updatedAt: number;
+  status: MemberStatus;
+}
+
+function newer(a: { generation: number; heartbeat: number }, b: { generation: number; heartbeat: number }): boolean {
+  return a.generation > b.generation || (a.generation === b.generation && a.heartbeat > b.heartbeat);
+}
+
+function sameNode(a: NodeInfo, b: NodeInfo): boolean {
+  if (a.id !== b.id || a.address !== b.address || a.zone !== b.zone || a.weight !== b.weight) return false;
+  if (a.tokens.length !== b.tokens.length) return false;
+  for (let i = 0; i < a.tokens.length; i++) if (a.tokens[i] !== b.tokens[i]) return false;
+  return true;
+}
+
+/**
+ * Gossip membership: a push-pull anti-entropy of member records (heartbeat
+ * counters within a generation), a timeout failure detector, seeds to join
+ * through, and the ring built from everything known. Every node ends up with
+ * every member's tokens, so it routes in zero hops.
+ *
+ * Protocol (Cassandra-style, three messages): `gossip.syn` carries the
+ * sender's own record and a digest `(id, generation, heartbeat)` of every
+ * member it knows; the `gossip.ack` returns the records the receiver has newer
+ * (tokens only when the generation differs) and the ids it wants; a
+ * `gossip.push` sends those. A node of another cluster, with another N, or
+ * reusing a live node's id is refused with a coded error on both sides.
+ */
+export class Membership extends EventEmitter<MembershipEvents> {
+  readonly #opts: Required<Omit<MembershipOptions, 'self'>> & { self: NodeInfo };
+  readonly #entries = new Map<string, Entry>();
+  #self: MemberRecord;
+  #ring: Ring;
+  #timer: TimerHandle | undefined;
+  #running = false;
+  #round: Promise<void> | undefined;
+  #refusals = new Map<string, string>();
+  #lastRefusal: KvError | undefined;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(options: MembershipOptions) {
+    super();
+    this.#opts = {
+      interval: Defaults.gossipInterval,
+      suspectAfterRounds: Defaults.suspectAfterRounds,
+      downAfterRounds: Defaults.downAfterRounds,
+      gossipTimeout: Defaults.gossipTimeout,
+      maxKeyBytes: Defaults.maxKeyBytes,
+      random: Math.random,
+      ...options,
+    };
+    const s = options.self;
+    this.#self = {
+      id: s.id,
+      address: s.address,
+      zone: s.zone,
+      weight: s.weight,
+      tokens: s.tokens,
+      generation: options.generation,
+      heartbeat: 0,
+      state: 'normal',
+      shutdown: false,
+    };
+    this.#entries.set(s.id, { record: this.#self, updatedAt: options.clock.now(), status: 'alive' });
+    this.#ring = Ring.from([toNodeInfo(this.#self)], { maxKeyBytes: this.#opts.maxKeyBytes });
+  }
+
+  /** The current ring snapshot (immutable). */
+  get ring(): Ring {
+    return this.#ring;
+  }
+
+  /** This node's id. */
+  get selfId(): string {
+    return this.#self.id;
+  }
+
+  /** The last refusal this node received from a peer, if no exchange succeeded since. */
+  get refusal(): KvError | undefined {
+    return this.#lastRefusal;
+  }
+
+  /** Begins gossiping (first round at once). Idempotent. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule(0);
+  }
+
+  /**
+   * Announces the shutdown to every live member (best effort, bounded by the
+   * gossip timeout), then stops all timers. The node keeps its place on the ring.
+   */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    if (this.#timer !== undefined) this.#opts.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#round;
+    this.#self = { ...this.#self, heartbeat: this.#self.heartbeat + 1, shutdown: true };
+    this.#entry(this.#self.id).record = this.#self;
+    const push: PushMessage = {
+      type: 'gossip.push',
+      cluster: this.#opts.cluster,
+      records: [recordToWire(this.#self, false)],
+    };
+    const targets = [...this.#entries.values()].filter(
+      (e) => e.record.id !== this.#self.id && e.status !== 'down',
+    );
+    await Promise.allSettled(
+      targets.map((e) =>
+        this.#opts.transport.request(e.record.address, push, { timeout: this.#opts.gossipTimeout }),
+      ),
+    );
+    for (const wake of this.#waiters) wake();
+  }
+
+  /** Every known member, this node included, sorted by id. */
+  members(): Member[] {
+    return [...this.#entries.values()]
+      .map((e) => this.#toMember(e))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Health of a member as this node sees it (`down` if unknown). */
+  statusOf(id: string): MemberStatus {
+    return this.#entries.get(id)?.status ?? 'down';
+  }
+
+  /** Whether `address` belongs to a known member. */
+  knowsAddress(address: string): boolean {
+    for (const e of this.#entries.values()) if (e.record.address === address) return true;
+    return false;
+  }
+
+  /** Resolves once `count` members (this one included) are alive. */
+  waitForMembers(count: number, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<void> {
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RangeError(`Expected \`count\` to be a positive integer, got ${String(count)}`);
+    }
+    return this.waitFor(() => this.#aliveCount() >= count, `${count} live members`, options);
+  }
+
+  /** Resolves once `predicate` holds after a membership change; rejects on refusal, timeout or abort. */
+  waitFor(
+    predicate: () => boolean,
+    what: string,
+    options: { timeout?: number; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const timeout = options.timeout ?? 30_000;
+    return new Promise<void>((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      const done = (err?: KvError): void => {
+        this.#waiters.delete(check);
+        if (timer !== undefined) this.#opts.clock.clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = (): void => {
+        if (predicate()) return done();
+        if (this.#lastRefusal) return done(this.#lastRefusal);
+        if (!this.#running) {
+          done(new KvError(ErrorCodes.NOT_STARTED, `stopped while waiting for ${what}`));
+        }
+      };
+      const onAbort = (): void => done(new AbortError(undefined, { cause: options.signal?.reason }));
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      timer = this.#opts.clock.setTimeout(() => {
+        done(new TimeoutError(`timed out after ${timeout} ms waiting for ${what} (have ${this.#aliveCount()})`));
+      }, timeout);
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  /** Handles `gossip.*` messages from the transport. */
+  handle(message: WireMessage, from: string): WireMessage {
+    switch (message.type) {
+      case 'gossip.syn':
+        return this.#onSyn(message, from);
+      case 'gossip.push': {
+        const { cluster, records } = parsePush(message);
+        if (cluster !== this.#opts.cluster) {
+          throw this.#refuse(from, undefined, this.#clusterMismatch(cluster));
+        }
+        this.#mergeRecords(records);
+        return { type: 'gossip.ok' };
+      }
+      default:
+        throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown gossip message type ${message.type}`);
+    }
+  }
+
+  // ---- protocol -------------------------------------------------------------------------
+
+  #clusterMismatch(other: string): KvError {
+    return new KvError(
+      ErrorCodes.CLUSTER_MISMATCH,
+      `node ${this.#self.id} belongs to cluster "${this.#opts.cluster}", peer belongs to "${other}"`,
+    );
+  }
+
+  #onSyn(message: WireMessage, from: string): AckMessage {
+    const syn = parseSyn(message);
+    const peer = syn.from;
+    if (syn.cluster !== this.#opts.cluster) throw this.#refuse(from, peer.id, this.#clusterMismatch(syn.cluster));
+    if (syn.n !== this.#opts.n) {
+      throw this.#refuse(
+        from,
+        peer.id,
+        new KvError(
+          ErrorCodes.REPLICATION_MISMATCH,
+          `node ${this.#self.id} uses replication factor N=${this.#opts.n}, peer ${peer.id} uses N=${syn.n}; N is cluster-wide`,
+        ),
+      );
+    }
+    const known = this.#entries.get(peer.id);
+    const duplicate =
+      peer.id === this.#self.id ||
+      (known !== undefined && known.record.address !== peer.address && known.status !== 'down' && !known.record.shutdown);
+    if (duplicate) {
+      const where = peer.id === this.#self.id ? this.#self.address : known?.record.address;
+      throw this.#refuse(
+        from,
+        peer.id,
+        new KvError(
+          ErrorCodes.DUPLICATE_NODE,
+          `node id "${peer.id}" is already in use by a live node at ${where}; ${peer.address} was refused`,
+        ),
+      );
+    }
+    this.#refusals.delete(from);
+    this.#mergeRecords([peer]);
+    const theirs = new Map<string, Digest>(syn.digests.map((d) => [d[0], d]));
+    const records = [];
+    const want: string[] = [];
+    for (const entry of this.#entries.values()) {
+      const r = entry.record;
+      if (r.id === peer.id) continue;
+      const d = theirs.get(r.id);
+      if (!d || newer(r, { generation: d[1], heartbeat: d[2] })) {
+        records.push(recordToWire(r, !d || d[1] !== r.generation));
+      }
+    }
+    for (const d of syn.digests) {
+      const mine = this.#entries.get(d[0]);
+      if (d[0] === this.#self.id) continue;
+      if (!mine || newer({ generation: d[1], heartbeat: d[2] }, mine.record)) want.push(d[0]);
+    }
+    return { type: 'gossip.ack', records, want };
+  }
+
+  #refuse(address: string, id: string | undefined, error: KvError): KvError {
+    if (this.#refusals.get(address) !== error.code) {
+      this.#refusals.set(address, error.code);
+      this.emit('member:refused', { address, id, error, by: 'self' });
+    }
+    return error;
+  }
+
+  async #gossipTo(address: string): Promise<void> {
+    const syn: SynMessage = {
+      type: 'gossip.syn',
+      cluster: this.#opts.cluster,
+      n: this.#opts.n,
+      from: recordToWire(this.#self, true),
+      digests: [...this.#entries.values()].map((e) => [e.record.id, e.record.generation, e.record.heartbeat] as const),
+    };
+    let ack: { records: DecodedRecord[]; want: string[] };
+    try {
+      ack = parseAck(await this.#opts.transport.request(address, syn, { timeout: this.#opts.gossipTimeout }));
+    } catch (err) {
+      const e = toKvError(err, ErrorCodes.INVALID_MESSAGE);
+      if (
+        e.code === ErrorCodes.CLUSTER_MISMATCH ||
+        e.code === ErrorCodes.REPLICATION_MISMATCH ||
+        e.code === ErrorCodes.DUPLICATE_NODE
+      ) {
+        this.#lastRefusal = e;
+        if (this.#refusals.get(address) !== e.code) {
+          this.#refusals.set(address, e.code);
+          this.emit('member:refused', { address, id: undefined, error: e, by: 'peer' });
+        }
+        this.#notify();
+      }
+      return;
+    }
+    this.#lastRefusal = undefined;
+    this.#refusals.delete(address);
+    this.#mergeRecords(ack.records);
+    if (ack.want.length > 0 && this.#running) {
+      const wanted = new Set(ack.want);
+      const push: PushMessage = {
+        type: 'gossip.push',
+        cluster: this.#opts.cluster,
+        records: [...this.#entries.values()]
+          .filter((e) => wanted.has(e.record.id))
+          .map((e) => recordToWire(e.record, true)),
+      };
+      await this.#opts.transport.request(address, push, { timeout: this.#opts.gossipTimeout }).catch(() => {});
+    }
+  }
+
+  #mergeRecords(records: readonly DecodedRecord[]): void {
+    const now = this.#opts.clock.now();
+    let changedNodes = false;
+    for (const incoming of records) {
+      if (incoming.id === this.#self.id) continue;
+      const entry = this.#entries.get(incoming.id);
+      if (!entry) {
+        if (incoming.tokens === undefined) continue; // we will ask for it with our digest
+        const record: MemberRecord = { ...incoming, tokens: incoming.tokens };
+        const fresh: Entry = { record, updatedAt: now, status: 'alive' };
+        this.#entries.set(record.id, fresh);
+        fresh.status = this.#computeStatus(fresh, now);
+        changedNodes = true;
+        this.emit('member:joined', { member: this.#toMember(fresh) });
+        continue;
+      }
+      if (!newer(incoming, entry.record)) continue;
+      const generationChanged = incoming.generation !== entry.record.generation;
+      if (generationChanged && incoming.tokens === undefined) continue;
+      const tokens = incoming.tokens ?? entry.record.tokens;
+      const record: MemberRecord = { ...incoming, tokens };
+      if (!sameNode(toNodeInfo(record), toNodeInfo(entry.record))) changedNodes = true;
+      entry.record = record;
+      entry.updatedAt = now;
+      this.#updateStatus(entry, now);
+    }
+    if (changedNodes) this.#rebuildRing();
+    this.#notify();
+  }
+
+  // ---- failure detection -------------------------------------------------------------------
+
+  #computeStatus(entry: Entry, now: number): MemberStatus {
+    if (entry.record.id === this.#self.id) return 'alive';
+    if (entry.record.shutdown) return 'down';
+    const silent = now - entry.updatedAt;
+    if (silent >= this.#opts.downAfterRounds * this.#opts.interval) return 'down';
+    if (silent >= this.#opts.suspectAfterRounds * this.#opts.interval) return 'suspect';
+    return 'alive';
+  }
+
+  #updateStatus(entry: Entry, now: number): void {
+    const next = this.#computeStatus(entry, now);
+    const prev = entry.status;
+    if (next === prev) return;
+    entry.status = next;
+    const member = this.#toMember(entry);
+    if (next === 'alive') this.emit('member:up', { member });
+    else if (next === 'suspect') this.emit('member:suspected', { member });
+    else this.emit('member:down', { member, reason: entry.record.shutdown ? 'shutdown' : 'timeout' });
+  }
+
+  // ---- rounds -----------------------------------------------------------------------------------
+
+  #schedule(delay: number): void {
+    if (!this.#running) return;
+    this.#timer = this.#opts.clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#round = this.#tick().finally(() => {
+        this.#round = undefined;
+        this.#schedule(this.#opts.interval);
+      });
+    }, delay);
+  }
+
+  async #tick(): Promise<void> {
+    const now = this.#opts.clock.now();
+    this.#self = { ...this.#self, heartbeat: this.#self.heartbeat + 1 };
+    const selfEntry = this.#entry(this.#self.id);
+    selfEntry.record = this.#self;
+    selfEntry.updatedAt = now;
+    for (const entry of this.#entries.values()) this.#updateStatus(entry, now);
+    this.#notify();
+
+    const peers = [...this.#entries.values()].filter((e) => e.record.id !== this.#self.id);
+    const live = peers.filter((e) => e.status !== 'down');
+    // Down members (shut down ones too: they may have restarted) are tried now and
+    // then, so a restarted node with no seeds is found again.
+    const down = peers.filter((e) => e.status === 'down');
+    const targets = new Set<string>();
+    const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(this.#opts.random() * xs.length)];
+    const liveTarget = pick(live);
+    if (liveTarget) targets.add(liveTarget.record.address);
+    if (down.length > 0 && this.#opts.random() < down.length / (live.length + 1)) {
+      const d = pick(down);
+      if (d) targets.add(d.record.address);
+    }
+    const seeds = this.#opts.seeds.filter((s) => s !== this.#self.address);
+    if (live.length === 0) for (const s of seeds) targets.add(s);
+    else if (seeds.length > 0 && this.#opts.random() < 1 / (live.length + 1)) {
+      const s = pick(seeds);
+      if (s) targets.add(s);
+    }
+    await Promise.all([...targets].map((t) => this.#gossipTo(t)));
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------
+
+  #entry(id: string): Entry {
+    const e = this.#entries.get(id);
+    if (!e) throw new Error(`internal: no entry for ${id}`);
+    return e;
+  }
+
+  #aliveCount(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.status === 'alive') n++;
+    return n;
+  }
+
+  #notify(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  #rebuildRing(): void {
+    const nodes = [...this.#entries.values()]
+      .filter((e) => e.record.state !== 'left')
+      .map((e) => toNodeInfo(e.record));
+    const previous = this.#ring;
+    this.#ring = Ring.from(nodes, { maxKeyBytes: this.#opts.maxKeyBytes });
+    this.emit('ring:changed', { ring: this.#ring, previous });
+  }
+
+  #toMember(e: Entry): Member {
+    const r = e.record;
+    return {
+      id: r.id,
+      address: r.address,
+      zone: r.zone,
+      weight: r.weight,
+      status: e.status,
+      state: r.state,
+      generation: r.generation,
+      heartbeat: r.heartbeat,
+    };
+  }
+}

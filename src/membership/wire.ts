@@ -1,0 +1,151 @@
+import { ErrorCodes, KvError } from '../errors/index.js';
+import type { WireMessage, WireValue } from '../transport/index.js';
+import type { MemberRecord, MemberState } from './types.js';
+
+const STATES: readonly MemberState[] = ['joining', 'normal', 'leaving', 'left'];
+const MAX_ID = 256;
+const MAX_TOKENS = 65_536;
+const MAX_MEMBERS = 10_000;
+
+function invalid(what: string): KvError {
+  return new KvError(ErrorCodes.INVALID_MESSAGE, `malformed gossip message: ${what}`);
+}
+
+/** Packs unsigned 32-bit tokens big-endian (4 bytes each). */
+export function packTokens(tokens: readonly number[]): Uint8Array {
+  const out = new Uint8Array(tokens.length * 4);
+  const view = new DataView(out.buffer);
+  tokens.forEach((t, i) => view.setUint32(i * 4, t));
+  return out;
+}
+
+export function unpackTokens(bytes: Uint8Array): number[] {
+  if (bytes.length % 4 !== 0 || bytes.length / 4 > MAX_TOKENS) throw invalid('token list');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: number[] = new Array<number>(bytes.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = view.getUint32(i * 4);
+  return out;
+}
+
+/** A record on the wire; `tokens` is null when the receiver already has them. */
+export type RecordWire = readonly [
+  id: string,
+  address: string,
+  zone: string | null,
+  weight: number,
+  tokens: Uint8Array | null,
+  generation: number,
+  heartbeat: number,
+  state: MemberState,
+  shutdown: boolean,
+];
+
+/** A record as decoded: tokens may be missing (same generation as known). */
+export interface DecodedRecord extends Omit<MemberRecord, 'tokens'> {
+  readonly tokens: readonly number[] | undefined;
+}
+
+export function recordToWire(record: MemberRecord, withTokens: boolean): RecordWire {
+  return [
+    record.id,
+    record.address,
+    record.zone ?? null,
+    record.weight,
+    withTokens ? packTokens(record.tokens) : null,
+    record.generation,
+    record.heartbeat,
+    record.state,
+    record.shutdown,
+  ];
+}
+
+function isId(x: unknown): x is string {
+  return typeof x === 'string' && x.length > 0 && x.length <= MAX_ID;
+}
+function isCount(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+export function recordFromWire(x: unknown): DecodedRecord {
+  if (!Array.isArray(x) || x.length !== 9) throw invalid('member record');
+  const [id, address, zone, weight, tokens, generation, heartbeat, state, shutdown] = x as unknown[];
+  if (!isId(id)) throw invalid('member id');
+  if (!isId(address)) throw invalid('member address');
+  if (zone !== null && !isId(zone)) throw invalid('member zone');
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0 || weight > 1_000) {
+    throw invalid('member weight');
+  }
+  if (tokens !== null && !(tokens instanceof Uint8Array)) throw invalid('member tokens');
+  if (!isCount(generation) || !isCount(heartbeat)) throw invalid('member version');
+  if (typeof state !== 'string' || !STATES.includes(state as MemberState)) throw invalid('member state');
+  if (typeof shutdown !== 'boolean') throw invalid('member shutdown flag');
+  return {
+    id,
+    address,
+    zone: zone ?? undefined,
+    weight,
+    tokens: tokens === null ? undefined : unpackTokens(tokens),
+    generation,
+    heartbeat,
+    state: state as MemberState,
+    shutdown,
+  };
+}
+
+export type Digest = readonly [id: string, generation: number, heartbeat: number];
+
+export function digestsFromWire(x: unknown): Digest[] {
+  if (!Array.isArray(x) || x.length > MAX_MEMBERS) throw invalid('digest list');
+  return x.map((d: unknown) => {
+    if (!Array.isArray(d) || d.length !== 3 || !isId(d[0]) || !isCount(d[1]) || !isCount(d[2])) {
+      throw invalid('digest');
+    }
+    return [d[0], d[1], d[2]] as const;
+  });
+}
+
+export function recordsFromWire(x: unknown): DecodedRecord[] {
+  if (!Array.isArray(x) || x.length > MAX_MEMBERS) throw invalid('record list');
+  return x.map(recordFromWire);
+}
+
+/** Gossip messages. */
+export interface SynMessage extends WireMessage {
+  readonly type: 'gossip.syn';
+  readonly cluster: string;
+  readonly n: number;
+  readonly from: RecordWire;
+  readonly digests: readonly Digest[];
+}
+export interface AckMessage extends WireMessage {
+  readonly type: 'gossip.ack';
+  readonly records: readonly RecordWire[];
+  readonly want: readonly string[];
+}
+export interface PushMessage extends WireMessage {
+  readonly type: 'gossip.push';
+  readonly cluster: string;
+  readonly records: readonly RecordWire[];
+}
+
+export function parseSyn(m: WireMessage): { cluster: string; n: number; from: DecodedRecord; digests: Digest[] } {
+  const { cluster, n, from, digests } = m as Record<string, WireValue | undefined>;
+  if (!isId(cluster)) throw invalid('cluster');
+  if (!isCount(n) || n < 1) throw invalid('replication factor');
+  const record = recordFromWire(from);
+  if (record.tokens === undefined) throw invalid('sender tokens');
+  return { cluster, n, from: record, digests: digestsFromWire(digests) };
+}
+
+export function parseAck(m: WireMessage): { records: DecodedRecord[]; want: string[] } {
+  if (m.type !== 'gossip.ack') throw invalid(`unexpected answer ${m.type}`);
+  const want = m['want'];
+  if (!Array.isArray(want) || want.length > MAX_MEMBERS || !want.every(isId)) throw invalid('want list');
+  return { records: recordsFromWire(m['records']), want: want as string[] };
+}
+
+export function parsePush(m: WireMessage): { cluster: string; records: DecodedRecord[] } {
+  const cluster = m['cluster'];
+  if (!isId(cluster)) throw invalid('cluster');
+  return { cluster, records: recordsFromWire(m['records']) };
+}

@@ -1,0 +1,137 @@
+import type { Clock } from '../internal/clock.js';
+import type { MembershipEvents } from '../membership/index.js';
+import type { StorageAdapter } from '../storage/index.js';
+import type { Transport } from '../transport/index.js';
+
+/** A key: a string (UTF-8 encoded) or raw bytes. `'a'` and `Uint8Array [0x61]` are the same key. */
+export type Key = string | Uint8Array;
+
+/** Named consistency levels, resolved against N. */
+export type ConsistencyLevel = 'one' | 'quorum' | 'all';
+
+/** Replication settings. N is cluster-wide; R and W are per store and per call. */
+export interface ReplicationOptions {
+  /** Replicas per key. Nodes with another N are refused at join. @default 3 */
+  n?: number;
+  /** Read quorum. @default 2 */
+  r?: number;
+  /** Write quorum. @default 2 */
+  w?: number;
+}
+
+/**
+ * How `get` presents concurrent versions:
+ * - `'siblings'`: every concurrent value (the caller reconciles and writes back with the context);
+ * - `'lww'`: the version with the latest coordinator timestamp (node id breaks ties); a
+ *   put without a context then overwrites what the coordinating replica holds;
+ * - a function: called with the concurrent values, its result is returned (never written back).
+ * @default 'siblings'
+ */
+export type ConflictPolicy<V> = 'siblings' | 'lww' | ((values: V[]) => V);
+
+/** Gossip and failure-detection settings. */
+export interface GossipOptions {
+  /** Milliseconds between gossip rounds. @default 1000 */
+  interval?: number;
+  /** Rounds without a heartbeat before a member is suspected. @default 5 */
+  suspectAfterRounds?: number;
+  /** Rounds without a heartbeat before a member is declared down. @default 10 */
+  downAfterRounds?: number;
+  /** Timeout of one gossip exchange, ms. @default 1000 */
+  timeout?: number;
+}
+
+/** Options of `new Store(...)`. */
+export interface StoreOptions<V = unknown> {
+  /** Unique node id. */
+  id: string;
+  /** Cluster name; nodes of other clusters are refused. @default 'quorumkv' */
+  cluster?: string;
+  /** How this node talks to the others. */
+  transport: Transport;
+  /** Where this node keeps its data. @default new MemoryStorage() */
+  storage?: StorageAdapter;
+  /** Addresses of nodes to join through (retried in the background). @default [] */
+  seeds?: readonly string[];
+  /** @default { n: 3, r: 2, w: 2 } */
+  replication?: ReplicationOptions;
+  /** @default 'siblings' */
+  conflict?: ConflictPolicy<V>;
+  /** Zone (data center / rack) for zone-aware placement. */
+  zone?: string;
+  /** Relative capacity: share of virtual nodes. @default 1 */
+  weight?: number;
+  /** Explicit ring tokens (unsigned 32-bit). @default derived from the id and weight, then kept in storage */
+  tokens?: readonly number[];
+  /** Whole-call deadline of each operation, ms. @default 5000 */
+  timeout?: number;
+  /** @default 1024 */
+  maxKeyBytes?: number;
+  /** Largest msgpack-encoded value. @default 10240 */
+  maxValueBytes?: number;
+  /** Vector clock entries kept per version. @default 10 */
+  maxClockEntries?: number;
+  gossip?: GossipOptions;
+  /** Time source (inject a fake one in tests). @default the system clock */
+  clock?: Clock;
+}
+
+/** Options every operation takes. */
+export interface CallOptions {
+  /** Aborts the call (`KV_ABORTED`). */
+  signal?: AbortSignal;
+  /** Whole-call deadline, ms. @default the store's `timeout` */
+  timeout?: number;
+}
+
+/** Options of `get`. */
+export interface GetOptions extends CallOptions {
+  /** Read quorum for this call (1..N). @default the store's R */
+  r?: number;
+  /** Alternative to `r`. */
+  consistency?: ConsistencyLevel;
+}
+
+/** Options of `put` and `delete`. */
+export interface PutOptions extends CallOptions {
+  /** The context of the read this write replaces; omit for a blind write. */
+  context?: string;
+  /** Write quorum for this call (1..N). @default the store's W */
+  w?: number;
+  consistency?: ConsistencyLevel;
+}
+
+/** Options of `delete` (a delete without a context first reads with R). */
+export interface DeleteOptions extends PutOptions {
+  /** Read quorum of the read a context-less delete makes. @default the store's R */
+  r?: number;
+}
+
+/** What `get` returns. */
+export interface GetResult<V> {
+  /** One value, or several concurrent siblings (never a tombstone). */
+  values: V[];
+  /** Opaque causal context to pass to the next put/delete of this key. */
+  context: string;
+}
+
+/** One version as `localGet` shows it. */
+export interface LocalSibling<V> {
+  value: V | undefined;
+  tombstone: boolean;
+  /** The version's own clock (its past plus its dot), encoded. */
+  clock: string;
+  /** Coordinator wall-clock time of the write. */
+  timestamp: number;
+}
+
+/** What `localGet` returns: this node's own record of a key. */
+export interface LocalRecord<V> extends GetResult<V> {
+  siblings: LocalSibling<V>[];
+}
+
+/** Every event a Store emits; one object payload each. */
+export interface StoreEvents extends MembershipEvents {
+  /** Read repair sent the merged record to stale replicas. */
+  'repair:completed': (event: { key: Uint8Array; nodes: readonly string[] }) => void;
+}

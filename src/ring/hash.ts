@@ -1,10 +1,13 @@
 /**
  * Key hashing for the ring: MurmurHash3 x86_32 (seed 0) over a key's UTF-8 bytes.
+ * Same output as `murmurhash3js-revisited`'s `x86.hash32(bytes, 0)`, computed by the
+ * faster `./murmur.ts` (ASCII strings are hashed without encoding; other strings are
+ * encoded with `encodeInto` into a reused scratch buffer, no allocation per call).
  *
  * @module
  */
-import murmur from 'murmurhash3js-revisited';
 import { ErrorCodes, KvError } from '../errors/index.js';
+import { murmurAscii, murmurBytes } from './murmur.js';
 
 /**
  * Largest accepted key, in UTF-8 bytes.
@@ -19,7 +22,6 @@ export const DEFAULT_MAX_KEY_BYTES = 1024;
  */
 export const DEFAULT_TOKENS_PER_WEIGHT = 256;
 
-const hash32: (bytes: Uint8Array, seed?: number) => number = murmur.x86.hash32;
 const encoder = new TextEncoder();
 
 // Reused scratch buffer: hashing a string does not allocate (encodeInto + a view).
@@ -101,7 +103,7 @@ export function validateKey(key: unknown, maxKeyBytes: number = DEFAULT_MAX_KEY_
 /**
  * The ring token of a key: MurmurHash3 x86_32 (seed 0) of its UTF-8 bytes, an
  * unsigned 32-bit integer. A string and a `Uint8Array` holding its UTF-8 bytes hash equal.
- * Does not allocate for string keys.
+ * Does not allocate.
  *
  * @param maxKeyBytes - @default 1024
  * @throws KvError `KV_INVALID_KEY` for a key that is not a string/Uint8Array,
@@ -114,7 +116,13 @@ export function validateKey(key: unknown, maxKeyBytes: number = DEFAULT_MAX_KEY_
  */
 export function hashKey(key: string | Uint8Array, maxKeyBytes: number = DEFAULT_MAX_KEY_BYTES): number {
   if (maxKeyBytes !== DEFAULT_MAX_KEY_BYTES) checkMax(maxKeyBytes);
-  return hash32(validBytes(key, maxKeyBytes), 0);
+  // Fast path: a non-empty ASCII string within the limit is well-formed and its
+  // UTF-8 bytes are its code units, so hash those without encoding.
+  if (typeof key === 'string' && key.length !== 0 && key.length <= maxKeyBytes) {
+    const h = murmurAscii(key);
+    if (h >= 0) return h;
+  }
+  return murmurBytes(validBytes(key, maxKeyBytes));
 }
 
 /**
@@ -130,9 +138,11 @@ export function keyBytes(key: string | Uint8Array, maxKeyBytes: number = DEFAULT
 
 /** Murmur of any string, without the key length limit (used for token generation). */
 function hashString(s: string): number {
+  const h = murmurAscii(s);
+  if (h >= 0) return h;
   const buf = scratchFor(s.length);
   const { written } = encoder.encodeInto(s, buf);
-  return hash32(buf.subarray(0, written), 0);
+  return murmurBytes(buf, written);
 }
 
 /**

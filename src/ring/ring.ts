@@ -115,8 +115,8 @@ function normalize(spec: NodeSpec | NodeInfo): NodeInfo {
  * builds the same ring whatever the order they were added (vnodes sort by token, then
  * node id, so token collisions are broken by id).
  *
- * Lookups are a hash, a binary search and an array read: preference lists are cached
- * per (vnode, n) on first use and returned frozen.
+ * Lookups are a hash, a bucketed binary search and an array read: preference lists
+ * are cached per (vnode, n) on first use and returned frozen.
  *
  * @example
  * ```ts
@@ -143,6 +143,9 @@ export class Ring {
   readonly #tokens: Uint32Array;
   /** vnode -> index into `nodes`. */
   readonly #owners: Uint32Array;
+  /** `#buckets[b]` = first vnode with token >= b << #shift: narrows the binary search to ~1 vnode. */
+  readonly #buckets: Uint32Array;
+  readonly #shift: number;
   readonly #zoned: boolean;
   /** Preference lists by clamped n, then by vnode index (lazy). */
   readonly #pref: (Table | undefined)[] = [];
@@ -183,6 +186,17 @@ export class Ring {
     this.#index = index;
     this.#tokens = tokens;
     this.#owners = owners;
+    // 2^bits buckets, ~2 per vnode (at most 2^16: 256 KiB).
+    const bits = Math.min(16, Math.max(1, Math.ceil(Math.log2(vnodes + 1)) + 1));
+    const shift = 32 - bits;
+    const buckets = new Uint32Array((1 << bits) + 1);
+    for (let b = 0, v = 0; b < buckets.length; b++) {
+      const lower = b * 2 ** shift;
+      while (v < vnodes && tokens[v]! < lower) v++;
+      buckets[b] = v;
+    }
+    this.#buckets = buckets;
+    this.#shift = shift;
     this.#zoned = zoned;
     this.#succ = new Array<readonly NodeInfo[] | undefined>(vnodes);
     Object.freeze(this);
@@ -429,8 +443,10 @@ export class Ring {
   /** Index of the first vnode with token >= `token`, wrapping to 0. */
   #find(token: number): number {
     const tokens = this.#tokens;
-    let lo = 0;
-    let hi = tokens.length;
+    const buckets = this.#buckets;
+    const b = token >>> this.#shift;
+    let lo = buckets[b]!;
+    let hi = buckets[b + 1]!;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (tokens[mid]! < token) lo = mid + 1;

@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Ring, type NodeSpec } from '../../src/ring/index.js';
+import murmur from 'murmurhash3js-revisited';
+import { Ring, hashKey, type NodeSpec } from '../../src/ring/index.js';
+// Internal module, tested directly against the reference implementation.
+import { murmurAscii, murmurBytes } from '../../src/ring/murmur.js';
 
 // Small token counts keep every run fast; explicit tokens exercise collisions too.
 const token = fc.integer({ min: 0, max: 2 ** 32 - 1 });
@@ -141,6 +144,39 @@ describe('Ring properties', () => {
         expect(ids(back.preferenceListForToken(t, 2))).toEqual(ids(ring.preferenceListForToken(t, 2)));
       }),
       RUNS,
+    );
+  });
+});
+
+describe('hashing properties', () => {
+  it('hashKey equals murmurhash3js-revisited x86.hash32(utf8, 0) for any key', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 40, unit: 'binary' }), (s) => {
+        const bytes = new TextEncoder().encode(s);
+        const expected = murmur.x86.hash32(bytes, 0);
+        expect(hashKey(s)).toBe(expected);
+        expect(hashKey(bytes)).toBe(expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ASCII fast path agrees with the byte path', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 64, unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)) }), (s) => {
+        expect(murmurAscii(s)).toBe(murmurBytes(new TextEncoder().encode(s)));
+        expect(murmurAscii(s)).toBe(murmur.x86.hash32(new TextEncoder().encode(s), 0));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('murmurBytes equals the reference on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 64 }), (bytes) => {
+        expect(murmurBytes(bytes)).toBe(murmur.x86.hash32(bytes, 0));
+      }),
+      { numRuns: 300 },
     );
   });
 });

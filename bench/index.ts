@@ -1,0 +1,20 @@
+/**
+ * Benchmark entry point: `npx tsx bench/index.ts` (or `npm run bench`).
+ * Every figure is printed next to a baseline measured in the same run.
+ *
+ * @module
+ */
+import os from 'node:os';
+import { printTable, type Row } from './harness.js';
+import { ringBench } from './ring.js';
+
+/** A suite returns its rows; it measures its own baselines. */
+type Suite = () => Promise<Row[]>;
+
+// Register suites here (e.g. a store suite): they run in order, one table at the end.
+const suites: Suite[] = [ringBench];
+
+const rows: Row[] = [];
+for (const suite of suites) rows.push(...(await suite()));
+console.log(`node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}\n`);
+printTable(rows);

@@ -35,6 +35,8 @@ export const ErrorCodes = {
   INVALID_MESSAGE: 'KV_INVALID_MESSAGE',
   /** A message came from, or names, a node this one does not know. */
   UNKNOWN_PEER: 'KV_UNKNOWN_PEER',
+  /** A remote handler failed unexpectedly (a bug, not a protocol error). */
+  INTERNAL: 'KV_INTERNAL',
   /** Storage failed to read or write. */
   STORAGE_FAILURE: 'KV_STORAGE_FAILURE',
 } as const;

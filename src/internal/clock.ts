@@ -14,7 +14,10 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** The real clock (Date.now and the global timers). Timers are unref'd. */
+/**
+ * The real clock (Date.now and the global timers). Timers keep the process
+ * alive on purpose: a pending request's deadline must fire. `stop()` clears them.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {

@@ -11,7 +11,7 @@ export const DEFAULT_MEMORY_TIMEOUT = 5000;
  * that is not a `KvError` (a bug or an unexpected failure in the handler).
  * The message carries the original error's message.
  */
-export const HANDLER_FAILURE_CODE: ErrorCode = ErrorCodes.STORAGE_FAILURE;
+export const HANDLER_FAILURE_CODE: ErrorCode = ErrorCodes.INTERNAL;
 
 /** Options of {@link MemoryNetwork}. */
 export interface MemoryNetworkOptions {

@@ -279,15 +279,16 @@ describe('conflict policies', () => {
   });
 
   it('a resolver function merges siblings on read without writing back', async () => {
-    cluster = await createTestCluster<number[]>({
+    const typed = await createTestCluster<number[]>({
       nodes: 3,
       conflict: (values) => [...new Set(values.flat())].sort(),
     });
-    const [a, b] = cluster.stores as [Store<number[]>, Store<number[]>];
+    cluster = typed as unknown as TestCluster;
+    const [a, b] = typed.stores as [Store<number[]>, Store<number[]>];
     await a.put('set', [1, 2]);
     await b.put('set', [2, 3]);
     expect((await a.get('set'))?.values).toEqual([[1, 2, 3]]);
-    const owner = cluster.store(a.ring.preferenceList('set', 3)[0]!.id);
+    const owner = typed.store(a.ring.preferenceList('set', 3)[0]!.id);
     expect((await owner.localGet('set'))?.siblings.length).toBe(2);
   });
 });

@@ -196,7 +196,7 @@ describe('MemoryNetwork', () => {
     expect(plain.stats()).toEqual({ sent: 2, delivered: 2, dropped: 0, bytes: 0 });
   });
 
-  it('sends handler errors back: KvError keeps its code, others become KV_STORAGE_FAILURE', async () => {
+  it('sends handler errors back: KvError keeps its code, others become KV_INTERNAL', async () => {
     const net = new MemoryNetwork();
     const [a] = await cluster(net, 'a');
     const b = net.transport('b');
@@ -208,7 +208,7 @@ describe('MemoryNetwork', () => {
     const e1 = await failure(a!.request('b', { type: 'kv' }));
     expect([e1.code, e1.message]).toEqual(['KV_OVERLOADED', 'slow down']);
     const e2 = await failure(a!.request('b', { type: 'other' }));
-    expect(e2.code).toBe('KV_STORAGE_FAILURE');
+    expect(e2.code).toBe('KV_INTERNAL');
     expect(e2.message).toContain('boom');
   });
 

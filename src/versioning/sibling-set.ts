@@ -32,6 +32,18 @@ export interface WriteChange<V> {
    * @default 10
    */
   maxClockEntries?: number;
+  /**
+   * The new counter is at least `counterFloor + 1`. Pass the highest counter
+   * this actor has ever issued on any key (a node-wide, durably leased
+   * high-water mark, as Riak does per vnode) to make dots unique even if
+   * pruning erased this actor's history from the key's set: without it, a
+   * set that lost every trace of the actor (only possible when contexts are
+   * pruned below the number of actors writing the key) could reissue an old
+   * dot, and replicas that already know that dot would drop the new write.
+   * Counters need not be contiguous per key.
+   * @default 0
+   */
+  counterFloor?: number;
 }
 
 /** What {@link SiblingSet.write} returns. */
@@ -248,7 +260,8 @@ export class SiblingSet<V> {
    * Coordinates a write (or, with `tombstone: true`, a delete) on this
    * replica's full local set.
    *
-   * The new dot is `(actor, this.clock().get(actor) + 1)` — the local set is
+   * The new dot is `(actor, this.clock().get(actor) + 1)` (or above
+   * `counterFloor`, see {@link WriteChange.counterFloor}) — the local set is
    * the source of truth for the actor's counter, so two writes through the
    * same actor with the same (stale) context get distinct dots and both
    * survive as siblings. (If a context claims more of `actor`'s events than
@@ -282,7 +295,11 @@ export class SiblingSet<V> {
     if (typeof tombstone !== 'boolean') throw new TypeError('Expected `tombstone` to be a boolean');
     if (tombstone && change.value !== undefined) throw new TypeError('A tombstone write must not carry a `value`');
     if (!tombstone && change.value === undefined) throw new TypeError('Expected `value` (or `tombstone: true`)');
-    const counter = Math.max(this.clock().get(actor), context.get(actor)) + 1;
+    const floor = change.counterFloor ?? 0;
+    if (!Number.isSafeInteger(floor) || floor < 0) {
+      throw new RangeError(`Expected \`counterFloor\` to be a non-negative integer, got ${String(floor)}`);
+    }
+    const counter = Math.max(this.clock().get(actor), context.get(actor), floor) + 1;
     if (!Number.isSafeInteger(counter)) throw new RangeError(`Counter of actor ${JSON.stringify(actor)} overflowed`);
     const version: Version<V> = Object.freeze({
       dot: Object.freeze({ actor, counter }),

@@ -287,11 +287,15 @@ export class VectorClock {
    * an extra sibling, which the next write with their context collapses — and
    * it can never make a version wrongly dominate another.
    *
-   * Caveat: knowledge dropped by pruning is gone. If the only record of an
-   * actor's events on a key were a pruned entry, that actor could later issue
-   * a counter that other replicas already consider covered. Keep `maxEntries`
-   * well above the number of actors that coordinate writes to one key
-   * (N replicas + stand-ins + restarts), as Dynamo does with ~10.
+   * Caveats: knowledge dropped by pruning is gone. (1) A version obsoleted
+   * only transitively (z obsoletes y, y obsoleted x, z's past lost x's
+   * actor) can come back as an extra sibling depending on merge order. (2) If
+   * the only record of an actor's events on a key were a pruned entry, that
+   * actor could later reissue a counter that other replicas already consider
+   * covered, and its write would be dropped there — `SiblingSet.write`'s
+   * `counterFloor` option (a node-wide high-water counter) rules that out.
+   * Keep `maxEntries` above the number of actors that coordinate writes to
+   * one key (N replicas + stand-ins + restarts), as Dynamo does with ~10.
    *
    * @throws RangeError if `maxEntries` is not a non-negative safe integer.
    */

@@ -244,6 +244,14 @@ describe('write', () => {
     expect(r3.version.past.size).toBe(3);
   });
 
+  it('counterFloor lifts the new counter above a node-wide high-water mark', () => {
+    const s = SiblingSet.of([ver(A, 2)]);
+    expect(s.write(A, VectorClock.EMPTY, { value: 'n', timestamp: 1, counterFloor: 40 }).version.dot.counter).toBe(41);
+    expect(s.write(A, VectorClock.EMPTY, { value: 'n', timestamp: 1, counterFloor: 1 }).version.dot.counter).toBe(3);
+    expect(() => s.write(A, VectorClock.EMPTY, { value: 'n', timestamp: 1, counterFloor: -1 })).toThrow(RangeError);
+    expect(() => s.write(A, VectorClock.EMPTY, { value: 'n', timestamp: 1, counterFloor: 1.5 })).toThrow(RangeError);
+  });
+
   it('validates its arguments', () => {
     const s = SiblingSet.empty<string>();
     expect(() => s.write('', VectorClock.EMPTY, { value: 'v', timestamp: 1 })).toThrow(TypeError);

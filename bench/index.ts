@@ -7,12 +7,13 @@
 import os from 'node:os';
 import { printTable, type Row } from './harness.js';
 import { ringBench } from './ring.js';
+import { storeBench } from './store.js';
 
 /** A suite returns its rows; it measures its own baselines. */
 type Suite = () => Promise<Row[]>;
 
 // Register suites here (e.g. a store suite): they run in order, one table at the end.
-const suites: Suite[] = [ringBench];
+const suites: Suite[] = [ringBench, storeBench];
 
 const rows: Row[] = [];
 for (const suite of suites) rows.push(...(await suite()));

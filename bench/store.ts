@@ -61,9 +61,10 @@ async function storeRun(codec: boolean, kind: 'put' | 'get'): Promise<Traffic> {
     let ops = 0;
     const opsPerSec = await throughput(async (i) => {
       const store = stores[i % NODES]!;
-      const key = `key:${(i * 7919) % KEYS}`;
-      if (kind === 'put') await store.put(key, value(i));
-      else await store.get(key);
+      // Puts go to fresh keys (blind writes to one key would pile up siblings);
+      // gets read the keys written before the run.
+      if (kind === 'put') await store.put(`fresh:${i}`, value(i));
+      else await store.get(`key:${(i * 7919) % KEYS}`);
       ops++;
     });
     const after = cluster.network.stats();

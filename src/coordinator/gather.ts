@@ -33,13 +33,12 @@ export interface GatherOptions {
  */
 export function gather<T>(
   nodes: readonly string[],
-  call: (node: string, signal: AbortSignal) => Promise<T>,
+  call: (node: string, signal: AbortSignal | undefined) => Promise<T>,
   options: GatherOptions,
 ): { quorum: Promise<Gathered<T>>; all: Promise<Gathered<T>> } {
   const ok = new Map<string, T>();
   const failures: ReplicaFailure[] = [];
   const counted = options.counted ?? 0;
-  const controller = new AbortController();
   let settled = false;
   let resolveQuorum!: (g: Gathered<T>) => void;
   let rejectQuorum!: (e: unknown) => void;
@@ -55,14 +54,13 @@ export function gather<T>(
   const timer = options.clock.setTimeout(
     () => {
       for (const node of pending) failures.push({ node, code: ErrorCodes.TIMEOUT });
+      // The requests themselves carry the same deadline and end on their own.
       pending.clear();
-      controller.abort();
       finish();
     },
     Math.max(0, options.deadline - options.clock.now()),
   );
   const onAbort = (): void => {
-    controller.abort();
     if (!settled) {
       settled = true;
       rejectQuorum(new AbortError(undefined, { cause: options.signal?.reason }));
@@ -85,7 +83,7 @@ export function gather<T>(
   const all = Promise.all(
     nodes.map(async (node) => {
       try {
-        const value = await call(node, controller.signal);
+        const value = await call(node, options.signal);
         if (pending.delete(node)) ok.set(node, value);
       } catch (err) {
         if (pending.delete(node)) failures.push({ node, code: toKvError(err).code });

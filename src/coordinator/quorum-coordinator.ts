@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import {
   ErrorCodes,
   KvError,
@@ -21,7 +22,36 @@ import {
   readOptionalBytes,
   readOptionalString,
 } from './messages.js';
-import type { ReplicaServer } from './replica-server.js';
+import { sameBytes, type ReplicaServer } from './replica-server.js';
+
+/**
+ * Decodes replica answers once per distinct encoding (encodings are
+ * canonical: in the steady state every replica returns the same bytes) and
+ * merges them. `decoded[i]` is the set of the i-th answer (empty if it had none).
+ */
+function decodeAndMerge(answers: Iterable<Uint8Array | undefined>): {
+  merged: SiblingSet<Uint8Array>;
+  decoded: SiblingSet<Uint8Array>[];
+  distinct: number;
+} {
+  const cache: { bytes: Uint8Array; set: SiblingSet<Uint8Array> }[] = [];
+  const decoded: SiblingSet<Uint8Array>[] = [];
+  let merged = SiblingSet.empty<Uint8Array>();
+  for (const bytes of answers) {
+    if (bytes === undefined) {
+      decoded.push(SiblingSet.empty<Uint8Array>());
+      continue;
+    }
+    let hit = cache.find((c) => sameBytes(c.bytes, bytes));
+    if (!hit) {
+      hit = { bytes, set: decodeSiblingSet(bytes) };
+      cache.push(hit);
+      merged = merged.merge(hit.set);
+    }
+    decoded.push(hit.set);
+  }
+  return { merged, decoded, distinct: cache.length + (decoded.length > cache.length && decoded.some((d) => d.size === 0) ? 1 : 0) };
+}
 
 /** Health of a node as the failure detector sees it. */
 export type NodeStatus = 'alive' | 'suspect' | 'down';
@@ -82,6 +112,8 @@ export class QuorumCoordinator {
 
   constructor(options: QuorumCoordinatorOptions) {
     this.#o = options;
+    // Every background request listens on this signal; many may be in flight.
+    setMaxListeners(0, this.#stopping.signal);
   }
 
   /** Quorum read; resolves with the merged sibling set (empty if no replica has the key). */
@@ -96,9 +128,7 @@ export class QuorumCoordinator {
     );
     this.#track(all.then((answers) => this.#repair(key, answers.ok)));
     const answers = await quorum;
-    let merged = SiblingSet.empty<Uint8Array>();
-    for (const set of answers.ok.values()) merged = merged.merge(set);
-    return merged;
+    return decodeAndMerge(answers.ok.values()).merged;
   }
 
   /** Quorum write. Rejects with `KV_QUORUM_NOT_MET` when fewer than W replicas stored it in time. */
@@ -175,17 +205,24 @@ export class QuorumCoordinator {
     return this.#o.transport.request(this.#address(id), message, signal ? { timeout, signal } : { timeout });
   }
 
-  async #readFrom(node: string, key: Uint8Array, deadline: number, signal: AbortSignal): Promise<SiblingSet<Uint8Array>> {
-    if (node === this.#o.self) return this.#o.replica.read(key);
+  /** A replica's encoded record (undefined when it has none); decoded later, once per distinct encoding. */
+  async #readFrom(node: string, key: Uint8Array, deadline: number, signal: AbortSignal | undefined): Promise<Uint8Array | undefined> {
+    if (node === this.#o.self) return this.#o.replica.readEncoded(key);
     const answer = await this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key }, deadline, signal);
     if (answer.type !== 'kv.record') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
-    const record = readOptionalBytes(answer, 'record', 64 * 1024 * 1024);
-    return record === undefined ? SiblingSet.empty<Uint8Array>() : decodeSiblingSet(record);
+    return readOptionalBytes(answer, 'record', 64 * 1024 * 1024);
   }
 
-  async #applyTo(node: string, key: Uint8Array, set: SiblingSet<Uint8Array>, record: Uint8Array, deadline: number, signal: AbortSignal): Promise<void> {
+  async #applyTo(
+    node: string,
+    key: Uint8Array,
+    set: SiblingSet<Uint8Array>,
+    record: Uint8Array,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     if (node === this.#o.self) {
-      await this.#o.replica.apply(key, set);
+      await this.#o.replica.apply(key, set, record);
       return;
     }
     const answer = await this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key, record }, deadline, signal);
@@ -198,14 +235,13 @@ export class QuorumCoordinator {
     write: CoordinatedWrite,
     options: CoordinatorCallOptions,
   ): Promise<void> {
-    const set = await this.#o.replica.coordinateWrite(key, {
+    const { set, encoded: record } = await this.#o.replica.coordinateWrite(key, {
       value: write.value,
       tombstone: write.tombstone,
       context: write.context,
       overwrite: write.overwrite,
       timestamp: this.#o.clock.now(),
     });
-    const record = encodeSiblingSet(set);
     const others = replicas.filter((n) => n.id !== this.#o.self).map((n) => n.id);
     const required = Math.min(write.w, replicas.length);
     const { quorum, all } = gather(
@@ -275,11 +311,12 @@ export class QuorumCoordinator {
     throw new QuorumNotMetError('write', Math.min(write.w, replicas.length), 0, failures);
   }
 
-  async #repair(key: Uint8Array, answers: ReadonlyMap<string, SiblingSet<Uint8Array>>): Promise<void> {
+  async #repair(key: Uint8Array, answers: ReadonlyMap<string, Uint8Array | undefined>): Promise<void> {
     if (answers.size < 2 || this.#stopping.signal.aborted) return;
-    let merged = SiblingSet.empty<Uint8Array>();
-    for (const set of answers.values()) merged = merged.merge(set);
-    const stale = [...answers].filter(([, set]) => !set.descends(merged)).map(([node]) => node);
+    const { merged, decoded, distinct } = decodeAndMerge(answers.values());
+    if (distinct <= 1) return; // every replica answered the same
+    const nodes = [...answers.keys()];
+    const stale = nodes.filter((_, i) => !(decoded[i] as SiblingSet<Uint8Array>).descends(merged));
     if (stale.length === 0) return;
     const record = encodeSiblingSet(merged);
     const deadline = this.#o.clock.now() + 5_000;

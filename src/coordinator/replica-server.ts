@@ -36,6 +36,11 @@ export interface LocalWrite {
   readonly timestamp: number;
 }
 
+/** Byte equality. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
 function lockKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
@@ -72,15 +77,29 @@ export class ReplicaServer {
     return bytes === undefined ? SiblingSet.empty<Uint8Array>() : decodeSiblingSet(bytes);
   }
 
-  /** Merges `incoming` into the local set; writes only if something changed. */
-  apply(key: Uint8Array, incoming: SiblingSet<Uint8Array>): Promise<SiblingSet<Uint8Array>> {
+  /** The encoded local record of `key`, undefined when absent. */
+  readEncoded(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.#storage.get(key);
+  }
+
+  /**
+   * Merges `incoming` (whose encoding is `encoded`) into the local set and
+   * writes only if something changed. Encodings are canonical, so equal
+   * bytes mean equal sets and most replication steps skip the decode/merge.
+   */
+  apply(key: Uint8Array, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
     return this.#locks.run(lockKey(key), async () => {
-      const local = await this.read(key);
-      const merged = local.merge(incoming);
-      if (!merged.equals(local)) {
-        await this.#storage.put(key, this.#ring().token(key), encodeSiblingSet(merged));
+      const localBytes = await this.#storage.get(key);
+      if (localBytes !== undefined && sameBytes(localBytes, encoded)) return;
+      const token = this.#ring().token(key);
+      if (localBytes === undefined) {
+        await this.#storage.put(key, token, encoded);
+        return;
       }
-      return merged;
+      const local = decodeSiblingSet(localBytes);
+      const merged = local.merge(incoming);
+      if (merged.equals(local)) return;
+      await this.#storage.put(key, token, merged.equals(incoming) ? encoded : encodeSiblingSet(merged));
     });
   }
 
@@ -90,7 +109,7 @@ export class ReplicaServer {
    * then replicates (so any replica holding the new dot also holds every
    * earlier dot of this actor, or what obsoletes it).
    */
-  coordinateWrite(key: Uint8Array, write: LocalWrite): Promise<SiblingSet<Uint8Array>> {
+  coordinateWrite(key: Uint8Array, write: LocalWrite): Promise<{ set: SiblingSet<Uint8Array>; encoded: Uint8Array }> {
     return this.#locks.run(lockKey(key), async () => {
       const local = await this.read(key);
       const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
@@ -100,8 +119,9 @@ export class ReplicaServer {
         timestamp: write.timestamp,
         maxClockEntries: this.#maxClockEntries,
       });
-      await this.#storage.put(key, this.#ring().token(key), encodeSiblingSet(set));
-      return set;
+      const encoded = encodeSiblingSet(set);
+      await this.#storage.put(key, this.#ring().token(key), encoded);
+      return { set, encoded };
     });
   }
 
@@ -115,8 +135,9 @@ export class ReplicaServer {
       }
       case 'kv.apply': {
         const key = readBytes(message, 'key', MAX_WIRE_KEY);
-        const record = decodeSiblingSet(readBytes(message, 'record', MAX_WIRE_RECORD));
-        await this.apply(key, record);
+        const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
+        // Decoding validates the record before anything is stored.
+        await this.apply(key, decodeSiblingSet(encoded), encoded);
         return { type: 'kv.applied' };
       }
       default:

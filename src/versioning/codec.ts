@@ -1,4 +1,4 @@
-import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { KvError, ErrorCodes } from '../errors/index.js';
 import { SiblingSet, type Version } from './sibling-set.js';
 import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, type ClockEntry } from './vector-clock.js';
@@ -61,9 +61,18 @@ export function siblingSetFromWire(x: unknown): SiblingSet<Uint8Array> {
   return SiblingSet.of(versions);
 }
 
+// One encoder and decoder for the module: building them per call was a measured
+// hot spot (msgpack allocates its buffers in the constructor). Both are re-entrant.
+const encoder = new Encoder();
+const decoder = new Decoder({
+  maxArrayLength: Math.max(MAX_DECODED_SIBLINGS, MAX_DECODED_CLOCK_ENTRIES),
+  maxMapLength: 0,
+  maxExtLength: 0,
+});
+
 /** Bytes for storage or the network: a format byte, then msgpack of the wire form. */
 export function encodeSiblingSet(set: SiblingSet<Uint8Array>): Uint8Array {
-  const body = msgpackEncode(siblingSetToWire(set));
+  const body = encoder.encodeSharedRef(siblingSetToWire(set));
   const out = new Uint8Array(body.byteLength + 1);
   out[0] = SIBLING_SET_FORMAT;
   out.set(body, 1);
@@ -81,11 +90,7 @@ export function decodeSiblingSet(bytes: Uint8Array): SiblingSet<Uint8Array> {
   if (bytes[0] !== SIBLING_SET_FORMAT) fail(`unknown format byte ${bytes[0]}`);
   let decoded: unknown;
   try {
-    decoded = msgpackDecode(bytes.subarray(1), {
-      maxArrayLength: Math.max(MAX_DECODED_SIBLINGS, MAX_DECODED_CLOCK_ENTRIES),
-      maxMapLength: 0,
-      maxExtLength: 0,
-    });
+    decoded = decoder.decode(bytes.subarray(1));
   } catch (err) {
     fail('not valid msgpack', err);
   }

@@ -1,4 +1,4 @@
-import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { KvError, ErrorCodes, type ErrorCode } from '../errors/index.js';
 
 /**
@@ -28,6 +28,21 @@ const MAX_CONTEXT_LENGTH = 4 * 1024 * 1024;
 const CONTEXT_FORMAT = 1;
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+// Shared, lazily built msgpack codecs (building them per call was a measured hot spot).
+let sharedEncoder: Encoder | undefined;
+let sharedDecoder: Decoder | undefined;
+function contextEncoder(): Encoder {
+  return (sharedEncoder ??= new Encoder());
+}
+function contextDecoder(): Decoder {
+  return (sharedDecoder ??= new Decoder({
+    maxArrayLength: MAX_DECODED_CLOCK_ENTRIES,
+    maxMapLength: 0,
+    maxExtLength: 0,
+    maxBinLength: 0,
+  }));
+}
 
 interface Entry {
   readonly counter: number;
@@ -154,12 +169,7 @@ export class VectorClock {
     const bytes = Buffer.from(context, 'base64url');
     let decoded: unknown;
     try {
-      decoded = msgpackDecode(bytes, {
-        maxArrayLength: MAX_DECODED_CLOCK_ENTRIES,
-        maxMapLength: 0,
-        maxExtLength: 0,
-        maxBinLength: 0,
-      });
+      decoded = contextDecoder().decode(bytes);
     } catch (err) {
       return fail('not a valid encoded clock', err);
     }
@@ -316,7 +326,7 @@ export class VectorClock {
    * msgpack). The empty clock encodes to a valid non-empty string too.
    */
   encode(): string {
-    const bytes = msgpackEncode([CONTEXT_FORMAT, this.#sortedEntries()]);
+    const bytes = contextEncoder().encodeSharedRef([CONTEXT_FORMAT, this.#sortedEntries()]);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
   }
 

@@ -1,3 +1,4 @@
+import { decode, encode } from '@msgpack/msgpack';
 import { ErrorCodes, KvError } from '../errors/index.js';
 import { KeyLock } from '../internal/key-lock.js';
 import type { Ring } from '../ring/index.js';
@@ -41,6 +42,11 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
+/** Metadata slot holding the leased high-water mark of this actor's counters. */
+export const META_COUNTER = 'quorumkv.counter';
+/** Counters leased per metadata write. */
+const COUNTER_LEASE = 10_000;
+
 function lockKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
@@ -58,12 +64,29 @@ export class ReplicaServer {
   readonly #ring: () => Ring;
   readonly #maxClockEntries: number;
   readonly #locks = new KeyLock();
+  /** Highest counter this actor issued (on any key). */
+  #issued = 0;
+  /** Counters up to here are leased durably: a restart over this storage starts above. */
+  #reserved = 0;
+  #leasing: Promise<void> | undefined;
 
   constructor(options: ReplicaServerOptions) {
     this.#storage = options.storage;
     this.#actor = options.actor;
     this.#ring = options.ring;
     this.#maxClockEntries = options.maxClockEntries ?? 10;
+  }
+
+  /**
+   * Loads the counter lease from the storage's metadata (call once the
+   * storage is open, before the first write). Counters issued by an earlier
+   * run over this storage all lie below the lease, so they are never reissued.
+   */
+  async open(): Promise<void> {
+    const stored = await this.#storage.getMeta(META_COUNTER);
+    const value = stored ? Number(decode(stored)) : 0;
+    this.#reserved = Number.isSafeInteger(value) && value > 0 ? value : 0;
+    this.#issued = this.#reserved;
   }
 
   /** This replica's actor id. */
@@ -113,16 +136,39 @@ export class ReplicaServer {
     return this.#locks.run(lockKey(key), async () => {
       const local = await this.read(key);
       const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
-      const { set } = local.write(this.#actor, context, {
+      // The floor is the node-wide high-water mark: dots stay unique even if clock
+      // pruning erased this actor's history from the key's set.
+      const { set, version } = local.write(this.#actor, context, {
         ...(write.value === undefined ? {} : { value: write.value }),
         tombstone: write.tombstone,
         timestamp: write.timestamp,
         maxClockEntries: this.#maxClockEntries,
+        counterFloor: this.#issued,
       });
+      this.#issued = Math.max(this.#issued, version.dot.counter);
+      await this.#lease(version.dot.counter);
       const encoded = encodeSiblingSet(set);
       await this.#storage.put(key, this.#ring().token(key), encoded);
       return { set, encoded };
     });
+  }
+
+  /** Makes sure `counter` is covered by a durable lease before a version using it is stored. */
+  async #lease(counter: number): Promise<void> {
+    while (counter > this.#reserved) {
+      if (!this.#leasing) {
+        const target = Math.max(counter, this.#issued) + COUNTER_LEASE;
+        this.#leasing = this.#storage
+          .setMeta(META_COUNTER, encode(target))
+          .then(() => {
+            this.#reserved = Math.max(this.#reserved, target);
+          })
+          .finally(() => {
+            this.#leasing = undefined;
+          });
+      }
+      await this.#leasing;
+    }
   }
 
   /** Handles `kv.read` and `kv.apply`. */

@@ -233,6 +233,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
       ring,
       maxClockEntries: o.maxClockEntries ?? Defaults.maxClockEntries,
     });
+    await replica.open();
     const coordinator = new QuorumCoordinator({
       self: this.id,
       cluster: this.cluster,

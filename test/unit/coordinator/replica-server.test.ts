@@ -44,10 +44,16 @@ describe('ReplicaServer', () => {
     await r.open();
     const first = await r.coordinateWrite(key('k'), write('mine'));
     const dot = first.set.versions[0]!.dot;
-    // Another actor supersedes it with a context that a 1-entry bound prunes to its own entry.
-    const ctx = first.set.clock().merge(VectorClock.from([['z~9', 5, 99]]));
-    const theirs = first.set.write('b~1', ctx, { value: value('theirs'), timestamp: 2, maxClockEntries: 1 });
-    await r.apply(key('k'), theirs.set, encodeSiblingSet(theirs.set));
+    // b supersedes a's version; then c supersedes b's with a context pruned to one
+    // entry, which drops a's: the key's set no longer remembers any event of a.
+    const b = first.set.write('b~1', first.set.clock(), { value: value('b'), timestamp: 2 });
+    const pruned = VectorClock.from([
+      ['b~1', b.version.dot.counter, 50],
+      ['a~1', dot.counter, 1],
+    ]);
+    const c = b.set.write('c~1', pruned, { value: value('c'), timestamp: 3, maxClockEntries: 1 });
+    await r.apply(key('k'), c.set, encodeSiblingSet(c.set));
+    expect((await r.read(key('k'))).clock().get('a~1')).toBe(0);
     const next = await r.coordinateWrite(key('k'), write('again'));
     const again = next.set.versions.find((v) => new TextDecoder().decode(v.value) === 'again');
     expect(again?.dot.actor).toBe('a~1');

@@ -52,6 +52,7 @@ describe('ReplicaServer', () => {
       ['a~1', dot.counter, 1],
     ]);
     const c = b.set.write('c~1', pruned, { value: value('c'), timestamp: 3, maxClockEntries: 1 });
+    await r.apply(key('k'), b.set, encodeSiblingSet(b.set));
     await r.apply(key('k'), c.set, encodeSiblingSet(c.set));
     expect((await r.read(key('k'))).clock().get('a~1')).toBe(0);
     const next = await r.coordinateWrite(key('k'), write('again'));

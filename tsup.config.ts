@@ -7,6 +7,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
-  splitting: false,
+  // Shared chunks: `quorumkv` and `quorumkv/testing` use the same classes, so
+  // `instanceof KvError` holds across both entry points.
+  splitting: true,
+  external: [],
   treeshake: true,
 });

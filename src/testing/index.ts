@@ -6,5 +6,6 @@
  */
 export { createTestCluster, type TestCluster, type TestClusterOptions } from './cluster.js';
 export { storageCompliance } from './storage-compliance.js';
-export { transportCompliance } from './transport-compliance.js';
+export { transportCompliance, type TransportComplianceSetup } from './transport-compliance.js';
+export type { ComplianceTestApi, ComplianceMatchers } from './test-api.js';
 export { ManualClock } from './manual-clock.js';

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { resolveTestApi, type ComplianceTestApi } from './test-api.js';
 import { KvError, isErrorCode } from '../errors/index.js';
 import type { RequestHandler, Transport, WireMessage } from '../transport/types.js';
 
@@ -10,7 +10,7 @@ export interface TransportComplianceSetup {
   cleanup?: () => Promise<void>;
 }
 
-async function failure(p: Promise<unknown>): Promise<KvError> {
+async function rejection(p: Promise<unknown>, expect: ComplianceTestApi['expect']): Promise<KvError> {
   const err = await p.then(
     () => undefined,
     (e: unknown) => e,
@@ -20,7 +20,7 @@ async function failure(p: Promise<unknown>): Promise<KvError> {
 }
 
 /**
- * Registers the `Transport` compliance suite (vitest `describe`/`it`) for an
+ * Registers the `Transport` compliance suite (with the test framework's `describe`/`it`: see {@link ComplianceTestApi}) for an
  * implementation. `setup` runs before each case and returns two transports,
  * not started, that can reach each other by `address` once started; the
  * suite starts them with its own handler and stops them after each case,
@@ -39,7 +39,10 @@ async function failure(p: Promise<unknown>): Promise<KvError> {
 export function transportCompliance(
   name: string,
   setup: () => TransportComplianceSetup | Promise<TransportComplianceSetup>,
+  api?: ComplianceTestApi,
 ): void {
+  const { describe, it, beforeEach, afterEach, expect } = resolveTestApi(api, 'transportCompliance');
+  const failure = (p: Promise<unknown>): Promise<KvError> => rejection(p, expect);
   describe(`Transport compliance: ${name}`, () => {
     let a: Transport;
     let b: Transport;

@@ -1,4 +1,5 @@
+import * as vitest from 'vitest';
 import { MemoryStorage } from '../../src/storage/index.js';
 import { storageCompliance } from '../../src/testing/storage-compliance.js';
 
-storageCompliance('MemoryStorage', () => new MemoryStorage());
+storageCompliance('MemoryStorage', () => new MemoryStorage(), undefined, vitest);

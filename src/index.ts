@@ -14,10 +14,11 @@ export {
   VectorClock,
   SiblingSet,
   actorId,
+  parseActorId,
   encodeSiblingSet,
   decodeSiblingSet,
 } from './versioning/index.js';
-export { MemoryNetwork, MemoryTransport, encodeFrame, decodeFrame } from './transport/index.js';
+export { MemoryNetwork, MemoryTransport, encodeFrame, decodeFrame, validateWireMessage } from './transport/index.js';
 export { MemoryStorage } from './storage/index.js';
 export {
   KvError,
@@ -47,7 +48,7 @@ export type {
   StoreOptions,
 } from './store/index.js';
 export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './ring/index.js';
-export type { ReplicaSelection } from './replication/index.js';
+export type { ReplicaSelection, ReplicaSetInit } from './replication/index.js';
 export type {
   QuorumCoordinatorOptions,
   CoordinatorCallOptions,
@@ -64,7 +65,7 @@ export type {
   MembershipEvents,
   MembershipOptions,
 } from './membership/index.js';
-export type { Dot, ClockOrder, Version } from './versioning/index.js';
+export type { Dot, ClockOrder, ClockEntry, Version, WriteChange, WriteResult } from './versioning/index.js';
 export type {
   Transport,
   TransportCapabilities,
@@ -76,6 +77,7 @@ export type {
   MemoryTransportOptions,
   MemoryNetworkStats,
   Frame,
+  CodecLimits,
 } from './transport/index.js';
 export type {
   StorageAdapter,

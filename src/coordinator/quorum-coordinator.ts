@@ -22,7 +22,8 @@ import {
   readOptionalBytes,
   readOptionalString,
 } from './messages.js';
-import { sameBytes, type ReplicaServer } from './replica-server.js';
+import { sameBytes } from '../internal/bytes.js';
+import type { ReplicaServer } from './replica-server.js';
 
 /**
  * Decodes replica answers once per distinct encoding (encodings are

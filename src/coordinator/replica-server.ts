@@ -1,6 +1,7 @@
 import { decode, encode } from '@msgpack/msgpack';
 import { ErrorCodes, KvError } from '../errors/index.js';
 import { KeyLock } from '../internal/key-lock.js';
+import { bytesKey, sameBytes } from '../internal/bytes.js';
 import type { Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { WireMessage } from '../transport/index.js';
@@ -37,19 +38,12 @@ export interface LocalWrite {
   readonly timestamp: number;
 }
 
-/** Byte equality. */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
-}
-
 /** Metadata slot holding the leased high-water mark of this actor's counters. */
 export const META_COUNTER = 'quorumkv.counter';
 /** Counters leased per metadata write. */
 const COUNTER_LEASE = 10_000;
 
-function lockKey(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
-}
+const lockKey = bytesKey;
 
 /**
  * The replica side of the protocol: reads, merges and coordinated writes on

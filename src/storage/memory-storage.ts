@@ -1,3 +1,4 @@
+import { bytesKey } from '../internal/bytes.js';
 import { ErrorCodes, KvError } from '../errors/index.js';
 import { throwIfAborted } from '../internal/signals.js';
 import type {
@@ -20,8 +21,8 @@ interface HintRow {
   seq: number;
 }
 
-// latin1 maps each byte to one char: a cheap, exact map key for bytes.
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+// One char per byte: a cheap, exact map key for bytes.
+const hex = bytesKey;
 const copy = (b: Uint8Array): Uint8Array => new Uint8Array(b);
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {

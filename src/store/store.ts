@@ -1,4 +1,5 @@
 import { Decoder, Encoder, decode, encode } from '@msgpack/msgpack';
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import { ErrorCodes, KvError } from '../errors/index.js';
@@ -33,6 +34,8 @@ const META_TOKENS = 'quorumkv.tokens';
 // Shared msgpack codecs for user values (per-call construction was a measured hot spot).
 const valueEncoder = new Encoder();
 const valueDecoder = new Decoder();
+
+const PROTO_KEY = Buffer.from('__proto__');
 
 type Lifecycle = 'stopped' | 'starting' | 'started' | 'stopping';
 
@@ -434,9 +437,10 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     let bytes: Uint8Array;
     try {
       bytes = valueEncoder.encode(value);
-      // A value msgpack writes but cannot read back (e.g. an own `__proto__` key) would be
-      // stored and then unreadable: refuse it now.
-      valueDecoder.decode(bytes);
+      // A value msgpack writes but cannot read back (an own `__proto__` key) would be
+      // stored and then unreadable: refuse it now. Only bytes holding that string
+      // can fail, so the decode check runs only then.
+      if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(PROTO_KEY)) valueDecoder.decode(bytes);
     } catch (err) {
       throw new TypeError(`Expected \`value\` to be msgpack-encodable: ${(err as Error).message}`, { cause: err });
     }

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryNetwork, Store, type WireMessage } from 'quorumkv';
+import { createTestCluster } from 'quorumkv/testing';
+
+/** Timers and immediates currently keeping the event loop alive. */
+function liveTimers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'Immediate').length;
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+describe('lifecycle', () => {
+  it('a stopped cluster leaves no timer behind, even after traffic and faults', async () => {
+    await settle();
+    const before = liveTimers();
+    const cluster = await createTestCluster({ nodes: 5 });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => cluster.stores[i % 5]!.put(`k${i}`, i)));
+    cluster.network.isolate('n2');
+    await Promise.allSettled(Array.from({ length: 10 }, (_, i) => cluster.stores[0]!.get(`k${i}`, { consistency: 'all', timeout: 100 })));
+    cluster.network.setLatency({ min: 1, max: 3 });
+    await Promise.allSettled(Array.from({ length: 10 }, (_, i) => cluster.stores[3]!.put(`k${i}`, -i)));
+    expect(liveTimers()).toBeGreaterThan(before);
+    await cluster.stop();
+    await settle();
+    expect(liveTimers()).toBeLessThanOrEqual(before);
+  });
+
+  it('start and stop are idempotent and a stopped store can start again on a new transport', async () => {
+    const net = new MemoryNetwork();
+    const s = new Store({ id: 'a', transport: net.transport('a'), replication: { n: 1, r: 1, w: 1 } });
+    await Promise.all([s.start(), s.start()]);
+    expect(s.started).toBe(true);
+    await s.put('k', 'v');
+    await Promise.all([s.stop(), s.stop()]);
+    expect(s.started).toBe(false);
+    const again = new Store({ id: 'a', transport: net.transport('a'), storage: s.storage, replication: { n: 1, r: 1, w: 1 } });
+    await again.start();
+    expect((await again.get('k'))?.values).toEqual(['v']);
+    await again.stop();
+  });
+
+  it('supports await using', async () => {
+    const net = new MemoryNetwork();
+    let store: Store | undefined;
+    {
+      await using s = new Store({ id: 'a', transport: net.transport('a'), replication: { n: 1, r: 1, w: 1 } });
+      await s.start();
+      store = s;
+      expect(store.started).toBe(true);
+    }
+    expect(store.started).toBe(false);
+  });
+});
+
+describe('hostile and unknown peers', () => {
+  it('answers malformed and unknown requests with coded errors and keeps its data', async () => {
+    const cluster = await createTestCluster({ nodes: 3 });
+    try {
+      const target = cluster.stores[0]!;
+      await target.put('safe', 'kept', { consistency: 'all' });
+      const rogue = cluster.network.transport('rogue');
+      await rogue.start(() => ({ type: 'nothing' }));
+      const send = (m: WireMessage): Promise<unknown> => rogue.request(target.transport.address, m, { timeout: 1_000 }).catch((e: unknown) => e);
+      const key = new TextEncoder().encode('safe');
+      // An unknown sender may not read or write data.
+      expect(await send({ type: 'kv.read', cluster: 'test', key })).toMatchObject({ code: 'KV_UNKNOWN_PEER' });
+      expect(await send({ type: 'kv.apply', cluster: 'test', key, record: new Uint8Array([1]) })).toMatchObject({ code: 'KV_UNKNOWN_PEER' });
+      // Another cluster's traffic is refused.
+      expect(await send({ type: 'kv.read', cluster: 'other', key })).toMatchObject({ code: 'KV_CLUSTER_MISMATCH' });
+      // Garbage gossip is refused without harm.
+      expect(await send({ type: 'gossip.syn', cluster: 'test', n: 3, from: [1, 2, 3], digests: [] })).toMatchObject({ code: 'KV_INVALID_MESSAGE' });
+      expect(await send({ type: 'gossip.push', cluster: 'test', records: 'x' })).toMatchObject({ code: 'KV_INVALID_MESSAGE' });
+      expect(await send({ type: 'gossip.nope' })).toMatchObject({ code: 'KV_INVALID_MESSAGE' });
+      await rogue.stop();
+
+      // A member sending a corrupt record is refused too, and nothing changes.
+      const member = cluster.stores[1]!;
+      const corrupt = await member.transport
+        .request(target.transport.address, { type: 'kv.apply', cluster: 'test', key, record: new Uint8Array([1, 0x92, 0xff]) })
+        .catch((e: unknown) => e);
+      expect(corrupt).toMatchObject({ code: 'KV_INVALID_MESSAGE' });
+      const badCoordinate = await member.transport
+        .request(target.transport.address, { type: 'kv.coordinate', cluster: 'test', key, value: null, tombstone: false, overwrite: false, context: null, w: 9, timeout: 10 })
+        .catch((e: unknown) => e);
+      expect(badCoordinate).toMatchObject({ code: 'KV_INVALID_MESSAGE' });
+      for (const s of cluster.stores) expect((await s.get('safe'))?.values).toEqual(['kept']);
+      expect(target.members().map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});

@@ -275,9 +275,12 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
   }
 
   async #teardown(): Promise<void> {
+    // Announce first (needs the transport), then stop the transport, which fails
+    // in-flight requests at once, so background replication and repair end now
+    // rather than at their deadlines; then wait for them before closing storage.
     await this.#membership?.stop();
-    await this.#coordinator?.stop();
     if (this.transport.started) await this.transport.stop();
+    await this.#coordinator?.stop();
     await this.storage.close();
   }
 

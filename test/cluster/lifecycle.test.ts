@@ -1,30 +1,46 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryNetwork, Store, type WireMessage } from 'quorumkv';
+import { MemoryNetwork, Store, systemClock, type Clock, type TimerHandle, type WireMessage } from 'quorumkv';
 import { createTestCluster } from 'quorumkv/testing';
 
-/** Timers and immediates currently keeping the event loop alive. */
-function liveTimers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'Immediate').length;
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+/** The system clock, counting the timers that are set and neither fired nor cleared. */
+function countingClock(): Clock & { live(): number } {
+  const live = new Set<TimerHandle>();
+  return {
+    now: () => systemClock.now(),
+    setTimeout(fn, ms) {
+      const handle: TimerHandle = systemClock.setTimeout(() => {
+        live.delete(handle);
+        fn();
+      }, ms);
+      live.add(handle);
+      return handle;
+    },
+    clearTimeout(handle) {
+      live.delete(handle);
+      systemClock.clearTimeout(handle);
+    },
+    live: () => live.size,
+  };
 }
 
 describe('lifecycle', () => {
-  it('a stopped cluster leaves no timer behind, even after traffic and faults', async () => {
-    await settle();
-    const before = liveTimers();
-    const cluster = await createTestCluster({ nodes: 5 });
+  it('stop() is prompt and leaves no timer behind, even with requests in flight to a cut-off node', async () => {
+    const clock = countingClock();
+    const cluster = await createTestCluster({ nodes: 5, network: { clock }, store: { clock }, timeout: 5_000 });
     await Promise.all(Array.from({ length: 50 }, (_, i) => cluster.stores[i % 5]!.put(`k${i}`, i)));
     cluster.network.isolate('n2');
-    await Promise.allSettled(Array.from({ length: 10 }, (_, i) => cluster.stores[0]!.get(`k${i}`, { consistency: 'all', timeout: 100 })));
     cluster.network.setLatency({ min: 1, max: 3 });
-    await Promise.allSettled(Array.from({ length: 10 }, (_, i) => cluster.stores[3]!.put(`k${i}`, -i)));
-    expect(liveTimers()).toBeGreaterThan(before);
+    // Writes and reads whose requests to n2 hang until their 5 s deadline.
+    // (Each put goes through a replica of its key other than n2, so none waits on a forward.)
+    const via = (key: string): Store => cluster.store(cluster.stores[0]!.ring.preferenceList(key, 3).find((n) => n.id !== 'n2')!.id);
+    await Promise.allSettled(Array.from({ length: 20 }, (_, i) => via(`k${i}`).put(`k${i}`, -i, { w: 1 })));
+    await Promise.allSettled(Array.from({ length: 20 }, (_, i) => cluster.stores[0]!.get(`k${i}`, { r: 1 })));
+    expect(clock.live()).toBeGreaterThan(0);
+    const started = Date.now();
     await cluster.stop();
-    await settle();
-    expect(liveTimers()).toBeLessThanOrEqual(before);
+    // Bounded by the shutdown announcement's timeout (500 ms here), not by the 5 s deadlines.
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(clock.live()).toBe(0);
   });
 
   it('start and stop are idempotent and a stopped store can start again on a new transport', async () => {

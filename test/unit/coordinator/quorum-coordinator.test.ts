@@ -1,0 +1,108 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  MemoryNetwork,
+  MemoryStorage,
+  QuorumCoordinator,
+  QuorumNotMetError,
+  ReplicaServer,
+  Ring,
+  VectorClock,
+  systemClock,
+  type MemoryTransport,
+} from 'quorumkv';
+
+/** Three nodes wired by hand: QuorumCoordinator and ReplicaServer without Store. */
+async function trio() {
+  const net = new MemoryNetwork();
+  const ring = Ring.from([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+  const repairs: string[][] = [];
+  const nodes = new Map<string, { coordinator: QuorumCoordinator; replica: ReplicaServer; transport: MemoryTransport }>();
+  for (const id of ['a', 'b', 'c']) {
+    const storage = new MemoryStorage();
+    await storage.open();
+    const replica = new ReplicaServer({ storage, actor: `${id}~1`, ring: () => ring });
+    await replica.open();
+    const transport = net.transport(id);
+    const coordinator = new QuorumCoordinator({
+      self: id,
+      cluster: 'x',
+      n: 3,
+      transport,
+      replica,
+      ring: () => ring,
+      clock: systemClock,
+      onRepair: (e) => repairs.push([...e.nodes]),
+    });
+    await transport.start((m) => (m.type === 'kv.coordinate' ? coordinator.handle(m) : replica.handle(m)));
+    nodes.set(id, { coordinator, replica, transport });
+  }
+  const get = (id: string) => nodes.get(id)!;
+  return {
+    net,
+    repairs,
+    get,
+    async stop() {
+      for (const n of nodes.values()) {
+        await n.transport.stop();
+        await n.coordinator.stop();
+      }
+    },
+  };
+}
+
+const key = new TextEncoder().encode('k');
+const value = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
+const deadline = (ms = 1_000) => ({ deadline: Date.now() + ms });
+const write = (v: string, context = VectorClock.EMPTY, w = 2) => ({ value: value(v), tombstone: false, context, overwrite: false, w });
+
+let t: Awaited<ReturnType<typeof trio>> | undefined;
+afterEach(async () => {
+  await t?.stop();
+  t = undefined;
+});
+
+describe('QuorumCoordinator without Store', () => {
+  it('writes through one node and reads through another', async () => {
+    t = await trio();
+    await t.get('a').coordinator.write(key, write('v1', VectorClock.EMPTY, 3), deadline());
+    const set = await t.get('c').coordinator.read(key, 2, deadline());
+    expect(set.values().map(text)).toEqual(['v1']);
+    for (const id of ['a', 'b', 'c']) expect((await t.get(id).replica.read(key)).size).toBe(1);
+  });
+
+  it('counts acknowledgements by distinct node and reports who failed', async () => {
+    t = await trio();
+    t.net.isolate('c');
+    const err = await t.get('a').coordinator.write(key, write('v', VectorClock.EMPTY, 3), deadline(200)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QuorumNotMetError);
+    expect(err).toMatchObject({ required: 3, acknowledged: 2, failures: [{ node: 'c', code: 'KV_TIMEOUT' }] });
+    // W=2 succeeds; R=2 reads it.
+    await t.get('a').coordinator.write(key, write('w'), deadline(200));
+    const read = await t.get('b').coordinator.read(key, 2, deadline(200));
+    expect(read.values().map(text).sort()).toEqual(['v', 'w']);
+  });
+
+  it('repairs a stale replica after the read, merging only', async () => {
+    t = await trio();
+    t.net.isolate('c');
+    await t.get('a').coordinator.write(key, write('fresh'), deadline(300));
+    t.net.heal();
+    expect((await t.get('c').replica.read(key)).size).toBe(0);
+    const set = await t.get('b').coordinator.read(key, 3, deadline());
+    expect(set.values().map(text)).toEqual(['fresh']);
+    for (let i = 0; i < 100 && t.repairs.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(t.repairs).toEqual([['c']]);
+    const repaired = await t.get('c').replica.read(key);
+    expect(repaired.equals(set)).toBe(true);
+  });
+
+  it('rejects with KV_ABORTED when the caller aborts', async () => {
+    t = await trio();
+    t.net.setLatency(50);
+    const controller = new AbortController();
+    const pending = t.get('a').coordinator.read(key, 3, { deadline: Date.now() + 1_000, signal: controller.signal });
+    controller.abort();
+    await expect(pending).rejects.toMatchObject({ code: 'KV_ABORTED', name: 'AbortError' });
+  });
+});

@@ -1,4 +1,7 @@
-/** A small seeded PRNG (mulberry32) for reproducible choices. */
+/**
+ * A small seeded PRNG (mulberry32): the same seed gives the same sequence of
+ * numbers in [0, 1). Used for reproducible fault injection.
+ */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -8,9 +11,4 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** A random seed from Math.random. */
-export function randomSeed(): number {
-  return Math.floor(Math.random() * 0xffffffff) >>> 0;
 }

@@ -9,3 +9,4 @@ export { storageCompliance } from './storage-compliance.js';
 export { transportCompliance, type TransportComplianceSetup } from './transport-compliance.js';
 export type { ComplianceTestApi, ComplianceMatchers } from './test-api.js';
 export { ManualClock } from './manual-clock.js';
+export { seededRandom } from '../internal/random.js';

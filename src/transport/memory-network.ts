@@ -1,5 +1,6 @@
 import { AbortError, ErrorCodes, KvError, TimeoutError, toKvError, type ErrorCode } from '../errors/index.js';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
+import { seededRandom } from '../internal/random.js';
 import { decodeFrame, encodeFrame, validateWireMessage, type Frame } from './codec.js';
 import type { RequestHandler, RequestOptions, Transport, TransportCapabilities, WireMessage } from './types.js';
 
@@ -75,18 +76,6 @@ interface Exchange {
   settle(result: { ok: true; body: WireMessage } | { ok: false; error: KvError }): void;
 }
 
-/** mulberry32: small, fast, good enough for fault injection. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function checkTimeout(value: number, what: string): void {
   if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
     throw new RangeError(`Expected \`${what}\` to be a positive number of milliseconds (or Infinity), got ${String(value)}`);
@@ -148,7 +137,7 @@ export class MemoryNetwork {
       throw new TypeError(`Expected \`seed\` to be an integer, got ${String(options.seed)}`);
     }
     this.seed = options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : options.seed >>> 0;
-    this.#random = prng(this.seed);
+    this.#random = seededRandom(this.seed);
     this.codec = options.codec ?? true;
     this.clock = options.clock ?? systemClock;
     this.defaultTimeout = options.defaultTimeout ?? DEFAULT_MEMORY_TIMEOUT;

@@ -1,18 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from 'quorumkv';
-import { createTestCluster, type TestCluster } from 'quorumkv/testing';
-
-/** mulberry32, so a failing run can be replayed with QKV_FAULT_SEED. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createTestCluster, seededRandom, type TestCluster } from 'quorumkv/testing';
 
 const KEYS = ['k0', 'k1', 'k2', 'k3'];
 
@@ -40,7 +28,7 @@ describe('faults: partitions, drops, latency, crashes and restarts', () => {
 
   it.each(seeds)('no acknowledged write is lost (seed %i)', async (seed) => {
     console.log(`fault test seed: ${seed} (replay with QKV_FAULT_SEED=${seed})`);
-    const random = rng(seed);
+    const random = seededRandom(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
     cluster = await createTestCluster<number>({ nodes: 5, network: { seed }, timeout: 250 });
     const ids = cluster.stores.map((s) => s.id);

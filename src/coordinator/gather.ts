@@ -5,7 +5,7 @@ import {
   toKvError,
   type ReplicaFailure,
 } from '../errors/index.js';
-import type { Clock } from '../internal/clock.js';
+import type { Clock, TimerHandle } from '../internal/clock.js';
 
 /** The outcome of asking a set of replicas. */
 export interface Gathered<T> {
@@ -36,66 +36,86 @@ export function gather<T>(
   call: (node: string, signal: AbortSignal | undefined) => Promise<T>,
   options: GatherOptions,
 ): { quorum: Promise<Gathered<T>>; all: Promise<Gathered<T>> } {
-  const ok = new Map<string, T>();
-  const failures: ReplicaFailure[] = [];
-  const counted = options.counted ?? 0;
-  let settled = false;
-  let resolveQuorum!: (g: Gathered<T>) => void;
-  let rejectQuorum!: (e: unknown) => void;
-  const quorum = new Promise<Gathered<T>>((res, rej) => {
-    resolveQuorum = res;
-    rejectQuorum = rej;
-  });
-  // The caller may ignore `quorum` after an early failure path; never leave it unhandled.
-  quorum.catch(() => {});
+  const g = new Gather<T>(nodes, options);
+  const all = Promise.all(nodes.map((node) => g.ask(node, call))).then(() => g.done());
+  g.begin();
+  return { quorum: g.quorum, all };
+}
 
-  const snapshot = (): Gathered<T> => ({ ok: new Map(ok), failures: [...failures] });
-  const pending = new Set(nodes);
-  const timer = options.clock.setTimeout(
-    () => {
-      for (const node of pending) failures.push({ node, code: ErrorCodes.TIMEOUT });
-      // The requests themselves carry the same deadline and end on their own.
-      pending.clear();
-      finish();
-    },
-    Math.max(0, options.deadline - options.clock.now()),
-  );
-  const onAbort = (): void => {
-    if (!settled) {
-      settled = true;
-      rejectQuorum(new AbortError(undefined, { cause: options.signal?.reason }));
-    }
+/** The state of one quorum call (a class, not closures: this runs for every operation). */
+class Gather<T> {
+  readonly quorum: Promise<Gathered<T>>;
+  readonly #ok = new Map<string, T>();
+  readonly #failures: ReplicaFailure[] = [];
+  readonly #pending: Set<string>;
+  readonly #options: GatherOptions;
+  readonly #timer: TimerHandle;
+  #settled = false;
+  #resolve!: (g: Gathered<T>) => void;
+  #reject!: (e: unknown) => void;
+  readonly #onAbort = (): void => {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#reject(new AbortError(undefined, { cause: this.#options.signal?.reason }));
   };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
 
-  function finish(): void {
-    if (settled) return;
-    const acks = counted + ok.size;
-    if (acks >= options.required) {
-      settled = true;
-      resolveQuorum(snapshot());
-    } else if (acks + pending.size < options.required) {
-      settled = true;
-      rejectQuorum(new QuorumNotMetError(options.operation, options.required, acks, [...failures]));
+  constructor(nodes: readonly string[], options: GatherOptions) {
+    this.#options = options;
+    this.#pending = new Set(nodes);
+    this.quorum = new Promise<Gathered<T>>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // The caller may ignore `quorum` after an early failure path; never leave it unhandled.
+    this.quorum.catch(() => {});
+    this.#timer = options.clock.setTimeout(() => this.#expire(), Math.max(0, options.deadline - options.clock.now()));
+    options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  async ask(node: string, call: (node: string, signal: AbortSignal | undefined) => Promise<T>): Promise<void> {
+    try {
+      const value = await call(node, this.#options.signal);
+      if (this.#pending.delete(node)) this.#ok.set(node, value);
+    } catch (err) {
+      if (this.#pending.delete(node)) this.#failures.push({ node, code: toKvError(err).code });
+    }
+    this.#finish();
+  }
+
+  /** Settles at once if nothing needs asking (or the caller already aborted). */
+  begin(): void {
+    if (this.#options.signal?.aborted) this.#onAbort();
+    this.#finish();
+  }
+
+  /** Every call settled: release the timer and listener. */
+  done(): Gathered<T> {
+    this.#options.clock.clearTimeout(this.#timer);
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    return this.#snapshot();
+  }
+
+  #expire(): void {
+    for (const node of this.#pending) this.#failures.push({ node, code: ErrorCodes.TIMEOUT });
+    // The requests themselves carry the same deadline and end on their own.
+    this.#pending.clear();
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#settled) return;
+    const { required, operation } = this.#options;
+    const acks = (this.#options.counted ?? 0) + this.#ok.size;
+    if (acks >= required) {
+      this.#settled = true;
+      this.#resolve(this.#snapshot());
+    } else if (acks + this.#pending.size < required) {
+      this.#settled = true;
+      this.#reject(new QuorumNotMetError(operation, required, acks, [...this.#failures]));
     }
   }
 
-  const all = Promise.all(
-    nodes.map(async (node) => {
-      try {
-        const value = await call(node, options.signal);
-        if (pending.delete(node)) ok.set(node, value);
-      } catch (err) {
-        if (pending.delete(node)) failures.push({ node, code: toKvError(err).code });
-      }
-      finish();
-    }),
-  ).then(() => {
-    options.clock.clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
-    return snapshot();
-  });
-  if (options.signal?.aborted) onAbort();
-  finish();
-  return { quorum, all };
+  #snapshot(): Gathered<T> {
+    return { ok: new Map(this.#ok), failures: [...this.#failures] };
+  }
 }

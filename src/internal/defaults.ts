@@ -1,3 +1,5 @@
+import { DEFAULT_MAX_KEY_BYTES, DEFAULT_TOKENS_PER_WEIGHT } from '../ring/hash.js';
+
 /** Every default in one place. Each option's TSDoc repeats its default. */
 export const Defaults = {
   /** Cluster name; nodes of other clusters are refused. */
@@ -11,7 +13,7 @@ export const Defaults = {
   /** Whole-call deadline of a store operation, ms. */
   timeout: 5_000,
   /** Largest key, UTF-8 bytes. */
-  maxKeyBytes: 1_024,
+  maxKeyBytes: DEFAULT_MAX_KEY_BYTES,
   /** Largest encoded value, bytes (the seed's 10 KB). */
   maxValueBytes: 10_240,
   /** Vector clock entries kept in a version's past (Dynamo prunes at about 10). */
@@ -25,5 +27,5 @@ export const Defaults = {
   /** Timeout of one gossip exchange, ms. */
   gossipTimeout: 1_000,
   /** Virtual nodes per unit of weight. */
-  tokensPerWeight: 256,
+  tokensPerWeight: DEFAULT_TOKENS_PER_WEIGHT,
 } as const;

@@ -194,6 +194,20 @@ describe('a 5-node cluster', () => {
     expect((await c.localGet('repair-me'))?.values).toEqual(['new']);
   });
 
+  it('places replicas across zones first', async () => {
+    cluster = await createTestCluster({ nodes: 6, zones: ['dc1', 'dc2', 'dc3'] });
+    const zoneOf = new Map(cluster.stores[0]!.members().map((m) => [m.id, m.zone]));
+    expect(new Set(zoneOf.values())).toEqual(new Set(['dc1', 'dc2', 'dc3']));
+    for (let i = 0; i < 50; i++) {
+      const key = `zoned:${i}`;
+      await cluster.stores[i % 6]!.put(key, i, { consistency: 'all' });
+      const holders: string[] = [];
+      for (const s of cluster.stores) if (await s.localGet(key)) holders.push(s.id);
+      expect(holders).toHaveLength(3);
+      expect(new Set(holders.map((id) => zoneOf.get(id))).size).toBe(3);
+    }
+  });
+
   it('per-call r and w are validated', async () => {
     cluster = await createTestCluster({ nodes: 3 });
     const s = cluster.stores[0]!;

@@ -140,7 +140,7 @@ export class ReplicaServer {
         counterFloor: this.#issued,
       });
       this.#issued = Math.max(this.#issued, version.dot.counter);
-      await this.#lease(version.dot.counter);
+      if (version.dot.counter > this.#reserved) await this.#lease(version.dot.counter);
       const encoded = encodeSiblingSet(set);
       await this.#storage.put(key, this.#ring().token(key), encoded);
       return { set, encoded };

@@ -23,7 +23,12 @@ interface HintRow {
 
 // One char per byte: a cheap, exact map key for bytes.
 const hex = bytesKey;
-const copy = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+// A real copy (Buffer#slice would alias), by memcpy.
+const copy = (b: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(b.byteLength);
+  out.set(b);
+  return out;
+};
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength));

@@ -56,9 +56,15 @@ function invalid(message: string, cause?: unknown): KvError {
   return new KvError(ErrorCodes.INVALID_MESSAGE, message, cause === undefined ? {} : { cause });
 }
 
+const resolved = new WeakSet<CodecLimits>([DEFAULT_CODEC_LIMITS]);
+
 function resolveLimits(limits: CodecLimits | undefined): Required<CodecLimits> {
   if (!limits) return DEFAULT_CODEC_LIMITS;
-  return { ...DEFAULT_CODEC_LIMITS, ...stripUndefined(limits) };
+  // Already complete (the codec passes its resolved limits down): no copy per call.
+  if (resolved.has(limits)) return limits as Required<CodecLimits>;
+  const full = { ...DEFAULT_CODEC_LIMITS, ...stripUndefined(limits) };
+  resolved.add(full);
+  return full;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -71,17 +77,24 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 const encoder = new Encoder({ ignoreUndefined: true, maxDepth: 1024 });
 
 const decoderCache = new Map<string, Decoder>();
+let defaultDecoder: Decoder | undefined;
+
+function buildDecoder(l: Required<CodecLimits>): Decoder {
+  return new Decoder({
+    maxStrLength: l.maxFrameBytes,
+    maxBinLength: l.maxFrameBytes,
+    maxArrayLength: l.maxCollectionLength,
+    maxMapLength: l.maxCollectionLength,
+    maxExtLength: 0,
+  });
+}
+
 function decoderFor(l: Required<CodecLimits>): Decoder {
+  if (l === DEFAULT_CODEC_LIMITS) return (defaultDecoder ??= buildDecoder(l));
   const key = `${l.maxFrameBytes}/${l.maxCollectionLength}`;
   let d = decoderCache.get(key);
   if (!d) {
-    d = new Decoder({
-      maxStrLength: l.maxFrameBytes,
-      maxBinLength: l.maxFrameBytes,
-      maxArrayLength: l.maxCollectionLength,
-      maxMapLength: l.maxCollectionLength,
-      maxExtLength: 0,
-    });
+    d = buildDecoder(l);
     if (decoderCache.size > 16) decoderCache.clear();
     decoderCache.set(key, d);
   }

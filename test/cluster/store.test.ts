@@ -92,6 +92,17 @@ describe('a 5-node cluster', () => {
     expect((await n1.get(key))?.values.sort()).toEqual(['one', 'two']);
   });
 
+  it('many concurrent blind writes through one coordinator are all kept', async () => {
+    cluster = await createTestCluster({ nodes: 5 });
+    const key = keyOwnedBy(cluster, 'n2');
+    const n2 = cluster.store('n2');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => n2.put(key, i)));
+    const r = await cluster.store('n4').get(key, { consistency: 'all' });
+    expect(r?.values.sort((a, b) => (a as number) - (b as number))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await n2.put(key, 'one', { context: r!.context });
+    expect((await n2.get(key))?.values).toEqual(['one']);
+  });
+
   it('a blind write (no context) is kept next to what it did not see', async () => {
     cluster = await createTestCluster({ nodes: 3 });
     await cluster.stores[0]!.put('blind', 1);

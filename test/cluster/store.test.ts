@@ -103,6 +103,24 @@ describe('a 5-node cluster', () => {
     expect((await n2.get(key))?.values).toEqual(['one']);
   });
 
+  it('a coordinator replicates its whole record, so a context never covers a version its reader did not see', async () => {
+    cluster = await createTestCluster({ nodes: 3 });
+    const [p0, p1, p2] = cluster.stores[0]!.ring.preferenceList('k', 3).map((n) => cluster!.store(n.id)) as [Store, Store, Store];
+    // v1 reaches only p0 (W=1 while p0 is cut off).
+    cluster.network.partition([p0.id], [p1.id, p2.id]);
+    await p0.put('k', 'v1', { w: 1 });
+    cluster.network.heal();
+    // v2, blind, through p0: concurrent with v1; p0 holds both and must ship both.
+    await p0.put('k', 'v2', { w: 3 });
+    // Read without p0: the reader must see v1 too, since its context will cover it.
+    cluster.network.partition([p0.id], [p1.id, p2.id]);
+    const read = await p1.get('k', { r: 2 });
+    expect(read?.values.sort()).toEqual(['v1', 'v2']);
+    cluster.network.heal();
+    await p1.put('k', 'v3', { context: read!.context, w: 3 });
+    expect((await p2.get('k', { consistency: 'all' }))?.values).toEqual(['v3']);
+  });
+
   it('a blind write (no context) is kept next to what it did not see', async () => {
     cluster = await createTestCluster({ nodes: 3 });
     await cluster.stores[0]!.put('blind', 1);

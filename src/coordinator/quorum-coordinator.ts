@@ -25,21 +25,26 @@ import {
 import { sameBytes } from '../internal/bytes.js';
 import type { ReplicaServer } from './replica-server.js';
 
+/** Decoded replica records, keyed by their bytes (encodings are canonical). */
+type DecodeCache = { bytes: Uint8Array; set: SiblingSet<Uint8Array> }[];
+
 /**
- * Decodes replica answers once per distinct encoding (encodings are
- * canonical: in the steady state every replica returns the same bytes) and
- * merges them. `decoded[i]` is the set of the i-th answer (empty if it had none).
+ * Decodes replica answers once per distinct encoding — in the steady state
+ * every replica returns the same bytes, and the read and its repair share one
+ * cache — and merges them. `decoded[i]` is the set of the i-th answer (empty
+ * if it had none); `distinct` counts distinct answers, "none" included.
  */
-function decodeAndMerge(answers: Iterable<Uint8Array | undefined>): {
-  merged: SiblingSet<Uint8Array>;
-  decoded: SiblingSet<Uint8Array>[];
-  distinct: number;
-} {
-  const cache: { bytes: Uint8Array; set: SiblingSet<Uint8Array> }[] = [];
+function decodeAndMerge(
+  answers: Iterable<Uint8Array | undefined>,
+  cache: DecodeCache = [],
+): { merged: SiblingSet<Uint8Array>; decoded: SiblingSet<Uint8Array>[]; distinct: number } {
   const decoded: SiblingSet<Uint8Array>[] = [];
+  const used = new Set<SiblingSet<Uint8Array>>();
+  let missing = false;
   let merged = SiblingSet.empty<Uint8Array>();
   for (const bytes of answers) {
     if (bytes === undefined) {
+      missing = true;
       decoded.push(SiblingSet.empty<Uint8Array>());
       continue;
     }
@@ -47,11 +52,14 @@ function decodeAndMerge(answers: Iterable<Uint8Array | undefined>): {
     if (!hit) {
       hit = { bytes, set: decodeSiblingSet(bytes) };
       cache.push(hit);
+    }
+    if (!used.has(hit.set)) {
+      used.add(hit.set);
       merged = merged.merge(hit.set);
     }
     decoded.push(hit.set);
   }
-  return { merged, decoded, distinct: cache.length + (decoded.length > cache.length && decoded.some((d) => d.size === 0) ? 1 : 0) };
+  return { merged, decoded, distinct: used.size + (missing ? 1 : 0) };
 }
 
 /** Health of a node as the failure detector sees it. */
@@ -127,9 +135,10 @@ export class QuorumCoordinator {
       (node, signal) => this.#readFrom(node, key, options.deadline, signal),
       { operation: 'read', required, deadline: options.deadline, signal: options.signal, clock: this.#o.clock },
     );
-    this.#track(all.then((answers) => this.#repair(key, answers.ok)));
+    const cache: DecodeCache = [];
+    this.#track(all.then((answers) => this.#repair(key, answers.ok, cache)));
     const answers = await quorum;
-    return decodeAndMerge(answers.ok.values()).merged;
+    return decodeAndMerge(answers.ok.values(), cache).merged;
   }
 
   /** Quorum write. Rejects with `KV_QUORUM_NOT_MET` when fewer than W replicas stored it in time. */
@@ -312,9 +321,9 @@ export class QuorumCoordinator {
     throw new QuorumNotMetError('write', Math.min(write.w, replicas.length), 0, failures);
   }
 
-  async #repair(key: Uint8Array, answers: ReadonlyMap<string, Uint8Array | undefined>): Promise<void> {
+  async #repair(key: Uint8Array, answers: ReadonlyMap<string, Uint8Array | undefined>, cache: DecodeCache): Promise<void> {
     if (answers.size < 2 || this.#stopping.signal.aborted) return;
-    const { merged, decoded, distinct } = decodeAndMerge(answers.values());
+    const { merged, decoded, distinct } = decodeAndMerge(answers.values(), cache);
     if (distinct <= 1) return; // every replica answered the same
     const nodes = [...answers.keys()];
     const stale = nodes.filter((_, i) => !(decoded[i] as SiblingSet<Uint8Array>).descends(merged));

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from 'quorumkv';
+import { eventually, faultSeeds } from './helpers.js';
 import { createTestCluster, seededRandom, type TestCluster } from 'quorumkv/testing';
 
 /**
@@ -28,23 +29,9 @@ interface Write {
   acked: boolean;
 }
 
-async function eventually<T>(fn: () => Promise<T>, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > until) throw err;
-    }
-  }
-}
 
 describe('causality under faults', () => {
-  const seeds = process.env['QKV_FAULT_SEED']
-    ? [Number(process.env['QKV_FAULT_SEED'])]
-    : process.env['QKV_FAULT_RANDOM']
-      ? Array.from({ length: Number(process.env['QKV_FAULT_RANDOM']) }, () => Math.floor(Math.random() * 2 ** 31))
-      : [7, 4242, 90210];
+  const seeds = faultSeeds([7, 4242, 90210]);
 
   it.each(seeds)('siblings are exactly what the writes saw (seed %i)', async (seed) => {
     console.log(`causality seed: ${seed} (replay with QKV_FAULT_SEED=${seed})`);

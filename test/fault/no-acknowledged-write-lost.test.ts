@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from 'quorumkv';
+import { eventually, faultSeeds } from './helpers.js';
 import { createTestCluster, seededRandom, type TestCluster } from 'quorumkv/testing';
 
 const KEYS = ['k0', 'k1', 'k2', 'k3'];
@@ -10,25 +11,9 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function eventually<T>(fn: () => Promise<T>, deadlineMs: number): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > until) throw err;
-    }
-  }
-}
 
 describe('faults: partitions, drops, latency, crashes and restarts', () => {
-  // Fixed seeds keep CI reproducible; QKV_FAULT_SEED=n replays one run and
-  // QKV_FAULT_RANDOM=k explores k random seeds (each printed).
-  const seeds = process.env['QKV_FAULT_SEED']
-    ? [Number(process.env['QKV_FAULT_SEED'])]
-    : process.env['QKV_FAULT_RANDOM']
-      ? Array.from({ length: Number(process.env['QKV_FAULT_RANDOM']) }, () => Math.floor(Math.random() * 2 ** 31))
-      : [1, 20261125, 336434984];
+  const seeds = faultSeeds([1, 20261125, 336434984]);
 
   it.each(seeds)('no acknowledged write is lost (seed %i)', async (seed) => {
     console.log(`fault test seed: ${seed} (replay with QKV_FAULT_SEED=${seed})`);

@@ -307,12 +307,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return { type: 'gossip.ack', records, want };
   }
 
+  /** This node refuses the peer at `address`; returns the error to send back. */
   #refuse(address: string, id: string | undefined, error: KvError): KvError {
-    if (this.#refusals.get(address) !== error.code) {
-      this.#refusals.set(address, error.code);
-      this.emit('member:refused', { address, id, error, by: 'self' });
-    }
+    this.#noteRefusal(address, id, error, 'self');
     return error;
+  }
+
+  /** Emits `member:refused` once per address and code (gossip retries every round). */
+  #noteRefusal(address: string, id: string | undefined, error: KvError, by: 'self' | 'peer'): void {
+    if (this.#refusals.get(address) === error.code) return;
+    this.#refusals.set(address, error.code);
+    this.emit('member:refused', { address, id, error, by });
   }
 
   async #gossipTo(address: string): Promise<void> {
@@ -334,10 +339,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         e.code === ErrorCodes.DUPLICATE_NODE
       ) {
         this.#lastRefusal = e;
-        if (this.#refusals.get(address) !== e.code) {
-          this.#refusals.set(address, e.code);
-          this.emit('member:refused', { address, id: undefined, error: e, by: 'peer' });
-        }
+        this.#noteRefusal(address, undefined, e, 'peer');
         this.#notify();
       }
       return;

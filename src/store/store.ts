@@ -23,8 +23,8 @@ import type {
   LocalRecord,
   PutOptions,
   StoreEvents,
+  StoreOptions,
 } from './types.js';
-import type { StoreOptions } from './types.js';
 
 const META_INCARNATION = 'quorumkv.incarnation';
 const META_GENERATION = 'quorumkv.generation';

@@ -79,7 +79,8 @@ export async function createTestCluster<V = unknown>(options: TestClusterOptions
   };
   const gossip: GossipOptions = { interval: 50, suspectAfterRounds: 10, downAfterRounds: 20, timeout: 500, ...options.gossip };
   const storages = new Map<string, StorageAdapter>();
-  const seeds = [ids[0] as string];
+  // Everyone joins through the first node; the first node (e.g. when it restarts) through the second.
+  const seedsOf = (id: string): string[] => [(id === ids[0] ? ids[1] : ids[0]) as string].filter((s) => s !== undefined);
 
   const make = (id: string, index: number): Store<V> => {
     let storage = storages.get(id);
@@ -94,7 +95,7 @@ export async function createTestCluster<V = unknown>(options: TestClusterOptions
       cluster: options.cluster ?? 'test',
       transport: network.transport(id),
       storage,
-      seeds: seeds.filter((s) => s !== id).length > 0 ? seeds.filter((s) => s !== id) : ids.filter((s) => s !== id).slice(0, 1),
+      seeds: seedsOf(id),
       replication,
       gossip,
       timeout: options.timeout ?? 2_000,

@@ -7,8 +7,8 @@
 // Values
 export { Store } from './store/index.js';
 export { Ring, hashKey, keyBytes, defaultTokens } from './ring/index.js';
-export { ReplicaSet } from './replication/index.js';
-export { QuorumCoordinator, ReplicaServer } from './coordinator/index.js';
+export { ReplicaSet } from './ring/index.js';
+export { QuorumCoordinator, ReplicaServer } from './replication/index.js';
 export { Membership } from './membership/index.js';
 export {
   VectorClock,
@@ -48,7 +48,7 @@ export type {
   StoreOptions,
 } from './store/index.js';
 export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './ring/index.js';
-export type { ReplicaSelection, ReplicaSetInit } from './replication/index.js';
+export type { ReplicaSelection, ReplicaSetInit } from './ring/index.js';
 export type {
   QuorumCoordinatorOptions,
   CoordinatorCallOptions,
@@ -56,7 +56,7 @@ export type {
   NodeStatus,
   ReplicaServerOptions,
   LocalWrite,
-} from './coordinator/index.js';
+} from './replication/index.js';
 export type {
   Member,
   MemberRecord,

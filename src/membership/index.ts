@@ -7,4 +7,4 @@ export {
   type MemberStatus,
   type MembershipEvents,
 } from './types.js';
-export { packTokens, unpackTokens } from './wire.js';
+

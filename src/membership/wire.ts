@@ -1,30 +1,14 @@
 import { ErrorCodes, KvError } from '../errors/index.js';
 import type { WireMessage, WireValue } from '../transport/index.js';
 import type { MemberRecord, MemberState } from './types.js';
+import { packTokens, unpackTokens } from '../ring/index.js';
 
 const STATES: readonly MemberState[] = ['joining', 'normal', 'leaving', 'left'];
 const MAX_ID = 256;
-const MAX_TOKENS = 65_536;
 const MAX_MEMBERS = 10_000;
 
 function invalid(what: string): KvError {
   return new KvError(ErrorCodes.INVALID_MESSAGE, `malformed gossip message: ${what}`);
-}
-
-/** Packs unsigned 32-bit tokens big-endian (4 bytes each). */
-export function packTokens(tokens: readonly number[]): Uint8Array {
-  const out = new Uint8Array(tokens.length * 4);
-  const view = new DataView(out.buffer);
-  tokens.forEach((t, i) => view.setUint32(i * 4, t));
-  return out;
-}
-
-export function unpackTokens(bytes: Uint8Array): number[] {
-  if (bytes.length % 4 !== 0 || bytes.length / 4 > MAX_TOKENS) throw invalid('token list');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: number[] = new Array<number>(bytes.length / 4);
-  for (let i = 0; i < out.length; i++) out[i] = view.getUint32(i * 4);
-  return out;
 }
 
 /** A record on the wire; `tokens` is null when the receiver already has them. */

@@ -1,6 +1,8 @@
-/**
- * Replication: replica sets, preference lists and (later) hinted handoff.
- *
- * @module
- */
-export { ReplicaSet, type ReplicaSelection, type ReplicaSetInit } from './replica-set.js';
+export {
+  QuorumCoordinator,
+  type QuorumCoordinatorOptions,
+  type CoordinatorCallOptions,
+  type CoordinatedWrite,
+  type NodeStatus,
+} from './quorum-coordinator.js';
+export { ReplicaServer, type ReplicaServerOptions, type LocalWrite } from './replica-server.js';

@@ -3,9 +3,7 @@
  *
  * @module
  */
-// Imported directly (not via replication/index.ts): replica-set.ts only imports
-// types from the ring, so there is no runtime cycle in ESM or in a bundle.
-import { ReplicaSet } from '../replication/replica-set.js';
+import { ReplicaSet } from './replica-set.js';
 import { DEFAULT_MAX_KEY_BYTES, defaultTokens, hashKey } from './hash.js';
 import type { NodeInfo, NodeSpec, RangeChange, RingJSON, RingOptions, TokenRange } from './types.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReplicaSet } from '../../../src/replication/index.js';
+import { ReplicaSet } from '../../../src/ring/index.js';
 import { Ring } from '../../../src/ring/index.js';
 
 const ids = (list: readonly { id: string }[]): string[] => list.map((n) => n.id);

@@ -1,14 +1,10 @@
 /**
  * ReplicaSet: the N replicas of one token and the fallbacks a sloppy quorum uses.
  *
- * This module imports only *types* from the ring (erased at compile time), and
- * `ring/ring.ts` imports this module directly (not through `replication/index.ts`),
- * so there is no runtime import cycle, neither in ESM nor in a bundle.
- *
  * @module
  */
-import type { NodeInfo } from '../ring/types.js';
-import type { Ring } from '../ring/ring.js';
+import type { NodeInfo } from './types.js';
+import type { Ring } from './ring.js';
 
 /** One pick of {@link ReplicaSet.select}. */
 export interface ReplicaSelection {

@@ -19,9 +19,16 @@ export interface ComplianceMatchers {
  * quorumkv itself never imports a test framework, so `quorumkv/testing`
  * loads from ESM and CommonJS alike.
  */
+/** A test-registering function with `skip` (vitest's and jest's `it` both have it). */
+export interface ComplianceIt {
+  (name: string, fn: () => Promise<void> | void, timeout?: number): void;
+  /** Registers a case reported as skipped (an unsupported capability), never as passed. */
+  skip(name: string, fn: () => Promise<void> | void): void;
+}
+
 export interface ComplianceTestApi {
   describe(name: string, fn: () => void): void;
-  it(name: string, fn: () => Promise<void> | void, timeout?: number): void;
+  it: ComplianceIt;
   beforeEach(fn: () => Promise<void> | void): void;
   afterEach(fn: () => Promise<void> | void): void;
   expect(actual: unknown, message?: string): ComplianceMatchers;

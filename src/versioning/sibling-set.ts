@@ -113,7 +113,54 @@ function obsoletes(y: Version<unknown>, x: Version<unknown>): boolean {
   return !sameDot(x.dot, y.dot) && y.past.covers(x.dot) && !x.past.covers(y.dot);
 }
 
-/** Drops duplicate dots (first one wins) and obsoleted versions; sorts. */
+/**
+ * Answers "does some version of a set obsolete `x`?" without comparing `x`
+ * with every version (which made merges, decodes and `descends` quadratic in
+ * the number of siblings: ~30 ms per write at 900 siblings).
+ *
+ * `x` (dot `(a, c)`) is obsoleted by some `y` iff some `y` has
+ * `y.past.get(a) >= c` and `x.past` does not cover `y.dot`. The index keeps,
+ * per actor `a`, the version whose past knows most of `a` (`top`): if
+ * `top.past` does not reach `c`, no version's does and `x` survives; if it
+ * does and `x.past` does not cover `top.dot`, `top` obsoletes `x`. The one
+ * remaining case — `top` and `x` cover each other's dots, which honest
+ * histories cannot produce (see {@link obsoletes}) — falls back to scanning
+ * the versions whose past names `a`, so the defensive rule (mutual coverage
+ * keeps both) holds exactly. Building the index is linear in the total size
+ * of the pasts (at most `maxClockEntries` per version); each query is O(1)
+ * outside that fallback, which only forged records can reach.
+ */
+class CoverIndex {
+  readonly #byActor = new Map<string, { top: Version<unknown>; topCounter: number; all: Version<unknown>[] }>();
+
+  constructor(versions: Iterable<Version<unknown>>) {
+    for (const y of versions) {
+      for (const [actor, counter] of y.past.entries()) {
+        const entry = this.#byActor.get(actor);
+        if (entry === undefined) {
+          this.#byActor.set(actor, { top: y, topCounter: counter, all: [y] });
+          continue;
+        }
+        entry.all.push(y);
+        if (counter > entry.topCounter) {
+          entry.top = y;
+          entry.topCounter = counter;
+        }
+      }
+    }
+  }
+
+  /** True if some indexed version obsoletes `x` (exactly `versions.some((y) => obsoletes(y, x))`). */
+  obsoleted(x: Version<unknown>): boolean {
+    const entry = this.#byActor.get(x.dot.actor);
+    if (entry === undefined || entry.topCounter < x.dot.counter) return false;
+    if (obsoletes(entry.top, x)) return true;
+    // `top` is x itself, a duplicate of x, or covers x while x covers it: look further.
+    return entry.all.some((y) => obsoletes(y, x));
+  }
+}
+
+/** Drops duplicate dots (first one wins) and obsoleted versions; sorts. Linear but for the sort. */
 function normalize<V>(candidates: readonly Version<V>[]): Version<V>[] {
   const unique: Version<V>[] = [];
   const seen = new Map<string, Set<number>>();
@@ -124,7 +171,8 @@ function normalize<V>(candidates: readonly Version<V>[]): Version<V>[] {
     counters.add(v.dot.counter);
     unique.push(v);
   }
-  return unique.filter((x) => !unique.some((y) => obsoletes(y, x))).sort(compareVersions);
+  const index = new CoverIndex(unique);
+  return unique.filter((x) => !index.obsoleted(x)).sort(compareVersions);
 }
 
 function checkVersion(v: Version<unknown>): void {
@@ -175,6 +223,10 @@ export class SiblingSet<V> {
   /** The versions, sorted by actor then counter. */
   readonly versions: readonly Version<V>[];
   #clock: VectorClock | undefined;
+  /** Built on first use (sets are immutable): which versions obsolete a given one. */
+  #index: CoverIndex | undefined;
+  /** Built on first use: the dots of this set, per actor. */
+  #dots: Map<string, Set<number>> | undefined;
 
   private constructor(versions: readonly Version<V>[]) {
     this.versions = Object.freeze(versions);
@@ -218,11 +270,22 @@ export class SiblingSet<V> {
    */
   clock(): VectorClock {
     if (this.#clock === undefined) {
-      let clock = VectorClock.EMPTY;
+      // One pass with the rule of VectorClock.merge (the larger counter wins, then
+      // the later time), instead of one merged clock per version.
+      const join = new Map<string, [counter: number, time: number]>();
+      const see = (actor: string, counter: number, time: number): void => {
+        const e = join.get(actor);
+        if (e === undefined) join.set(actor, [counter, time]);
+        else if (counter > e[0] || (counter === e[0] && time > e[1])) {
+          e[0] = counter;
+          e[1] = time;
+        }
+      };
       for (const v of this.versions) {
-        clock = clock.merge(v.past).merge(VectorClock.from([[v.dot.actor, v.dot.counter, Math.max(0, v.timestamp)]]));
+        for (const [actor, counter, time] of v.past.entries()) see(actor, counter, time);
+        see(v.dot.actor, v.dot.counter, Math.max(0, v.timestamp));
       }
-      this.#clock = clock;
+      this.#clock = VectorClock.from([...join].map(([actor, [counter, time]]) => [actor, counter, time] as const));
     }
     return this.#clock;
   }
@@ -331,9 +394,19 @@ export class SiblingSet<V> {
    * teach this one. Used to find stale replicas for read repair.
    */
   descends(other: SiblingSet<V>): boolean {
-    return other.versions.every((x) =>
-      this.versions.some((y) => sameDot(x.dot, y.dot) || obsoletes(y, x)),
-    );
+    if (other === this || other.versions.length === 0) return true;
+    if (this.versions.length === 0) return false;
+    if (this.#dots === undefined) {
+      this.#dots = new Map();
+      for (const v of this.versions) {
+        let counters = this.#dots.get(v.dot.actor);
+        if (counters === undefined) this.#dots.set(v.dot.actor, (counters = new Set()));
+        counters.add(v.dot.counter);
+      }
+    }
+    const dots = this.#dots;
+    const index = (this.#index ??= new CoverIndex(this.versions));
+    return other.versions.every((x) => dots.get(x.dot.actor)?.has(x.dot.counter) === true || index.obsoleted(x));
   }
 
   /** Same set of dots (values are not compared: a dot identifies its version). */

@@ -6,6 +6,7 @@ import {
   decodeSiblingSet,
   encodeSiblingSet,
   type Dot,
+  type Version,
 } from '../../src/versioning/index.js';
 
 /**
@@ -232,6 +233,130 @@ describe('SiblingSet laws over simulated histories', () => {
           const merged = dotsOf(order.reduce((a, b) => a.merge(b)));
           for (const d of h.issued) if (!h.seenByWrites.has(d)) expect(merged.has(d)).toBe(true);
         }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+/**
+ * The quadratic definitions SiblingSet used before its cover index: `y`
+ * obsoletes `x` iff y's past covers x's dot and not the other way round;
+ * normalize keeps the first of duplicate dots, drops every version some
+ * other one obsoletes, sorts by actor then counter. The fast paths must agree
+ * exactly, forged histories (mutual and self coverage, duplicates) included.
+ */
+const reference = {
+  obsoletes(y: Version<unknown>, x: Version<unknown>): boolean {
+    const same = x.dot.actor === y.dot.actor && x.dot.counter === y.dot.counter;
+    return !same && y.past.covers(x.dot) && !x.past.covers(y.dot);
+  },
+  normalize<V>(candidates: readonly Version<V>[]): Version<V>[] {
+    const unique: Version<V>[] = [];
+    const seen = new Set<string>();
+    for (const v of candidates) {
+      if (seen.has(key(v.dot))) continue;
+      seen.add(key(v.dot));
+      unique.push(v);
+    }
+    return unique
+      .filter((x) => !unique.some((y) => reference.obsoletes(y, x)))
+      .sort((a, b) => (a.dot.actor < b.dot.actor ? -1 : a.dot.actor > b.dot.actor ? 1 : a.dot.counter - b.dot.counter));
+  },
+  descends<V>(a: SiblingSet<V>, b: SiblingSet<V>): boolean {
+    return b.versions.every((x) =>
+      a.versions.some((y) => (x.dot.actor === y.dot.actor && x.dot.counter === y.dot.counter) || reference.obsoletes(y, x)),
+    );
+  },
+  clock(s: SiblingSet<unknown>): VectorClock {
+    let clock = VectorClock.EMPTY;
+    for (const v of s.versions) {
+      clock = clock.merge(v.past).merge(VectorClock.from([[v.dot.actor, v.dot.counter, Math.max(0, v.timestamp)]]));
+    }
+    return clock;
+  },
+};
+
+// Few actors and small counters, so random pasts often cover each other's dots.
+const FORGE_ACTORS = ['a', 'b', 'c', '__proto__'];
+const forgedVersionArb: fc.Arbitrary<Version<string>> = fc
+  .record({
+    actor: fc.constantFrom(...FORGE_ACTORS),
+    counter: fc.integer({ min: 1, max: 5 }),
+    past: fc.uniqueArray(
+      fc.tuple(fc.constantFrom(...FORGE_ACTORS), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 9 })),
+      { selector: (e) => e[0], maxLength: FORGE_ACTORS.length },
+    ),
+    tombstone: fc.boolean(),
+    timestamp: fc.integer({ min: -3, max: 20 }),
+  })
+  .map(({ actor, counter, past, tombstone, timestamp }) => ({
+    dot: { actor, counter },
+    past: VectorClock.from(past),
+    value: tombstone ? undefined : `${actor}${counter}@${timestamp}`,
+    tombstone,
+    timestamp,
+  }));
+const forgedListArb = fc.array(forgedVersionArb, { maxLength: 24 });
+
+describe('SiblingSet fast paths equal the quadratic definitions', () => {
+  const sameVersions = (got: readonly Version<unknown>[], want: readonly Version<unknown>[]) => {
+    expect(got.length).toBe(want.length);
+    got.forEach((v, i) => expect(v).toBe(want[i])); // the very objects: first-of-duplicates wins
+  };
+
+  it('of() and merge() keep exactly the versions no other one obsoletes (forged histories)', () => {
+    fc.assert(
+      fc.property(forgedListArb, forgedListArb, (xs, ys) => {
+        sameVersions(SiblingSet.of(xs).versions, reference.normalize(xs));
+        const [a, b] = [SiblingSet.of(xs), SiblingSet.of(ys)];
+        sameVersions(a.merge(b).versions, reference.normalize([...a.versions, ...b.versions]));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('descends, add and clock agree with the definitions (forged histories)', () => {
+    fc.assert(
+      fc.property(forgedListArb, forgedListArb, forgedVersionArb, (xs, ys, v) => {
+        const [a, b] = [SiblingSet.of(xs), SiblingSet.of(ys)];
+        expect(a.descends(b)).toBe(reference.descends(a, b));
+        expect(b.descends(a)).toBe(reference.descends(b, a));
+        const added = a.add(v);
+        const dup = a.versions.some((y) => y.dot.actor === v.dot.actor && y.dot.counter === v.dot.counter);
+        if (dup || a.versions.some((y) => reference.obsoletes(y, v))) expect(added).toBe(a);
+        else sameVersions(added.versions, reference.normalize([...a.versions.filter((y) => !reference.obsoletes(v, y)), v]));
+        expect(a.clock().entries()).toEqual(reference.clock(a).entries());
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('of(), merge(), descends and clock agree with the definitions on simulated histories', () => {
+    fc.assert(
+      fc.property(historyArb, fc.nat(), fc.nat(), (h, i, j) => {
+        const [a, b] = [pick(h.pool, i), pick(h.pool, j)];
+        const all = [...a.versions, ...b.versions];
+        sameVersions(SiblingSet.of(all).versions, reference.normalize(all));
+        sameVersions(a.merge(b).versions, reference.normalize(all));
+        // Every version any replica ever held, in pool order and reversed.
+        const everything = h.pool.flatMap((s) => s.versions);
+        sameVersions(SiblingSet.of(everything).versions, reference.normalize(everything));
+        sameVersions(SiblingSet.of([...everything].reverse()).versions, reference.normalize([...everything].reverse()));
+        expect(a.descends(b)).toBe(reference.descends(a, b));
+        expect(a.clock().entries()).toEqual(reference.clock(a).entries());
+      }),
+      opts,
+    );
+  });
+
+  it('write keeps exactly the versions its new version does not obsolete', () => {
+    fc.assert(
+      fc.property(forgedListArb, fc.constantFrom(...FORGE_ACTORS), forgedListArb, (xs, actor, ctxFrom) => {
+        const set = SiblingSet.of(xs);
+        const ctx = SiblingSet.of(ctxFrom).clock();
+        const { set: out, version } = set.write(actor, ctx, { value: 'w', timestamp: 100 });
+        sameVersions(out.versions, reference.normalize([...set.versions.filter((y) => !reference.obsoletes(version, y)), version]));
       }),
       { numRuns: 300 },
     );

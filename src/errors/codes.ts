@@ -39,6 +39,12 @@ export const ErrorCodes = {
   INTERNAL: 'KV_INTERNAL',
   /** Storage failed to read or write. */
   STORAGE_FAILURE: 'KV_STORAGE_FAILURE',
+  /**
+   * A write would leave its key with more than `maxSiblings` concurrent
+   * versions (tombstones included); nothing was stored. A write with the
+   * context of a read supersedes what it read and is always accepted.
+   */
+  TOO_MANY_SIBLINGS: 'KV_TOO_MANY_SIBLINGS',
 } as const;
 
 /** A stable error code, e.g. `'KV_QUORUM_NOT_MET'`. */

@@ -4,6 +4,7 @@ export {
   QuorumNotMetError,
   AbortError,
   TimeoutError,
+  TooManySiblingsError,
   toKvError,
   type KvErrorOptions,
   type ReplicaFailure,

@@ -81,6 +81,31 @@ export class TimeoutError extends KvError {
   }
 }
 
+/**
+ * `KV_TOO_MANY_SIBLINGS`: a write would leave its key with `siblings`
+ * versions, more than the `limit` (`maxSiblings`) and more than the key has
+ * now; nothing was stored. Read the key and write with the read's context
+ * (which supersedes the siblings read) to repair it.
+ */
+export class TooManySiblingsError extends KvError {
+  /** Versions (tombstones included) the key would have held after the write. */
+  readonly siblings: number;
+  /** The `maxSiblings` bound. */
+  readonly limit: number;
+
+  constructor(key: string, siblings: number, limit: number, options: KvErrorOptions = {}) {
+    super(
+      ErrorCodes.TOO_MANY_SIBLINGS,
+      `write refused: key ${key} would have ${siblings} siblings, over maxSiblings=${limit}; ` +
+        'write with the context of a read to supersede them',
+      options,
+    );
+    this.name = 'TooManySiblingsError';
+    this.siblings = siblings;
+    this.limit = limit;
+  }
+}
+
 /** Wraps anything thrown into a KvError, keeping KvErrors as they are. */
 export function toKvError(err: unknown, fallback: ErrorCode = ErrorCodes.STORAGE_FAILURE): KvError {
   if (err instanceof KvError) return err;

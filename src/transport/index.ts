@@ -2,6 +2,8 @@ export { encodeFrame, decodeFrame, validateWireMessage, DEFAULT_CODEC_LIMITS } f
 export type { Frame, CodecLimits } from './codec.js';
 export { MemoryNetwork, MemoryTransport, DEFAULT_MEMORY_TIMEOUT, HANDLER_FAILURE_CODE } from './memory-network.js';
 export type { MemoryNetworkOptions, MemoryTransportOptions, MemoryNetworkStats } from './memory-network.js';
+export { PendingRequests, DEFAULT_MAX_PENDING } from './pending-requests.js';
+export type { PendingRequestsOptions, OpenRequestOptions, OpenedRequest } from './pending-requests.js';
 export type {
   Transport,
   TransportCapabilities,

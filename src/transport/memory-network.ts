@@ -1,7 +1,8 @@
-import { AbortError, ErrorCodes, KvError, TimeoutError, toKvError, type ErrorCode } from '../errors/index.js';
+import { AbortError, ErrorCodes, KvError, toKvError, type ErrorCode } from '../errors/index.js';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
 import { seededRandom } from '../internal/random.js';
-import { decodeFrame, encodeFrame, validateWireMessage, type Frame } from './codec.js';
+import { DEFAULT_CODEC_LIMITS, decodeFrame, encodeFrame, validateWireMessage, type Frame } from './codec.js';
+import { DEFAULT_MAX_PENDING, PendingRequests } from './pending-requests.js';
 import type { RequestHandler, RequestOptions, Transport, TransportCapabilities, WireMessage } from './types.js';
 
 /** Default per-request timeout of memory transports, in ms. */
@@ -36,6 +37,12 @@ export interface MemoryNetworkOptions {
    */
   defaultTimeout?: number;
   /**
+   * Default bound on the requests one transport keeps in flight; past it a
+   * request rejects at once with `KV_OVERLOADED`. `Infinity` for no bound.
+   * @default 10000
+   */
+  maxPending?: number;
+  /**
    * Source of time for timeouts and latency timers.
    * @default systemClock
    */
@@ -49,6 +56,12 @@ export interface MemoryTransportOptions {
    * @default the network's `defaultTimeout` (5000)
    */
   defaultTimeout?: number;
+  /**
+   * Most requests this transport keeps in flight; past it a request rejects
+   * at once with `KV_OVERLOADED`. `Infinity` for no bound.
+   * @default the network's `maxPending` (10000)
+   */
+  maxPending?: number;
 }
 
 /** Message counters of a {@link MemoryNetwork}. */
@@ -65,15 +78,28 @@ export interface MemoryNetworkStats {
 
 type Cancel = () => void;
 
-/** One request and its answer, from the moment it is sent until it settles. */
+/** A message on its way: the frame, and its bytes when the network encodes. */
+interface Wire {
+  readonly frame: Frame;
+  readonly bytes: Uint8Array | undefined;
+}
+
+/**
+ * One request and its answer, from the moment it is sent until it settles.
+ * The caller's pending-request table owns its outcome (timeout, abort,
+ * answer); the exchange tracks where the message is.
+ */
 interface Exchange {
-  readonly id: number;
+  /** The request's id in the caller's table. */
+  id: number;
   readonly caller: MemoryTransport;
+  readonly pending: PendingRequests<WireMessage>;
   readonly target: MemoryTransport;
   /** `lost`: the request or its answer was dropped; only the timeout ends it. */
   phase: 'to-target' | 'handling' | 'to-caller' | 'lost';
+  /** Set once the caller's request settled: nothing more is delivered. */
+  done: boolean;
   cancelDelivery: Cancel | undefined;
-  settle(result: { ok: true; body: WireMessage } | { ok: false; error: KvError }): void;
 }
 
 function checkTimeout(value: number, what: string): void {
@@ -101,6 +127,11 @@ function linkKey(a: string, b: string): string {
  *   answer is still travelling, rejects at once with `KV_CONNECTION_CLOSED`
  *   at the caller; answers of handlers still running are discarded. Requests
  *   whose message was already lost are not affected (they time out).
+ * - Each transport keeps its requests in a {@link PendingRequests} table:
+ *   a request settles exactly once, a request whose `timeout` is 0 (its
+ *   deadline has passed) rejects with `KV_TIMEOUT` without being sent, and
+ *   past `maxPending` requests in flight one rejects at once with
+ *   `KV_OVERLOADED`.
  *
  * @example
  * ```ts
@@ -121,6 +152,8 @@ export class MemoryNetwork {
   readonly clock: Clock;
   /** @internal */
   readonly defaultTimeout: number;
+  /** @internal */
+  readonly maxPending: number;
 
   readonly #random: () => number;
   readonly #slots = new Map<string, MemoryTransport>();
@@ -128,8 +161,8 @@ export class MemoryNetwork {
   readonly #isolated = new Set<string>();
   #latency = { min: 0, max: 0 };
   #dropRate = 0;
-  #nextId = 1;
-  readonly #exchanges = new Map<number, Exchange>();
+  /** Requests not yet settled at their caller, in the order they were sent. */
+  readonly #exchanges = new Set<Exchange>();
   #stats = { sent: 0, delivered: 0, dropped: 0, bytes: 0 };
 
   constructor(options: MemoryNetworkOptions = {}) {
@@ -142,6 +175,9 @@ export class MemoryNetwork {
     this.clock = options.clock ?? systemClock;
     this.defaultTimeout = options.defaultTimeout ?? DEFAULT_MEMORY_TIMEOUT;
     checkTimeout(this.defaultTimeout, 'defaultTimeout');
+    this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    // Validates it (RangeError) before any transport exists.
+    void new PendingRequests({ maxPending: this.maxPending });
   }
 
   /**
@@ -158,7 +194,10 @@ export class MemoryNetwork {
     if (current?.started) {
       throw new Error(`MemoryNetwork: address "${address}" is already in use by a started transport; stop it first`);
     }
-    const t = new MemoryTransport(this, address, options.defaultTimeout ?? this.defaultTimeout);
+    const t = new MemoryTransport(this, address, {
+      defaultTimeout: options.defaultTimeout ?? this.defaultTimeout,
+      maxPending: options.maxPending ?? this.maxPending,
+    });
     this.#slots.set(address, t);
     return t;
   }
@@ -260,7 +299,7 @@ export class MemoryNetwork {
     return () => clearImmediate(h);
   }
 
-  #encode(frame: Frame): { frame: Frame; bytes: Uint8Array | undefined } {
+  #encode(frame: Frame): Wire {
     if (!this.codec) {
       if (frame.kind !== 'err') validateWireMessage(frame.body, undefined, frame.kind === 'req' ? 'request body' : 'response body');
       return { frame, bytes: undefined };
@@ -268,87 +307,75 @@ export class MemoryNetwork {
     return { frame, bytes: encodeFrame(frame) };
   }
 
-  #decode(wire: { frame: Frame; bytes: Uint8Array | undefined }): Frame {
+  #decode(wire: Wire): Frame {
     return wire.bytes === undefined ? wire.frame : decodeFrame(wire.bytes);
   }
 
-  /** @internal Sends one request from `caller`; the caller's promise is wired to `settle`. */
+  /**
+   * @internal Sends one request from `caller`, registered in its `pending`
+   * table (which settles it: answer, timeout, abort or stop).
+   */
   send(
     caller: MemoryTransport,
+    pending: PendingRequests<WireMessage>,
     to: string,
     message: WireMessage,
     timeout: number,
     signal: AbortSignal | undefined,
   ): Promise<WireMessage> {
-    return new Promise<WireMessage>((resolve, reject) => {
-      const id = this.#nextId++;
-      let wire: { frame: Frame; bytes: Uint8Array | undefined };
-      try {
-        wire = this.#encode({ kind: 'req', id, from: caller.address, body: message });
-      } catch (err) {
-        reject(err);
-        return;
-      }
-      const target = this.#slots.get(to);
-      if (!target?.started) {
-        reject(new KvError(ErrorCodes.UNREACHABLE, `${to} is not reachable: no started transport at that address`));
-        return;
-      }
-
-      let timer: TimerHandle | undefined;
-      let onAbort: (() => void) | undefined;
-      const exchange: Exchange = {
-        id,
-        caller,
-        target,
-        phase: 'to-target',
-        cancelDelivery: undefined,
-        settle: (result) => {
-          if (!this.#exchanges.delete(id)) return;
-          exchange.cancelDelivery?.();
-          exchange.cancelDelivery = undefined;
-          if (timer !== undefined) this.clock.clearTimeout(timer);
-          if (onAbort) signal?.removeEventListener('abort', onAbort);
-          if (result.ok) resolve(result.body);
-          else reject(result.error);
-        },
-      };
-      this.#exchanges.set(id, exchange);
-
-      if (Number.isFinite(timeout)) {
-        timer = this.clock.setTimeout(() => {
-          timer = undefined;
-          exchange.settle({
-            ok: false,
-            error: new TimeoutError(`request ${message.type} to ${to} timed out after ${timeout} ms`),
-          });
-        }, timeout);
-      }
-      if (signal) {
-        onAbort = () => exchange.settle({ ok: false, error: new AbortError(undefined, { cause: signal.reason }) });
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-
-      const delay = this.#route(caller.address, to, wire.bytes?.byteLength ?? 0);
-      if (delay === undefined) {
-        exchange.phase = 'lost';
-        return;
-      }
-      exchange.cancelDelivery = this.#schedule(delay, () => {
-        exchange.cancelDelivery = undefined;
-        this.#arrive(exchange, wire);
-      });
+    let exchange: Exchange | undefined;
+    // Throws (nothing sent) when aborted, out of time (timeout 0) or overloaded.
+    const { id, promise } = pending.open({
+      timeout,
+      signal,
+      label: `request ${message.type} to ${to}`,
+      onSettled: () => {
+        if (exchange) this.#release(exchange);
+      },
     });
+    let wire: Wire;
+    try {
+      wire = this.#encode({ kind: 'req', id, from: caller.address, body: message });
+    } catch (err) {
+      pending.reject(id, toKvError(err, ErrorCodes.INVALID_MESSAGE));
+      return promise;
+    }
+    const target = this.#slots.get(to);
+    if (!target?.started) {
+      pending.reject(id, new KvError(ErrorCodes.UNREACHABLE, `${to} is not reachable: no started transport at that address`));
+      return promise;
+    }
+    const ex: Exchange = { id, caller, pending, target, phase: 'to-target', done: false, cancelDelivery: undefined };
+    exchange = ex;
+    this.#exchanges.add(ex);
+    const delay = this.#route(caller.address, to, wire.bytes?.byteLength ?? 0);
+    if (delay === undefined) {
+      ex.phase = 'lost';
+      return promise;
+    }
+    ex.cancelDelivery = this.#schedule(delay, () => {
+      ex.cancelDelivery = undefined;
+      this.#arrive(ex, wire);
+    });
+    return promise;
+  }
+
+  /** The caller's request settled (any route): stop delivering its messages. */
+  #release(exchange: Exchange): void {
+    exchange.done = true;
+    exchange.cancelDelivery?.();
+    exchange.cancelDelivery = undefined;
+    this.#exchanges.delete(exchange);
   }
 
   /** The request reaches its target. */
-  #arrive(exchange: Exchange, wire: { frame: Frame; bytes: Uint8Array | undefined }): void {
+  #arrive(exchange: Exchange, wire: Wire): void {
     const { target } = exchange;
     if (!target.started || this.#slots.get(target.address) !== target) {
-      exchange.settle({
-        ok: false,
-        error: new KvError(ErrorCodes.UNREACHABLE, `${target.address} stopped before the request arrived`),
-      });
+      exchange.pending.reject(
+        exchange.id,
+        new KvError(ErrorCodes.UNREACHABLE, `${target.address} stopped before the request arrived`),
+      );
       return;
     }
     this.#stats.delivered++;
@@ -370,8 +397,8 @@ export class MemoryNetwork {
 
   /** The target's handler finished: send the answer (or error) back. */
   #answer(exchange: Exchange, error: unknown, body?: WireMessage): void {
-    if (!this.#exchanges.has(exchange.id) || exchange.phase !== 'handling') return; // caller gave up or a side stopped
-    let wire: { frame: Frame; bytes: Uint8Array | undefined };
+    if (exchange.done || exchange.phase !== 'handling') return; // caller gave up or a side stopped
+    let wire: Wire;
     if (error === undefined) {
       try {
         wire = this.#encode({ kind: 'res', id: exchange.id, body: body! });
@@ -399,26 +426,28 @@ export class MemoryNetwork {
       try {
         frame = this.#decode(wire);
       } catch (err) {
-        exchange.settle({ ok: false, error: toKvError(err, ErrorCodes.INVALID_MESSAGE) });
+        exchange.pending.reject(exchange.id, toKvError(err, ErrorCodes.INVALID_MESSAGE));
         return;
       }
-      if (frame.kind === 'res') exchange.settle({ ok: true, body: frame.body });
-      else if (frame.kind === 'err') exchange.settle({ ok: false, error: new KvError(frame.code, frame.message) });
+      if (frame.kind === 'res') exchange.pending.resolve(frame.id, frame.body);
+      else if (frame.kind === 'err') exchange.pending.reject(frame.id, new KvError(frame.code, frame.message));
     });
   }
 
   /** @internal `t` stopped: fail everything it is part of (see class docs). */
   stopped(t: MemoryTransport): void {
-    for (const ex of [...this.#exchanges.values()]) {
+    for (const ex of [...this.#exchanges]) {
       if (ex.caller === t) {
-        ex.settle({ ok: false, error: new KvError(ErrorCodes.CONNECTION_CLOSED, `${t.address} stopped while the request to ${ex.target.address} was in flight`) });
+        ex.pending.reject(
+          ex.id,
+          new KvError(ErrorCodes.CONNECTION_CLOSED, `${t.address} stopped while the request to ${ex.target.address} was in flight`),
+        );
       } else if (ex.target === t && ex.phase !== 'lost') {
-        ex.settle({ ok: false, error: new KvError(ErrorCodes.CONNECTION_CLOSED, `${t.address} stopped before answering`) });
+        ex.pending.reject(ex.id, new KvError(ErrorCodes.CONNECTION_CLOSED, `${t.address} stopped before answering`));
       }
     }
   }
 }
-
 /**
  * A {@link Transport} on a {@link MemoryNetwork}; get one with
  * `net.transport(address)`. See {@link MemoryNetwork} for delivery semantics.
@@ -426,25 +455,44 @@ export class MemoryNetwork {
 export class MemoryTransport implements Transport {
   /** This node's address on the network. */
   readonly address: string;
-  /** `encodes` mirrors the network's `codec` option. */
+  /**
+   * `encodes` mirrors the network's `codec` option; with the codec, frames
+   * are limited to `maxFrameBytes` (16 MiB); fault injection is supported.
+   */
   readonly capabilities: TransportCapabilities;
   /** Timeout of requests that do not give one (ms). */
   readonly defaultTimeout: number;
   readonly #network: MemoryNetwork;
+  readonly #pending: PendingRequests<WireMessage>;
   #handler: RequestHandler | undefined;
 
   /** @internal Use `MemoryNetwork.transport(address)`. */
-  constructor(network: MemoryNetwork, address: string, defaultTimeout: number) {
-    checkTimeout(defaultTimeout, 'defaultTimeout');
+  constructor(network: MemoryNetwork, address: string, options: Required<MemoryTransportOptions>) {
+    checkTimeout(options.defaultTimeout, 'defaultTimeout');
     this.#network = network;
     this.address = address;
-    this.defaultTimeout = defaultTimeout;
-    this.capabilities = Object.freeze({ encodes: network.codec, faultInjection: true });
+    this.defaultTimeout = options.defaultTimeout;
+    this.#pending = new PendingRequests({ clock: network.clock, maxPending: options.maxPending });
+    this.capabilities = Object.freeze(
+      network.codec
+        ? { encodes: true, faultInjection: true, maxFrameBytes: DEFAULT_CODEC_LIMITS.maxFrameBytes }
+        : { encodes: false, faultInjection: true },
+    );
   }
 
   /** True between `start()` and `stop()`. */
   get started(): boolean {
     return this.#handler !== undefined;
+  }
+
+  /** Requests this transport sent that have not settled yet. */
+  get pendingRequests(): number {
+    return this.#pending.size;
+  }
+
+  /** Most requests this transport keeps in flight (see {@link MemoryTransportOptions.maxPending}). */
+  get maxPending(): number {
+    return this.#pending.maxPending;
   }
 
   /** @internal */
@@ -469,34 +517,47 @@ export class MemoryTransport implements Transport {
   /**
    * Stops: unfinished requests sent by this transport reject with
    * `KV_CONNECTION_CLOSED`, so do requests it received and has not answered;
-   * no timer is left behind. Idempotent.
+   * no timer or abort listener is left behind. Idempotent.
    */
   async stop(): Promise<void> {
     if (!this.#handler) return;
     this.#handler = undefined;
     this.#network.stopped(this);
+    // Nothing should be left; if something is, it must not hang.
+    this.#pending.rejectAll(
+      new KvError(ErrorCodes.CONNECTION_CLOSED, `${this.address} stopped while a request was in flight`),
+    );
   }
 
   /**
    * Sends `message` to `to` and resolves with the answer.
    *
+   * `timeout` is the request's own deadline in ms (default
+   * `defaultTimeout`); `0` means the deadline has already passed, so the
+   * request rejects with `KV_TIMEOUT` without being sent; `Infinity` waits
+   * for ever. A negative or NaN timeout is a bug in the caller: `RangeError`.
+   *
    * Rejects with `KV_NOT_STARTED` (this transport is stopped),
    * `KV_UNREACHABLE` (no started transport at `to`), `KV_TIMEOUT`,
-   * `KV_ABORTED` (name `AbortError`), `KV_CONNECTION_CLOSED` (either side
-   * stopped first), `KV_INVALID_MESSAGE` (the body cannot go on the wire),
-   * or the code of a `KvError` thrown by the remote handler.
+   * `KV_ABORTED` (name `AbortError`), `KV_OVERLOADED` (`maxPending`
+   * requests already in flight; not sent), `KV_CONNECTION_CLOSED` (either
+   * side stopped first), `KV_INVALID_MESSAGE` (the body cannot go on the
+   * wire), or the code of a `KvError` thrown by the remote handler
+   * (`KV_INTERNAL` for anything else it throws).
    */
   async request(to: string, message: WireMessage, options: RequestOptions = {}): Promise<WireMessage> {
+    if (typeof to !== 'string' || to.length === 0) {
+      throw new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`);
+    }
+    const timeout = options.timeout ?? this.defaultTimeout;
+    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+      throw new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${String(timeout)}`);
+    }
     if (!this.#handler) {
       throw new KvError(ErrorCodes.NOT_STARTED, `transport ${this.address} is not started`);
     }
-    if (typeof to !== 'string' || to.length === 0) {
-      throw new TypeError(`Expected \`to\` to be a non-empty string, got ${String(to)}`);
-    }
-    const timeout = options.timeout ?? this.defaultTimeout;
-    checkTimeout(timeout, 'timeout');
     if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
-    return this.#network.send(this, to, message, timeout, options.signal);
+    return this.#network.send(this, this.#pending, to, message, timeout, options.signal);
   }
 
   /** Same as {@link stop}. */

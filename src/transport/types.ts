@@ -22,6 +22,9 @@ export interface WireMessage {
 export interface RequestOptions {
   /**
    * Milliseconds to wait for the answer before rejecting with `KV_TIMEOUT`.
+   * `0` means the deadline has already passed: the request rejects with
+   * `KV_TIMEOUT` without being sent. `Infinity` waits for ever. Negative or
+   * NaN: `RangeError`.
    * @default the transport's `defaultTimeout` (5000 ms)
    */
   timeout?: number;
@@ -45,6 +48,15 @@ export interface TransportCapabilities {
   readonly encodes: boolean;
   /** Supports fault injection (partitions, latency, drops). */
   readonly faultInjection: boolean;
+  /**
+   * Largest encoded frame (a request or an answer with its header), in
+   * bytes; a request over it rejects with `KV_INVALID_MESSAGE` and is not
+   * sent, an answer over it makes the request reject with
+   * `KV_INVALID_MESSAGE`. Absent when the transport has no limit of its own
+   * (e.g. it does not encode); the compliance suite then skips its
+   * oversized-message case.
+   */
+  readonly maxFrameBytes?: number;
 }
 
 /**
@@ -55,6 +67,10 @@ export interface TransportCapabilities {
  * stops accepting, and frees every timer and socket. Requests on a stopped
  * transport reject with `KV_NOT_STARTED`. A request to a peer that is
  * stopped or unknown rejects with `KV_UNREACHABLE`.
+ *
+ * Implementations can keep their requests in flight in a
+ * `PendingRequests` table (timeouts, aborts, settle-once, `maxPending`),
+ * and check themselves with `transportCompliance` from `quorumkv/testing`.
  */
 export interface Transport {
   /** This node's address as peers should dial it. */

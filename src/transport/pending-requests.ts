@@ -1,0 +1,258 @@
+import { AbortError, ErrorCodes, KvError, TimeoutError } from '../errors/index.js';
+import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
+import { onAbort } from '../internal/signals.js';
+
+/**
+ * Default bound on the requests one table (one transport, or one
+ * connection) keeps in flight at once.
+ */
+export const DEFAULT_MAX_PENDING = 10_000;
+
+/**
+ * Longest timer the system clock can set (about 24.8 days): Node fires a
+ * longer `setTimeout` after 1 ms, so longer timeouts are clamped to this.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Largest request id; after it, ids start again at 1 (skipping ids still pending). */
+const MAX_ID = Number.MAX_SAFE_INTEGER;
+
+/** Options of {@link PendingRequests}. */
+export interface PendingRequestsOptions {
+  /**
+   * Source of time for the per-request timeouts.
+   * @default systemClock
+   */
+  clock?: Clock;
+  /**
+   * Most requests in flight at once; past it {@link PendingRequests.open}
+   * throws `KV_OVERLOADED` and nothing is sent. `Infinity` for no bound.
+   * @default 10000
+   */
+  maxPending?: number;
+}
+
+/** Options of one {@link PendingRequests.open} call. */
+export interface OpenRequestOptions {
+  /**
+   * Milliseconds until the request rejects with `KV_TIMEOUT`. `0` means its
+   * deadline has already passed: `open` throws `KV_TIMEOUT` and nothing is
+   * sent. `Infinity` sets no timer. Timeouts over 2^31-1 ms (about 24.8
+   * days) are clamped to that. Negative or NaN: `RangeError` (a bug in the
+   * caller).
+   */
+  timeout: number;
+  /** Rejects the request with `KV_ABORTED` (name `AbortError`) when aborted. */
+  signal?: AbortSignal | undefined;
+  /**
+   * The request id, e.g. one chosen by the peer's protocol. Must be a
+   * non-negative safe integer not pending in this table.
+   * @default the next free id (1, 2, 3, …)
+   */
+  id?: number;
+  /**
+   * Names the request in error messages, e.g. `'kv.read to n2'`.
+   * @default `'request <id>'`
+   */
+  label?: string;
+  /**
+   * Runs once, synchronously, when the request settles by any route
+   * (answer, error, timeout, abort, `rejectAll`), after its timer and abort
+   * listener are released and its promise is settled (whose handlers run
+   * later, as always): release what the transport attached to it (a
+   * delivery timer, a buffer).
+   */
+  onSettled?: () => void;
+}
+
+/** A request opened by {@link PendingRequests.open}. */
+export interface OpenedRequest<T> {
+  /** Its id in the table, sent with the request so the answer can name it. */
+  readonly id: number;
+  /** Settles exactly once: with the answer, or with a `KvError`. */
+  readonly promise: Promise<T>;
+}
+
+/** One request in flight. */
+class Entry<T> {
+  timer: TimerHandle | undefined = undefined;
+  offAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly resolve: (value: T) => void,
+    readonly reject: (error: Error) => void,
+    readonly label: string,
+    readonly onSettled: (() => void) | undefined,
+  ) {}
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (v === null) return 'null';
+  return typeof v;
+}
+
+/**
+ * The table of requests in flight that every transport shares: a request is
+ * opened with its timeout (through the injectable {@link Clock}) and its
+ * AbortSignal, and settles exactly once — answered ({@link resolve}),
+ * failed ({@link reject}), timed out (`KV_TIMEOUT`), aborted (`KV_ABORTED`,
+ * name `AbortError`) or cut off with everything else ({@link rejectAll}, on
+ * stop or connection loss). Settling releases its timer and its abort
+ * listener; one signal shared by any number of requests carries a single
+ * listener. Answers for ids that already settled (late, duplicated or
+ * forged) are ignored: {@link resolve} and {@link reject} return `false`.
+ *
+ * A transport multiplexing requests over one connection keeps one table per
+ * connection, sends each request with its `id` and routes answers back by id.
+ *
+ * @example
+ * ```ts
+ * const pending = new PendingRequests<WireMessage>({ maxPending: 1000 });
+ * const { id, promise } = pending.open({ timeout: 5000, signal, label: `${msg.type} to ${to}` });
+ * socket.write(encodeFrame({ kind: 'req', id, from, body: msg }));
+ * // on a 'res' frame:   pending.resolve(frame.id, frame.body);
+ * // on an 'err' frame:  pending.reject(frame.id, new KvError(frame.code, frame.message));
+ * // on close:           pending.rejectAll(new KvError('KV_CONNECTION_CLOSED', 'connection closed'));
+ * return promise;
+ * ```
+ */
+export class PendingRequests<T> {
+  /** The bound on requests in flight (see {@link PendingRequestsOptions.maxPending}). */
+  readonly maxPending: number;
+  readonly #clock: Clock;
+  readonly #entries = new Map<number, Entry<T>>();
+  #nextId = 1;
+
+  constructor(options: PendingRequestsOptions = {}) {
+    const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    if (typeof maxPending !== 'number' || !(maxPending >= 1) || (maxPending !== Infinity && !Number.isInteger(maxPending))) {
+      throw new RangeError(`Expected \`maxPending\` to be a positive integer or Infinity, got ${describe(maxPending)}`);
+    }
+    this.maxPending = maxPending;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Requests in flight. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** True while request `id` is in flight. */
+  has(id: number): boolean {
+    return this.#entries.has(id);
+  }
+
+  /**
+   * Opens a request: registers it under a fresh (or the given) id and arms
+   * its timeout and abort signal. Send it only after `open` returned.
+   *
+   * @throws AbortError `KV_ABORTED` if `signal` has already aborted,
+   *   `TimeoutError` `KV_TIMEOUT` if `timeout` is 0, `KvError`
+   *   `KV_OVERLOADED` if `maxPending` requests are in flight — in all three
+   *   cases nothing is registered, so the request must not be sent.
+   * @throws RangeError on a negative or NaN `timeout`, or an `id` that is
+   *   not a non-negative safe integer or is already pending.
+   */
+  open(options: OpenRequestOptions): OpenedRequest<T> {
+    const { timeout, signal } = options;
+    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+      throw new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${describe(timeout)}`);
+    }
+    let id = options.id;
+    if (id !== undefined) {
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+        throw new RangeError(`Expected \`id\` to be a non-negative safe integer, got ${describe(id)}`);
+      }
+      if (this.#entries.has(id)) throw new RangeError(`Expected \`id\` to be free, got ${id}, which is still pending`);
+    }
+    const label = options.label;
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+    if (timeout === 0) {
+      throw new TimeoutError(`${label ?? 'request'} timed out: its deadline had already passed`);
+    }
+    if (this.#entries.size >= this.maxPending) {
+      throw new KvError(
+        ErrorCodes.OVERLOADED,
+        `${label ?? 'request'} refused: ${this.#entries.size} requests already in flight (maxPending ${this.maxPending})`,
+      );
+    }
+    const requestId = id ?? this.#freeId();
+    let entry!: Entry<T>;
+    const promise = new Promise<T>((resolve, reject) => {
+      entry = new Entry(resolve, reject, label ?? `request ${requestId}`, options.onSettled);
+    });
+    this.#entries.set(requestId, entry);
+    if (timeout !== Infinity) {
+      entry.timer = this.#clock.setTimeout(() => {
+        entry.timer = undefined;
+        this.#settle(requestId, new TimeoutError(`${entry.label} timed out after ${timeout} ms`));
+      }, Math.min(timeout, MAX_TIMER_MS));
+    }
+    if (signal) {
+      entry.offAbort = onAbort(signal, () => {
+        entry.offAbort = undefined;
+        this.#settle(requestId, new AbortError(undefined, { cause: signal.reason }));
+      });
+    }
+    return { id: requestId, promise };
+  }
+
+  /** Settles request `id` with its answer. Returns false if it is not pending (already settled, or unknown). */
+  resolve(id: number, value: T): boolean {
+    const entry = this.#take(id);
+    if (!entry) return false;
+    entry.resolve(value);
+    entry.onSettled?.();
+    return true;
+  }
+
+  /** Rejects request `id` with `error`. Returns false if it is not pending (already settled, or unknown). */
+  reject(id: number, error: Error): boolean {
+    return this.#settle(id, error);
+  }
+
+  /**
+   * Rejects every request in flight (on stop or connection loss), with
+   * `error`, or with `error(id)` for each. Requests opened meanwhile (by an
+   * `onSettled` callback) are not affected. Returns how many it rejected.
+   */
+  rejectAll(error: Error | ((id: number) => Error)): number {
+    let count = 0;
+    for (const id of [...this.#entries.keys()]) {
+      if (this.#settle(id, typeof error === 'function' ? error(id) : error)) count++;
+    }
+    return count;
+  }
+
+  #settle(id: number, error: Error): boolean {
+    const entry = this.#take(id);
+    if (!entry) return false;
+    entry.reject(error);
+    entry.onSettled?.();
+    return true;
+  }
+
+  /** Removes a pending entry and releases its timer and abort listener. */
+  #take(id: number): Entry<T> | undefined {
+    const entry = this.#entries.get(id);
+    if (!entry) return undefined;
+    this.#entries.delete(id);
+    if (entry.timer !== undefined) {
+      this.#clock.clearTimeout(entry.timer);
+      entry.timer = undefined;
+    }
+    if (entry.offAbort) {
+      entry.offAbort();
+      entry.offAbort = undefined;
+    }
+    return entry;
+  }
+
+  #freeId(): number {
+    // Ids only wrap after 2^53 requests; skip any still pending then.
+    let id = this.#nextId;
+    while (this.#entries.has(id)) id = id >= MAX_ID ? 1 : id + 1;
+    this.#nextId = id >= MAX_ID ? 1 : id + 1;
+    return id;
+  }
+}

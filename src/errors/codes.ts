@@ -25,6 +25,12 @@ export const ErrorCodes = {
   CONNECTION_CLOSED: 'KV_CONNECTION_CLOSED',
   /** An optional storage engine package is not installed. */
   ENGINE_MISSING: 'KV_ENGINE_MISSING',
+  /**
+   * The node has not joined its cluster yet: it has seeds but no stored
+   * peers and no peer has answered it, so it does not know the ring. A call
+   * waits for the join within its deadline, then fails with this code.
+   */
+  NOT_JOINED: 'KV_NOT_JOINED',
   /** A peer belongs to another cluster. */
   CLUSTER_MISMATCH: 'KV_CLUSTER_MISMATCH',
   /** Two live nodes claim the same node id. */

@@ -26,6 +26,8 @@ export const Defaults = {
   downAfterRounds: 10,
   /** Timeout of one gossip exchange, ms. */
   gossipTimeout: 1_000,
+  /** Bound on the shutdown announcement `stop()` sends to the peers, ms. */
+  shutdownTimeout: 500,
   /** Virtual nodes per unit of weight. */
   tokensPerWeight: DEFAULT_TOKENS_PER_WEIGHT,
 } as const;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import { ErrorCodes, KvError, TimeoutError, AbortError, toKvError } from '../errors/index.js';
 import type { Clock, TimerHandle } from '../internal/clock.js';
@@ -11,6 +12,7 @@ import {
   type MemberStatus,
   toNodeInfo,
 } from './types.js';
+import { TimeoutFailureDetector, type FailureDetector } from './failure-detector.js';
 import {
   parseAck,
   parsePush,
@@ -48,12 +50,29 @@ export interface MembershipOptions {
   readonly maxKeyBytes?: number;
   /** Random source for peer choice. @default Math.random */
   readonly random?: () => number;
+  /**
+   * Members this node knew before it stopped (its stored peers). They are on
+   * the ring from the start, `down` until gossip hears from them, and gossip
+   * tries them like seeds. A node with stored peers has joined its cluster.
+   * @default []
+   */
+  readonly peers?: readonly MemberRecord[];
+  /** @default a {@link TimeoutFailureDetector} from `interval` and the round counts */
+  readonly failureDetector?: FailureDetector;
+  /** Bound on the shutdown announcement `stop()` sends, ms. @default 500 */
+  readonly shutdownTimeout?: number;
+  /**
+   * Called (synchronously) whenever the set of members or one's address,
+   * tokens or generation changed, with every member but this one: persist
+   * them so a restart rebuilds the ring (stored peers).
+   */
+  readonly onPeersChanged?: (peers: MemberRecord[]) => void;
+  /** Called when this node had to move its generation past one a peer remembers: persist it. */
+  readonly onGenerationChanged?: (generation: number) => void;
 }
 
 interface Entry {
   record: MemberRecord;
-  /** Local clock time of the last version increase we saw. */
-  updatedAt: number;
   status: MemberStatus;
 }
 
@@ -82,15 +101,21 @@ function sameNode(a: NodeInfo, b: NodeInfo): boolean {
  * reusing a live node's id is refused with a coded error on both sides.
  */
 export class Membership extends EventEmitter<MembershipEvents> {
-  readonly #opts: Required<Omit<MembershipOptions, 'self'>> & { self: NodeInfo };
+  readonly #opts: Required<Omit<MembershipOptions, 'self' | 'peers' | 'failureDetector' | 'onPeersChanged' | 'onGenerationChanged'>> &
+    Pick<MembershipOptions, 'onPeersChanged' | 'onGenerationChanged'> & { self: NodeInfo };
+  readonly #detector: FailureDetector;
   readonly #entries = new Map<string, Entry>();
   #self: MemberRecord;
   #ring: Ring;
   #timer: TimerHandle | undefined;
   #running = false;
-  #round: Promise<void> | undefined;
+  /** Gossip exchanges in flight, by target address (a round never waits for them). */
+  readonly #inflight = new Map<string, Promise<void>>();
+  /** Aborts in-flight exchanges on stop. */
+  #exchanges = new AbortController();
   #refusals = new Map<string, string>();
   #lastRefusal: KvError | undefined;
+  #joined: boolean;
   readonly #waiters = new Set<() => void>();
 
   constructor(options: MembershipOptions) {
@@ -100,10 +125,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
       suspectAfterRounds: Defaults.suspectAfterRounds,
       downAfterRounds: Defaults.downAfterRounds,
       gossipTimeout: Defaults.gossipTimeout,
+      shutdownTimeout: Defaults.shutdownTimeout,
       maxKeyBytes: Defaults.maxKeyBytes,
       random: Math.random,
       ...options,
     };
+    this.#detector =
+      options.failureDetector ??
+      new TimeoutFailureDetector({
+        interval: this.#opts.interval,
+        suspectAfterRounds: this.#opts.suspectAfterRounds,
+        downAfterRounds: this.#opts.downAfterRounds,
+      });
     const s = options.self;
     this.#self = {
       id: s.id,
@@ -116,8 +149,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
       state: 'normal',
       shutdown: false,
     };
-    this.#entries.set(s.id, { record: this.#self, updatedAt: options.clock.now(), status: 'alive' });
-    this.#ring = Ring.from([toNodeInfo(this.#self)], { maxKeyBytes: this.#opts.maxKeyBytes });
+    this.#entries.set(s.id, { record: this.#self, status: 'alive' });
+    for (const peer of options.peers ?? []) {
+      if (peer.id === s.id || peer.state === 'left') continue;
+      this.#entries.set(peer.id, { record: { ...peer, heartbeat: 0, shutdown: false }, status: 'down' });
+    }
+    const seeds = this.#opts.seeds.filter((a) => a !== s.address);
+    // A node alone by design (no seeds, no stored peers) has nothing to join.
+    this.#joined = seeds.length === 0 || this.#entries.size > 1;
+    this.#ring = this.#buildRing();
+  }
+
+  /**
+   * True once this node knows its cluster: it had stored peers, or has no
+   * seeds (a cluster of its own), or exchanged gossip with a peer. Until
+   * then its ring is a ring of itself, which must not be used to place data.
+   */
+  get joined(): boolean {
+    return this.#joined;
   }
 
   /** The current ring snapshot (immutable). */
@@ -139,19 +188,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#exchanges = new AbortController();
+    // Every exchange of this run listens on this one signal.
+    setMaxListeners(0, this.#exchanges.signal);
     this.#schedule(0);
   }
 
   /**
-   * Announces the shutdown to every live member (best effort, bounded by the
-   * gossip timeout), then stops all timers. The node keeps its place on the ring.
+   * Stops gossiping (in-flight exchanges are aborted), announces the
+   * shutdown to every member not known down (best effort, bounded by
+   * `shutdownTimeout`), and leaves no timer. The node keeps its place on the ring.
    */
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
     if (this.#timer !== undefined) this.#opts.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#round;
+    this.#exchanges.abort();
+    await Promise.allSettled([...this.#inflight.values()]);
     this.#self = { ...this.#self, heartbeat: this.#self.heartbeat + 1, shutdown: true };
     this.#entry(this.#self.id).record = this.#self;
     const push: PushMessage = {
@@ -164,10 +218,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
     );
     await Promise.allSettled(
       targets.map((e) =>
-        this.#opts.transport.request(e.record.address, push, { timeout: this.#opts.gossipTimeout }),
+        this.#opts.transport.request(e.record.address, push, {
+          timeout: Math.min(this.#opts.gossipTimeout, this.#opts.shutdownTimeout),
+        }),
       ),
     );
-    for (const wake of this.#waiters) wake();
+    for (const wake of [...this.#waiters]) wake();
   }
 
   /** Every known member, this node included, sorted by id. */
@@ -188,10 +244,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return false;
   }
 
-  /** Resolves once `count` members (this one included) are alive. */
+  /** Resolves once `count` members (this one included) are alive; a bad `count` rejects with a RangeError. */
   waitForMembers(count: number, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<void> {
     if (!Number.isInteger(count) || count < 1) {
-      throw new RangeError(`Expected \`count\` to be a positive integer, got ${String(count)}`);
+      return Promise.reject(new RangeError(`Expected \`count\` to be a positive integer, got ${String(count)}`));
     }
     return this.waitFor(() => this.#aliveCount() >= count, `${count} live members`, options);
   }
@@ -241,6 +297,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
           throw this.#refuse(from, undefined, this.#clusterMismatch(cluster));
         }
         this.#mergeRecords(records);
+        this.#markJoined();
         return { type: 'gossip.ok' };
       }
       default:
@@ -287,7 +344,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       );
     }
     this.#refusals.delete(from);
+    // The peer restarted with a generation below the one remembered (its clock
+    // stepped back and its storage was wiped): tell it, so it moves past it.
+    const remembered = known !== undefined && known.record.generation > peer.generation ? known.record.generation : null;
     this.#mergeRecords([peer]);
+    this.#markJoined();
     const theirs = new Map<string, Digest>(syn.digests.map((d) => [d[0], d]));
     const records = [];
     const want: string[] = [];
@@ -304,7 +365,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (d[0] === this.#self.id) continue;
       if (!mine || newer({ generation: d[1], heartbeat: d[2] }, mine.record)) want.push(d[0]);
     }
-    return { type: 'gossip.ack', records, want };
+    return { type: 'gossip.ack', records, want, generation: remembered };
   }
 
   /** This node refuses the peer at `address`; returns the error to send back. */
@@ -328,9 +389,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
       from: recordToWire(this.#self, true),
       digests: [...this.#entries.values()].map((e) => [e.record.id, e.record.generation, e.record.heartbeat] as const),
     };
-    let ack: { records: DecodedRecord[]; want: string[] };
+    let ack: { records: DecodedRecord[]; want: string[]; generation: number | undefined };
+    const signal = this.#exchanges.signal;
     try {
-      ack = parseAck(await this.#opts.transport.request(address, syn, { timeout: this.#opts.gossipTimeout }));
+      ack = parseAck(await this.#opts.transport.request(address, syn, { timeout: this.#opts.gossipTimeout, signal }));
     } catch (err) {
       const e = toKvError(err, ErrorCodes.INVALID_MESSAGE);
       if (
@@ -344,10 +406,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
       }
       return;
     }
+    if (!this.#running) return;
     this.#lastRefusal = undefined;
     this.#refusals.delete(address);
+    if (ack.generation !== undefined && ack.generation >= this.#self.generation) this.#moveGenerationPast(ack.generation);
     this.#mergeRecords(ack.records);
-    if (ack.want.length > 0 && this.#running) {
+    this.#markJoined();
+    if (ack.want.length > 0) {
       const wanted = new Set(ack.want);
       const push: PushMessage = {
         type: 'gossip.push',
@@ -356,21 +421,43 @@ export class Membership extends EventEmitter<MembershipEvents> {
           .filter((e) => wanted.has(e.record.id))
           .map((e) => recordToWire(e.record, true)),
       };
-      await this.#opts.transport.request(address, push, { timeout: this.#opts.gossipTimeout }).catch(() => {});
+      await this.#opts.transport.request(address, push, { timeout: this.#opts.gossipTimeout, signal }).catch(() => {});
     }
+  }
+
+  #markJoined(): void {
+    if (this.#joined) return;
+    this.#joined = true;
+    this.#notify();
+  }
+
+  /** Takes a generation above `past` (which a peer remembers for this node) and persists it. */
+  #moveGenerationPast(past: number): void {
+    const generation = Math.max(this.#self.generation, past) + 1;
+    this.#self = { ...this.#self, generation, heartbeat: 0 };
+    this.#entry(this.#self.id).record = this.#self;
+    this.#opts.onGenerationChanged?.(generation);
   }
 
   #mergeRecords(records: readonly DecodedRecord[]): void {
     const now = this.#opts.clock.now();
     let changedNodes = false;
+    let changedPeers = false;
     for (const incoming of records) {
-      if (incoming.id === this.#self.id) continue;
+      if (incoming.id === this.#self.id) {
+        // An earlier life of this node (same address) with a higher generation.
+        if (incoming.address === this.#self.address && incoming.generation > this.#self.generation) {
+          this.#moveGenerationPast(incoming.generation);
+        }
+        continue;
+      }
       const entry = this.#entries.get(incoming.id);
       if (!entry) {
         if (incoming.tokens === undefined) continue; // we will ask for it with our digest
         const record: MemberRecord = { ...incoming, tokens: incoming.tokens };
-        const fresh: Entry = { record, updatedAt: now, status: 'alive' };
+        const fresh: Entry = { record, status: 'alive' };
         this.#entries.set(record.id, fresh);
+        this.#detector.heartbeat(record.id, now);
         fresh.status = this.#computeStatus(fresh, now);
         changedNodes = true;
         this.emit('member:joined', { member: this.#toMember(fresh) });
@@ -382,12 +469,22 @@ export class Membership extends EventEmitter<MembershipEvents> {
       const tokens = incoming.tokens ?? entry.record.tokens;
       const record: MemberRecord = { ...incoming, tokens };
       if (!sameNode(toNodeInfo(record), toNodeInfo(entry.record))) changedNodes = true;
+      if (generationChanged) changedPeers = true;
       entry.record = record;
-      entry.updatedAt = now;
+      this.#detector.heartbeat(record.id, now);
       this.#updateStatus(entry, now);
     }
     if (changedNodes) this.#rebuildRing();
+    if (changedNodes || changedPeers) this.#persistPeers();
     this.#notify();
+  }
+
+  #persistPeers(): void {
+    const save = this.#opts.onPeersChanged;
+    if (!save) return;
+    const peers: MemberRecord[] = [];
+    for (const e of this.#entries.values()) if (e.record.id !== this.#self.id) peers.push(e.record);
+    save(peers);
   }
 
   // ---- failure detection -------------------------------------------------------------------
@@ -395,10 +492,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   #computeStatus(entry: Entry, now: number): MemberStatus {
     if (entry.record.id === this.#self.id) return 'alive';
     if (entry.record.shutdown) return 'down';
-    const silent = now - entry.updatedAt;
-    if (silent >= this.#opts.downAfterRounds * this.#opts.interval) return 'down';
-    if (silent >= this.#opts.suspectAfterRounds * this.#opts.interval) return 'suspect';
-    return 'alive';
+    return this.#detector.status(entry.record.id, now);
   }
 
   #updateStatus(entry: Entry, now: number): void {
@@ -418,19 +512,22 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (!this.#running) return;
     this.#timer = this.#opts.clock.setTimeout(() => {
       this.#timer = undefined;
-      this.#round = this.#tick().finally(() => {
-        this.#round = undefined;
-        this.#schedule(this.#opts.interval);
-      });
+      this.#tick();
+      this.#schedule(this.#opts.interval);
     }, delay);
   }
 
-  async #tick(): Promise<void> {
+  /**
+   * One round: beat, update every member's health, start exchanges. The
+   * round does not wait for them: an exchange with a silent peer (up to the
+   * gossip timeout) must not delay this node's own heartbeat, or healthy
+   * peers would suspect it. At most one exchange per target is in flight.
+   */
+  #tick(): void {
     const now = this.#opts.clock.now();
     this.#self = { ...this.#self, heartbeat: this.#self.heartbeat + 1 };
     const selfEntry = this.#entry(this.#self.id);
     selfEntry.record = this.#self;
-    selfEntry.updatedAt = now;
     for (const entry of this.#entries.values()) this.#updateStatus(entry, now);
     this.#notify();
 
@@ -453,7 +550,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
       const s = pick(seeds);
       if (s) targets.add(s);
     }
-    await Promise.all([...targets].map((t) => this.#gossipTo(t)));
+    for (const target of targets) {
+      if (this.#inflight.has(target)) continue;
+      const exchange = this.#gossipTo(target)
+        .catch(() => {})
+        .finally(() => this.#inflight.delete(target));
+      this.#inflight.set(target, exchange);
+    }
   }
 
   // ---- helpers ----------------------------------------------------------------------------
@@ -474,12 +577,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const wake of [...this.#waiters]) wake();
   }
 
-  #rebuildRing(): void {
+  #buildRing(): Ring {
     const nodes = [...this.#entries.values()]
       .filter((e) => e.record.state !== 'left')
       .map((e) => toNodeInfo(e.record));
+    return Ring.from(nodes, { maxKeyBytes: this.#opts.maxKeyBytes });
+  }
+
+  #rebuildRing(): void {
     const previous = this.#ring;
-    this.#ring = Ring.from(nodes, { maxKeyBytes: this.#opts.maxKeyBytes });
+    this.#ring = this.#buildRing();
     this.emit('ring:changed', { ring: this.#ring, previous });
   }
 

@@ -105,6 +105,12 @@ export interface AckMessage extends WireMessage {
   readonly type: 'gossip.ack';
   readonly records: readonly RecordWire[];
   readonly want: readonly string[];
+  /**
+   * The generation the receiver remembers for the sender when it is higher
+   * than the one the sender gossips (the sender restarted with a clock behind
+   * and lost its stored generation): the sender moves past it. Null otherwise.
+   */
+  readonly generation: number | null;
 }
 export interface PushMessage extends WireMessage {
   readonly type: 'gossip.push';
@@ -121,11 +127,13 @@ export function parseSyn(m: WireMessage): { cluster: string; n: number; from: De
   return { cluster, n, from: record, digests: digestsFromWire(digests) };
 }
 
-export function parseAck(m: WireMessage): { records: DecodedRecord[]; want: string[] } {
+export function parseAck(m: WireMessage): { records: DecodedRecord[]; want: string[]; generation: number | undefined } {
   if (m.type !== 'gossip.ack') throw invalid(`unexpected answer ${m.type}`);
   const want = m['want'];
   if (!Array.isArray(want) || want.length > MAX_MEMBERS || !want.every(isId)) throw invalid('want list');
-  return { records: recordsFromWire(m['records']), want: want as string[] };
+  const generation = m['generation'];
+  if (generation !== undefined && generation !== null && !isCount(generation)) throw invalid('generation');
+  return { records: recordsFromWire(m['records']), want: want as string[], generation: generation ?? undefined };
 }
 
 export function parsePush(m: WireMessage): { cluster: string; records: DecodedRecord[] } {

@@ -1,17 +1,16 @@
-import { Decoder, Encoder, decode, encode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { Buffer } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import { ErrorCodes, KvError } from '../errors/index.js';
-import { systemClock, type Clock } from '../internal/clock.js';
-import { Defaults } from '../internal/defaults.js';
+import type { Clock } from '../internal/clock.js';
 import { throwIfAborted } from '../internal/signals.js';
-import { QuorumCoordinator, ReplicaServer } from '../replication/index.js';
-import { Membership, type Member } from '../membership/index.js';
-import { Ring, defaultTokens, keyBytes, packTokens, unpackTokens } from '../ring/index.js';
-import { MemoryStorage, type StorageAdapter } from '../storage/index.js';
-import type { Transport, WireMessage } from '../transport/index.js';
-import { SiblingSet, VectorClock, actorId, type Version } from '../versioning/index.js';
+import type { Member } from '../membership/index.js';
+import { Node, type NodeComponents } from '../node/index.js';
+import { keyBytes, type Ring } from '../ring/index.js';
+import type { StorageAdapter } from '../storage/index.js';
+import type { Transport } from '../transport/index.js';
+import { SiblingSet, VectorClock, type Version } from '../versioning/index.js';
+import { milliseconds, positiveInt, resolveStoreOptions, type ResolvedStoreOptions } from './options.js';
 import type {
   CallOptions,
   ConflictPolicy,
@@ -26,10 +25,6 @@ import type {
   StoreOptions,
 } from './types.js';
 
-const META_INCARNATION = 'quorumkv.incarnation';
-const META_GENERATION = 'quorumkv.generation';
-const META_TOKENS = 'quorumkv.tokens';
-
 // Shared msgpack codecs for user values (per-call construction was a measured hot spot).
 const valueEncoder = new Encoder();
 const valueDecoder = new Decoder();
@@ -37,20 +32,6 @@ const valueDecoder = new Decoder();
 const PROTO_KEY = Buffer.from('__proto__');
 
 type Lifecycle = 'stopped' | 'starting' | 'started' | 'stopping';
-
-function positiveInt(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(`Expected \`${name}\` to be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
-
-function nonNegative(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new RangeError(`Expected \`${name}\` to be a non-negative number, got ${String(value)}`);
-  }
-  return value;
-}
 
 /**
  * One node of a quorumkv cluster: it joins through its seeds, owns a share
@@ -75,57 +56,29 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
   readonly n: number;
   readonly r: number;
   readonly w: number;
-  readonly #options: StoreOptions<V>;
+  readonly #o: ResolvedStoreOptions<V>;
+  readonly #node: Node;
   readonly #clock: Clock;
   readonly #conflict: ConflictPolicy<V>;
-  readonly #timeout: number;
-  readonly #maxKeyBytes: number;
-  readonly #maxValueBytes: number;
   #state: Lifecycle = 'stopped';
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
-  #membership: Membership | undefined;
-  #replica: ReplicaServer | undefined;
-  #coordinator: QuorumCoordinator | undefined;
-  #incarnation: string | undefined;
 
   constructor(options: StoreOptions<V>) {
     super();
-    if (typeof options !== 'object' || options === null) {
-      throw new TypeError('Expected `options` to be an object');
-    }
-    if (typeof options.id !== 'string' || options.id.length === 0 || options.id.length > 256) {
-      throw new TypeError(`Expected \`id\` to be a non-empty string of at most 256 characters, got ${String(options.id)}`);
-    }
-    if (!options.transport || typeof options.transport.request !== 'function') {
-      throw new TypeError('Expected `transport` to be a Transport');
-    }
-    this.#options = options;
-    this.id = options.id;
-    this.cluster = options.cluster ?? Defaults.cluster;
-    if (typeof this.cluster !== 'string' || this.cluster.length === 0) {
-      throw new TypeError('Expected `cluster` to be a non-empty string');
-    }
-    this.transport = options.transport;
-    this.storage = options.storage ?? new MemoryStorage();
-    this.n = positiveInt('replication.n', options.replication?.n ?? Defaults.n);
-    this.r = positiveInt('replication.r', options.replication?.r ?? Math.min(Defaults.r, this.n));
-    this.w = positiveInt('replication.w', options.replication?.w ?? Math.min(Defaults.w, this.n));
-    if (this.r > this.n || this.w > this.n) {
-      throw new RangeError(`Expected R and W to be at most N=${this.n}, got R=${this.r} W=${this.w}`);
-    }
-    const conflict = options.conflict ?? 'siblings';
-    if (conflict !== 'siblings' && conflict !== 'lww' && typeof conflict !== 'function') {
-      throw new TypeError(`Expected \`conflict\` to be 'siblings', 'lww' or a function, got ${String(conflict)}`);
-    }
-    this.#conflict = conflict;
-    this.#clock = options.clock ?? systemClock;
-    this.#timeout = nonNegative('timeout', options.timeout ?? Defaults.timeout);
-    this.#maxKeyBytes = positiveInt('maxKeyBytes', options.maxKeyBytes ?? Defaults.maxKeyBytes);
-    this.#maxValueBytes = positiveInt('maxValueBytes', options.maxValueBytes ?? Defaults.maxValueBytes);
-    if (options.weight !== undefined && (!Number.isFinite(options.weight) || options.weight <= 0)) {
-      throw new RangeError(`Expected \`weight\` to be a positive number, got ${String(options.weight)}`);
-    }
+    const o = resolveStoreOptions(options);
+    this.#o = o;
+    this.id = o.id;
+    this.cluster = o.cluster;
+    this.transport = o.transport;
+    this.storage = o.storage;
+    this.n = o.n;
+    this.r = o.r;
+    this.w = o.w;
+    this.#conflict = o.conflict;
+    this.#clock = o.clock;
+    const emit = this.emit.bind(this) as (name: string, payload: unknown) => boolean;
+    this.#node = new Node(o, (name, payload) => emit(name, payload));
   }
 
   // ---- lifecycle ------------------------------------------------------------------------
@@ -137,18 +90,22 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
 
   /** The actor id (node id + incarnation) this node's writes carry; set by `start()`. */
   get actor(): string | undefined {
-    return this.#replica?.actor;
+    return this.#node.current?.replica.actor;
   }
 
-  /** This node's incarnation (new whenever it starts on empty storage). */
+  /** This node's incarnation (new whenever it starts on empty storage); set by `start()`. */
   get incarnation(): string | undefined {
-    return this.#incarnation;
+    return this.#node.current?.identity.incarnation;
   }
 
   /**
    * Opens the storage, starts the transport and begins gossiping. Resolves
    * once listening; joining through the seeds goes on in the background
-   * (see {@link Store.waitForMembers}). Idempotent.
+   * (see {@link Store.waitForMembers}). A node that was part of a cluster
+   * rebuilds its ring from its stored peers, so it can serve at once; a node
+   * on empty storage with seeds holds its data calls until it has joined
+   * (`KV_NOT_JOINED` if that does not happen within a call's deadline).
+   * Idempotent.
    */
   start(): Promise<void> {
     if (this.#state === 'started') return Promise.resolve();
@@ -157,107 +114,24 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
       return Promise.reject(new KvError(ErrorCodes.NOT_STARTED, `store ${this.id} is stopping`));
     }
     this.#state = 'starting';
-    this.#starting = this.#doStart().then(
+    this.#starting = this.#node.start().then(
       () => {
         this.#state = 'started';
       },
-      async (err: unknown) => {
+      (err: unknown) => {
         this.#state = 'stopped';
-        await this.#teardown().catch(() => {});
         throw err;
       },
     );
     return this.#starting;
   }
 
-  async #doStart(): Promise<void> {
-    const o = this.#options;
-    await this.storage.open();
-    const enc = new TextEncoder();
-    const dec = new TextDecoder();
-    // Incarnation: kept while the storage keeps its data; a node on empty storage
-    // is a new actor, so it never reissues an old dot (riak_kv#679).
-    const storedIncarnation = await this.storage.getMeta(META_INCARNATION);
-    let incarnation = storedIncarnation ? dec.decode(storedIncarnation) : undefined;
-    if (!incarnation || !/^[0-9a-z]{1,32}$/.test(incarnation)) {
-      incarnation = randomBytes(8).readBigUInt64BE().toString(36);
-      await this.storage.setMeta(META_INCARNATION, enc.encode(incarnation));
-    }
-    this.#incarnation = incarnation;
-    // Generation: grows at every start, even on empty storage (peers remember the old one).
-    const storedGeneration = await this.storage.getMeta(META_GENERATION);
-    const previous = storedGeneration ? Number(decode(storedGeneration)) : 0;
-    const generation = Math.max(Number.isSafeInteger(previous) ? previous + 1 : 1, this.#clock.now());
-    await this.storage.setMeta(META_GENERATION, encode(generation));
-    // Tokens: explicit, else the stored ones, else derived from the id.
-    const weight = o.weight ?? 1;
-    let tokens: readonly number[];
-    if (o.tokens) tokens = o.tokens;
-    else {
-      const stored = await this.storage.getMeta(META_TOKENS);
-      tokens = stored && stored.length > 0 ? unpackTokens(stored) : defaultTokens(this.id, weight, Defaults.tokensPerWeight);
-    }
-    await this.storage.setMeta(META_TOKENS, packTokens(tokens));
-    // Validate the node (tokens, weight) the way every peer will.
-    const self = Ring.from([{ id: this.id, address: this.transport.address, ...(o.zone === undefined ? {} : { zone: o.zone }), weight, tokens }]).node(this.id);
-    if (!self) throw new Error('internal: node missing from its own ring');
-
-    const membership = new Membership({
-      self,
-      generation,
-      cluster: this.cluster,
-      n: this.n,
-      transport: this.transport,
-      seeds: o.seeds ?? [],
-      clock: this.#clock,
-      interval: o.gossip?.interval ?? Defaults.gossipInterval,
-      suspectAfterRounds: o.gossip?.suspectAfterRounds ?? Defaults.suspectAfterRounds,
-      downAfterRounds: o.gossip?.downAfterRounds ?? Defaults.downAfterRounds,
-      gossipTimeout: o.gossip?.timeout ?? Defaults.gossipTimeout,
-      maxKeyBytes: this.#maxKeyBytes,
-    });
-    for (const name of [
-      'member:joined',
-      'member:suspected',
-      'member:down',
-      'member:up',
-      'member:left',
-      'member:refused',
-      'ring:changed',
-    ] as const) {
-      const emit = this.emit.bind(this) as (event: string, payload: unknown) => boolean;
-      membership.on(name, (payload: unknown) => emit(name, payload));
-    }
-    const ring = (): Ring => membership.ring;
-    const replica = new ReplicaServer({
-      storage: this.storage,
-      actor: actorId(this.id, incarnation),
-      ring,
-      maxClockEntries: o.maxClockEntries ?? Defaults.maxClockEntries,
-    });
-    await replica.open();
-    const coordinator = new QuorumCoordinator({
-      self: this.id,
-      cluster: this.cluster,
-      n: this.n,
-      transport: this.transport,
-      replica,
-      ring,
-      status: (id) => membership.statusOf(id),
-      clock: this.#clock,
-      onRepair: (e) => this.emit('repair:completed', e),
-    });
-    this.#membership = membership;
-    this.#replica = replica;
-    this.#coordinator = coordinator;
-    await this.transport.start((message, from) => this.#dispatch(message, from));
-    membership.start();
-  }
-
   /**
-   * Announces to the peers that this node is going down, stops gossip and
-   * background work, stops the transport and closes the storage. The node
-   * keeps its place on the ring. Idempotent.
+   * Announces to the peers that this node is going down (bounded by
+   * `gossip.shutdownTimeout`, default 500 ms, whatever the peers do), stops
+   * gossip and the transport (in-flight requests fail at once), waits for
+   * background work and closes the storage. The node keeps its place on the
+   * ring. Idempotent.
    */
   stop(): Promise<void> {
     if (this.#state === 'stopped') return this.#stopping ?? Promise.resolve();
@@ -266,21 +140,11 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     this.#state = 'stopping';
     this.#stopping = (async () => {
       await starting?.catch(() => {});
-      await this.#teardown();
+      await this.#node.stop();
     })().finally(() => {
       this.#state = 'stopped';
     });
     return this.#stopping;
-  }
-
-  async #teardown(): Promise<void> {
-    // Announce first (needs the transport), then stop the transport, which fails
-    // in-flight requests at once, so background replication and repair end now
-    // rather than at their deadlines; then wait for them before closing storage.
-    await this.#membership?.stop();
-    if (this.transport.started) await this.transport.stop();
-    await this.#coordinator?.stop();
-    await this.storage.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -291,23 +155,27 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
 
   /** Every known member, this node included (empty before `start()`). */
   members(): Member[] {
-    return this.#membership?.members() ?? [];
+    return this.#node.current?.membership.members() ?? [];
   }
 
   /** The current ring snapshot (immutable; a membership change gives a new one). */
   get ring(): Ring {
-    return this.#membership?.ring ?? Ring.empty({ maxKeyBytes: this.#maxKeyBytes });
+    return this.#node.ring;
   }
 
   /**
    * Resolves once gossip shows `count` live members (this one included).
    * Rejects with the peer's error if a seed refused this node
    * (`KV_CLUSTER_MISMATCH`, `KV_REPLICATION_MISMATCH`, `KV_DUPLICATE_NODE`),
-   * with `KV_TIMEOUT` after `timeout` (default 30 s) and `KV_ABORTED`.
+   * with `KV_TIMEOUT` after `timeout` (default 30 s), `KV_ABORTED`, and
+   * `KV_NOT_STARTED` on a stopped store. Never throws synchronously.
    */
   waitForMembers(count: number, options: CallOptions = {}): Promise<void> {
-    const m = this.#requireStarted();
-    return m.waitForMembers(count, options);
+    try {
+      return this.#started().membership.waitForMembers(count, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // ---- data -----------------------------------------------------------------------------------
@@ -317,11 +185,14 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * or `undefined` when no replica has a live version.
    */
   async get(key: Key, options: GetOptions = {}): Promise<GetResult<V> | undefined> {
-    const { coordinator } = this.#components();
-    const bytes = keyBytes(key, this.#maxKeyBytes);
+    const { coordinator } = this.#started();
+    const bytes = keyBytes(key, this.#o.maxKeyBytes);
     const r = this.#level('r', options.r, options.consistency, this.r);
     throwIfAborted(options.signal);
-    const set = await coordinator.read(bytes, r, this.#call(options));
+    const call = this.#call(options);
+    const admitted = this.#node.admit(call.deadline, call.signal);
+    if (admitted) await admitted;
+    const set = await coordinator.read(bytes, r, call);
     return this.#present(set);
   }
 
@@ -332,16 +203,19 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * `'lww'` mode where it overwrites.
    */
   async put(key: Key, value: V, options: PutOptions = {}): Promise<void> {
-    const { coordinator } = this.#components();
-    const bytes = keyBytes(key, this.#maxKeyBytes);
+    const { coordinator } = this.#started();
+    const bytes = keyBytes(key, this.#o.maxKeyBytes);
     const encoded = this.#encodeValue(value);
     const w = this.#level('w', options.w, options.consistency, this.w);
     const context = this.#context(options.context);
     throwIfAborted(options.signal);
+    const call = this.#call(options);
+    const admitted = this.#node.admit(call.deadline, call.signal);
+    if (admitted) await admitted;
     await coordinator.write(
       bytes,
       { value: encoded, tombstone: false, context, overwrite: this.#conflict === 'lww' && options.context === undefined, w },
-      this.#call(options),
+      call,
     );
   }
 
@@ -352,12 +226,14 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * concurrent with the delete survives as a sibling.
    */
   async delete(key: Key, options: DeleteOptions = {}): Promise<void> {
-    const { coordinator } = this.#components();
-    const bytes = keyBytes(key, this.#maxKeyBytes);
+    const { coordinator } = this.#started();
+    const bytes = keyBytes(key, this.#o.maxKeyBytes);
     const w = this.#level('w', options.w, options.consistency, this.w);
     let context = this.#context(options.context);
     throwIfAborted(options.signal);
     const call = this.#call(options);
+    const admitted = this.#node.admit(call.deadline, call.signal);
+    if (admitted) await admitted;
     if (options.context === undefined) {
       const r = this.#level('r', options.r, options.consistency, this.r);
       const found = await coordinator.read(bytes, r, call);
@@ -369,8 +245,8 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
 
   /** This node's own record of `key` (owned data only), without asking anyone. */
   async localGet(key: Key): Promise<LocalRecord<V> | undefined> {
-    const { replica } = this.#components();
-    const set = await replica.read(keyBytes(key, this.#maxKeyBytes));
+    const { replica } = this.#started();
+    const set = await replica.read(keyBytes(key, this.#o.maxKeyBytes));
     if (set.size === 0) return undefined;
     const presented = this.#present(set);
     return {
@@ -387,21 +263,14 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
 
   // ---- internals -----------------------------------------------------------------------------
 
-  #requireStarted(): Membership {
-    if (this.#state !== 'started' || !this.#membership) {
-      throw new KvError(ErrorCodes.NOT_STARTED, `store ${this.id} is not started`);
-    }
-    return this.#membership;
-  }
-
-  #components(): { coordinator: QuorumCoordinator; replica: ReplicaServer; membership: Membership } {
-    const membership = this.#requireStarted();
-    if (!this.#coordinator || !this.#replica) throw new KvError(ErrorCodes.NOT_STARTED, `store ${this.id} is not started`);
-    return { coordinator: this.#coordinator, replica: this.#replica, membership };
+  #started(): NodeComponents {
+    const c = this.#state === 'started' ? this.#node.current : undefined;
+    if (!c) throw new KvError(ErrorCodes.NOT_STARTED, `store ${this.id} is not started`);
+    return c;
   }
 
   #call(options: CallOptions): { deadline: number; signal: AbortSignal | undefined } {
-    const timeout = options.timeout === undefined ? this.#timeout : nonNegative('timeout', options.timeout);
+    const timeout = options.timeout === undefined ? this.#o.timeout : milliseconds('timeout', options.timeout);
     return { deadline: this.#clock.now() + timeout, signal: options.signal };
   }
 
@@ -446,10 +315,10 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     } catch (err) {
       throw new TypeError(`Expected \`value\` to be msgpack-encodable: ${(err as Error).message}`, { cause: err });
     }
-    if (bytes.length > this.#maxValueBytes) {
+    if (bytes.length > this.#o.maxValueBytes) {
       throw new KvError(
         ErrorCodes.VALUE_TOO_LARGE,
-        `value is ${bytes.length} bytes encoded, over maxValueBytes=${this.#maxValueBytes}`,
+        `value is ${bytes.length} bytes encoded, over maxValueBytes=${this.#o.maxValueBytes}`,
       );
     }
     return bytes;
@@ -476,23 +345,5 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
       return { values: [this.#conflict(values)], context: context() };
     }
     return { values, context: context() };
-  }
-
-  async #dispatch(message: WireMessage, from: string): Promise<WireMessage> {
-    const membership = this.#membership;
-    const replica = this.#replica;
-    const coordinator = this.#coordinator;
-    if (!membership || !replica || !coordinator || this.#state === 'stopped') {
-      throw new KvError(ErrorCodes.NOT_STARTED, `store ${this.id} is not started`);
-    }
-    if (message.type.startsWith('gossip.')) return membership.handle(message, from);
-    if (message['cluster'] !== this.cluster) {
-      throw new KvError(ErrorCodes.CLUSTER_MISMATCH, `request for cluster ${String(message['cluster'])} reached cluster ${this.cluster}`);
-    }
-    if (!membership.knowsAddress(from)) {
-      throw new KvError(ErrorCodes.UNKNOWN_PEER, `${from} is not a member known to ${this.id}`);
-    }
-    if (message.type === 'kv.coordinate') return coordinator.handle(message);
-    return replica.handle(message);
   }
 }

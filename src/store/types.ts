@@ -1,5 +1,5 @@
 import type { Clock } from '../internal/clock.js';
-import type { MembershipEvents } from '../membership/index.js';
+import type { NodeEvents } from '../node/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 
@@ -31,7 +31,7 @@ export type ConflictPolicy<V> = 'siblings' | 'lww' | ((values: V[]) => V);
 
 /** Gossip and failure-detection settings. */
 export interface GossipOptions {
-  /** Milliseconds between gossip rounds. @default 1000 */
+  /** Milliseconds between gossip rounds (at least 10). @default 1000 */
   interval?: number;
   /** Rounds without a heartbeat before a member is suspected. @default 5 */
   suspectAfterRounds?: number;
@@ -39,6 +39,8 @@ export interface GossipOptions {
   downAfterRounds?: number;
   /** Timeout of one gossip exchange, ms. @default 1000 */
   timeout?: number;
+  /** Bound on the shutdown announcement `stop()` sends to the peers, ms. @default 500 */
+  shutdownTimeout?: number;
 }
 
 /** Options of `new Store(...)`. */
@@ -131,7 +133,4 @@ export interface LocalRecord<V> extends GetResult<V> {
 }
 
 /** Every event a Store emits; one object payload each. */
-export interface StoreEvents extends MembershipEvents {
-  /** Read repair sent the merged record to stale replicas. */
-  'repair:completed': (event: { key: Uint8Array; nodes: readonly string[] }) => void;
-}
+export interface StoreEvents extends NodeEvents {}

@@ -281,7 +281,12 @@ describe('bad input leaves data untouched', () => {
     expect((await rejection(s.put('k', 1))).code).toBe('KV_NOT_STARTED');
     expect((await rejection(s.delete('k'))).code).toBe('KV_NOT_STARTED');
     expect((await rejection(s.localGet('k'))).code).toBe('KV_NOT_STARTED');
-    expect(() => s.waitForMembers(1)).toThrow(KvError);
+    // A promise API never throws synchronously: it rejects.
+    const waiting = s.waitForMembers(1);
+    expect((await rejection(waiting)).code).toBe('KV_NOT_STARTED');
+    await s.start();
+    await expect(s.waitForMembers(0)).rejects.toThrow(RangeError);
+    await s.stop();
     await s.stop(); // idempotent
   });
 

@@ -1,0 +1,203 @@
+import { ErrorCodes, KvError } from '../errors/index.js';
+import { Defaults } from '../internal/defaults.js';
+import { Membership } from '../membership/index.js';
+import { QuorumCoordinator, ReplicaServer } from '../replication/index.js';
+import { Ring } from '../ring/index.js';
+import { actorId } from '../versioning/index.js';
+import { loadIdentity, MetadataWriter, type NodeIdentity } from './identity.js';
+import { Lifecycle } from './lifecycle.js';
+import { MessageRouter } from './router.js';
+import type { NodeConfig, NodeEvents } from './types.js';
+
+/** Emits a node event (the Store forwards them to its listeners). */
+export type NodeEventSink = <K extends keyof NodeEvents>(name: K, payload: Parameters<NodeEvents[K]>[0]) => void;
+
+/** The parts of a started node. */
+export interface NodeComponents {
+  readonly identity: NodeIdentity;
+  readonly membership: Membership;
+  readonly replica: ReplicaServer;
+  readonly coordinator: QuorumCoordinator;
+  readonly router: MessageRouter;
+}
+
+const MEMBERSHIP_EVENTS = [
+  'member:joined',
+  'member:suspected',
+  'member:down',
+  'member:up',
+  'member:left',
+  'member:refused',
+  'ring:changed',
+] as const;
+
+/**
+ * The composition root of one node: it builds every component once, starts
+ * them in dependency order (storage → identity → replica → coordinator →
+ * router and transport → gossip) and stops them in reverse. A feature adds
+ * its component here and registers its message types with the router; the
+ * `Store` stays the API facade.
+ */
+export class Node {
+  readonly config: NodeConfig;
+  readonly #emit: NodeEventSink;
+  #lifecycle = new Lifecycle();
+  #components: NodeComponents | undefined;
+
+  constructor(config: NodeConfig, emit: NodeEventSink) {
+    this.config = config;
+    this.#emit = emit;
+  }
+
+  /** The started node's parts, or `KV_NOT_STARTED`. */
+  get components(): NodeComponents {
+    const c = this.#components;
+    if (!c) throw new KvError(ErrorCodes.NOT_STARTED, `node ${this.config.id} is not started`);
+    return c;
+  }
+
+  /** The parts, or undefined before start / after stop. */
+  get current(): NodeComponents | undefined {
+    return this.#components;
+  }
+
+  /** The node's ring (an empty ring while stopped). */
+  get ring(): Ring {
+    return this.#components?.membership.ring ?? Ring.empty({ maxKeyBytes: this.config.maxKeyBytes });
+  }
+
+  /** Builds and starts every component; on failure, stops what started and rethrows. */
+  async start(): Promise<void> {
+    const c = this.config;
+    const life = new Lifecycle();
+    this.#lifecycle = life;
+    try {
+      await life.start({ name: 'storage', start: () => c.storage.open(), stop: () => c.storage.close() });
+      const identity = await loadIdentity(c.storage, {
+        id: c.id,
+        weight: c.weight,
+        tokens: c.tokens,
+        tokensPerWeight: Defaults.tokensPerWeight,
+        clock: c.clock,
+      });
+      const metadata = new MetadataWriter(c.storage, () => {
+        // A lost peers/generation write only costs a slower restart; the next change rewrites it.
+      });
+      await life.start({ name: 'metadata', start: () => {}, stop: () => metadata.flush() });
+      // Validate this node (tokens, weight, zone) the way every peer will.
+      const self = Ring.from([{ id: c.id, address: c.transport.address, zone: c.zone, weight: c.weight, tokens: identity.tokens }]).node(c.id);
+      if (!self) throw new KvError(ErrorCodes.INTERNAL, 'node missing from its own ring');
+
+      const membership = new Membership({
+        self,
+        generation: identity.generation,
+        cluster: c.cluster,
+        n: c.n,
+        transport: c.transport,
+        seeds: c.seeds,
+        clock: c.clock,
+        interval: c.gossip.interval,
+        suspectAfterRounds: c.gossip.suspectAfterRounds,
+        downAfterRounds: c.gossip.downAfterRounds,
+        gossipTimeout: c.gossip.timeout,
+        shutdownTimeout: c.gossip.shutdownTimeout,
+        maxKeyBytes: c.maxKeyBytes,
+        peers: identity.peers,
+        onPeersChanged: (peers) => metadata.peers(peers),
+        onGenerationChanged: (generation) => metadata.generation(generation),
+      });
+      const forward = this.#emit as (name: string, payload: unknown) => void;
+      for (const name of MEMBERSHIP_EVENTS) membership.on(name, (payload: unknown) => forward(name, payload));
+      const ring = (): Ring => membership.ring;
+      const replica = new ReplicaServer({
+        storage: c.storage,
+        actor: actorId(c.id, identity.incarnation),
+        ring,
+        maxClockEntries: c.maxClockEntries,
+      });
+      await life.start({ name: 'replica', start: () => replica.open(), stop: () => {} });
+      const coordinator = new QuorumCoordinator({
+        self: c.id,
+        cluster: c.cluster,
+        n: c.n,
+        transport: c.transport,
+        replica,
+        ring,
+        status: (id) => membership.statusOf(id),
+        clock: c.clock,
+        onRepair: (e) => this.#emit('repair:completed', e),
+      });
+      await life.start({ name: 'coordinator', start: () => {}, stop: () => coordinator.stop() });
+
+      const router = new MessageRouter({ self: c.id, cluster: c.cluster, knows: (a) => membership.knowsAddress(a) });
+      router.register('gossip.syn', 'open', (m, from) => membership.handle(m, from));
+      router.register('gossip.push', 'open', (m, from) => membership.handle(m, from));
+      router.register('kv.read', 'member', (m) => replica.handle(m));
+      router.register('kv.apply', 'member', (m) => replica.handle(m));
+      router.register('kv.coordinate', 'member', (m) => coordinator.handle(m));
+      await life.start({
+        name: 'transport',
+        start: async () => {
+          await c.transport.start(router.handle);
+          router.open();
+        },
+        stop: async () => {
+          router.close();
+          if (c.transport.started) await c.transport.stop();
+        },
+      });
+      this.#components = { identity, membership, replica, coordinator, router };
+      // Last: gossip announces the node. Stopping it first announces the shutdown
+      // while the transport still runs; stopping the transport next fails
+      // in-flight requests at once, so background work ends before storage closes.
+      await life.start({ name: 'membership', start: () => membership.start(), stop: () => membership.stop() });
+    } catch (err) {
+      this.#components = undefined;
+      await life.stop().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Stops every component in reverse order. */
+  async stop(): Promise<void> {
+    try {
+      await this.#lifecycle.stop();
+    } finally {
+      this.#components = undefined;
+    }
+  }
+
+  /**
+   * The admission check of a data call: resolves (or returns undefined at
+   * once, the common case) when this node may coordinate. A node refused by
+   * its peers fails with the refusal's code; a node that has not joined its
+   * cluster waits for the join until `deadline`, then fails with `KV_NOT_JOINED`.
+   */
+  admit(deadline: number, signal: AbortSignal | undefined): Promise<void> | undefined {
+    const { membership } = this.components;
+    const refusal = membership.refusal;
+    if (refusal) throw refused(this.config.id, refusal);
+    if (membership.joined) return undefined;
+    const timeout = Math.max(0, deadline - this.config.clock.now());
+    return membership
+      .waitFor(() => membership.joined, 'the join', signal ? { timeout, signal } : { timeout })
+      .catch((err: unknown) => {
+        if (err instanceof KvError && err.code === ErrorCodes.TIMEOUT) {
+          throw new KvError(
+            ErrorCodes.NOT_JOINED,
+            `node ${this.config.id} has not joined its cluster: none of its seeds (${this.config.seeds.join(', ')}) answered within ${timeout} ms`,
+          );
+        }
+        if (err instanceof KvError && isRefusal(err.code)) throw refused(this.config.id, err);
+        throw err;
+      });
+  }
+}
+
+function isRefusal(code: string): boolean {
+  return code === ErrorCodes.CLUSTER_MISMATCH || code === ErrorCodes.REPLICATION_MISMATCH || code === ErrorCodes.DUPLICATE_NODE;
+}
+
+function refused(id: string, cause: KvError): KvError {
+  return new KvError(cause.code, `node ${id} was refused by its peers and serves no data call: ${cause.message}`, { cause });
+}

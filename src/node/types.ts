@@ -1,0 +1,35 @@
+import type { Clock } from '../internal/clock.js';
+import type { MembershipEvents } from '../membership/index.js';
+import type { StorageAdapter } from '../storage/index.js';
+import type { Transport } from '../transport/index.js';
+
+/** What the composition root needs to build a node (validated, defaults applied). */
+export interface NodeConfig {
+  readonly id: string;
+  readonly cluster: string;
+  readonly transport: Transport;
+  readonly storage: StorageAdapter;
+  readonly seeds: readonly string[];
+  /** Cluster-wide replication factor. */
+  readonly n: number;
+  readonly zone: string | undefined;
+  readonly weight: number;
+  /** Explicit tokens; else stored ones, else derived from the id. */
+  readonly tokens: readonly number[] | undefined;
+  readonly maxKeyBytes: number;
+  readonly maxClockEntries: number;
+  readonly gossip: {
+    readonly interval: number;
+    readonly suspectAfterRounds: number;
+    readonly downAfterRounds: number;
+    readonly timeout: number;
+    readonly shutdownTimeout: number;
+  };
+  readonly clock: Clock;
+}
+
+/** Every event a node emits (the Store re-emits them); one object payload each. */
+export interface NodeEvents extends MembershipEvents {
+  /** Read repair sent the merged record to stale replicas. `key` is the key as the caller gave it. */
+  'repair:completed': (event: { key: string | Uint8Array; nodes: readonly string[] }) => void;
+}

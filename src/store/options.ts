@@ -1,0 +1,179 @@
+import { systemClock, type Clock } from '../internal/clock.js';
+import { Defaults } from '../internal/defaults.js';
+import { MAX_TOKENS } from '../ring/index.js';
+import { MemoryStorage, type StorageAdapter } from '../storage/index.js';
+import type { Transport } from '../transport/index.js';
+import type { ConflictPolicy, StoreOptions } from './types.js';
+
+/** Longest node id, cluster name, zone or seed address (the gossip wire's bound). */
+const MAX_NAME = 256;
+/** Largest key the replica protocol carries. */
+const MAX_KEY_BYTES = 64 * 1024;
+/** Heaviest node the gossip wire accepts. */
+const MAX_WEIGHT = 1_000;
+/** Shortest gossip interval: below it two idle nodes exchange hundreds of messages a second. */
+export const MIN_GOSSIP_INTERVAL = 10;
+
+/** Every Store option, validated, with its default applied: resolved once, at construction. */
+export interface ResolvedStoreOptions<V> {
+  readonly id: string;
+  readonly cluster: string;
+  readonly transport: Transport;
+  readonly storage: StorageAdapter;
+  readonly seeds: readonly string[];
+  readonly n: number;
+  readonly r: number;
+  readonly w: number;
+  readonly conflict: ConflictPolicy<V>;
+  readonly zone: string | undefined;
+  readonly weight: number;
+  readonly tokens: readonly number[] | undefined;
+  readonly timeout: number;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  readonly maxClockEntries: number;
+  readonly gossip: {
+    readonly interval: number;
+    readonly suspectAfterRounds: number;
+    readonly downAfterRounds: number;
+    readonly timeout: number;
+    readonly shutdownTimeout: number;
+  };
+  readonly clock: Clock;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/** A positive safe integer, at most `max`. */
+export function positiveInt(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from 1 to ${max}`;
+    throw new RangeError(`Expected \`${name}\` to be ${range}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** A finite number of milliseconds, at least `min`. */
+export function milliseconds(name: string, value: unknown, min = 0): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new RangeError(`Expected \`${name}\` to be a finite number of milliseconds >= ${min}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function name(what: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME) {
+    throw new TypeError(`Expected \`${what}\` to be a non-empty string of at most ${MAX_NAME} characters, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function object(what: string, value: unknown): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`Expected \`${what}\` to be an object, got ${describe(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Validates `new Store(options)` and applies every default (from
+ * {@link Defaults}). Programmer mistakes throw a `TypeError` or `RangeError`
+ * naming the option, the expected range and the value.
+ */
+export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreOptions<V> {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
+  }
+  const id = name('id', options.id);
+  const cluster = name('cluster', options.cluster ?? Defaults.cluster);
+  const transport = options.transport;
+  if (
+    transport === null ||
+    typeof transport !== 'object' ||
+    typeof transport.request !== 'function' ||
+    typeof transport.start !== 'function' ||
+    typeof transport.stop !== 'function'
+  ) {
+    throw new TypeError(`Expected \`transport\` to be a Transport (start, stop, request), got ${describe(transport)}`);
+  }
+  const storage = options.storage ?? new MemoryStorage();
+  if (storage === null || typeof storage !== 'object' || typeof storage.open !== 'function' || typeof storage.get !== 'function') {
+    throw new TypeError(`Expected \`storage\` to be a StorageAdapter, got ${describe(storage)}`);
+  }
+  const seedList: unknown = options.seeds ?? [];
+  if (!Array.isArray(seedList)) throw new TypeError(`Expected \`seeds\` to be an array of addresses, got ${describe(seedList)}`);
+  const seeds = seedList.map((s: unknown, i) => name(`seeds[${i}]`, s));
+
+  const replication = object('replication', options.replication);
+  const n = positiveInt('replication.n', replication?.['n'] ?? Defaults.n, 64);
+  const r = positiveInt('replication.r', replication?.['r'] ?? Math.min(Defaults.r, n));
+  const w = positiveInt('replication.w', replication?.['w'] ?? Math.min(Defaults.w, n));
+  if (r > n || w > n) throw new RangeError(`Expected R and W to be at most N=${n}, got R=${r} W=${w}`);
+
+  const conflict = options.conflict ?? 'siblings';
+  if (conflict !== 'siblings' && conflict !== 'lww' && typeof conflict !== 'function') {
+    throw new TypeError(`Expected \`conflict\` to be 'siblings', 'lww' or a function, got ${describe(conflict)}`);
+  }
+  const zone = options.zone === undefined ? undefined : name('zone', options.zone);
+  const weight = options.weight ?? 1;
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0 || weight > MAX_WEIGHT) {
+    throw new RangeError(`Expected \`weight\` to be a number > 0 and <= ${MAX_WEIGHT}, got ${describe(weight)}`);
+  }
+  let tokens: readonly number[] | undefined;
+  if (options.tokens !== undefined) {
+    const list: unknown = options.tokens;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_TOKENS) {
+      throw new RangeError(`Expected \`tokens\` to be an array of 1 to ${MAX_TOKENS} tokens, got ${describe(list)}`);
+    }
+    tokens = list.map((t: unknown, i) => {
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 0xffffffff) {
+        throw new RangeError(`Expected \`tokens[${i}]\` to be an unsigned 32-bit integer, got ${describe(t)}`);
+      }
+      return t;
+    });
+  }
+
+  const gossip = object('gossip', options.gossip);
+  const interval = milliseconds('gossip.interval', gossip?.['interval'] ?? Defaults.gossipInterval, MIN_GOSSIP_INTERVAL);
+  const suspectAfterRounds = positiveInt('gossip.suspectAfterRounds', gossip?.['suspectAfterRounds'] ?? Defaults.suspectAfterRounds);
+  const downAfterRounds = positiveInt('gossip.downAfterRounds', gossip?.['downAfterRounds'] ?? Defaults.downAfterRounds);
+  if (downAfterRounds <= suspectAfterRounds) {
+    throw new RangeError(
+      `Expected \`gossip.downAfterRounds\` (${downAfterRounds}) to be greater than \`gossip.suspectAfterRounds\` (${suspectAfterRounds})`,
+    );
+  }
+  const gossipTimeout = milliseconds('gossip.timeout', gossip?.['timeout'] ?? Defaults.gossipTimeout, 1);
+  const shutdownTimeout = milliseconds('gossip.shutdownTimeout', gossip?.['shutdownTimeout'] ?? Defaults.shutdownTimeout);
+
+  const clock = options.clock ?? systemClock;
+  if (clock === null || typeof clock !== 'object' || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' || typeof clock.clearTimeout !== 'function') {
+    throw new TypeError(`Expected \`clock\` to be a Clock (now, setTimeout, clearTimeout), got ${describe(clock)}`);
+  }
+
+  return {
+    id,
+    cluster,
+    transport,
+    storage,
+    seeds,
+    n,
+    r,
+    w,
+    conflict,
+    zone,
+    weight,
+    tokens,
+    timeout: milliseconds('timeout', options.timeout ?? Defaults.timeout),
+    maxKeyBytes: positiveInt('maxKeyBytes', options.maxKeyBytes ?? Defaults.maxKeyBytes, MAX_KEY_BYTES),
+    maxValueBytes: positiveInt('maxValueBytes', options.maxValueBytes ?? Defaults.maxValueBytes),
+    maxClockEntries: positiveInt('maxClockEntries', options.maxClockEntries ?? Defaults.maxClockEntries, 1_000),
+    gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout },
+    clock,
+  };
+}

@@ -41,9 +41,12 @@ export const ErrorCodes = {
   INVALID_MESSAGE: 'KV_INVALID_MESSAGE',
   /** A message came from, or names, a node this one does not know. */
   UNKNOWN_PEER: 'KV_UNKNOWN_PEER',
-  /** A remote handler failed unexpectedly (a bug, not a protocol error). */
+  /**
+   * Something failed unexpectedly (a bug, locally or in a remote handler):
+   * never a disguised storage failure or protocol error.
+   */
   INTERNAL: 'KV_INTERNAL',
-  /** Storage failed to read or write. */
+  /** Storage failed to read or write, or holds a corrupt record. */
   STORAGE_FAILURE: 'KV_STORAGE_FAILURE',
   /**
    * A write would leave its key with more than `maxSiblings` concurrent

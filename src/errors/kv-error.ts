@@ -106,8 +106,13 @@ export class TooManySiblingsError extends KvError {
   }
 }
 
-/** Wraps anything thrown into a KvError, keeping KvErrors as they are. */
-export function toKvError(err: unknown, fallback: ErrorCode = ErrorCodes.STORAGE_FAILURE): KvError {
+/**
+ * Wraps anything thrown into a KvError, keeping KvErrors as they are.
+ * Anything else gets the code `fallback`: by default `KV_INTERNAL` (an
+ * unexpected error is a bug, never a disguised storage failure); code that
+ * wraps a storage adapter's errors passes `ErrorCodes.STORAGE_FAILURE`.
+ */
+export function toKvError(err: unknown, fallback: ErrorCode = ErrorCodes.INTERNAL): KvError {
   if (err instanceof KvError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new KvError(fallback, message, { cause: err });

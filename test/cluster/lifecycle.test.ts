@@ -43,6 +43,22 @@ describe('lifecycle', () => {
     expect(clock.live()).toBe(0);
   });
 
+  it('stop() is bounded by gossip.shutdownTimeout while a peer is silent, not by the gossip timeout', async () => {
+    const cluster = await createTestCluster({
+      nodes: 3,
+      gossip: { interval: 50, suspectAfterRounds: 10, downAfterRounds: 20, timeout: 5_000, shutdownTimeout: 100 },
+    });
+    try {
+      // n3 swallows every message: exchanges with it (and the announcement) hang for the 5 s gossip timeout.
+      cluster.network.isolate('n3');
+      const started = Date.now();
+      await cluster.store('n1').stop();
+      expect(Date.now() - started).toBeLessThan(1_500);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   it('start and stop are idempotent and a stopped store can start again on a new transport', async () => {
     const net = new MemoryNetwork();
     const s = new Store({ id: 'a', transport: net.transport('a'), replication: { n: 1, r: 1, w: 1 } });

@@ -6,6 +6,7 @@ import {
   type ReplicaFailure,
 } from '../errors/index.js';
 import type { Clock, TimerHandle } from '../internal/clock.js';
+import { onAbort } from '../internal/signals.js';
 
 /** The outcome of asking a set of replicas. */
 export interface Gathered<T> {
@@ -42,6 +43,8 @@ export function gather<T>(
   return { quorum: g.quorum, all };
 }
 
+const noop = (): void => {};
+
 /** The state of one quorum call (a class, not closures: this runs for every operation). */
 class Gather<T> {
   readonly quorum: Promise<Gathered<T>>;
@@ -51,6 +54,8 @@ class Gather<T> {
   readonly #options: GatherOptions;
   readonly #timer: TimerHandle;
   #settled = false;
+  /** Removes this call's abort callback (one listener per signal, however many calls share it). */
+  readonly #offAbort: () => void;
   #resolve!: (g: Gathered<T>) => void;
   #reject!: (e: unknown) => void;
   readonly #onAbort = (): void => {
@@ -69,7 +74,7 @@ class Gather<T> {
     // The caller may ignore `quorum` after an early failure path; never leave it unhandled.
     this.quorum.catch(() => {});
     this.#timer = options.clock.setTimeout(() => this.#expire(), Math.max(0, options.deadline - options.clock.now()));
-    options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.#offAbort = options.signal ? onAbort(options.signal, this.#onAbort) : noop;
   }
 
   async ask(node: string, call: (node: string, signal: AbortSignal | undefined) => Promise<T>): Promise<void> {
@@ -91,7 +96,7 @@ class Gather<T> {
   /** Every call settled: release the timer and listener. */
   done(): Gathered<T> {
     this.#options.clock.clearTimeout(this.#timer);
-    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#offAbort();
     return this.#snapshot();
   }
 

@@ -300,7 +300,8 @@ export class QuorumCoordinator {
         answer = await this.#request(node.id, message, options.deadline, options.signal);
       } catch (err) {
         const e = toKvError(err);
-        if (e.code === ErrorCodes.ABORTED) throw e;
+        // A replica that refused the write itself (too many siblings: nothing stored) answers for all.
+        if (e.code === ErrorCodes.ABORTED || e.code === ErrorCodes.TOO_MANY_SIBLINGS) throw e;
         failures.push({ node: node.id, code: e.code });
         // Only a peer that certainly did nothing may be replaced by the next one;
         // after a timeout the write may have happened, so a retry could duplicate it.

@@ -1,5 +1,5 @@
 import { decode, encode } from '@msgpack/msgpack';
-import { ErrorCodes, KvError } from '../errors/index.js';
+import { ErrorCodes, KvError, TooManySiblingsError } from '../errors/index.js';
 import { KeyLock } from '../internal/key-lock.js';
 import { bytesKey, sameBytes } from '../internal/bytes.js';
 import type { Ring } from '../ring/index.js';
@@ -12,6 +12,17 @@ import {
   encodeSiblingSet,
 } from '../versioning/index.js';
 import { MAX_WIRE_KEY, MAX_WIRE_RECORD, readBytes } from './messages.js';
+import { DEFAULT_MAX_SIBLINGS, DEFAULT_SIBLING_WARNING } from './record-limits.js';
+
+/** What {@link ReplicaServerOptions.onSiblings} receives. */
+export interface SiblingsEvent {
+  /** The key (UTF-8 bytes). */
+  readonly key: Uint8Array;
+  /** Versions (tombstones included) the key holds on this replica after the write. */
+  readonly siblings: number;
+  /** The `siblingWarning` level it passed. */
+  readonly threshold: number;
+}
 
 /** Options of {@link ReplicaServer}. */
 export interface ReplicaServerOptions {
@@ -23,6 +34,29 @@ export interface ReplicaServerOptions {
   readonly ring: () => Ring;
   /** Bound on a new version's past. @default 10 */
   readonly maxClockEntries?: number;
+  /**
+   * Most versions (tombstones included: they take space too) a coordinated
+   * write may leave on this replica: a write that would leave more, and more
+   * than the key holds now, is refused with `KV_TOO_MANY_SIBLINGS` and
+   * stores nothing. A write with the context of a read supersedes what it
+   * read, so it is never refused; merges of replicated records never are.
+   * @default 100
+   */
+  readonly maxSiblings?: number;
+  /**
+   * Versions of one key above which {@link ReplicaServerOptions.onSiblings}
+   * is called. At or above `maxSiblings` it never fires.
+   * @default 25
+   */
+  readonly siblingWarning?: number;
+  /**
+   * Called when a coordinated write leaves its key with more than
+   * `siblingWarning` versions where it had at most that many before (once
+   * per crossing, not on every write past it). Called after the write is
+   * stored, outside the key's lock; what it throws is ignored, since the
+   * write must still be replicated.
+   */
+  readonly onSiblings?: (event: SiblingsEvent) => void;
 }
 
 /** A write to coordinate on this replica. */
@@ -45,18 +79,57 @@ const COUNTER_LEASE = 10_000;
 
 const lockKey = bytesKey;
 
+/** A key for messages: quoted UTF-8 when printable, else hex (both cut at 64 bytes). */
+function describeKey(key: Uint8Array): string {
+  const head = key.subarray(0, 64);
+  const more = key.length > head.length ? '…' : '';
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(head);
+    if (!/[\u0000-\u001f\u007f]/.test(text)) return JSON.stringify(text + more);
+  } catch {
+    // not UTF-8 (or cut inside a character): hex below
+  }
+  return `0x${Buffer.from(head).toString('hex')}${more}`;
+}
+
+function checkCount(name: string, value: unknown): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`Expected \`${name}\` to be a positive integer, got ${value === null ? 'null' : typeof value}`);
+  }
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`Expected \`${name}\` to be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
 /**
  * The replica side of the protocol: reads, merges and coordinated writes on
  * this node's storage. Writes to one key are serialised (read-merge-write
  * under a per-key lock), and a merge never creates a version — only
  * `coordinateWrite` does, with a fresh dot of this replica's actor whose
  * counter follows everything this replica has seen for the key.
+ *
+ * Siblings are bounded where versions are created: a coordinated write that
+ * would leave more than `maxSiblings` versions, and more than the key holds,
+ * is refused. Merges (`apply`: replication, read repair, hinted handoff) are
+ * never refused — refusing one would drop versions that other replicas
+ * already acknowledged — so replicas that accepted writes on both sides of a
+ * partition can merge to more than `maxSiblings` versions. Such a key still
+ * reads, and a write with the read's context supersedes every version read
+ * (leaving one), so the bound repairs itself on the next read-modify-write.
+ *
+ * A record read from this node's own storage that does not decode is a
+ * storage failure (`KV_STORAGE_FAILURE` naming the key), not a protocol
+ * error: only a record that came off the wire is `KV_INVALID_MESSAGE`.
  */
 export class ReplicaServer {
   readonly #storage: StorageAdapter;
   readonly #actor: string;
   readonly #ring: () => Ring;
   readonly #maxClockEntries: number;
+  readonly #maxSiblings: number;
+  readonly #siblingWarning: number;
+  readonly #onSiblings: ((event: SiblingsEvent) => void) | undefined;
   readonly #locks = new KeyLock();
   /** Highest counter this actor issued (on any key). */
   #issued = 0;
@@ -69,6 +142,12 @@ export class ReplicaServer {
     this.#actor = options.actor;
     this.#ring = options.ring;
     this.#maxClockEntries = options.maxClockEntries ?? 10;
+    this.#maxSiblings = checkCount('maxSiblings', options.maxSiblings ?? DEFAULT_MAX_SIBLINGS);
+    this.#siblingWarning = checkCount('siblingWarning', options.siblingWarning ?? DEFAULT_SIBLING_WARNING);
+    if (options.onSiblings !== undefined && typeof options.onSiblings !== 'function') {
+      throw new TypeError(`Expected \`onSiblings\` to be a function, got ${typeof options.onSiblings}`);
+    }
+    this.#onSiblings = options.onSiblings;
   }
 
   /**
@@ -88,10 +167,26 @@ export class ReplicaServer {
     return this.#actor;
   }
 
-  /** The local sibling set of `key` (empty when absent). */
+  /**
+   * The local sibling set of `key` (empty when absent).
+   *
+   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode.
+   */
   async read(key: Uint8Array): Promise<SiblingSet<Uint8Array>> {
     const bytes = await this.#storage.get(key);
-    return bytes === undefined ? SiblingSet.empty<Uint8Array>() : decodeSiblingSet(bytes);
+    return bytes === undefined ? SiblingSet.empty<Uint8Array>() : this.#decodeStored(key, bytes);
+  }
+
+  /** Decodes a record from this node's storage: a bad one is a storage failure, not a bad message. */
+  #decodeStored(key: Uint8Array, bytes: Uint8Array): SiblingSet<Uint8Array> {
+    try {
+      return decodeSiblingSet(bytes);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new KvError(ErrorCodes.STORAGE_FAILURE, `stored record of key ${describeKey(key)} is corrupt: ${reason}`, {
+        cause: err,
+      });
+    }
   }
 
   /** The encoded local record of `key`, undefined when absent. */
@@ -103,6 +198,11 @@ export class ReplicaServer {
    * Merges `incoming` (whose encoding is `encoded`) into the local set and
    * writes only if something changed. Encodings are canonical, so equal
    * bytes mean equal sets and most replication steps skip the decode/merge.
+   *
+   * Never refused for its size: the merge may exceed `maxSiblings` (see the
+   * class notes), since refusing it would drop acknowledged versions.
+   *
+   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode.
    */
   apply(key: Uint8Array, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
     return this.#locks.run(lockKey(key), async () => {
@@ -113,7 +213,7 @@ export class ReplicaServer {
         await this.#storage.put(key, token, encoded);
         return;
       }
-      const local = decodeSiblingSet(localBytes);
+      const local = this.#decodeStored(key, localBytes);
       const merged = local.merge(incoming);
       if (merged.equals(local)) return;
       await this.#storage.put(key, token, merged.equals(incoming) ? encoded : encodeSiblingSet(merged));
@@ -125,10 +225,17 @@ export class ReplicaServer {
    * it and returns the replica's whole new sibling set, which the coordinator
    * then replicates (so any replica holding the new dot also holds every
    * earlier dot of this actor, or what obsoletes it).
+   *
+   * @throws TooManySiblingsError (`KV_TOO_MANY_SIBLINGS`) if the key would be
+   *   left with more than `maxSiblings` versions and more than it has now;
+   *   nothing is stored then.
+   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode.
    */
-  coordinateWrite(key: Uint8Array, write: LocalWrite): Promise<{ set: SiblingSet<Uint8Array>; encoded: Uint8Array }> {
-    return this.#locks.run(lockKey(key), async () => {
+  async coordinateWrite(key: Uint8Array, write: LocalWrite): Promise<{ set: SiblingSet<Uint8Array>; encoded: Uint8Array }> {
+    let before = 0;
+    const result = await this.#locks.run(lockKey(key), async () => {
       const local = await this.read(key);
+      before = local.size;
       const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
       // The floor is the node-wide high-water mark: dots stay unique even if clock
       // pruning erased this actor's history from the key's set.
@@ -139,12 +246,27 @@ export class ReplicaServer {
         maxClockEntries: this.#maxClockEntries,
         counterFloor: this.#issued,
       });
+      // Tombstones count: they take space in the record and time in every merge.
+      // A write that does not grow the set (its context superseded at least one
+      // version) always passes, so a key over the bound can always be repaired.
+      if (set.size > this.#maxSiblings && set.size > local.size) {
+        throw new TooManySiblingsError(describeKey(key), set.size, this.#maxSiblings);
+      }
       this.#issued = Math.max(this.#issued, version.dot.counter);
       if (version.dot.counter > this.#reserved) await this.#lease(version.dot.counter);
       const encoded = encodeSiblingSet(set);
       await this.#storage.put(key, this.#ring().token(key), encoded);
       return { set, encoded };
     });
+    const after = result.set.size;
+    if (this.#onSiblings !== undefined && after > this.#siblingWarning && before <= this.#siblingWarning) {
+      try {
+        this.#onSiblings({ key, siblings: after, threshold: this.#siblingWarning });
+      } catch {
+        // An observer's failure must not fail a stored write that still has to be replicated.
+      }
+    }
+    return result;
   }
 
   /** Makes sure `counter` is covered by a durable lease before a version using it is stored. */

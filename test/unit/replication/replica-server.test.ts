@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage, ReplicaServer, Ring, SiblingSet, VectorClock, encodeSiblingSet } from 'quorumkv';
+import { TooManySiblingsError } from '../../../src/errors/index.js';
+import type { ReplicaServerOptions, SiblingsEvent } from '../../../src/replication/index.js';
 
 const ring = Ring.from([{ id: 'a' }]);
 const key = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -85,5 +87,158 @@ describe('ReplicaServer', () => {
     await expect(r.handle({ type: 'kv.read', key: 'not bytes' })).rejects.toMatchObject({ code: 'KV_INVALID_MESSAGE' });
     await expect(r.handle({ type: 'kv.nope' })).rejects.toMatchObject({ code: 'KV_INVALID_MESSAGE' });
     expect(await r.readEncoded(key('k'))).toBeUndefined();
+  });
+});
+
+async function bounded(options: Partial<ReplicaServerOptions> = {}, storage = new MemoryStorage()): Promise<ReplicaServer> {
+  await storage.open();
+  const r = new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, ...options });
+  await r.open();
+  return r;
+}
+
+const del = (context = VectorClock.EMPTY) => ({ value: undefined, tombstone: true, context, overwrite: false, timestamp: 1 });
+
+describe('ReplicaServer sibling bound', () => {
+  it('refuses a blind write past maxSiblings with KV_TOO_MANY_SIBLINGS and stores nothing', async () => {
+    const storage = new MemoryStorage();
+    const r = await bounded({ maxSiblings: 20 }, storage);
+    for (let i = 0; i < 20; i++) await r.coordinateWrite(key('k'), write(`w${i}`));
+    const before = await r.readEncoded(key('k'));
+    expect((await r.read(key('k'))).size).toBe(20);
+    const refused = await r.coordinateWrite(key('k'), write('one too many')).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TooManySiblingsError);
+    expect(refused).toMatchObject({ code: 'KV_TOO_MANY_SIBLINGS', name: 'TooManySiblingsError', siblings: 21, limit: 20 });
+    expect((refused as Error).message).toContain('"k"');
+    expect(await r.readEncoded(key('k'))).toEqual(before);
+    // Tombstones are versions too: a blind delete is refused as well.
+    await expect(r.coordinateWrite(key('k'), del())).rejects.toMatchObject({ code: 'KV_TOO_MANY_SIBLINGS' });
+    expect(await r.readEncoded(key('k'))).toEqual(before);
+    // Other keys are not affected.
+    await r.coordinateWrite(key('other'), write('fine'));
+  });
+
+  it('always accepts a write or delete whose context supersedes siblings', async () => {
+    const r = await bounded({ maxSiblings: 5 });
+    for (let i = 0; i < 5; i++) await r.coordinateWrite(key('k'), write(`w${i}`));
+    const full = await r.read(key('k'));
+    // A context that covers one sibling: the set does not grow, so the write passes.
+    const one = full.versions[0]!;
+    const partial = VectorClock.from([[one.dot.actor, one.dot.counter]]);
+    expect((await r.coordinateWrite(key('k'), write('replaces one', partial))).set.size).toBe(5);
+    await expect(r.coordinateWrite(key('k'), write('blind'))).rejects.toMatchObject({ code: 'KV_TOO_MANY_SIBLINGS' });
+    const collapsed = await r.coordinateWrite(key('k'), write('merged', (await r.read(key('k'))).clock()));
+    expect(collapsed.set.size).toBe(1);
+    for (let i = 0; i < 4; i++) await r.coordinateWrite(key('k'), write(`again${i}`));
+    const deleted = await r.coordinateWrite(key('k'), del((await r.read(key('k'))).clock()));
+    expect(deleted.set.size).toBe(1);
+    expect(deleted.set.hasOnlyTombstones).toBe(true);
+    // Last-writer-wins writes supersede everything local, so they pass too.
+    for (let i = 0; i < 4; i++) await r.coordinateWrite(key('k'), write(`more${i}`));
+    const lww = await r.coordinateWrite(key('k'), { ...write('lww'), overwrite: true });
+    expect(lww.set.size).toBe(1);
+  });
+
+  it('never refuses a merge, and a key merged past the bound is repaired by a write with its context', async () => {
+    const r = await bounded({ maxSiblings: 4 });
+    for (let i = 0; i < 4; i++) await r.coordinateWrite(key('k'), write(`local${i}`));
+    // The other side of a partition accepted its own 4 writes.
+    let remote = SiblingSet.empty<Uint8Array>();
+    for (let i = 0; i < 4; i++) ({ set: remote } = remote.write('b~1', VectorClock.EMPTY, { value: value(`remote${i}`), timestamp: i }));
+    await r.apply(key('k'), remote, encodeSiblingSet(remote));
+    const merged = await r.read(key('k'));
+    expect(merged.size).toBe(8);
+    await expect(r.coordinateWrite(key('k'), write('blind'))).rejects.toMatchObject({ code: 'KV_TOO_MANY_SIBLINGS', siblings: 9 });
+    // Superseding just one keeps 8: not more than now, so it passes.
+    const v = merged.versions[0]!;
+    expect((await r.coordinateWrite(key('k'), write('one', VectorClock.from([[v.dot.actor, v.dot.counter]])))).set.size).toBe(8);
+    const repaired = await r.coordinateWrite(key('k'), write('resolved', (await r.read(key('k'))).clock()));
+    expect(repaired.set.size).toBe(1);
+  });
+
+  it('calls onSiblings once per crossing of siblingWarning, after the write is stored', async () => {
+    const events: SiblingsEvent[] = [];
+    const storage = new MemoryStorage();
+    const r = await bounded({ siblingWarning: 3, maxSiblings: 10, onSiblings: (e) => events.push(e) }, storage);
+    for (let i = 0; i < 3; i++) await r.coordinateWrite(key('k'), write(`w${i}`));
+    expect(events).toEqual([]);
+    await r.coordinateWrite(key('k'), write('w3'));
+    expect(events).toEqual([{ key: key('k'), siblings: 4, threshold: 3 }]);
+    await r.coordinateWrite(key('k'), write('w4'));
+    expect(events).toHaveLength(1); // still above: no new event
+    await r.coordinateWrite(key('k'), write('merged', (await r.read(key('k'))).clock()));
+    for (let i = 0; i < 3; i++) await r.coordinateWrite(key('k'), write(`again${i}`));
+    expect(events).toHaveLength(2); // 1 -> 4: a new crossing
+    expect(events[1]).toMatchObject({ siblings: 4, threshold: 3 });
+    // Merges do not report (only coordinated writes do).
+    let remote = SiblingSet.empty<Uint8Array>();
+    for (let i = 0; i < 3; i++) ({ set: remote } = remote.write('b~1', VectorClock.EMPTY, { value: value(`r${i}`), timestamp: i }));
+    let more = SiblingSet.empty<Uint8Array>();
+    for (let i = 0; i < 2; i++) ({ set: more } = more.write('c~1', VectorClock.EMPTY, { value: value(`c${i}`), timestamp: i }));
+    await r.apply(key('fresh'), remote, encodeSiblingSet(remote));
+    await r.apply(key('fresh'), more, encodeSiblingSet(more));
+    expect((await r.read(key('fresh'))).size).toBe(5);
+    expect(events).toHaveLength(2);
+  });
+
+  it('a throwing onSiblings does not fail the stored write', async () => {
+    let calls = 0;
+    const r = await bounded({
+      siblingWarning: 1,
+      onSiblings: () => {
+        calls++;
+        throw new Error('observer bug');
+      },
+    });
+    await r.coordinateWrite(key('k'), write('a'));
+    const second = await r.coordinateWrite(key('k'), write('b'));
+    expect(calls).toBe(1);
+    expect(second.set.size).toBe(2);
+    expect((await r.read(key('k'))).size).toBe(2);
+  });
+
+  it('validates maxSiblings, siblingWarning and onSiblings', async () => {
+    const storage = new MemoryStorage();
+    const make = (o: Record<string, unknown>) => () =>
+      new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, ...(o as Partial<ReplicaServerOptions>) });
+    expect(make({ maxSiblings: 0 })).toThrow(new RangeError('Expected `maxSiblings` to be a positive integer, got 0'));
+    expect(make({ maxSiblings: 1.5 })).toThrow(RangeError);
+    expect(make({ maxSiblings: '100' })).toThrow(new TypeError('Expected `maxSiblings` to be a positive integer, got string'));
+    expect(make({ siblingWarning: -1 })).toThrow(new RangeError('Expected `siblingWarning` to be a positive integer, got -1'));
+    expect(make({ siblingWarning: Number.NaN })).toThrow(RangeError);
+    expect(make({ onSiblings: 'yes' })).toThrow(new TypeError('Expected `onSiblings` to be a function, got string'));
+    expect(make({ maxSiblings: 1, siblingWarning: 1 })).not.toThrow();
+  });
+});
+
+describe('ReplicaServer corrupt local records', () => {
+  const corrupt = new Uint8Array([1, 0xc1, 0xff]); // right format byte, invalid msgpack
+
+  it('a record from our own storage that does not decode is KV_STORAGE_FAILURE naming the key', async () => {
+    const storage = new MemoryStorage();
+    const r = await bounded({}, storage);
+    await storage.put(key('user:1'), ring.token(key('user:1')), corrupt);
+    const read = await r.read(key('user:1')).catch((e: unknown) => e);
+    expect(read).toMatchObject({ code: 'KV_STORAGE_FAILURE' });
+    expect((read as Error).message).toContain('"user:1"');
+    expect((read as Error).cause).toMatchObject({ code: 'KV_INVALID_MESSAGE' });
+    await expect(r.coordinateWrite(key('user:1'), write('x'))).rejects.toMatchObject({ code: 'KV_STORAGE_FAILURE' });
+    const incoming = SiblingSet.empty<Uint8Array>().write('b~1', VectorClock.EMPTY, { value: value('b'), timestamp: 1 }).set;
+    await expect(r.apply(key('user:1'), incoming, encodeSiblingSet(incoming))).rejects.toMatchObject({
+      code: 'KV_STORAGE_FAILURE',
+    });
+    // Binary keys are named in hex.
+    const binary = new Uint8Array([0xff, 0x00, 0x01]);
+    await storage.put(binary, ring.token(binary), new Uint8Array([9]));
+    await expect(r.read(binary)).rejects.toThrow(/key 0xff0001 is corrupt/);
+  });
+
+  it('a bad record that came off the wire is still KV_INVALID_MESSAGE', async () => {
+    const storage = new MemoryStorage();
+    const r = await bounded({}, storage);
+    await r.coordinateWrite(key('k'), write('v'));
+    await expect(r.handle({ type: 'kv.apply', key: key('k'), record: corrupt })).rejects.toMatchObject({
+      code: 'KV_INVALID_MESSAGE',
+    });
   });
 });

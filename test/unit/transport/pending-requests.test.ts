@@ -1,0 +1,236 @@
+import { getEventListeners } from 'node:events';
+import { describe, expect, it, vi } from 'vitest';
+import { KvError } from '../../../src/errors/index.js';
+import type { Clock } from '../../../src/internal/clock.js';
+import { ManualClock } from '../../../src/testing/manual-clock.js';
+import { DEFAULT_MAX_PENDING, PendingRequests } from '../../../src/transport/pending-requests.js';
+
+async function rejection(p: Promise<unknown>): Promise<KvError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(KvError);
+  return err as KvError;
+}
+
+/** The error a synchronous call throws. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a throw');
+}
+
+const listeners = (signal: AbortSignal): number => getEventListeners(signal, 'abort').length;
+
+function table(options: { maxPending?: number } = {}): { clock: ManualClock; pending: PendingRequests<string> } {
+  const clock = new ManualClock(1_000);
+  return { clock, pending: new PendingRequests<string>({ clock, ...options }) };
+}
+
+describe('PendingRequests', () => {
+  it('gives each request a fresh id and resolves it by id, once', async () => {
+    const { pending } = table();
+    const r1 = pending.open({ timeout: 100 });
+    const r2 = pending.open({ timeout: 100 });
+    expect([r1.id, r2.id]).toEqual([1, 2]);
+    expect(pending.size).toBe(2);
+    expect(pending.has(1)).toBe(true);
+    expect(pending.resolve(r2.id, 'two')).toBe(true);
+    expect(pending.resolve(r2.id, 'again')).toBe(false);
+    expect(pending.reject(r2.id, new Error('late'))).toBe(false);
+    expect(pending.has(r2.id)).toBe(false);
+    expect(pending.size).toBe(1);
+    await expect(r2.promise).resolves.toBe('two');
+    const err = new KvError('KV_OVERLOADED', 'busy');
+    expect(pending.reject(r1.id, err)).toBe(true);
+    await expect(r1.promise).rejects.toBe(err);
+    expect(pending.size).toBe(0);
+    expect(pending.resolve(999, 'unknown id')).toBe(false);
+  });
+
+  it('times out through the injected clock with KV_TIMEOUT, and ignores a late answer', async () => {
+    const { clock, pending } = table();
+    const { id, promise } = pending.open({ timeout: 100, label: 'kv.read to n2' });
+    expect(clock.pending).toBe(1);
+    clock.advance(99);
+    expect(pending.has(id)).toBe(true);
+    clock.advance(1);
+    expect(pending.has(id)).toBe(false);
+    expect(pending.resolve(id, 'too late')).toBe(false);
+    const err = await rejection(promise);
+    expect([err.code, err.name]).toEqual(['KV_TIMEOUT', 'TimeoutError']);
+    expect(err.message).toBe('kv.read to n2 timed out after 100 ms');
+    expect(clock.pending).toBe(0);
+  });
+
+  it('releases the timer when a request settles another way', () => {
+    const { clock, pending } = table();
+    const a = pending.open({ timeout: 100 });
+    const b = pending.open({ timeout: 100 });
+    expect(clock.pending).toBe(2);
+    pending.resolve(a.id, 'x');
+    pending.reject(b.id, new Error('y'));
+    b.promise.catch(() => {});
+    expect(clock.pending).toBe(0);
+  });
+
+  it('sets no timer for an Infinity timeout, and clamps one past the system timer range', () => {
+    const set = vi.fn();
+    const clock: Clock = { now: () => 0, setTimeout: set, clearTimeout: () => {} };
+    const pending = new PendingRequests<string>({ clock });
+    pending.open({ timeout: Infinity });
+    expect(set).not.toHaveBeenCalled();
+    pending.open({ timeout: 2 ** 40 });
+    expect(set).toHaveBeenCalledWith(expect.any(Function), 2_147_483_647);
+  });
+
+  it('fails a request whose deadline already passed (timeout 0) with KV_TIMEOUT, registering nothing', () => {
+    const { clock, pending } = table();
+    const onSettled = vi.fn();
+    const err = thrown(() => pending.open({ timeout: 0, label: 'kv.apply to n3', onSettled }));
+    expect(err).toMatchObject({ code: 'KV_TIMEOUT', name: 'TimeoutError' });
+    expect((err as Error).message).toContain('kv.apply to n3');
+    expect(pending.size).toBe(0);
+    expect(clock.pending).toBe(0);
+    expect(onSettled).not.toHaveBeenCalled();
+  });
+
+  it('treats a negative, NaN or non-number timeout as a programmer mistake (RangeError)', () => {
+    const { pending } = table();
+    expect(() => pending.open({ timeout: -1 })).toThrow(
+      new RangeError('Expected `timeout` to be a number of milliseconds >= 0 (or Infinity), got -1'),
+    );
+    expect(() => pending.open({ timeout: NaN })).toThrow(RangeError);
+    expect(() => pending.open({ timeout: '5' as never })).toThrow(/got string/);
+    expect(pending.size).toBe(0);
+  });
+
+  it('fails a pre-aborted request with KV_ABORTED, registering nothing (abort wins over timeout 0)', () => {
+    const { pending } = table();
+    const reason = new Error('user');
+    const signal = AbortSignal.abort(reason);
+    for (const timeout of [100, 0]) {
+      expect(thrown(() => pending.open({ timeout, signal }))).toMatchObject({ code: 'KV_ABORTED', name: 'AbortError', cause: reason });
+    }
+    expect(pending.size).toBe(0);
+    expect(listeners(signal)).toBe(0);
+  });
+
+  it('rejects with KV_ABORTED when aborted in flight, releasing timer and listener', async () => {
+    const { clock, pending } = table();
+    const ac = new AbortController();
+    const { id, promise } = pending.open({ timeout: 100, signal: ac.signal });
+    expect(listeners(ac.signal)).toBe(1);
+    const reason = new Error('gave up');
+    ac.abort(reason);
+    expect(pending.has(id)).toBe(false);
+    const err = await rejection(promise);
+    expect([err.code, err.name, err.cause]).toEqual(['KV_ABORTED', 'AbortError', reason]);
+    expect(clock.pending).toBe(0);
+    expect(listeners(ac.signal)).toBe(0);
+  });
+
+  it('shares one abort listener among all requests on one signal, and removes it once they settle', async () => {
+    const { pending } = table();
+    const ac = new AbortController();
+    const opened = Array.from({ length: 100 }, () => pending.open({ timeout: 100, signal: ac.signal }));
+    expect(listeners(ac.signal)).toBe(1);
+    for (const r of opened.slice(0, 50)) pending.resolve(r.id, 'ok');
+    expect(listeners(ac.signal)).toBe(1);
+    ac.abort();
+    expect(pending.size).toBe(0);
+    expect(listeners(ac.signal)).toBe(0);
+    const outcomes = await Promise.all(opened.map((r) => r.promise.then((v) => v, (e: KvError) => e.code)));
+    expect(outcomes).toEqual([...Array<string>(50).fill('ok'), ...Array<string>(50).fill('KV_ABORTED')]);
+  });
+
+  it('refuses requests past maxPending with KV_OVERLOADED, until one settles', () => {
+    const { pending } = table({ maxPending: 2 });
+    expect(pending.maxPending).toBe(2);
+    const a = pending.open({ timeout: 100 });
+    pending.open({ timeout: 100 });
+    const err = thrown(() => pending.open({ timeout: 100, label: 'kv.read to n2' }));
+    expect(err).toBeInstanceOf(KvError);
+    expect((err as KvError).code).toBe('KV_OVERLOADED');
+    expect((err as KvError).message).toContain('kv.read to n2');
+    expect(pending.size).toBe(2);
+    pending.resolve(a.id, 'x');
+    expect(() => pending.open({ timeout: 100 })).not.toThrow();
+  });
+
+  it('validates maxPending (default 10000, Infinity for no bound)', () => {
+    expect(new PendingRequests().maxPending).toBe(DEFAULT_MAX_PENDING);
+    expect(DEFAULT_MAX_PENDING).toBe(10_000);
+    expect(new PendingRequests({ maxPending: Infinity }).maxPending).toBe(Infinity);
+    for (const bad of [0, -1, 1.5, NaN]) {
+      expect(() => new PendingRequests({ maxPending: bad })).toThrow(/Expected `maxPending` to be a positive integer or Infinity/);
+    }
+  });
+
+  it('rejectAll fails every request in flight, with one error or one per id, and counts them', async () => {
+    const { clock, pending } = table();
+    const ac = new AbortController();
+    const opened = Array.from({ length: 3 }, () => pending.open({ timeout: 100, signal: ac.signal }));
+    expect(pending.rejectAll((id) => new KvError('KV_CONNECTION_CLOSED', `closed ${id}`))).toBe(3);
+    expect(pending.size).toBe(0);
+    expect(clock.pending).toBe(0);
+    expect(listeners(ac.signal)).toBe(0);
+    const errors = await Promise.all(opened.map((r) => rejection(r.promise)));
+    expect(errors.map((e) => [e.code, e.message])).toEqual(opened.map((r) => ['KV_CONNECTION_CLOSED', `closed ${r.id}`]));
+    expect(pending.rejectAll(new KvError('KV_CONNECTION_CLOSED', 'again'))).toBe(0);
+    const late = pending.open({ timeout: 100 });
+    const closed = new KvError('KV_CONNECTION_CLOSED', 'connection lost');
+    expect(pending.rejectAll(closed)).toBe(1);
+    await expect(late.promise).rejects.toBe(closed);
+  });
+
+  it('runs onSettled exactly once, whichever way the request settles', async () => {
+    const { clock, pending } = table();
+    const ac = new AbortController();
+    const counts = [0, 0, 0, 0, 0];
+    const open = (i: number, signal?: AbortSignal): { id: number; promise: Promise<string> } => {
+      const r = pending.open({ timeout: i === 2 ? 50 : 10_000, signal, onSettled: () => counts[i]!++ });
+      r.promise.catch(() => {});
+      return r;
+    };
+    const answered = open(0);
+    const failed = open(1);
+    open(2); // times out
+    open(3, ac.signal); // aborted
+    const cut = open(4); // cut by rejectAll
+    pending.resolve(answered.id, 'x');
+    pending.reject(failed.id, new Error('no'));
+    clock.advance(50);
+    ac.abort();
+    expect(pending.size).toBe(1);
+    pending.rejectAll(new Error('stop'));
+    clock.advance(20_000);
+    pending.resolve(answered.id, 'twice');
+    pending.reject(cut.id, new Error('twice'));
+    pending.rejectAll(new Error('twice'));
+    expect(counts).toEqual([1, 1, 1, 1, 1]);
+    expect(pending.size).toBe(0);
+  });
+
+  it('takes a caller-chosen id, refuses a pending or malformed one, and skips taken ids when choosing', () => {
+    const { pending } = table();
+    expect(pending.open({ timeout: 100, id: 2 }).id).toBe(2);
+    expect(() => pending.open({ timeout: 100, id: 2 })).toThrow(new RangeError('Expected `id` to be free, got 2, which is still pending'));
+    for (const bad of [-1, 1.5, 2 ** 53, NaN]) {
+      expect(() => pending.open({ timeout: 100, id: bad })).toThrow(/Expected `id` to be a non-negative safe integer/);
+    }
+    expect([pending.open({ timeout: 100 }).id, pending.open({ timeout: 100 }).id]).toEqual([1, 3]);
+    expect(pending.open({ timeout: 100, id: 0 }).id).toBe(0);
+    expect(pending.size).toBe(4);
+  });
+
+  it('uses the system clock by default', async () => {
+    const pending = new PendingRequests<string>();
+    const { promise } = pending.open({ timeout: 1 });
+    expect((await rejection(promise)).code).toBe('KV_TIMEOUT');
+  });
+});

@@ -1,6 +1,8 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError } from '../../../src/errors/index.js';
 import type { Clock, TimerHandle } from '../../../src/internal/clock.js';
+import { ManualClock } from '../../../src/testing/manual-clock.js';
 import { MemoryNetwork, type MemoryTransport } from '../../../src/transport/index.js';
 import type { WireMessage } from '../../../src/transport/types.js';
 
@@ -239,9 +241,77 @@ describe('MemoryNetwork', () => {
   it('validates timeouts and handlers', async () => {
     const net = new MemoryNetwork();
     const [a] = await cluster(net, 'a', 'b');
-    await expect(a!.request('b', { type: 'x' }, { timeout: -1 })).rejects.toThrow(RangeError);
+    await expect(a!.request('b', { type: 'x' }, { timeout: -1 })).rejects.toThrow(
+      new RangeError('Expected `timeout` to be a number of milliseconds >= 0 (or Infinity), got -1'),
+    );
+    await expect(a!.request('b', { type: 'x' }, { timeout: NaN })).rejects.toThrow(RangeError);
     await expect(net.transport('z').start(undefined as never)).rejects.toThrow(TypeError);
     expect(() => new MemoryNetwork({ defaultTimeout: 0 })).toThrow(RangeError);
+    expect(() => new MemoryNetwork({ maxPending: 0 })).toThrow(RangeError);
+    expect(() => new MemoryNetwork().transport('y', { maxPending: 1.5 })).toThrow(RangeError);
+  });
+
+  it('fails a request whose deadline has passed (timeout 0) with KV_TIMEOUT, without sending it', async () => {
+    const net = new MemoryNetwork();
+    const [a] = await cluster(net, 'a', 'b');
+    const err = await failure(a!.request('b', { type: 'x' }, { timeout: 0 }));
+    expect([err.code, err.name]).toEqual(['KV_TIMEOUT', 'TimeoutError']);
+    expect(err.message).toContain('request x to b');
+    expect(net.stats().sent).toBe(0);
+    expect(a!.pendingRequests).toBe(0);
+  });
+
+  it('times out on the injected clock, and a late answer changes nothing', async () => {
+    const clock = new ManualClock();
+    const net = new MemoryNetwork({ clock });
+    net.setLatency(10);
+    const [a] = await cluster(net, 'a', 'b');
+    const p = failure(a!.request('b', { type: 'x' }, { timeout: 15 }));
+    clock.advance(10); // the request arrives, the answer is on its way back
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.advance(5);
+    const err = await p;
+    expect(err.code).toBe('KV_TIMEOUT');
+    expect(err.message).toBe('request x to b timed out after 15 ms');
+    expect(clock.pending).toBe(0); // the answer's delivery timer went with the request
+    expect(a!.pendingRequests).toBe(0);
+    expect(net.stats()).toMatchObject({ sent: 2, delivered: 1 });
+  });
+
+  it('refuses requests past maxPending with KV_OVERLOADED, without sending them', async () => {
+    const net = new MemoryNetwork({ maxPending: 3 });
+    const a = net.transport('a', { maxPending: 2 });
+    await a.start(echo);
+    toStop.push(a);
+    const [b] = await cluster(net, 'b');
+    expect([a.maxPending, b!.maxPending]).toEqual([2, 3]);
+    net.isolate('b');
+    const hanging = [failure(a.request('b', { type: 'x' }, { timeout: 10_000 })), failure(a.request('b', { type: 'x' }, { timeout: 10_000 }))];
+    expect(a.pendingRequests).toBe(2);
+    const sent = net.stats().sent;
+    const err = await failure(a.request('b', { type: 'x' }));
+    expect(err.code).toBe('KV_OVERLOADED');
+    expect(net.stats().sent).toBe(sent);
+    net.heal();
+    await a.stop();
+    for (const e of await Promise.all(hanging)) expect(e.code).toBe('KV_CONNECTION_CLOSED');
+    expect(a.pendingRequests).toBe(0);
+  });
+
+  it('puts one abort listener on a signal shared by 100 requests, and none once they settle', async () => {
+    const net = new MemoryNetwork();
+    const [a] = await cluster(net, 'a', 'b');
+    const ac = new AbortController();
+    const pending = Array.from({ length: 100 }, (_, i) => a!.request('b', { type: 'x', payload: i }, { signal: ac.signal }));
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(1);
+    expect((await Promise.all(pending)).map((r) => r.payload)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    net.isolate('b');
+    const cut = Array.from({ length: 100 }, () => failure(a!.request('b', { type: 'x' }, { signal: ac.signal })));
+    ac.abort();
+    for (const e of await Promise.all(cut)) expect(e.code).toBe('KV_ABORTED');
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    expect(a!.pendingRequests).toBe(0);
   });
 
   it('uses the per-transport default timeout, overridable per request', async () => {

@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^quorumkv\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^quorumkv\/internals$/, replacement: src('internals.ts') },
       { find: /^quorumkv$/, replacement: src('index.ts') },
     ],
   },

@@ -1,30 +1,27 @@
 /**
  * quorumkv: an embeddable, Dynamo-style distributed key-value store.
  *
+ * What users and plug-in authors need. The building blocks a `Store` is made
+ * of (replica server, membership, sibling sets, codecs, the composition
+ * root) are in `quorumkv/internals`; test helpers and the compliance suites
+ * in `quorumkv/testing`.
+ *
  * @module
  */
 
 // Values
 export { Store } from './store/index.js';
-export { Ring, hashKey, keyBytes, defaultTokens } from './ring/index.js';
-export { ReplicaSet } from './ring/index.js';
-export { QuorumCoordinator, ReplicaServer } from './replication/index.js';
-export { Membership } from './membership/index.js';
-export {
-  VectorClock,
-  SiblingSet,
-  actorId,
-  parseActorId,
-  encodeSiblingSet,
-  decodeSiblingSet,
-} from './versioning/index.js';
-export { MemoryNetwork, MemoryTransport, encodeFrame, decodeFrame, validateWireMessage } from './transport/index.js';
+export { Ring, ReplicaSet, hashKey, keyBytes, defaultTokens } from './ring/index.js';
+export { QuorumCoordinator } from './replication/index.js';
+export { VectorClock } from './versioning/index.js';
+export { MemoryNetwork, PendingRequests } from './transport/index.js';
 export { MemoryStorage } from './storage/index.js';
 export {
   KvError,
   QuorumNotMetError,
   AbortError,
   TimeoutError,
+  TooManySiblingsError,
   ErrorCodes,
 } from './errors/index.js';
 export { systemClock } from './internal/clock.js';
@@ -49,23 +46,9 @@ export type {
 } from './store/index.js';
 export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './ring/index.js';
 export type { ReplicaSelection, ReplicaSetInit } from './ring/index.js';
-export type {
-  QuorumCoordinatorOptions,
-  CoordinatorCallOptions,
-  CoordinatedWrite,
-  NodeStatus,
-  ReplicaServerOptions,
-  LocalWrite,
-} from './replication/index.js';
-export type {
-  Member,
-  MemberRecord,
-  MemberState,
-  MemberStatus,
-  MembershipEvents,
-  MembershipOptions,
-} from './membership/index.js';
-export type { Dot, ClockOrder, ClockEntry, Version, WriteChange, WriteResult } from './versioning/index.js';
+export type { QuorumCoordinatorOptions, CoordinatorCallOptions, CoordinatedWrite, NodeStatus } from './replication/index.js';
+export type { Member, MemberState, MemberStatus, MembershipEvents } from './membership/index.js';
+export type { Dot, ClockOrder, ClockEntry } from './versioning/index.js';
 export type {
   Transport,
   TransportCapabilities,
@@ -76,8 +59,9 @@ export type {
   MemoryNetworkOptions,
   MemoryTransportOptions,
   MemoryNetworkStats,
-  Frame,
-  CodecLimits,
+  PendingRequestsOptions,
+  OpenRequestOptions,
+  OpenedRequest,
 } from './transport/index.js';
 export type {
   StorageAdapter,

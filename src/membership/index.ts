@@ -8,3 +8,4 @@ export {
   type MembershipEvents,
 } from './types.js';
 
+export { TimeoutFailureDetector, type FailureDetector, type TimeoutFailureDetectorOptions } from './failure-detector.js';

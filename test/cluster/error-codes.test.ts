@@ -1,6 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { KvError, MemoryTransport, QuorumNotMetError, type RequestHandler } from 'quorumkv';
+import { KvError, QuorumNotMetError, type RequestHandler } from 'quorumkv';
+import { MemoryTransport } from 'quorumkv/internals';
 import { createTestCluster, type TestCluster } from 'quorumkv/testing';
 import { ErrorCodes, toKvError } from '../../src/errors/index.js';
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Membership, MemoryNetwork, Ring, defaultTokens, type NodeInfo } from 'quorumkv';
+import { MemoryNetwork, Ring, defaultTokens, type NodeInfo } from 'quorumkv';
+import { Membership } from 'quorumkv/internals';
 import { ManualClock } from 'quorumkv/testing';
 
 const INTERVAL = 100;

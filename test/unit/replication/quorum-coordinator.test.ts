@@ -1,15 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  MemoryNetwork,
-  MemoryStorage,
-  QuorumCoordinator,
-  QuorumNotMetError,
-  ReplicaServer,
-  Ring,
-  VectorClock,
-  systemClock,
-  type MemoryTransport,
-} from 'quorumkv';
+import { MemoryNetwork, MemoryStorage, QuorumCoordinator, QuorumNotMetError, Ring, VectorClock, systemClock } from 'quorumkv';
+import { ReplicaServer, type MemoryTransport } from 'quorumkv/internals';
 
 /** Three nodes wired by hand: QuorumCoordinator and ReplicaServer without Store. */
 async function trio() {

@@ -1,0 +1,58 @@
+/**
+ * `quorumkv/internals`: the building blocks a `Store` is made of, for tools,
+ * tests and experiments that wire them by hand (a coordinator over a custom
+ * transport, a membership without a store, the codecs). Everything here is
+ * documented and tested, but may change between minor versions; what users
+ * and plug-in authors need is exported from `quorumkv`.
+ *
+ * @example
+ * ```ts
+ * import { QuorumCoordinator, ReplicaServer } from 'quorumkv/internals';
+ * ```
+ *
+ * @module
+ */
+
+// The composition root and its parts
+export { Node, Lifecycle, MessageRouter, loadIdentity, MetadataWriter, MetaNames, encodePeers, decodePeers } from './node/index.js';
+export type {
+  NodeComponents,
+  NodeEventSink,
+  NodeConfig,
+  NodeEvents,
+  Startable,
+  Admission,
+  MessageHandler,
+  MessageRouterOptions,
+  NodeIdentity,
+  IdentityInit,
+} from './node/index.js';
+
+// Data path
+export { QuorumCoordinator, ReplicaServer } from './replication/index.js';
+export type {
+  QuorumCoordinatorOptions,
+  CoordinatorCallOptions,
+  CoordinatedWrite,
+  NodeStatus,
+  ReplicaServerOptions,
+  LocalWrite,
+} from './replication/index.js';
+
+// Membership
+export { Membership, TimeoutFailureDetector } from './membership/index.js';
+export type { MembershipOptions, MemberRecord, FailureDetector, TimeoutFailureDetectorOptions } from './membership/index.js';
+
+// Versioning
+export { SiblingSet, actorId, parseActorId, encodeSiblingSet, decodeSiblingSet } from './versioning/index.js';
+export type { Version, WriteChange, WriteResult } from './versioning/index.js';
+
+// Ring helpers
+export { packTokens, unpackTokens, MAX_TOKENS, validateKey, DEFAULT_MAX_KEY_BYTES, DEFAULT_TOKENS_PER_WEIGHT } from './ring/index.js';
+
+// Wire codec and the memory transport's parts
+export { MemoryTransport, encodeFrame, decodeFrame, validateWireMessage } from './transport/index.js';
+export type { Frame, CodecLimits } from './transport/index.js';
+
+// Store internals
+export { resolveStoreOptions, type ResolvedStoreOptions } from './store/options.js';

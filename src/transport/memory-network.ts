@@ -2,7 +2,7 @@ import { AbortError, ErrorCodes, KvError, toKvError, type ErrorCode } from '../e
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
 import { seededRandom } from '../internal/random.js';
 import { DEFAULT_CODEC_LIMITS, decodeFrame, encodeFrame, validateWireMessage, type Frame } from './codec.js';
-import { DEFAULT_MAX_PENDING, PendingRequests } from './pending-requests.js';
+import { DEFAULT_MAX_PENDING, PendingRequests, checkMaxPending } from './pending-requests.js';
 import type { RequestHandler, RequestOptions, Transport, TransportCapabilities, WireMessage } from './types.js';
 
 /** Default per-request timeout of memory transports, in ms. */
@@ -176,8 +176,7 @@ export class MemoryNetwork {
     this.defaultTimeout = options.defaultTimeout ?? DEFAULT_MEMORY_TIMEOUT;
     checkTimeout(this.defaultTimeout, 'defaultTimeout');
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
-    // Validates it (RangeError) before any transport exists.
-    void new PendingRequests({ maxPending: this.maxPending });
+    checkMaxPending(this.maxPending);
   }
 
   /**
@@ -250,6 +249,19 @@ export class MemoryNetwork {
       throw new RangeError(`Expected \`rate\` to be a number between 0 and 1, got ${String(rate)}`);
     }
     this.#dropRate = rate;
+  }
+
+  /**
+   * Whether the link between `a` and `b` is up: neither is isolated and no
+   * partition cuts them apart (links are symmetric). Only the faults set with
+   * {@link partition} and {@link isolate} count: not the drop rate, and not
+   * whether a transport is started at either address.
+   */
+  connected(a: string, b: string): boolean {
+    if (typeof a !== 'string' || typeof b !== 'string') {
+      throw new TypeError(`Expected \`a\` and \`b\` to be address strings, got ${typeof a} and ${typeof b}`);
+    }
+    return this.#linkUp(a, b);
   }
 
   /** Addresses with a started transport. */

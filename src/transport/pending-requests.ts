@@ -92,6 +92,17 @@ function describe(v: unknown): string {
 }
 
 /**
+ * Checks a `maxPending` option: a positive integer or `Infinity`.
+ *
+ * @throws RangeError otherwise.
+ */
+export function checkMaxPending(value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !(value >= 1) || (value !== Infinity && !Number.isInteger(value))) {
+    throw new RangeError(`Expected \`maxPending\` to be a positive integer or Infinity, got ${describe(value)}`);
+  }
+}
+
+/**
  * The table of requests in flight that every transport shares: a request is
  * opened with its timeout (through the injectable {@link Clock}) and its
  * AbortSignal, and settles exactly once — answered ({@link resolve}),
@@ -125,9 +136,7 @@ export class PendingRequests<T> {
 
   constructor(options: PendingRequestsOptions = {}) {
     const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
-    if (typeof maxPending !== 'number' || !(maxPending >= 1) || (maxPending !== Infinity && !Number.isInteger(maxPending))) {
-      throw new RangeError(`Expected \`maxPending\` to be a positive integer or Infinity, got ${describe(maxPending)}`);
-    }
+    checkMaxPending(maxPending);
     this.maxPending = maxPending;
     this.#clock = options.clock ?? systemClock;
   }

@@ -40,6 +40,8 @@ export interface ReplicaServerOptions {
    * than the key holds now, is refused with `KV_TOO_MANY_SIBLINGS` and
    * stores nothing. A write with the context of a read supersedes what it
    * read, so it is never refused; merges of replicated records never are.
+   * The bound is this replica's: a key written concurrently through its N
+   * replicas can merge to N × `maxSiblings` versions.
    * @default 100
    */
   readonly maxSiblings?: number;
@@ -113,8 +115,12 @@ function checkCount(name: string, value: unknown): number {
  * would leave more than `maxSiblings` versions, and more than the key holds,
  * is refused. Merges (`apply`: replication, read repair, hinted handoff) are
  * never refused — refusing one would drop versions that other replicas
- * already acknowledged — so replicas that accepted writes on both sides of a
- * partition can merge to more than `maxSiblings` versions. Such a key still
+ * already acknowledged — so replicas that accepted writes before seeing each
+ * other's (concurrent writers through several replicas, or the sides of a
+ * partition) can merge to more than `maxSiblings` versions: up to N ×
+ * `maxSiblings` while the key's N replicas coordinate its writes, since each
+ * actor's surviving blind versions were all in its own set when it last
+ * wrote (`checkRecordFitsFrame` sizes records for that). Such a key still
  * reads, and a write with the read's context supersedes every version read
  * (leaving one), so the bound repairs itself on the next read-modify-write.
  *

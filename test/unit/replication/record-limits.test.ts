@@ -14,22 +14,26 @@ describe('checkRecordFitsFrame', () => {
   });
 
   it('accepts the defaults and returns the largest record they can build', () => {
-    const bytes = checkRecordFitsFrame({ maxValueBytes: 10_240, maxSiblings: DEFAULT_MAX_SIBLINGS, maxClockEntries: 10 });
-    expect(bytes).toBeGreaterThan(100 * 10_240);
+    const bytes = checkRecordFitsFrame({ maxValueBytes: 10_240, maxSiblings: DEFAULT_MAX_SIBLINGS, maxClockEntries: 10, n: 3 });
+    expect(bytes).toBeGreaterThan(3 * 100 * 10_240);
     expect(bytes).toBeLessThan(DEFAULT_FRAME_LIMIT);
   });
 
   it('refuses the options of the issue (2 MiB values, 100 siblings) naming options and numbers', () => {
-    const call = () => checkRecordFitsFrame({ maxValueBytes: 2 * 1024 * 1024, maxSiblings: 100, maxClockEntries: 10 });
+    const call = () => checkRecordFitsFrame({ maxValueBytes: 2 * 1024 * 1024, maxSiblings: 100, maxClockEntries: 10, n: 3 });
     expect(call).toThrow(RangeError);
-    expect(call).toThrow(/`maxValueBytes` × `maxSiblings`/);
-    expect(call).toThrow(/100 siblings of up to 2097152 bytes/);
+    expect(call).toThrow(/`maxValueBytes` × `maxSiblings` × N/);
+    expect(call).toThrow(/3 replicas × 100 siblings of up to 2097152 bytes/);
     expect(call).toThrow(/frame of 16777216 bytes/);
-    expect(call).toThrow(/lower maxValueBytes to at most \d+ or maxSiblings to at most 7\b/);
+    expect(call).toThrow(/lower maxValueBytes to at most \d+ or maxSiblings to at most 2\b/);
+    // Three replicas that each accepted ten 1.9 MB writes would merge to ~57 MB: never buildable.
+    expect(() => checkRecordFitsFrame({ maxValueBytes: 1_900_000, maxSiblings: 10, maxClockEntries: 10, n: 3 })).toThrow(RangeError);
+    expect(() => checkRecordFitsFrame({ maxValueBytes: 1_900_000, maxSiblings: 2, maxClockEntries: 10, n: 3 })).not.toThrow();
+    expect(() => checkRecordFitsFrame({ maxValueBytes: 1_900_000, maxSiblings: 2, maxClockEntries: 10, n: 5 })).toThrow(RangeError);
   });
 
   it('the suggested bounds fit, one more does not', () => {
-    const limits = { maxValueBytes: 100_000, maxSiblings: 1_000, maxClockEntries: 10, frameLimit: 4 * 1024 * 1024 };
+    const limits = { maxValueBytes: 100_000, maxSiblings: 100, maxClockEntries: 10, n: 3, frameLimit: 4 * 1024 * 1024 };
     const message = (() => {
       try {
         checkRecordFitsFrame(limits);
@@ -44,10 +48,11 @@ describe('checkRecordFitsFrame', () => {
     expect(() => checkRecordFitsFrame({ ...limits, maxValueBytes: value + 1 })).toThrow(RangeError);
     expect(() => checkRecordFitsFrame({ ...limits, maxSiblings: siblings })).not.toThrow();
     expect(() => checkRecordFitsFrame({ ...limits, maxSiblings: siblings + 1 })).toThrow(RangeError);
+    expect(() => checkRecordFitsFrame({ ...limits, maxSiblings: 100_000 })).toThrow(/no maxValueBytes fits that many siblings or maxSiblings to at most 13$/);
   });
 
   it('validates its input precisely', () => {
-    const ok = { maxValueBytes: 1, maxSiblings: 1, maxClockEntries: 1 };
+    const ok = { maxValueBytes: 1, maxSiblings: 1, maxClockEntries: 1, n: 1 };
     expect(() => checkRecordFitsFrame({ ...ok, maxValueBytes: 0 })).toThrow(
       new RangeError('Expected `maxValueBytes` to be a positive integer, got 0'),
     );
@@ -57,13 +62,14 @@ describe('checkRecordFitsFrame', () => {
     expect(() => checkRecordFitsFrame({ ...ok, maxClockEntries: '10' as unknown as number })).toThrow(
       new TypeError('Expected `maxClockEntries` to be a positive integer, got string'),
     );
+    expect(() => checkRecordFitsFrame({ ...ok, n: 0 })).toThrow(new RangeError('Expected `n` to be a positive integer, got 0'));
     expect(() => checkRecordFitsFrame({ ...ok, frameLimit: -1 })).toThrow(
       new RangeError('Expected `frameLimit` to be a positive integer, got -1'),
     );
     expect(() => checkRecordFitsFrame(null as unknown as typeof ok)).toThrow(TypeError);
   });
 
-  it('the estimate bounds real records: a full set with long actors and full pasts fits its estimate', () => {
+  it('the estimate bounds real records: a full set with long actors and full pasts fits its estimate (n = 1)', () => {
     const maxClockEntries = 10;
     const maxValueBytes = 4_096;
     const maxSiblings = 50;
@@ -81,12 +87,12 @@ describe('checkRecordFitsFrame', () => {
     }
     expect(set.size).toBe(maxSiblings);
     const record = encodeSiblingSet(set);
-    const estimate = checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries });
+    const estimate = checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries, n: 1 });
     expect(record.byteLength).toBeLessThanOrEqual(estimate);
     expect(estimate - record.byteLength).toBeLessThan(maxSiblings * versionOverheadBytes(maxClockEntries));
     // And the whole kv.apply frame with the longest key fits a frame the check accepted.
     const frameLimit = estimate + 200 * 1024;
-    checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries, frameLimit });
+    checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries, n: 1, frameLimit });
     const body = { type: 'kv.apply', cluster: 'c'.repeat(200), key: new Uint8Array(64 * 1024), record };
     expect(() => encodeFrame({ kind: 'req', id: 1, from: 'x'.repeat(1000), body }, { maxFrameBytes: frameLimit })).not.toThrow();
   });

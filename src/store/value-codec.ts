@@ -662,7 +662,7 @@ class ValueWriter {
       }
     } catch (err) {
       if (atKey && err instanceof Refusal && err.segments.length === 0) {
-        throw within(new Refusal(`a property key with ${err.what.slice(2)}`), { in: 'object', key: keys[i] as string }, o);
+        throw within(new Refusal(err.what.replace(/^a string/, 'a property key')), { in: 'object', key: keys[i] as string }, o);
       }
       throw within(err, { in: 'object', key: keys[i] as string }, o);
     }

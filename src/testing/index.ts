@@ -4,7 +4,14 @@
  *
  * @module
  */
-export { createTestCluster, type TestCluster, type TestClusterOptions } from './cluster.js';
+export {
+  createTestCluster,
+  TEST_CLUSTER_GOSSIP,
+  type TestCluster,
+  type TestClusterAddOptions,
+  type TestClusterOptions,
+  type TestClusterStoreOptions,
+} from './cluster.js';
 export { storageCompliance } from './storage-compliance.js';
 export { transportCompliance, type TransportComplianceSetup } from './transport-compliance.js';
 export type { ComplianceTestApi, ComplianceMatchers } from './test-api.js';

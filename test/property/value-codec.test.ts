@@ -145,6 +145,7 @@ describe('value codec laws', () => {
     const json = fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v), (_k, x: unknown) => (Object.is(x, -0) ? 0 : x)) as unknown);
     fc.assert(
       fc.property(json, (v) => {
+        fc.pre(!JSON.stringify(v).includes('"__proto__"')); // refused, see the unit tests
         const plain = msgpackEncode(v);
         expect(Buffer.from(encodeValue(v, Infinity)).equals(Buffer.from(plain))).toBe(true);
         expect(difference(v, decodeValue(plain))).toBeUndefined();

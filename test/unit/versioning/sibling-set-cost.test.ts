@@ -45,9 +45,9 @@ function putEquivalent(stored: Uint8Array): Uint8Array {
 describe('SiblingSet cost is linear in the number of siblings', () => {
   for (const actors of [1, 3]) {
     it(`a put (decode + write + encode) with ${actors} writing actor(s)`, () => {
-      const small = encodeSiblingSet(siblings(100, actors));
-      const large = encodeSiblingSet(siblings(800, actors));
-      expect(decodeSiblingSet(large).size).toBe(800); // the ancestor is superseded
+      const small = encodeSiblingSet(siblings(50, actors));
+      const large = encodeSiblingSet(siblings(400, actors));
+      expect(decodeSiblingSet(large).size).toBe(400); // the ancestor is superseded
       const ratio = countCalls(() => putEquivalent(large)) / countCalls(() => putEquivalent(small));
       expect(ratio).toBeGreaterThan(4); // the count does measure per-sibling work...
       expect(ratio).toBeLessThan(10); // ...and it grows linearly (quadratic would be ~64)
@@ -61,7 +61,7 @@ describe('SiblingSet cost is linear in the number of siblings', () => {
         expect(merged.size).toBe(set.size);
         expect(merged.descends(set) && set.descends(half)).toBe(true);
       };
-      const [small, large] = [siblings(100, actors), siblings(800, actors)];
+      const [small, large] = [siblings(50, actors), siblings(400, actors)];
       const ratio = countCalls(() => ops(large)) / countCalls(() => ops(small));
       expect(ratio).toBeGreaterThan(4);
       expect(ratio).toBeLessThan(10);

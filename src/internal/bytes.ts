@@ -21,3 +21,18 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   }
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A key as events present it: the string whose UTF-8 encoding `bytes` is
+ * (every string key), or the bytes themselves when they are not valid UTF-8.
+ * A string and its UTF-8 bytes are the same key, so nothing is lost.
+ */
+export function presentKey(bytes: Uint8Array): string | Uint8Array {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return bytes.slice();
+  }
+}

@@ -16,6 +16,10 @@ export const Defaults = {
   maxKeyBytes: DEFAULT_MAX_KEY_BYTES,
   /** Largest encoded value, bytes (the seed's 10 KB). */
   maxValueBytes: 10_240,
+  /** Most versions (siblings and tombstones) a write may leave on one key (Riak's `max_siblings`). */
+  maxSiblings: 100,
+  /** Versions of one key above which `siblings:exceeded` is emitted. */
+  siblingWarning: 25,
   /** Vector clock entries kept in a version's past (Dynamo prunes at about 10). */
   maxClockEntries: 10,
   /** Milliseconds between gossip rounds. */

@@ -3,6 +3,7 @@ import { EventEmitter } from 'eventemitter3';
 import { ErrorCodes, KvError, TimeoutError, AbortError, toKvError } from '../errors/index.js';
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
+import { onAbort } from '../internal/signals.js';
 import { Ring, type NodeInfo } from '../ring/index.js';
 import type { Transport, WireMessage } from '../transport/index.js';
 import {
@@ -261,10 +262,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const timeout = options.timeout ?? 30_000;
     return new Promise<void>((resolve, reject) => {
       let timer: TimerHandle | undefined;
+      let offAbort = (): void => {};
       const done = (err?: KvError): void => {
         this.#waiters.delete(check);
         if (timer !== undefined) this.#opts.clock.clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
+        offAbort();
         if (err) reject(err);
         else resolve();
       };
@@ -275,9 +277,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
           done(new KvError(ErrorCodes.NOT_STARTED, `stopped while waiting for ${what}`));
         }
       };
-      const onAbort = (): void => done(new AbortError(undefined, { cause: options.signal?.reason }));
-      if (options.signal?.aborted) return onAbort();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const aborted = (): void => done(new AbortError(undefined, { cause: options.signal?.reason }));
+      if (options.signal?.aborted) return aborted();
+      if (options.signal) offAbort = onAbort(options.signal, aborted);
       timer = this.#opts.clock.setTimeout(() => {
         done(new TimeoutError(`timed out after ${timeout} ms waiting for ${what} (have ${this.#aliveCount()})`));
       }, timeout);

@@ -1,4 +1,5 @@
 import { ErrorCodes, KvError } from '../errors/index.js';
+import { presentKey } from '../internal/bytes.js';
 import { Defaults } from '../internal/defaults.js';
 import { Membership } from '../membership/index.js';
 import { QuorumCoordinator, ReplicaServer } from '../replication/index.js';
@@ -114,6 +115,9 @@ export class Node {
         actor: actorId(c.id, identity.incarnation),
         ring,
         maxClockEntries: c.maxClockEntries,
+        maxSiblings: c.maxSiblings,
+        siblingWarning: c.siblingWarning,
+        onSiblings: (e) => this.#emit('siblings:exceeded', { key: presentKey(e.key), siblings: e.siblings, threshold: e.threshold }),
       });
       await life.start({ name: 'replica', start: () => replica.open(), stop: () => {} });
       const coordinator = new QuorumCoordinator({
@@ -125,7 +129,7 @@ export class Node {
         ring,
         status: (id) => membership.statusOf(id),
         clock: c.clock,
-        onRepair: (e) => this.#emit('repair:completed', e),
+        onRepair: (e) => this.#emit('repair:completed', { key: presentKey(e.key), nodes: e.nodes }),
       });
       await life.start({ name: 'coordinator', start: () => {}, stop: () => coordinator.stop() });
 

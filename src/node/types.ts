@@ -18,6 +18,10 @@ export interface NodeConfig {
   readonly tokens: readonly number[] | undefined;
   readonly maxKeyBytes: number;
   readonly maxClockEntries: number;
+  /** Most versions a write may leave on one key (`KV_TOO_MANY_SIBLINGS` past it). */
+  readonly maxSiblings: number;
+  /** Versions of one key above which `siblings:exceeded` is emitted. */
+  readonly siblingWarning: number;
   readonly gossip: {
     readonly interval: number;
     readonly suspectAfterRounds: number;
@@ -30,6 +34,17 @@ export interface NodeConfig {
 
 /** Every event a node emits (the Store re-emits them); one object payload each. */
 export interface NodeEvents extends MembershipEvents {
-  /** Read repair sent the merged record to stale replicas. `key` is the key as the caller gave it. */
+  /**
+   * Read repair sent the merged record to stale replicas. `key` is a string
+   * when the key's bytes are valid UTF-8 (every string key), else its bytes.
+   */
   'repair:completed': (event: { key: string | Uint8Array; nodes: readonly string[] }) => void;
+  /**
+   * A write coordinated by this node left `key` with more than
+   * `siblingWarning` versions (tombstones included) where it had at most
+   * that many: resolve its siblings (read, merge, write with the context)
+   * before it reaches `maxSiblings`, where blind writes are refused. Emitted
+   * once per crossing. `key` as in `repair:completed`.
+   */
+  'siblings:exceeded': (event: { key: string | Uint8Array; siblings: number; threshold: number }) => void;
 }

@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
+import { checkRecordFitsFrame } from '../replication/index.js';
 import { MAX_TOKENS } from '../ring/index.js';
 import { MemoryStorage, type StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
@@ -32,6 +33,8 @@ export interface ResolvedStoreOptions<V> {
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   readonly maxClockEntries: number;
+  readonly maxSiblings: number;
+  readonly siblingWarning: number;
   readonly gossip: {
     readonly interval: number;
     readonly suspectAfterRounds: number;
@@ -156,6 +159,16 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     throw new TypeError(`Expected \`clock\` to be a Clock (now, setTimeout, clearTimeout), got ${describe(clock)}`);
   }
 
+  const maxValueBytes = positiveInt('maxValueBytes', options.maxValueBytes ?? Defaults.maxValueBytes);
+  const maxClockEntries = positiveInt('maxClockEntries', options.maxClockEntries ?? Defaults.maxClockEntries, 1_000);
+  const maxSiblings = positiveInt('maxSiblings', options.maxSiblings ?? Defaults.maxSiblings);
+  const siblingWarning = positiveInt('siblingWarning', options.siblingWarning ?? Math.min(Defaults.siblingWarning, maxSiblings));
+  if (siblingWarning > maxSiblings) {
+    throw new RangeError(`Expected \`siblingWarning\` (${siblingWarning}) to be at most \`maxSiblings\` (${maxSiblings})`);
+  }
+  // A record larger than a frame could be neither replicated nor read from another node.
+  checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries, n, frameLimit: transport.capabilities?.maxFrameBytes });
+
   return {
     id,
     cluster,
@@ -171,8 +184,10 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     tokens,
     timeout: milliseconds('timeout', options.timeout ?? Defaults.timeout),
     maxKeyBytes: positiveInt('maxKeyBytes', options.maxKeyBytes ?? Defaults.maxKeyBytes, MAX_KEY_BYTES),
-    maxValueBytes: positiveInt('maxValueBytes', options.maxValueBytes ?? Defaults.maxValueBytes),
-    maxClockEntries: positiveInt('maxClockEntries', options.maxClockEntries ?? Defaults.maxClockEntries, 1_000),
+    maxValueBytes,
+    maxClockEntries,
+    maxSiblings,
+    siblingWarning,
     gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout },
     clock,
   };

@@ -71,6 +71,17 @@ export interface StoreOptions<V = unknown> {
   maxKeyBytes?: number;
   /** Largest msgpack-encoded value. @default 10240 */
   maxValueBytes?: number;
+  /**
+   * Most versions (concurrent siblings and tombstones) a write may leave on
+   * one key, as Riak's `max_siblings`: a write past it is refused with
+   * `KV_TOO_MANY_SIBLINGS` and stores nothing; a write with a read's context
+   * supersedes what it read and is always accepted. `maxValueBytes × maxSiblings × N`
+   * must fit the transport's frame limit (checked at construction).
+   * @default 100
+   */
+  maxSiblings?: number;
+  /** Versions of one key above which `siblings:exceeded` is emitted. @default 25 (at most `maxSiblings`) */
+  siblingWarning?: number;
   /** Vector clock entries kept per version. @default 10 */
   maxClockEntries?: number;
   gossip?: GossipOptions;

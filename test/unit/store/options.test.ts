@@ -51,6 +51,11 @@ describe('Store options are validated at construction', () => {
     [{ transport: {} }, TypeError, /Transport/],
     [{ storage: {} }, TypeError, /StorageAdapter/],
     [{ clock: { now: () => 0 } }, TypeError, /Clock/],
+    [{ maxSiblings: 0 }, RangeError, /maxSiblings/],
+    [{ maxSiblings: 10, siblingWarning: 11 }, RangeError, /siblingWarning.*at most.*maxSiblings/],
+    // Ten 1.9 MB siblings used to build a record larger than the 16 MiB frame: refused up front.
+    [{ maxValueBytes: 2 * 1024 * 1024 }, RangeError, /fit the frame limit.*lower maxValueBytes to at most \d+/],
+    [{ maxValueBytes: 1024 * 1024, maxSiblings: 10 }, RangeError, /frame limit/],
   ])('%j is refused', (patch, type, message) => {
     const err = refused(patch);
     expect(err).toBeInstanceOf(type);
@@ -61,6 +66,8 @@ describe('Store options are validated at construction', () => {
     expect(() => new Store({ ...base(), gossip: { interval: 10, suspectAfterRounds: 1, downAfterRounds: 2, timeout: 1, shutdownTimeout: 0 } })).not.toThrow();
     expect(() => new Store({ ...base(), replication: { n: 1, r: 1, w: 1 }, timeout: 0 })).not.toThrow();
     expect(() => new Store({ ...base(), tokens: [0, 2 ** 32 - 1] })).not.toThrow();
+    expect(() => new Store({ ...base(), maxSiblings: 5 })).not.toThrow(); // the warning level follows it down
+    expect(() => new Store({ ...base(), maxValueBytes: 512 * 1024, maxSiblings: 10 })).not.toThrow();
   });
 
   it('a per-call timeout is validated like the option', async () => {

@@ -150,3 +150,14 @@ describe('identity', () => {
     expect(errors).toEqual([MetaNames.peers]); // reported, not thrown
   });
 });
+
+describe('presentKey', () => {
+  it('gives valid UTF-8 as a string and anything else as a copy of the bytes', async () => {
+    const { presentKey } = await import('../../../src/internal/bytes.js');
+    expect(presentKey(new TextEncoder().encode('user:1 ✓'))).toBe('user:1 ✓');
+    const raw = new Uint8Array([0xff, 0x00, 0x80]);
+    const shown = presentKey(raw);
+    expect(shown).toEqual(raw);
+    expect(shown).not.toBe(raw);
+  });
+});

@@ -1,5 +1,3 @@
-import { Decoder, Encoder } from '@msgpack/msgpack';
-import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'eventemitter3';
 import { ErrorCodes, KvError } from '../errors/index.js';
 import type { Clock } from '../internal/clock.js';
@@ -10,6 +8,7 @@ import { keyBytes, type Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 import { SiblingSet, VectorClock, type Version } from '../versioning/index.js';
+import { decodeValue, encodeValue } from './value-codec.js';
 import { milliseconds, positiveInt, resolveStoreOptions, type ResolvedStoreOptions } from './options.js';
 import type {
   CallOptions,
@@ -24,12 +23,6 @@ import type {
   StoreEvents,
   StoreOptions,
 } from './types.js';
-
-// Shared msgpack codecs for user values (per-call construction was a measured hot spot).
-const valueEncoder = new Encoder();
-const valueDecoder = new Decoder();
-
-const PROTO_KEY = Buffer.from('__proto__');
 
 type Lifecycle = 'stopped' | 'starting' | 'started' | 'stopping';
 
@@ -305,27 +298,11 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
 
   #encodeValue(value: V): Uint8Array {
     if (value === undefined) throw new TypeError('Expected a value; to remove a key use delete()');
-    let bytes: Uint8Array;
-    try {
-      bytes = valueEncoder.encode(value);
-      // A value msgpack writes but cannot read back (an own `__proto__` key) would be
-      // stored and then unreadable: refuse it now. Only bytes holding that string
-      // can fail, so the decode check runs only then.
-      if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(PROTO_KEY)) valueDecoder.decode(bytes);
-    } catch (err) {
-      throw new TypeError(`Expected \`value\` to be msgpack-encodable: ${(err as Error).message}`, { cause: err });
-    }
-    if (bytes.length > this.#o.maxValueBytes) {
-      throw new KvError(
-        ErrorCodes.VALUE_TOO_LARGE,
-        `value is ${bytes.length} bytes encoded, over maxValueBytes=${this.#o.maxValueBytes}`,
-      );
-    }
-    return bytes;
+    return encodeValue(value, this.#o.maxValueBytes);
   }
 
   #decodeValue(bytes: Uint8Array): V {
-    return valueDecoder.decode(bytes) as V;
+    return decodeValue(bytes) as V;
   }
 
   #present(set: SiblingSet<Uint8Array>): GetResult<V> | undefined {

@@ -47,6 +47,7 @@ export type {
 export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './ring/index.js';
 export type { ReplicaSelection, ReplicaSetInit } from './ring/index.js';
 export type { QuorumCoordinatorOptions, CoordinatorCallOptions, CoordinatedWrite, NodeStatus } from './replication/index.js';
+export { checkRecordFitsFrame, DEFAULT_FRAME_LIMIT, type RecordLimits } from './replication/index.js';
 export type { Member, MemberState, MemberStatus, MembershipEvents } from './membership/index.js';
 export type { Dot, ClockOrder, ClockEntry } from './versioning/index.js';
 export type {

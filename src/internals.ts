@@ -37,6 +37,7 @@ export type {
   NodeStatus,
   ReplicaServerOptions,
   LocalWrite,
+  SiblingsEvent,
 } from './replication/index.js';
 
 // Membership
@@ -56,3 +57,4 @@ export type { Frame, CodecLimits } from './transport/index.js';
 
 // Store internals
 export { resolveStoreOptions, type ResolvedStoreOptions } from './store/options.js';
+export { encodeValue, decodeValue, ValueExtension, TypedArrayTag, MAX_VALUE_DEPTH } from './store/value-codec.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStorage, ReplicaServer, Ring, SiblingSet, VectorClock, encodeSiblingSet } from 'quorumkv';
+import { MemoryStorage, Ring, VectorClock } from 'quorumkv';
+import { ReplicaServer, SiblingSet, encodeSiblingSet } from 'quorumkv/internals';
 import { TooManySiblingsError } from '../../../src/errors/index.js';
 import type { ReplicaServerOptions, SiblingsEvent } from '../../../src/replication/index.js';
 

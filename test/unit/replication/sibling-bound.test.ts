@@ -1,14 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  MemoryNetwork,
-  MemoryStorage,
-  QuorumCoordinator,
-  ReplicaServer,
-  Ring,
-  VectorClock,
-  systemClock,
-  type MemoryTransport,
-} from 'quorumkv';
+import { MemoryNetwork, MemoryStorage, QuorumCoordinator, Ring, VectorClock, systemClock } from 'quorumkv';
+import { ReplicaServer, type MemoryTransport } from 'quorumkv/internals';
 import { TooManySiblingsError } from '../../../src/errors/index.js';
 import type { SiblingsEvent } from '../../../src/replication/index.js';
 

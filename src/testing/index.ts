@@ -13,7 +13,7 @@ export {
   type TestClusterStoreOptions,
 } from './cluster.js';
 export { storageCompliance } from './storage-compliance.js';
-export { transportCompliance, type TransportComplianceSetup } from './transport-compliance.js';
+export { transportCompliance, type TransportPair, type TransportComplianceOptions } from './transport-compliance.js';
 export type { ComplianceTestApi, ComplianceMatchers } from './test-api.js';
 export { ManualClock } from './manual-clock.js';
 export { seededRandom } from '../internal/random.js';

@@ -17,12 +17,6 @@ export interface TransportPair {
   readonly reopen?: (stopped: Transport) => Transport;
 }
 
-/**
- * @deprecated Use {@link TransportPair}; the suite's options take a
- * `teardown` instead of a `cleanup` in the pair.
- */
-export type TransportComplianceSetup = TransportPair;
-
 /** Options of {@link transportCompliance}. */
 export interface TransportComplianceOptions<P extends TransportPair = TransportPair> {
   /** Names the suite: `Transport compliance: <name>`. */

@@ -280,10 +280,12 @@ function describe(value: unknown): string {
     BigInt: 'a BigInt object',
     Symbol: 'a Symbol object',
   };
-  if (name !== undefined && Object.hasOwn(builtIn, name) && (globalThis as Record<string, unknown>)[name] === ctor) {
-    return builtIn[name] as string;
+  const global = name === undefined ? undefined : (globalThis as Record<string, unknown>)[name];
+  if (name !== undefined && global === ctor) {
+    if (Object.hasOwn(builtIn, name)) return builtIn[name] as string;
+    if (tag === 'Error') return `an Error (${name})`;
   }
-  if (name !== undefined && typeof (globalThis as Record<string, unknown>)[name] === 'function' && (globalThis as Record<string, unknown>)[name] !== ctor) {
+  if (name !== undefined && typeof global === 'function' && global !== ctor) {
     return `a ${name} from another realm (a vm context?)`;
   }
   if (name === 'Object') return 'an object whose prototype is not Object.prototype';
@@ -317,6 +319,10 @@ function fromOtherRealm(o: object, proto: unknown): 'object' | 'array' | undefin
 // ---- encoding ---------------------------------------------------------------------------------------
 
 const EMPTY = new ArrayBuffer(0);
+/** Initial size of the shared encoding buffer. */
+const INITIAL_BYTES = 2048;
+/** A shared buffer grown past this is dropped after the call. */
+const RETAINED_BYTES = 1 << 20;
 
 /**
  * Writes MessagePack into one reused buffer. One instance is shared; a
@@ -350,6 +356,11 @@ class ValueWriter {
       return this.#bytes.slice(0, this.#pos);
     } finally {
       this.busy = false;
+      // Do not keep a buffer that one unusually large value grew.
+      if (this.#bytes.length > RETAINED_BYTES) {
+        this.#pos = 0;
+        this.#allocate(INITIAL_BYTES);
+      }
     }
   }
 
@@ -768,7 +779,7 @@ class ValueWriter {
   }
 }
 
-const sharedWriter = new ValueWriter(2048);
+const sharedWriter = new ValueWriter(INITIAL_BYTES);
 
 /**
  * Encodes a user value for storage.
@@ -872,7 +883,7 @@ function decodeExtension(data: Uint8Array, type: number): unknown {
     case ValueExtension.DATA_VIEW:
       return new DataView(data.slice().buffer);
     case ValueExtension.BIGINT: {
-      if (data.length < 2 || data[0]! > 1) throw malformed('bigint payload');
+      if (data.length < 2 || (data[0] ?? 2) > 1) throw malformed('bigint payload');
       const magnitude = BigInt(`0x${Buffer.from(data.buffer, data.byteOffset + 1, data.length - 1).toString('hex')}`);
       return data[0] === 1 ? -magnitude : magnitude;
     }

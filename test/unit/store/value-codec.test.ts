@@ -328,6 +328,7 @@ describe('encodeValue: what is refused, with the path', () => {
     ['an object with another prototype', { o: Object.create({ inherited: 1 }) as object }, 'value.o', 'custom prototype'],
     ['a RegExp', { r: /x/g }, 'value.r', 'got a RegExp'],
     ['an Error', { e: new Error('boom') }, 'value.e', 'got an Error'],
+    ['a TypeError', { e: new TypeError('boom') }, 'value.e', 'got an Error (TypeError)'],
     ['a Promise', { p: Promise.resolve(1) }, 'value.p', 'got a Promise'],
     ['a WeakMap', { w: new WeakMap() }, 'value.w', 'got a WeakMap'],
     ['a WeakSet', { w: new WeakSet() }, 'value.w', 'got a WeakSet'],

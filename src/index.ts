@@ -55,6 +55,7 @@ export type {
   TransportCapabilities,
   RequestHandler,
   RequestOptions,
+  TransportContext,
   WireMessage,
   WireValue,
   MemoryNetworkOptions,

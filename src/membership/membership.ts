@@ -331,9 +331,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
       );
     }
     const known = this.#entries.get(peer.id);
+    // Another live node claiming a known id at another address is refused, unless
+    // it is that node restarted at a new address (a new port or container): its
+    // generation is higher, and it is accepted at once, not after the old
+    // address times out.
     const duplicate =
       peer.id === this.#self.id ||
-      (known !== undefined && known.record.address !== peer.address && known.status !== 'down' && !known.record.shutdown);
+      (known !== undefined &&
+        known.record.address !== peer.address &&
+        known.status !== 'down' &&
+        !known.record.shutdown &&
+        peer.generation <= known.record.generation);
     if (duplicate) {
       const where = peer.id === this.#self.id ? this.#self.address : known?.record.address;
       throw this.#refuse(

@@ -142,7 +142,7 @@ export class Node {
       await life.start({
         name: 'transport',
         start: async () => {
-          await c.transport.start(router.handle);
+          await c.transport.start(router.handle, { nodeId: c.id, cluster: c.cluster });
           router.open();
         },
         stop: async () => {

@@ -9,6 +9,7 @@ export type {
   TransportCapabilities,
   RequestHandler,
   RequestOptions,
+  TransportContext,
   WireMessage,
   WireValue,
 } from './types.js';

@@ -60,6 +60,19 @@ export interface TransportCapabilities {
 }
 
 /**
+ * Who the node starting a transport is, for transports that authenticate
+ * their connections (a handshake carrying the cluster name and node id, so a
+ * peer of another cluster or posing as another node is refused before any
+ * message is handled). Transports that do not care ignore it.
+ */
+export interface TransportContext {
+  /** The node's id. */
+  readonly nodeId: string;
+  /** The cluster the node belongs to. */
+  readonly cluster: string;
+}
+
+/**
  * Request/response messaging between node addresses.
  *
  * Lifecycle: `start(handler)` begins accepting requests (idempotent while
@@ -78,7 +91,11 @@ export interface Transport {
   readonly capabilities: TransportCapabilities;
   /** True between a successful `start()` and `stop()`. */
   readonly started: boolean;
-  start(handler: RequestHandler): Promise<void>;
+  /**
+   * Starts accepting requests, handing each to `handler`. `context` says which
+   * node starts it (the Store always passes it; tests and tools may omit it).
+   */
+  start(handler: RequestHandler, context?: TransportContext): Promise<void>;
   stop(): Promise<void>;
   /** Sends `message` to `to` and resolves with the peer's answer. */
   request(to: string, message: WireMessage, options?: RequestOptions): Promise<WireMessage>;

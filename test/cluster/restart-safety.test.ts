@@ -222,3 +222,37 @@ describe('generations survive clock steps', () => {
     }
   });
 });
+
+describe('a node restarted at a new address', () => {
+  it('is accepted at once when its generation is higher, and still refused as a duplicate when it is not', async () => {
+    const net = new MemoryNetwork();
+    const opts = { cluster: 'addr', replication: { n: 1, r: 1, w: 1 }, gossip: { interval: 50, suspectAfterRounds: 40, downAfterRounds: 80, timeout: 200 } };
+    const a = new Store({ ...opts, id: 'a', transport: net.transport('a') });
+    const b = new Store({ ...opts, id: 'b', transport: net.transport('b-old'), seeds: ['a'] });
+    await a.start();
+    await b.start();
+    await b.waitForMembers(2);
+    // b crashes: its shutdown announcement is lost, so a still believes it alive at b-old.
+    net.isolate('b-old');
+    await b.stop();
+    net.heal();
+    expect(a.members().find((m) => m.id === 'b')?.status).toBe('alive');
+    const reborn = new Store({ ...opts, id: 'b', transport: net.transport('b-new'), seeds: ['a'], storage: b.storage });
+    await reborn.start();
+    try {
+      await reborn.waitForMembers(2, { timeout: 2_000 }); // long before the old address would be declared down (4 s)
+      expect(a.members().find((m) => m.id === 'b')).toMatchObject({ address: 'b-new', status: 'alive' });
+      expect(a.ring.node('b')?.address).toBe('b-new');
+      // An impostor with a lower generation at a third address is still a duplicate.
+      const impostor = new Store({ ...opts, id: 'b', transport: net.transport('b-fake'), seeds: ['a'], clock: skewedClock(-3_600_000) });
+      await impostor.start();
+      try {
+        expect((await rejection(impostor.waitForMembers(2, { timeout: 2_000 }))).code).toBe('KV_DUPLICATE_NODE');
+      } finally {
+        await impostor.stop();
+      }
+    } finally {
+      await Promise.all([a.stop(), reborn.stop()]);
+    }
+  });
+});

@@ -1,8 +1,12 @@
-export { MemoryStorage, tokenInRange } from './memory-storage.js';
+export { AbstractStorage, type StorageOperation } from './abstract-storage.js';
+export { MemoryStorage } from './memory-storage.js';
+export type { MaybePromise, StorageIterable } from './storage-iterator.js';
+export { tokenInRange, WHOLE_RING } from './token-range.js';
 export type {
   StorageAdapter,
   StorageCapabilities,
   StorageCallOptions,
+  StorageStatus,
   StoredEntry,
   StoredHint,
   TokenRangeQuery,

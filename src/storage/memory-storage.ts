@@ -1,28 +1,34 @@
 import { bytesKey } from '../internal/bytes.js';
-import { ErrorCodes, KvError } from '../errors/index.js';
-import { throwIfAborted } from '../internal/signals.js';
-import type {
-  StorageAdapter,
-  StorageCallOptions,
-  StorageCapabilities,
-  StoredEntry,
-  StoredHint,
-  TokenRangeQuery,
-} from './types.js';
+import { AbstractStorage } from './abstract-storage.js';
+import type { StorageIterable } from './storage-iterator.js';
+import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } from './types.js';
 
+/**
+ * One record. `id`, `key`, `token` and `record` never change (a put makes a
+ * new row), so a scan's snapshot of rows stays exact; `sorted`, `slot` and
+ * `dead` say where the row sits in the scan index.
+ */
 interface Row {
-  key: Uint8Array;
-  token: number;
-  record: Uint8Array;
+  /** `bytesKey(key)`: the map key; one char per byte, so comparing ids compares key bytes. */
+  readonly id: string;
+  readonly key: Uint8Array;
+  readonly token: number;
+  readonly record: Uint8Array;
+  /** In `#sorted` (true) or `#pending` (false)? */
+  sorted: boolean;
+  /** Index in that array. */
+  slot: number;
+  /** Deleted or replaced under another token while in `#sorted`; dropped at the next merge. */
+  dead: boolean;
 }
 
 interface HintRow {
-  hint: StoredHint;
-  seq: number;
+  readonly hint: StoredHint;
+  readonly seq: number;
 }
 
-// One char per byte: a cheap, exact map key for bytes.
-const hex = bytesKey;
+const CAPABILITIES: StorageCapabilities = Object.freeze({ durable: false, orderedScan: true });
+
 // A real copy (Buffer#slice would alias), by memcpy.
 const copy = (b: Uint8Array): Uint8Array => {
   const out = new Uint8Array(b.byteLength);
@@ -30,26 +36,27 @@ const copy = (b: Uint8Array): Uint8Array => {
   return out;
 };
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
+/** Token, then key bytes. */
+const compareRows = (a: Row, b: Row): number => a.token - b.token || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-/** True if `token` lies in the half-open ring range `(start, end]` (wrapping; start === end is the whole ring). */
-export function tokenInRange(token: number, range: TokenRangeQuery): boolean {
-  const { start, end } = range;
-  if (start < end) return token > start && token <= end;
-  if (start === end) return true;
-  return token > start || token <= end;
-}
-
-function checkBytes(value: unknown, what: string): asserts value is Uint8Array {
-  if (!(value instanceof Uint8Array)) throw new TypeError(`Expected \`${what}\` to be a Uint8Array, got ${typeof value}`);
-}
-
-function checkToken(value: unknown, what: string): asserts value is number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new RangeError(`Expected \`${what}\` to be an unsigned 32-bit integer, got ${String(value)}`);
+/** The first index in `rows` (sorted) whose token is greater than `token`. */
+function firstAbove(rows: readonly Row[], token: number): number {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((rows[mid] as Row).token <= token) lo = mid + 1;
+    else hi = mid;
   }
+  return lo;
+}
+
+function* entries(rows: readonly Row[]): Generator<StoredEntry, void, undefined> {
+  for (const row of rows) yield { key: copy(row.key), token: row.token, record: copy(row.record) };
+}
+
+function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, undefined> {
+  for (const { hint } of rows) yield { ...hint, key: copy(hint.key), record: copy(hint.record) };
 }
 
 /**
@@ -63,6 +70,12 @@ function checkToken(value: unknown, what: string): asserts value is number {
  * `hints()` iterate a snapshot taken at their first step, so writes during
  * iteration neither break nor show up in the iteration.
  *
+ * `scan()` keeps a token-sorted index up to date lazily: writes only append
+ * new keys to a pending list (an overwrite under the same token replaces
+ * the row in place), and a scan sorts what is pending and merges it in, so
+ * a scan costs O(log n + entries in range) when nothing changed since the
+ * last one, O(n + k log k) after k new keys.
+ *
  * @example
  * ```ts
  * const storage = new MemoryStorage();
@@ -70,97 +83,60 @@ function checkToken(value: unknown, what: string): asserts value is number {
  * await storage.put(key, token, record);
  * ```
  */
-export class MemoryStorage implements StorageAdapter {
+export class MemoryStorage extends AbstractStorage {
   /** `{ durable: false, orderedScan: true }` */
-  readonly capabilities: StorageCapabilities = Object.freeze({ durable: false, orderedScan: true });
-  #status: StorageAdapter['status'] = 'closed';
+  readonly capabilities: StorageCapabilities = CAPABILITIES;
   readonly #rows = new Map<string, Row>();
+  /** Rows in (token, key) order, some possibly dead. */
+  #sorted: Row[] = [];
+  /** Rows written under a new key (or a new token) since the last merge, unordered. */
+  #pending: Row[] = [];
+  #deadInSorted = 0;
   readonly #hints = new Map<string, HintRow>();
   readonly #meta = new Map<string, Uint8Array>();
   #hintSeq = 0;
 
-  /** `'opening' | 'open' | 'closing' | 'closed'`; starts `'closed'`. */
-  get status(): StorageAdapter['status'] {
-    return this.#status;
+  protected _get(key: Uint8Array): Uint8Array | undefined {
+    const row = this.#rows.get(bytesKey(key));
+    return row === undefined ? undefined : copy(row.record);
   }
 
-  /** Opens (idempotent). The data held before a `close()` is still there. */
-  async open(): Promise<void> {
-    if (this.#status === 'open' || this.#status === 'opening') return;
-    this.#status = 'opening';
-    await Promise.resolve();
-    this.#status = 'open';
-  }
-
-  /** Closes (idempotent). Calls made afterwards reject with `KV_NOT_STARTED`. */
-  async close(): Promise<void> {
-    if (this.#status === 'closed' || this.#status === 'closing') return;
-    this.#status = 'closing';
-    await Promise.resolve();
-    this.#status = 'closed';
-  }
-
-  /** Same as {@link close}. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  #check(options: StorageCallOptions | undefined): void {
-    throwIfAborted(options?.signal);
-    if (this.#status !== 'open') {
-      throw new KvError(ErrorCodes.NOT_STARTED, `MemoryStorage is not open (status: ${this.#status})`);
+  protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
+    const id = bytesKey(key);
+    const old = this.#rows.get(id);
+    if (old !== undefined && old.token === token) {
+      // Same place in the index: replace the row where it sits (no re-sort).
+      const row: Row = { id, key: old.key, token, record: copy(record), sorted: old.sorted, slot: old.slot, dead: false };
+      (old.sorted ? this.#sorted : this.#pending)[old.slot] = row;
+      this.#rows.set(id, row);
+      return;
     }
+    if (old !== undefined) this.#unindex(old);
+    const row: Row = { id, key: copy(key), token, record: copy(record), sorted: false, slot: this.#pending.length, dead: false };
+    this.#pending.push(row);
+    this.#rows.set(id, row);
   }
 
-  async get(key: Uint8Array, options?: StorageCallOptions): Promise<Uint8Array | undefined> {
-    this.#check(options);
-    checkBytes(key, 'key');
-    const row = this.#rows.get(hex(key));
-    return row ? copy(row.record) : undefined;
+  protected _delete(key: Uint8Array): void {
+    const id = bytesKey(key);
+    const old = this.#rows.get(id);
+    if (old === undefined) return;
+    this.#rows.delete(id);
+    this.#unindex(old);
   }
 
-  async put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void> {
-    this.#check(options);
-    checkBytes(key, 'key');
-    checkToken(token, 'token');
-    checkBytes(record, 'record');
-    this.#rows.set(hex(key), { key: copy(key), token, record: copy(record) });
+  /** Entries in `range`, in ascending token order, then key bytes; a snapshot of the range. */
+  protected _scan(range: TokenRangeQuery): StorageIterable<StoredEntry> {
+    const rows = this.#index();
+    const { start, end } = range;
+    if (start === end) return entries(rows.slice());
+    const from = firstAbove(rows, start);
+    const to = firstAbove(rows, end);
+    // Wrapping (start > end): [0, end] then (start, max], still in ascending token order.
+    return entries(start < end ? rows.slice(from, to) : rows.slice(0, to).concat(rows.slice(from)));
   }
 
-  async delete(key: Uint8Array, options?: StorageCallOptions): Promise<void> {
-    this.#check(options);
-    checkBytes(key, 'key');
-    this.#rows.delete(hex(key));
-  }
-
-  /**
-   * Entries whose token is in `range` (every entry without one), in
-   * ascending token order, then key bytes. Iterates a snapshot.
-   */
-  async *scan(range?: TokenRangeQuery, options?: StorageCallOptions): AsyncIterable<StoredEntry> {
-    this.#check(options);
-    if (range) {
-      checkToken(range.start, 'range.start');
-      checkToken(range.end, 'range.end');
-    }
-    const rows = [...this.#rows.values()].filter((r) => !range || tokenInRange(r.token, range));
-    rows.sort((a, b) => a.token - b.token || compareBytes(a.key, b.key));
-    for (const row of rows) {
-      this.#check(options);
-      yield { key: copy(row.key), token: row.token, record: copy(row.record) };
-    }
-  }
-
-  async putHint(hint: StoredHint, options?: StorageCallOptions): Promise<void> {
-    this.#check(options);
-    if (typeof hint?.id !== 'string') throw new TypeError('Expected `hint.id` to be a string');
-    if (typeof hint.target !== 'string') throw new TypeError('Expected `hint.target` to be a string');
-    checkBytes(hint.key, 'hint.key');
-    checkToken(hint.token, 'hint.token');
-    checkBytes(hint.record, 'hint.record');
-    if (typeof hint.createdAt !== 'number' || !Number.isFinite(hint.createdAt)) {
-      throw new TypeError('Expected `hint.createdAt` to be a finite number');
-    }
+  protected _putHint(hint: StoredHint): void {
     const stored: StoredHint = {
       id: hint.id,
       target: hint.target,
@@ -174,32 +150,73 @@ export class MemoryStorage implements StorageAdapter {
     this.#hints.set(hint.id, { hint: stored, seq });
   }
 
-  /** Hints (only those for `target` if given), oldest `createdAt` first, then insertion order. Iterates a snapshot. */
-  async *hints(target?: string, options?: StorageCallOptions): AsyncIterable<StoredHint> {
-    this.#check(options);
+  /** Hints (only those for `target` if given), oldest `createdAt` first, then insertion order; a snapshot. */
+  protected _hints(target: string | undefined): StorageIterable<StoredHint> {
     const rows = [...this.#hints.values()].filter((r) => target === undefined || r.hint.target === target);
     rows.sort((a, b) => a.hint.createdAt - b.hint.createdAt || a.seq - b.seq);
-    for (const { hint } of rows) {
-      this.#check(options);
-      yield { ...hint, key: copy(hint.key), record: copy(hint.record) };
-    }
+    return hintCopies(rows);
   }
 
-  async deleteHint(id: string, options?: StorageCallOptions): Promise<void> {
-    this.#check(options);
+  protected _deleteHint(id: string): void {
     this.#hints.delete(id);
   }
 
-  async getMeta(name: string, options?: StorageCallOptions): Promise<Uint8Array | undefined> {
-    this.#check(options);
-    const v = this.#meta.get(name);
-    return v ? copy(v) : undefined;
+  protected _getMeta(name: string): Uint8Array | undefined {
+    const value = this.#meta.get(name);
+    return value === undefined ? undefined : copy(value);
   }
 
-  async setMeta(name: string, value: Uint8Array, options?: StorageCallOptions): Promise<void> {
-    this.#check(options);
-    if (typeof name !== 'string') throw new TypeError(`Expected \`name\` to be a string, got ${typeof name}`);
-    checkBytes(value, 'value');
+  protected _setMeta(name: string, value: Uint8Array): void {
     this.#meta.set(name, copy(value));
+  }
+
+  /** Takes a row that is leaving (deleted, or re-put under another token) out of the index. */
+  #unindex(row: Row): void {
+    if (row.sorted) {
+      row.dead = true;
+      this.#deadInSorted++;
+      // Bound the memory dead rows hold when no scan comes to merge them away.
+      if (this.#deadInSorted > 1024 && this.#deadInSorted * 2 > this.#sorted.length) this.#index();
+      return;
+    }
+    const last = this.#pending.pop() as Row;
+    if (last !== row) {
+      this.#pending[row.slot] = last;
+      last.slot = row.slot;
+    }
+  }
+
+  /** The sorted index with pending rows merged in and dead rows dropped. */
+  #index(): readonly Row[] {
+    const pending = this.#pending;
+    if (pending.length === 0 && this.#deadInSorted === 0) return this.#sorted;
+    pending.sort(compareRows);
+    const sorted = this.#sorted;
+    const merged: Row[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < sorted.length || j < pending.length) {
+      const a = sorted[i];
+      if (a !== undefined && a.dead) {
+        i++;
+        continue;
+      }
+      const b = pending[j];
+      let row: Row;
+      if (b === undefined || (a !== undefined && compareRows(a, b) <= 0)) {
+        row = a as Row;
+        i++;
+      } else {
+        row = b;
+        j++;
+      }
+      row.sorted = true;
+      row.slot = merged.length;
+      merged.push(row);
+    }
+    this.#sorted = merged;
+    this.#pending = [];
+    this.#deadInSorted = 0;
+    return merged;
   }
 }

@@ -42,23 +42,44 @@ export interface StorageCapabilities {
 
 /** Options for reads and writes. */
 export interface StorageCallOptions {
+  /** Cancels the call: a signal that has already fired rejects it with `KV_ABORTED`; a scan stops at its next step. */
   signal?: AbortSignal;
 }
+
+/**
+ * Where an adapter is in its lifecycle: `'closed'` until `open()`,
+ * `'opening'` while it opens, `'open'`, then `'closing'` while it closes.
+ * Only an `'open'` adapter serves calls.
+ */
+export type StorageStatus = 'opening' | 'open' | 'closing' | 'closed';
 
 /**
  * Where a node keeps its records, hints and metadata. Keys and records are
  * bytes; quorumkv validates them before they reach the adapter and does the
  * read-merge-write of sibling sets itself, serialising writes to one key.
  *
- * Lifecycle: `open()` and `close()` are idempotent; after `close()`, calls
- * reject with `KV_NOT_STARTED`; the adapter can be opened again and then
- * holds the data it held before (for `MemoryStorage`, as long as the object
- * lives).
+ * Lifecycle: `open()` and `close()` are idempotent and may be called
+ * concurrently (they take effect in call order). Calls made while the
+ * adapter is not `'open'` reject with `KV_NOT_STARTED`; nothing is queued.
+ * `close()` lets the operations already started finish, ends open scan and
+ * hint iterators (their next step rejects with `KV_NOT_STARTED`), then
+ * closes. The adapter can be opened again and then holds the data it held
+ * before (for `MemoryStorage`, as long as the object lives).
+ *
+ * Malformed arguments reject with `TypeError`/`RangeError`; a pre-aborted
+ * signal rejects with `KV_ABORTED`; a failure of the underlying engine
+ * rejects with `KV_STORAGE_FAILURE` (its `cause` is the engine's error).
+ * Extend `AbstractStorage` to get all of this and implement only the
+ * `_get`/`_put`/… hooks; run `storageCompliance` from `quorumkv/testing`.
  */
 export interface StorageAdapter {
+  /** Optional features (read by the compliance suite). */
   readonly capabilities: StorageCapabilities;
-  readonly status: 'opening' | 'open' | 'closing' | 'closed';
+  /** Lifecycle state; calls are served only when `'open'`. */
+  readonly status: StorageStatus;
+  /** Opens (idempotent). */
   open(): Promise<void>;
+  /** Closes (idempotent); calls made afterwards reject with `KV_NOT_STARTED`. */
   close(): Promise<void>;
 
   /** The record stored under `key`, or undefined. */
@@ -67,16 +88,23 @@ export interface StorageAdapter {
   put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void>;
   /** Removes `key` physically (not a tombstone). */
   delete(key: Uint8Array, options?: StorageCallOptions): Promise<void>;
-  /** Every entry whose token is in `range` (all entries without one). */
+  /**
+   * Every entry whose token is in `range` (all entries without one). The
+   * iterator holds resources until it is exhausted, returned (`break` out
+   * of `for await`) or the adapter closes; after `close()` its next step
+   * rejects with `KV_NOT_STARTED`.
+   */
   scan(range?: TokenRangeQuery, options?: StorageCallOptions): AsyncIterable<StoredEntry>;
 
   /** Stores a hint durably (replacing one with the same id). */
   putHint(hint: StoredHint, options?: StorageCallOptions): Promise<void>;
   /** Hints, optionally only those for `target`, oldest first. */
   hints(target?: string, options?: StorageCallOptions): AsyncIterable<StoredHint>;
+  /** Removes the hint with this id (a missing id is not an error). */
   deleteHint(id: string, options?: StorageCallOptions): Promise<void>;
 
   /** A small metadata slot (node incarnation, tokens, ...). */
   getMeta(name: string, options?: StorageCallOptions): Promise<Uint8Array | undefined>;
+  /** Stores (replaces) the metadata value `name`. */
   setMeta(name: string, value: Uint8Array, options?: StorageCallOptions): Promise<void>;
 }

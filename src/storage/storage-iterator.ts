@@ -60,7 +60,9 @@ export class StorageIterator<T> implements AsyncIterableIterator<T> {
   #inner: AsyncIterator<T> | Iterator<T> | undefined;
   #ended = false;
   #killed = false;
+  /** The last step asked for, and how many steps are queued or running. */
   #step: Promise<IteratorResult<T>> | undefined;
+  #running = 0;
 
   /**
    * @param argumentError - a malformed argument, reported at the first step
@@ -82,7 +84,8 @@ export class StorageIterator<T> implements AsyncIterableIterator<T> {
 
   /** The next entry; see the class description for errors. */
   next(): Promise<IteratorResult<T>> {
-    return this.#enqueue(this.#advance);
+    // A step asked for before the storage began closing still runs (close() waits for it).
+    return this.#enqueue(this.#killed ? this.#rejectEnded : this.#advance);
   }
 
   /** Ends the iteration and releases the adapter's iterator (what `break` in `for await` calls). */
@@ -106,15 +109,22 @@ export class StorageIterator<T> implements AsyncIterableIterator<T> {
     await this.#release().catch(noop);
   }
 
+  /** Runs `fn` now if no step is running, else after the running ones. */
   #enqueue(fn: () => Promise<IteratorResult<T>>): Promise<IteratorResult<T>> {
-    const previous = this.#step;
-    const step = previous === undefined ? fn() : previous.then(fn, fn);
+    const step = this.#running === 0 ? fn() : (this.#step as Promise<IteratorResult<T>>).then(fn, fn);
+    this.#running++;
     this.#step = step;
+    step.then(this.#stepped, this.#stepped);
     return step;
   }
 
+  readonly #stepped = (): void => {
+    this.#running--;
+  };
+
+  readonly #rejectEnded = (): Promise<IteratorResult<T>> => Promise.reject(this.#host.ended(this.#operation));
+
   readonly #advance = async (): Promise<IteratorResult<T>> => {
-    if (this.#killed) throw this.#host.ended(this.#operation);
     if (this.#ended) return DONE;
     const open = this.#open;
     if (open !== undefined) {

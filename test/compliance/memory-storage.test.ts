@@ -2,4 +2,4 @@ import * as vitest from 'vitest';
 import { MemoryStorage } from '../../src/storage/index.js';
 import { storageCompliance } from '../../src/testing/storage-compliance.js';
 
-storageCompliance('MemoryStorage', () => new MemoryStorage(), undefined, vitest);
+storageCompliance({ name: 'MemoryStorage', setup: () => new MemoryStorage(), test: vitest });

@@ -52,47 +52,114 @@ describe('MemoryStorage', () => {
     await expect(it.next()).rejects.toThrow(RangeError);
   });
 
-  it('model test: matches a Map under random operations', async () => {
+  it('model test: matches a Map under random operations, scans interleaved', async () => {
+    const KEYS = 8;
     await fc.assert(
       fc.asyncProperty(
         fc.array(
           fc.oneof(
-            fc.record({ op: fc.constant('put' as const), k: fc.nat(20), t: u32, v: fc.uint8Array({ maxLength: 4 }) }),
-            fc.record({ op: fc.constant('del' as const), k: fc.nat(20) }),
-            fc.record({ op: fc.constant('reopen' as const) }),
+            // Few keys and few tokens: overwrites under the same token (the usual case: a
+            // key's token is its hash), token changes and token ties are all common.
+            {
+              weight: 6,
+              arbitrary: fc.record({
+                op: fc.constant('put' as const),
+                k: fc.nat(KEYS),
+                t: fc.oneof(fc.constant('own' as const), fc.constant('own' as const), fc.nat(8), u32),
+                v: fc.uint8Array({ maxLength: 4 }),
+              }),
+            },
+            { weight: 3, arbitrary: fc.record({ op: fc.constant('del' as const), k: fc.nat(KEYS) }) },
+            {
+              weight: 1,
+              arbitrary: fc.record({
+                op: fc.constant('scan' as const),
+                start: fc.oneof(fc.nat(8), u32),
+                end: fc.oneof(fc.nat(8), u32),
+              }),
+            },
+            { weight: 1, arbitrary: fc.record({ op: fc.constant('reopen' as const) }) },
           ),
-          { maxLength: 40 },
+          { maxLength: 80, size: 'max' },
         ),
-        u32,
-        u32,
-        async (ops, start, end) => {
+        async (ops) => {
           const s = new MemoryStorage();
           await s.open();
           const model = new Map<number, { t: number; v: Uint8Array }>();
+          const check = async (start: number, end: number): Promise<void> => {
+            const got: [number, number, number[]][] = [];
+            for await (const e of s.scan({ start, end })) got.push([e.token, e.key[0]!, [...e.record]]);
+            const want = [...model]
+              .filter(([, r]) => tokenInRange(r.t, { start, end }))
+              .map(([k, r]): [number, number, number[]] => [r.t, k, [...r.v]])
+              .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+            expect(got).toEqual(want);
+          };
           for (const o of ops) {
             if (o.op === 'put') {
-              await s.put(Uint8Array.of(o.k), o.t, o.v);
-              model.set(o.k, { t: o.t, v: o.v });
+              const t = o.t === 'own' ? o.k * 3 : o.t;
+              await s.put(Uint8Array.of(o.k), t, o.v);
+              model.set(o.k, { t, v: o.v });
             } else if (o.op === 'del') {
               await s.delete(Uint8Array.of(o.k));
               model.delete(o.k);
+            } else if (o.op === 'scan') {
+              await check(o.start, o.end);
             } else {
               await s.close();
               await s.open();
             }
           }
-          for (let k = 0; k <= 20; k++) expect(await s.get(Uint8Array.of(k))).toEqual(model.get(k)?.v);
-          const got: [number, number][] = [];
-          for await (const e of s.scan({ start, end })) got.push([e.token, e.key[0]!]);
-          const want = [...model]
-            .filter(([, r]) => tokenInRange(r.t, { start, end }))
-            .map(([k, r]): [number, number] => [r.t, k])
-            .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
-          expect(got).toEqual(want);
+          for (let k = 0; k <= KEYS; k++) expect(await s.get(Uint8Array.of(k))).toEqual(model.get(k)?.v);
+          await check(0, 0);
           await s.close();
         },
       ),
-      { numRuns: 200 },
+      { numRuns: 300 },
     );
+  });
+
+  it('scans correctly after many deletes without a scan in between (dead rows merged away)', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    const key = (i: number): Uint8Array => new TextEncoder().encode(`k${i}`);
+    for (let i = 0; i < 3000; i++) await s.put(key(i), (i * 2654435761) >>> 0, Uint8Array.of(i & 0xff));
+    let n = 0;
+    for await (const _ of s.scan()) n++;
+    expect(n).toBe(3000);
+    for (let i = 0; i < 2500; i++) await s.delete(key(i));
+    for (let i = 0; i < 100; i++) await s.put(key(i), i, Uint8Array.of(1));
+    const tokens: number[] = [];
+    for await (const e of s.scan()) tokens.push(e.token);
+    expect(tokens.length).toBe(600);
+    expect(tokens).toEqual([...tokens].sort((a, b) => a - b));
+    expect(tokens.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('scans a snapshot taken at the first step', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    const k = (name: string): Uint8Array => new TextEncoder().encode(name);
+    await s.put(k('a'), 10, Uint8Array.of(1));
+    await s.put(k('b'), 20, Uint8Array.of(1));
+    await s.put(k('c'), 30, Uint8Array.of(1));
+    const it = s.scan({ start: 0, end: 100 });
+    expect((await it.next()).value?.token).toBe(10);
+    await s.put(k('b'), 20, Uint8Array.of(2)); // overwritten in place in the index
+    await s.delete(k('c'));
+    await s.put(k('d'), 25, Uint8Array.of(1));
+    const rest: [number, number][] = [];
+    for await (const e of it) rest.push([e.token, e.record[0]!]);
+    expect(rest).toEqual([
+      [20, 1],
+      [30, 1],
+    ]);
+    const now: [number, number][] = [];
+    for await (const e of s.scan({ start: 0, end: 100 })) now.push([e.token, e.record[0]!]);
+    expect(now).toEqual([
+      [10, 1],
+      [20, 2],
+      [25, 1],
+    ]);
   });
 });

@@ -12,8 +12,13 @@ import { storeBench } from './store.js';
 /** A suite returns its rows; it measures its own baselines. */
 type Suite = () => Promise<Row[]>;
 
-// Register suites here (e.g. a store suite): they run in order, one table at the end.
-const suites: Suite[] = [ringBench, storeBench];
+// Register suites here: they run in order, one table at the end.
+// `BENCH_SUITES=store` (comma-separated names) runs only some of them.
+const all: Record<string, Suite> = { ring: ringBench, store: storeBench };
+const only = process.env.BENCH_SUITES?.split(',').map((s) => s.trim());
+const suites: Suite[] = Object.entries(all)
+  .filter(([name]) => only === undefined || only.includes(name))
+  .map(([, suite]) => suite);
 
 const rows: Row[] = [];
 for (const suite of suites) rows.push(...(await suite()));

@@ -12,7 +12,7 @@
 // Values
 export { Store } from './store/index.js';
 export { Ring, ReplicaSet, hashKey, keyBytes, defaultTokens } from './ring/index.js';
-export { QuorumCoordinator } from './replication/index.js';
+export { QuorumCoordinator, keyRef } from './replication/index.js';
 export { VectorClock } from './versioning/index.js';
 export { MemoryNetwork, PendingRequests } from './transport/index.js';
 export { MemoryStorage } from './storage/index.js';
@@ -46,7 +46,14 @@ export type {
 } from './store/index.js';
 export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './ring/index.js';
 export type { ReplicaSelection, ReplicaSetInit } from './ring/index.js';
-export type { QuorumCoordinatorOptions, CoordinatorCallOptions, CoordinatedWrite, NodeStatus } from './replication/index.js';
+export type {
+  QuorumCoordinatorOptions,
+  CoordinatorCallOptions,
+  KeyRef,
+  WriteRequest,
+  CoordinatedWrite,
+  NodeStatus,
+} from './replication/index.js';
 export { checkRecordFitsFrame, DEFAULT_FRAME_LIMIT, type RecordLimits } from './replication/index.js';
 export type { Member, MemberState, MemberStatus, MembershipEvents } from './membership/index.js';
 export type { Dot, ClockOrder, ClockEntry } from './versioning/index.js';

@@ -29,10 +29,14 @@ export type {
 } from './node/index.js';
 
 // Data path
-export { QuorumCoordinator, ReplicaServer } from './replication/index.js';
+export { QuorumCoordinator, ReplicaServer, keyRef, metadataCounterLease } from './replication/index.js';
 export type {
   QuorumCoordinatorOptions,
   CoordinatorCallOptions,
+  KeyRef,
+  WriteRequest,
+  CounterLease,
+  CoordinatedVersion,
   CoordinatedWrite,
   NodeStatus,
   ReplicaServerOptions,
@@ -45,7 +49,7 @@ export { Membership, TimeoutFailureDetector } from './membership/index.js';
 export type { MembershipOptions, MemberRecord, FailureDetector, TimeoutFailureDetectorOptions } from './membership/index.js';
 
 // Versioning
-export { SiblingSet, actorId, parseActorId, encodeSiblingSet, decodeSiblingSet } from './versioning/index.js';
+export { SiblingSet, actorId, parseActorId, encodeSiblingSet, decodeSiblingSet, encodeClock, decodeClock } from './versioning/index.js';
 export type { Version, WriteChange, WriteResult } from './versioning/index.js';
 
 // Ring helpers

@@ -2,11 +2,12 @@ import { ErrorCodes, KvError } from '../errors/index.js';
 import { presentKey } from '../internal/bytes.js';
 import { Defaults } from '../internal/defaults.js';
 import { Membership } from '../membership/index.js';
-import { QuorumCoordinator, ReplicaServer } from '../replication/index.js';
+import { QuorumCoordinator, ReplicaServer, metadataCounterLease } from '../replication/index.js';
 import { Ring } from '../ring/index.js';
 import { actorId } from '../versioning/index.js';
 import { loadIdentity, MetadataWriter, type NodeIdentity } from './identity.js';
 import { Lifecycle } from './lifecycle.js';
+import { MetaNames } from './metadata.js';
 import { MessageRouter } from './router.js';
 import type { NodeConfig, NodeEvents } from './types.js';
 
@@ -114,6 +115,8 @@ export class Node {
         storage: c.storage,
         actor: actorId(c.id, identity.incarnation),
         ring,
+        lease: metadataCounterLease(c.storage, MetaNames.counter),
+        clock: c.clock,
         maxClockEntries: c.maxClockEntries,
         maxSiblings: c.maxSiblings,
         siblingWarning: c.siblingWarning,

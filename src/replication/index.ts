@@ -2,15 +2,25 @@ export {
   QuorumCoordinator,
   type QuorumCoordinatorOptions,
   type CoordinatorCallOptions,
-  type CoordinatedWrite,
-  type NodeStatus,
 } from './quorum-coordinator.js';
 export {
   ReplicaServer,
+  describeKey,
+  corruptStoredRecord,
   type ReplicaServerOptions,
-  type LocalWrite,
+  type CoordinatedVersion,
   type SiblingsEvent,
 } from './replica-server.js';
+export { keyRef, toKeyRef } from './key-ref.js';
+export { metadataCounterLease } from './counter-lease.js';
+export type {
+  KeyRef,
+  WriteRequest,
+  CounterLease,
+  CoordinatedWrite,
+  LocalWrite,
+  NodeStatus,
+} from './types.js';
 export {
   checkRecordFitsFrame,
   versionOverheadBytes,

@@ -3,14 +3,16 @@ import type { WireMessage, WireValue } from '../transport/index.js';
 
 /**
  * The replica protocol (all carry `cluster`; keys are UTF-8 bytes; records
- * are encoded sibling sets):
+ * are encoded sibling sets; no message carries a key's token — the receiver
+ * hashes the key itself):
  * - `kv.read {key}` → `kv.record {record | null}`
  * - `kv.apply {key, record}` → `kv.applied {}` — merge a sibling set (replication, read repair)
- * - `kv.coordinate {key, value | null, tombstone, context | null, overwrite, w, timeout}` →
+ * - `kv.coordinate {key, value | null, tombstone, context | null, overwrite, w, timeout, timestamp?}` →
  *   `kv.written {}` or `kv.write-failed {required, acknowledged, failures}` — a
  *   node that is not a replica forwards the write to one (the Dynamo paper's
  *   rule: the write coordinator is a replica, so new dots come from the
- *   replica's own full history of the key).
+ *   replica's own full history of the key). `context` is the clock in the
+ *   record codec's binary form (`encodeClock`), null for a blind write.
  */
 export const MAX_WIRE_KEY = 64 * 1024;
 export const MAX_WIRE_RECORD = 64 * 1024 * 1024;
@@ -46,6 +48,13 @@ export function readOptionalBytes(m: WireMessage, name: string, max: number): Ui
   const v = field(m, name);
   if (v === null || v === undefined) return undefined;
   if (!(v instanceof Uint8Array) || v.length > max) throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function readOptionalNumber(m: WireMessage, name: string, min: number, max: number): number | undefined {
+  const v = field(m, name);
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'number' || !(v >= min && v <= max)) throw invalid(`${m.type}: ${name}`);
   return v;
 }
 

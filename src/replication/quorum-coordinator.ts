@@ -6,64 +6,85 @@ import {
   toKvError,
   type ReplicaFailure,
 } from '../errors/index.js';
+import { sameBytes } from '../internal/bytes.js';
 import type { Clock } from '../internal/clock.js';
 import { throwIfAborted } from '../internal/signals.js';
-import type { NodeInfo, Ring } from '../ring/index.js';
+import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring } from '../ring/index.js';
 import type { Transport, WireMessage } from '../transport/index.js';
-import { SiblingSet, VectorClock, decodeSiblingSet, encodeSiblingSet } from '../versioning/index.js';
+import {
+  SiblingSet,
+  VectorClock,
+  decodeClock,
+  decodeSiblingSet,
+  encodeClock,
+  encodeSiblingSet,
+} from '../versioning/index.js';
 import { gather } from './gather.js';
+import { toKeyRef } from './key-ref.js';
 import {
   MAX_WIRE_KEY,
+  MAX_WIRE_RECORD,
   failuresFromWire,
   failuresToWire,
   readBoolean,
   readBytes,
   readInt,
   readOptionalBytes,
-  readOptionalString,
+  readOptionalNumber,
 } from './messages.js';
-import { sameBytes } from '../internal/bytes.js';
-import type { ReplicaServer } from './replica-server.js';
+import { corruptStoredRecord, type ReplicaServer } from './replica-server.js';
+import type { KeyRef, WriteRequest } from './types.js';
 
-/** Decoded replica records, keyed by their bytes (encodings are canonical). */
-type DecodeCache = { bytes: Uint8Array; set: SiblingSet<Uint8Array> }[];
+/** How long read repair may take after the read answered, ms. */
+const READ_REPAIR_TIMEOUT = 5_000;
+/** Largest encoded clock `kv.coordinate` accepts, in bytes. */
+const MAX_WIRE_CLOCK = 1024 * 1024;
+/** Longest forwarded deadline accepted, ms. */
+const MAX_FORWARD_TIMEOUT = 24 * 3600 * 1000;
+
+const EMPTY = SiblingSet.empty<Uint8Array>();
 
 /**
- * Decodes replica answers once per distinct encoding — in the steady state
- * every replica returns the same bytes, and the read and its repair share one
- * cache — and merges them. `decoded[i]` is the set of the i-th answer (empty
- * if it had none); `distinct` counts distinct answers, "none" included.
+ * The replica answers of one read, decoded once per distinct encoding: in
+ * the steady state every replica returns the same bytes, so a read decodes
+ * one record, and its repair reuses the decoded sets and their bytes.
  */
-function decodeAndMerge(
-  answers: Iterable<Uint8Array | undefined>,
-  cache: DecodeCache = [],
-): { merged: SiblingSet<Uint8Array>; decoded: SiblingSet<Uint8Array>[]; distinct: number } {
-  const decoded: SiblingSet<Uint8Array>[] = [];
-  const used = new Set<SiblingSet<Uint8Array>>();
-  let missing = false;
-  let merged = SiblingSet.empty<Uint8Array>();
-  for (const bytes of answers) {
-    if (bytes === undefined) {
-      missing = true;
-      decoded.push(SiblingSet.empty<Uint8Array>());
-      continue;
+class ReadAnswers {
+  readonly #bytes: Uint8Array[] = [];
+  readonly #sets: SiblingSet<Uint8Array>[] = [];
+
+  /**
+   * The set of one answer. A record that does not decode is that replica's
+   * failure: `KV_STORAGE_FAILURE` for this node's own (`local`), else
+   * `KV_INVALID_MESSAGE` (what `decodeSiblingSet` throws).
+   */
+  decode(key: Uint8Array, bytes: Uint8Array | undefined, local: boolean): SiblingSet<Uint8Array> {
+    if (bytes === undefined) return EMPTY;
+    for (let i = 0; i < this.#bytes.length; i++) if (sameBytes(this.#bytes[i]!, bytes)) return this.#sets[i]!;
+    let set: SiblingSet<Uint8Array>;
+    try {
+      set = decodeSiblingSet(bytes);
+    } catch (err) {
+      throw local ? corruptStoredRecord(key, err) : err;
     }
-    let hit = cache.find((c) => sameBytes(c.bytes, bytes));
-    if (!hit) {
-      hit = { bytes, set: decodeSiblingSet(bytes) };
-      cache.push(hit);
-    }
-    if (!used.has(hit.set)) {
-      used.add(hit.set);
-      merged = merged.merge(hit.set);
-    }
-    decoded.push(hit.set);
+    this.#bytes.push(bytes);
+    this.#sets.push(set);
+    return set;
   }
-  return { merged, decoded, distinct: used.size + (missing ? 1 : 0) };
+
+  /** The encoding of a set decoded here, or a fresh one. */
+  encode(set: SiblingSet<Uint8Array>): Uint8Array {
+    const i = this.#sets.indexOf(set);
+    return i >= 0 ? this.#bytes[i]! : encodeSiblingSet(set);
+  }
 }
 
-/** Health of a node as the failure detector sees it. */
-export type NodeStatus = 'alive' | 'suspect' | 'down';
+/** Merges distinct answers (answers with equal bytes share one set object). */
+function mergeAll(sets: Iterable<SiblingSet<Uint8Array>>): SiblingSet<Uint8Array> {
+  let merged = EMPTY;
+  for (const set of sets) if (set !== merged) merged = merged.merge(set);
+  return merged;
+}
 
 /** Options of {@link QuorumCoordinator}. */
 export interface QuorumCoordinatorOptions {
@@ -78,8 +99,8 @@ export interface QuorumCoordinatorOptions {
   readonly replica: ReplicaServer;
   /** The current ring snapshot. */
   readonly ring: () => Ring;
-  /** Failure-detector view; forwarded writes skip nodes known down. @default every node alive */
-  readonly status?: (id: string) => NodeStatus;
+  /** Failure-detector view; forwarded writes try nodes known down last. @default every node alive */
+  readonly status?: (id: string) => MemberStatus;
   readonly clock: Clock;
   /** Called after read repair sent merged records to stale replicas. */
   readonly onRepair?: (event: { key: Uint8Array; nodes: readonly string[] }) => void;
@@ -92,15 +113,7 @@ export interface CoordinatorCallOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
-/** A write to coordinate. */
-export interface CoordinatedWrite {
-  readonly value: Uint8Array | undefined;
-  readonly tombstone: boolean;
-  readonly context: VectorClock;
-  /** Supersede whatever the coordinating replica holds (LWW mode). */
-  readonly overwrite: boolean;
-  readonly w: number;
-}
+const alive = (): MemberStatus => 'alive';
 
 /**
  * Runs quorum reads and writes for any key, from any node.
@@ -108,47 +121,70 @@ export interface CoordinatedWrite {
  * - Read: ask the key's N replicas, answer with the merge of the first R
  *   distinct answers, then — once every replica answered or the deadline
  *   passed — send the merge of all answers to the replicas that were stale or
- *   missing (read repair; it merges, it never creates a version).
- * - Write: the coordinator must be a replica (Dynamo §4.5): if this node is
- *   among the key's N it creates the version, stores it and replicates its
- *   whole sibling set to the others, counting itself toward W; otherwise it
- *   forwards the write to the first reachable replica.
+ *   missing (read repair; it merges, it never creates a version). A replica
+ *   whose record does not decode counts as that replica's failure.
+ * - Write: the targets come from the key's {@link ReplicaSet} (its
+ *   primaries: strict quorum; a sloppy quorum will take
+ *   `ReplicaSet.select(isAvailable)` with its fallbacks). The coordinator
+ *   must be a replica (Dynamo §4.5): if this node is one of the targets it
+ *   creates the version, stores it and replicates its whole sibling set to
+ *   the others, counting itself toward W; otherwise it forwards the write to
+ *   the first reachable target.
+ *
+ * Keys come as a {@link KeyRef} (bytes and token computed once by the
+ * caller) or as raw bytes, whose token is computed here.
  */
 export class QuorumCoordinator {
   readonly #o: QuorumCoordinatorOptions;
-  readonly #background = new Set<Promise<unknown>>();
+  readonly #status: (id: string) => MemberStatus;
   readonly #stopping = new AbortController();
+  /** Background work (read repair, replication past W) that `stop()` waits for. */
+  #background = 0;
+  /** Resolves `stop()`'s wait once the background work is done. */
+  #drained: (() => void) | undefined;
+  #idle: Promise<void> | undefined;
+  readonly #untrack = (): void => {
+    if (--this.#background === 0 && this.#drained) {
+      this.#drained();
+      this.#drained = undefined;
+      this.#idle = undefined;
+    }
+  };
+  readonly #tokenOf = (bytes: Uint8Array): number => this.#o.ring().token(bytes);
 
   constructor(options: QuorumCoordinatorOptions) {
     this.#o = options;
+    this.#status = options.status ?? alive;
     // Every background request listens on this signal; many may be in flight.
     setMaxListeners(0, this.#stopping.signal);
   }
 
   /** Quorum read; resolves with the merged sibling set (empty if no replica has the key). */
-  async read(key: Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
+  async read(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
     throwIfAborted(options.signal);
-    const replicas = this.#replicas(key);
-    const required = Math.min(r, replicas.length);
-    const { quorum, all } = gather(
-      replicas.map((n) => n.id),
-      (node, signal) => this.#readFrom(node, key, options.deadline, signal),
-      { operation: 'read', required, deadline: options.deadline, signal: options.signal, clock: this.#o.clock },
-    );
-    const cache: DecodeCache = [];
-    this.#track(all.then((answers) => this.#repair(key, answers.ok, cache)));
-    const answers = await quorum;
-    return decodeAndMerge(answers.ok.values(), cache).merged;
+    const ref = toKeyRef(key, this.#tokenOf);
+    const replicas = this.#o.ring().preferenceListForToken(ref.token, this.#o.n);
+    const answers = new ReadAnswers();
+    const { quorum, all } = gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
+      operation: 'read',
+      required: Math.min(r, replicas.length),
+      deadline: options.deadline,
+      signal: options.signal,
+      clock: this.#o.clock,
+    });
+    this.#track(all.then((done) => this.#repair(ref, replicas, done.ok, answers)));
+    return mergeAll((await quorum).ok.values());
   }
 
   /** Quorum write. Rejects with `KV_QUORUM_NOT_MET` when fewer than W replicas stored it in time. */
-  async write(key: Uint8Array, write: CoordinatedWrite, options: CoordinatorCallOptions): Promise<void> {
+  async write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
     throwIfAborted(options.signal);
-    const replicas = this.#replicas(key);
-    if (replicas.some((n) => n.id === this.#o.self)) {
-      return this.#coordinateLocally(key, replicas, write, options);
-    }
-    return this.#forward(key, replicas, write, options);
+    const ref = toKeyRef(key, this.#tokenOf);
+    const replicaSet = ReplicaSet.forToken(this.#o.ring(), ref.token, this.#o.n);
+    // Strict quorum: the primaries, whatever the failure detector says.
+    const targets = replicaSet.primaries;
+    if (replicaSet.isPrimary(this.#o.self)) return this.#coordinateLocally(ref, targets, write, options);
+    return this.#forward(ref, targets, write, options);
   }
 
   /** Handles `kv.coordinate` (a write forwarded by a node that is not a replica). */
@@ -157,25 +193,28 @@ export class QuorumCoordinator {
       throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown coordinator message type ${message.type}`);
     }
     const key = readBytes(message, 'key', MAX_WIRE_KEY);
-    const value = readOptionalBytes(message, 'value', 64 * 1024 * 1024);
+    const value = readOptionalBytes(message, 'value', MAX_WIRE_RECORD);
     const tombstone = readBoolean(message, 'tombstone');
     const overwrite = readBoolean(message, 'overwrite');
-    const contextString = readOptionalString(message, 'context', 1024 * 1024);
+    const contextBytes = readOptionalBytes(message, 'context', MAX_WIRE_CLOCK);
     const w = readInt(message, 'w', 1, this.#o.n);
-    const timeout = readInt(message, 'timeout', 0, 24 * 3600 * 1000);
+    const timeout = readInt(message, 'timeout', 0, MAX_FORWARD_TIMEOUT);
+    const timestamp = readOptionalNumber(message, 'timestamp', 0, Number.MAX_SAFE_INTEGER);
     if (tombstone === (value !== undefined)) {
       throw new KvError(ErrorCodes.INVALID_MESSAGE, 'malformed kv.coordinate: exactly one of value and tombstone');
     }
-    const context = contextString === undefined ? VectorClock.EMPTY : VectorClock.decode(contextString);
-    const replicas = this.#replicas(key);
-    if (!replicas.some((n) => n.id === this.#o.self)) {
+    const context = contextBytes === undefined ? VectorClock.EMPTY : decodeClock(contextBytes);
+    // The token is ours to compute, never the sender's (see ReplicaServer).
+    const ref: KeyRef = { bytes: key, token: this.#tokenOf(key) };
+    const replicaSet = ReplicaSet.forToken(this.#o.ring(), ref.token, this.#o.n);
+    if (!replicaSet.isPrimary(this.#o.self)) {
       throw new KvError(ErrorCodes.UNKNOWN_PEER, `node ${this.#o.self} is not a replica of this key`);
     }
     try {
       await this.#coordinateLocally(
-        key,
-        replicas,
-        { value, tombstone, overwrite, context, w },
+        ref,
+        replicaSet.primaries,
+        { value, tombstone, overwrite, context, w, timestamp },
         { deadline: this.#o.clock.now() + timeout, signal: this.#stopping.signal },
       );
       return { type: 'kv.written' };
@@ -195,109 +234,100 @@ export class QuorumCoordinator {
   /** Aborts background work (read repair, replication past W) and waits for it. */
   async stop(): Promise<void> {
     this.#stopping.abort();
-    await Promise.allSettled([...this.#background]);
+    if (this.#background === 0) return;
+    this.#idle ??= new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
+    await this.#idle;
   }
 
   // ---- internals ---------------------------------------------------------------------------
 
-  #replicas(key: Uint8Array): readonly NodeInfo[] {
-    return this.#o.ring().preferenceList(key, this.#o.n);
-  }
-
-  #address(id: string): string {
-    const node = this.#o.ring().node(id);
-    if (!node) throw new KvError(ErrorCodes.UNKNOWN_PEER, `node ${id} is not on the ring`);
-    return node.address;
-  }
-
-  #request(id: string, message: WireMessage, deadline: number, signal: AbortSignal | undefined): Promise<WireMessage> {
+  #request(node: NodeInfo, message: WireMessage, deadline: number, signal: AbortSignal | undefined): Promise<WireMessage> {
     const timeout = Math.max(0, deadline - this.#o.clock.now());
-    return this.#o.transport.request(this.#address(id), message, signal ? { timeout, signal } : { timeout });
+    return this.#o.transport.request(node.address, message, signal ? { timeout, signal } : { timeout });
   }
 
-  /** A replica's encoded record (undefined when it has none); decoded later, once per distinct encoding. */
-  async #readFrom(node: string, key: Uint8Array, deadline: number, signal: AbortSignal | undefined): Promise<Uint8Array | undefined> {
-    if (node === this.#o.self) return this.#o.replica.readEncoded(key);
-    const answer = await this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key }, deadline, signal);
-    if (answer.type !== 'kv.record') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
-    return readOptionalBytes(answer, 'record', 64 * 1024 * 1024);
+  /** A replica's record, decoded (empty when it has none). */
+  #readFrom(
+    node: NodeInfo,
+    ref: KeyRef,
+    answers: ReadAnswers,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<SiblingSet<Uint8Array>> {
+    if (node.id === this.#o.self) {
+      return this.#o.replica.readEncoded(ref).then((bytes) => answers.decode(ref.bytes, bytes, true));
+    }
+    return this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }, deadline, signal).then((answer) => {
+      if (answer.type !== 'kv.record') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+      return answers.decode(ref.bytes, readOptionalBytes(answer, 'record', MAX_WIRE_RECORD), false);
+    });
   }
 
   async #applyTo(
-    node: string,
-    key: Uint8Array,
+    node: NodeInfo,
+    ref: KeyRef,
     set: SiblingSet<Uint8Array>,
     record: Uint8Array,
     deadline: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    if (node === this.#o.self) {
-      await this.#o.replica.apply(key, set, record);
-      return;
-    }
-    const answer = await this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key, record }, deadline, signal);
+    if (node.id === this.#o.self) return this.#o.replica.apply(ref, set, record);
+    const answer = await this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal);
     if (answer.type !== 'kv.applied') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
   }
 
   async #coordinateLocally(
-    key: Uint8Array,
-    replicas: readonly NodeInfo[],
-    write: CoordinatedWrite,
+    ref: KeyRef,
+    targets: readonly NodeInfo[],
+    write: WriteRequest,
     options: CoordinatorCallOptions,
   ): Promise<void> {
-    const { set, encoded: record } = await this.#o.replica.coordinateWrite(key, {
-      value: write.value,
-      tombstone: write.tombstone,
-      context: write.context,
-      overwrite: write.overwrite,
-      timestamp: this.#o.clock.now(),
+    const { set, encoded } = await this.#o.replica.coordinateWrite(ref, write);
+    const self = this.#o.self;
+    const others = targets.filter((n) => n.id !== self);
+    const { quorum, all } = gather(others, (node, signal) => this.#applyTo(node, ref, set, encoded, options.deadline, signal), {
+      operation: 'write',
+      required: Math.min(write.w, targets.length),
+      counted: 1,
+      deadline: options.deadline,
+      signal: options.signal,
+      clock: this.#o.clock,
     });
-    const others = replicas.filter((n) => n.id !== this.#o.self).map((n) => n.id);
-    const required = Math.min(write.w, replicas.length);
-    const { quorum, all } = gather(
-      others,
-      (node, signal) => this.#applyTo(node, key, set, record, options.deadline, signal),
-      {
-        operation: 'write',
-        required,
-        counted: 1,
-        deadline: options.deadline,
-        signal: options.signal,
-        clock: this.#o.clock,
-      },
-    );
     this.#track(all);
     await quorum;
   }
 
-  async #forward(
-    key: Uint8Array,
-    replicas: readonly NodeInfo[],
-    write: CoordinatedWrite,
-    options: CoordinatorCallOptions,
-  ): Promise<void> {
-    const status = this.#o.status ?? (() => 'alive' as const);
-    // Replicas the failure detector believes up first, in preference order.
-    const order = [...replicas.filter((n) => status(n.id) !== 'down'), ...replicas.filter((n) => status(n.id) === 'down')];
+  async #forward(ref: KeyRef, targets: readonly NodeInfo[], write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
+    const status = this.#status;
+    // Targets the failure detector believes up first, in preference order.
+    const order = [...targets.filter((n) => status(n.id) !== 'down'), ...targets.filter((n) => status(n.id) === 'down')];
     const failures: ReplicaFailure[] = [];
+    const context = write.context.size === 0 ? null : encodeClock(write.context);
     for (const node of order) {
       const timeout = options.deadline - this.#o.clock.now();
-      if (timeout <= 0) break;
+      if (timeout <= 0) {
+        // Out of time before this target could be asked: it is the one that timed out.
+        failures.push({ node: node.id, code: ErrorCodes.TIMEOUT });
+        break;
+      }
       const message: WireMessage = {
         type: 'kv.coordinate',
         cluster: this.#o.cluster,
-        key,
+        key: ref.bytes,
         value: write.value ?? null,
         tombstone: write.tombstone,
         overwrite: write.overwrite,
-        context: write.context.size === 0 ? null : write.context.encode(),
+        context,
         w: write.w,
         // Leave the forwarder a little time to hear the answer.
         timeout: Math.max(0, Math.floor(timeout * 0.9)),
+        timestamp: write.timestamp ?? null,
       };
       let answer: WireMessage;
       try {
-        answer = await this.#request(node.id, message, options.deadline, options.signal);
+        answer = await this.#request(node, message, options.deadline, options.signal);
       } catch (err) {
         const e = toKvError(err);
         // A replica that refused the write itself (too many siblings: nothing stored) answers for all.
@@ -319,27 +349,41 @@ export class QuorumCoordinator {
       }
       throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
     }
-    throw new QuorumNotMetError('write', Math.min(write.w, replicas.length), 0, failures);
+    throw new QuorumNotMetError('write', Math.min(write.w, targets.length), 0, failures);
   }
 
-  async #repair(key: Uint8Array, answers: ReadonlyMap<string, Uint8Array | undefined>, cache: DecodeCache): Promise<void> {
+  async #repair(
+    ref: KeyRef,
+    replicas: readonly NodeInfo[],
+    answers: ReadonlyMap<string, SiblingSet<Uint8Array>>,
+    decoded: ReadAnswers,
+  ): Promise<void> {
     if (answers.size < 2 || this.#stopping.signal.aborted) return;
-    const { merged, decoded, distinct } = decodeAndMerge(answers.values(), cache);
-    if (distinct <= 1) return; // every replica answered the same
-    const nodes = [...answers.keys()];
-    const stale = nodes.filter((_, i) => !(decoded[i] as SiblingSet<Uint8Array>).descends(merged));
+    let first: SiblingSet<Uint8Array> | undefined;
+    let differ = false;
+    for (const set of answers.values()) {
+      if (first === undefined) first = set;
+      else if (set !== first) differ = true;
+    }
+    if (!differ) return; // every replica answered the same
+    const merged = mergeAll(answers.values());
+    const stale = replicas.filter((node) => {
+      const set = answers.get(node.id);
+      return set !== undefined && !set.descends(merged);
+    });
     if (stale.length === 0) return;
-    const record = encodeSiblingSet(merged);
-    const deadline = this.#o.clock.now() + 5_000;
+    const record = decoded.encode(merged);
+    const deadline = this.#o.clock.now() + READ_REPAIR_TIMEOUT;
     const done = await Promise.allSettled(
-      stale.map((node) => this.#applyTo(node, key, merged, record, deadline, this.#stopping.signal)),
+      stale.map((node) => this.#applyTo(node, ref, merged, record, deadline, this.#stopping.signal)),
     );
-    const repaired = stale.filter((_, i) => done[i]?.status === 'fulfilled');
-    if (repaired.length > 0) this.#o.onRepair?.({ key, nodes: repaired });
+    const repaired = stale.filter((_, i) => done[i]?.status === 'fulfilled').map((n) => n.id);
+    if (repaired.length > 0) this.#o.onRepair?.({ key: ref.bytes, nodes: repaired });
   }
 
+  /** Keeps `p` (which never rejects, or whose rejection nobody needs) until it settles; `stop()` waits for it. */
   #track(p: Promise<unknown>): void {
-    const tracked = p.catch(() => {}).finally(() => this.#background.delete(tracked));
-    this.#background.add(tracked);
+    this.#background++;
+    p.then(this.#untrack, this.#untrack);
   }
 }

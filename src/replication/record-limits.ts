@@ -1,3 +1,4 @@
+import { Defaults } from '../internal/defaults.js';
 import { DEFAULT_CODEC_LIMITS } from '../transport/index.js';
 import { MAX_WIRE_KEY } from './messages.js';
 
@@ -13,10 +14,10 @@ export const DEFAULT_FRAME_LIMIT: number = DEFAULT_CODEC_LIMITS.maxFrameBytes;
  * that would leave more, and more than the key holds now, is refused with
  * `KV_TOO_MANY_SIBLINGS`.
  */
-export const DEFAULT_MAX_SIBLINGS = 100;
+export const DEFAULT_MAX_SIBLINGS: number = Defaults.maxSiblings;
 
 /** Default number of versions of one key above which a coordinated write reports the key. */
-export const DEFAULT_SIBLING_WARNING = 25;
+export const DEFAULT_SIBLING_WARNING: number = Defaults.siblingWarning;
 
 /**
  * Bytes budgeted for one actor id (`nodeId~incarnation`) in the size

@@ -1,18 +1,16 @@
-import { decode, encode } from '@msgpack/msgpack';
-import { ErrorCodes, KvError, TooManySiblingsError } from '../errors/index.js';
-import { KeyLock } from '../internal/key-lock.js';
+import { ErrorCodes, KvError, TooManySiblingsError, toKvError } from '../errors/index.js';
 import { bytesKey, sameBytes } from '../internal/bytes.js';
+import { systemClock, type Clock } from '../internal/clock.js';
+import { Defaults } from '../internal/defaults.js';
+import { KeyLock } from '../internal/key-lock.js';
 import type { Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { WireMessage } from '../transport/index.js';
-import {
-  SiblingSet,
-  VectorClock,
-  decodeSiblingSet,
-  encodeSiblingSet,
-} from '../versioning/index.js';
+import { SiblingSet, decodeSiblingSet, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
+import { toKeyRef } from './key-ref.js';
 import { MAX_WIRE_KEY, MAX_WIRE_RECORD, readBytes } from './messages.js';
 import { DEFAULT_MAX_SIBLINGS, DEFAULT_SIBLING_WARNING } from './record-limits.js';
+import type { CounterLease, KeyRef, WriteRequest } from './types.js';
 
 /** What {@link ReplicaServerOptions.onSiblings} receives. */
 export interface SiblingsEvent {
@@ -30,8 +28,19 @@ export interface ReplicaServerOptions {
   readonly storage: StorageAdapter;
   /** This node's actor id (node id + incarnation) for new dots. */
   readonly actor: string;
-  /** The current ring (for key tokens). */
+  /** The current ring (for the tokens of keys that come without one). */
   readonly ring: () => Ring;
+  /**
+   * Where the high-water mark of this actor's dot counters is leased
+   * durably (the node passes `metadataCounterLease(storage, MetaNames.counter)`).
+   */
+  readonly lease: CounterLease;
+  /**
+   * Source of the timestamps of new versions (last-writer-wins), unless a
+   * write brings its own.
+   * @default systemClock
+   */
+  readonly clock?: Clock;
   /** Bound on a new version's past. @default 10 */
   readonly maxClockEntries?: number;
   /**
@@ -61,28 +70,19 @@ export interface ReplicaServerOptions {
   readonly onSiblings?: (event: SiblingsEvent) => void;
 }
 
-/** A write to coordinate on this replica. */
-export interface LocalWrite {
-  /** Encoded value; undefined for a tombstone. */
-  readonly value: Uint8Array | undefined;
-  readonly tombstone: boolean;
-  /** What the client had read (empty for a blind write). */
-  readonly context: VectorClock;
-  /** Also supersede everything this replica holds (last-write-wins mode). */
-  readonly overwrite: boolean;
-  /** Coordinator wall-clock time, for LWW resolution. */
-  readonly timestamp: number;
+/** What {@link ReplicaServer.coordinateWrite} returns. */
+export interface CoordinatedVersion {
+  /** The replica's whole new sibling set (replicate this, not only the new version). */
+  readonly set: SiblingSet<Uint8Array>;
+  /** Its encoding, as stored. */
+  readonly encoded: Uint8Array;
 }
 
-/** Metadata slot holding the leased high-water mark of this actor's counters. */
-export const META_COUNTER = 'quorumkv.counter';
-/** Counters leased per metadata write. */
+/** Counters leased per lease extension. */
 const COUNTER_LEASE = 10_000;
 
-const lockKey = bytesKey;
-
 /** A key for messages: quoted UTF-8 when printable, else hex (both cut at 64 bytes). */
-function describeKey(key: Uint8Array): string {
+export function describeKey(key: Uint8Array): string {
   const head = key.subarray(0, 64);
   const more = key.length > head.length ? '…' : '';
   try {
@@ -92,6 +92,23 @@ function describeKey(key: Uint8Array): string {
     // not UTF-8 (or cut inside a character): hex below
   }
   return `0x${Buffer.from(head).toString('hex')}${more}`;
+}
+
+/**
+ * The error for a record of this node's own storage that does not decode:
+ * a storage failure (`KV_STORAGE_FAILURE` naming the key), not a protocol
+ * error — only a record that came off the wire is `KV_INVALID_MESSAGE`.
+ */
+export function corruptStoredRecord(key: Uint8Array, err: unknown): KvError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new KvError(ErrorCodes.STORAGE_FAILURE, `stored record of key ${describeKey(key)} is corrupt: ${reason}`, {
+    cause: err,
+  });
+}
+
+/** A storage adapter's own failure (not a `KvError`) is `KV_STORAGE_FAILURE`; a `KvError` passes unchanged. */
+function storageFailure(err: unknown): KvError {
+  return toKvError(err, ErrorCodes.STORAGE_FAILURE);
 }
 
 function checkCount(name: string, value: unknown): number {
@@ -104,12 +121,30 @@ function checkCount(name: string, value: unknown): number {
   return value;
 }
 
+function checkLease(lease: unknown): CounterLease {
+  const l = lease as Partial<CounterLease> | null | undefined;
+  if (l === null || typeof l !== 'object' || typeof l.load !== 'function' || typeof l.extend !== 'function') {
+    throw new TypeError(
+      `Expected \`lease\` to be an object with load() and extend(to) methods, got ${l === null ? 'null' : typeof l}`,
+    );
+  }
+  return l as CounterLease;
+}
+
 /**
  * The replica side of the protocol: reads, merges and coordinated writes on
  * this node's storage. Writes to one key are serialised (read-merge-write
  * under a per-key lock), and a merge never creates a version — only
  * `coordinateWrite` does, with a fresh dot of this replica's actor whose
  * counter follows everything this replica has seen for the key.
+ *
+ * Keys come as a {@link KeyRef} (bytes and token, computed once per call by
+ * the Store) or as raw bytes, whose token the replica computes. Messages
+ * from other nodes carry the key's bytes only: the replica hashes them
+ * itself, since the token decides where the record lives in the storage's
+ * token order (range scans, anti-entropy, streaming) and a wrong token from
+ * a buggy or hostile peer would hide the record from its range; hashing a
+ * key costs less than checking a token someone sent.
  *
  * Siblings are bounded where versions are created: a coordinated write that
  * would leave more than `maxSiblings` versions, and more than the key holds,
@@ -124,19 +159,24 @@ function checkCount(name: string, value: unknown): number {
  * reads, and a write with the read's context supersedes every version read
  * (leaving one), so the bound repairs itself on the next read-modify-write.
  *
- * A record read from this node's own storage that does not decode is a
- * storage failure (`KV_STORAGE_FAILURE` naming the key), not a protocol
- * error: only a record that came off the wire is `KV_INVALID_MESSAGE`.
+ * Errors: a record read from this node's own storage that does not decode
+ * is `KV_STORAGE_FAILURE` naming the key (only a record that came off the
+ * wire is `KV_INVALID_MESSAGE`), and so is anything the storage adapter
+ * throws that is not a `KvError` (a `KvError` it throws, such as
+ * `KV_NOT_STARTED` from a closed storage, passes unchanged).
  */
 export class ReplicaServer {
   readonly #storage: StorageAdapter;
   readonly #actor: string;
   readonly #ring: () => Ring;
+  readonly #lease: CounterLease;
+  readonly #clock: Clock;
   readonly #maxClockEntries: number;
   readonly #maxSiblings: number;
   readonly #siblingWarning: number;
   readonly #onSiblings: ((event: SiblingsEvent) => void) | undefined;
   readonly #locks = new KeyLock();
+  readonly #tokenOf = (bytes: Uint8Array): number => this.#ring().token(bytes);
   /** Highest counter this actor issued (on any key). */
   #issued = 0;
   /** Counters up to here are leased durably: a restart over this storage starts above. */
@@ -147,7 +187,9 @@ export class ReplicaServer {
     this.#storage = options.storage;
     this.#actor = options.actor;
     this.#ring = options.ring;
-    this.#maxClockEntries = options.maxClockEntries ?? 10;
+    this.#lease = checkLease(options.lease);
+    this.#clock = options.clock ?? systemClock;
+    this.#maxClockEntries = options.maxClockEntries ?? Defaults.maxClockEntries;
     this.#maxSiblings = checkCount('maxSiblings', options.maxSiblings ?? DEFAULT_MAX_SIBLINGS);
     this.#siblingWarning = checkCount('siblingWarning', options.siblingWarning ?? DEFAULT_SIBLING_WARNING);
     if (options.onSiblings !== undefined && typeof options.onSiblings !== 'function') {
@@ -157,13 +199,19 @@ export class ReplicaServer {
   }
 
   /**
-   * Loads the counter lease from the storage's metadata (call once the
-   * storage is open, before the first write). Counters issued by an earlier
-   * run over this storage all lie below the lease, so they are never reissued.
+   * Loads the counter lease (call once the storage is open, before the
+   * first write). Counters issued by an earlier run over this storage all
+   * lie below the lease, so they are never reissued.
+   *
+   * @throws KvError `KV_STORAGE_FAILURE` if the lease cannot be read.
    */
   async open(): Promise<void> {
-    const stored = await this.#storage.getMeta(META_COUNTER);
-    const value = stored ? Number(decode(stored)) : 0;
+    let value: number;
+    try {
+      value = await this.#lease.load();
+    } catch (err) {
+      throw storageFailure(err);
+    }
     this.#reserved = Number.isSafeInteger(value) && value > 0 ? value : 0;
     this.#issued = this.#reserved;
   }
@@ -176,28 +224,21 @@ export class ReplicaServer {
   /**
    * The local sibling set of `key` (empty when absent).
    *
-   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode.
+   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
    */
-  async read(key: Uint8Array): Promise<SiblingSet<Uint8Array>> {
-    const bytes = await this.#storage.get(key);
-    return bytes === undefined ? SiblingSet.empty<Uint8Array>() : this.#decodeStored(key, bytes);
+  async read(key: KeyRef | Uint8Array): Promise<SiblingSet<Uint8Array>> {
+    const bytes = key instanceof Uint8Array ? key : key.bytes;
+    const record = await this.#get(bytes);
+    return record === undefined ? SiblingSet.empty<Uint8Array>() : this.#decodeStored(bytes, record);
   }
 
-  /** Decodes a record from this node's storage: a bad one is a storage failure, not a bad message. */
-  #decodeStored(key: Uint8Array, bytes: Uint8Array): SiblingSet<Uint8Array> {
-    try {
-      return decodeSiblingSet(bytes);
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new KvError(ErrorCodes.STORAGE_FAILURE, `stored record of key ${describeKey(key)} is corrupt: ${reason}`, {
-        cause: err,
-      });
-    }
-  }
-
-  /** The encoded local record of `key`, undefined when absent. */
-  readEncoded(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.#storage.get(key);
+  /**
+   * The encoded local record of `key`, undefined when absent.
+   *
+   * @throws KvError `KV_STORAGE_FAILURE` if the storage fails.
+   */
+  readEncoded(key: KeyRef | Uint8Array): Promise<Uint8Array | undefined> {
+    return this.#get(key instanceof Uint8Array ? key : key.bytes);
   }
 
   /**
@@ -208,83 +249,99 @@ export class ReplicaServer {
    * Never refused for its size: the merge may exceed `maxSiblings` (see the
    * class notes), since refusing it would drop acknowledged versions.
    *
-   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode.
+   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
    */
-  apply(key: Uint8Array, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
-    return this.#locks.run(lockKey(key), async () => {
-      const localBytes = await this.#storage.get(key);
-      if (localBytes !== undefined && sameBytes(localBytes, encoded)) return;
-      const token = this.#ring().token(key);
-      if (localBytes === undefined) {
-        await this.#storage.put(key, token, encoded);
-        return;
-      }
-      const local = this.#decodeStored(key, localBytes);
-      const merged = local.merge(incoming);
-      if (merged.equals(local)) return;
-      await this.#storage.put(key, token, merged.equals(incoming) ? encoded : encodeSiblingSet(merged));
-    });
+  apply(key: KeyRef | Uint8Array, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
+    const ref = toKeyRef(key, this.#tokenOf);
+    return this.#locks.run(bytesKey(ref.bytes), () => this.#merge(ref, incoming, encoded));
+  }
+
+  async #merge(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
+    const localBytes = await this.#get(ref.bytes);
+    if (localBytes === undefined) return this.#put(ref, encoded);
+    if (sameBytes(localBytes, encoded)) return;
+    const local = this.#decodeStored(ref.bytes, localBytes);
+    const merged = local.merge(incoming);
+    if (merged.equals(local)) return;
+    return this.#put(ref, merged.equals(incoming) ? encoded : encodeSiblingSet(merged));
   }
 
   /**
    * Creates the new version (context + a fresh event of this replica), stores
    * it and returns the replica's whole new sibling set, which the coordinator
    * then replicates (so any replica holding the new dot also holds every
-   * earlier dot of this actor, or what obsoletes it).
+   * earlier dot of this actor, or what obsoletes it). The write's `w` is the
+   * coordinator's business; a replica ignores it.
    *
    * @throws TooManySiblingsError (`KV_TOO_MANY_SIBLINGS`) if the key would be
    *   left with more than `maxSiblings` versions and more than it has now;
    *   nothing is stored then.
-   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode.
+   * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
    */
-  async coordinateWrite(key: Uint8Array, write: LocalWrite): Promise<{ set: SiblingSet<Uint8Array>; encoded: Uint8Array }> {
-    let before = 0;
-    const result = await this.#locks.run(lockKey(key), async () => {
-      const local = await this.read(key);
-      before = local.size;
-      const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
-      // The floor is the node-wide high-water mark: dots stay unique even if clock
-      // pruning erased this actor's history from the key's set.
-      const { set, version } = local.write(this.#actor, context, {
-        ...(write.value === undefined ? {} : { value: write.value }),
-        tombstone: write.tombstone,
-        timestamp: write.timestamp,
-        maxClockEntries: this.#maxClockEntries,
-        counterFloor: this.#issued,
-      });
-      // Tombstones count: they take space in the record and time in every merge.
-      // A write that does not grow the set (its context superseded at least one
-      // version) always passes, so a key over the bound can always be repaired.
-      if (set.size > this.#maxSiblings && set.size > local.size) {
-        throw new TooManySiblingsError(describeKey(key), set.size, this.#maxSiblings);
-      }
-      this.#issued = Math.max(this.#issued, version.dot.counter);
-      if (version.dot.counter > this.#reserved) await this.#lease(version.dot.counter);
-      const encoded = encodeSiblingSet(set);
-      await this.#storage.put(key, this.#ring().token(key), encoded);
-      return { set, encoded };
-    });
-    const after = result.set.size;
-    if (this.#onSiblings !== undefined && after > this.#siblingWarning && before <= this.#siblingWarning) {
+  async coordinateWrite(key: KeyRef | Uint8Array, write: Omit<WriteRequest, 'w'>): Promise<CoordinatedVersion> {
+    const ref = toKeyRef(key, this.#tokenOf);
+    const outcome = await this.#locks.run(bytesKey(ref.bytes), () => this.#coordinate(ref, write));
+    const after = outcome.set.size;
+    if (this.#onSiblings !== undefined && after > this.#siblingWarning && outcome.before <= this.#siblingWarning) {
       try {
-        this.#onSiblings({ key, siblings: after, threshold: this.#siblingWarning });
+        this.#onSiblings({ key: ref.bytes, siblings: after, threshold: this.#siblingWarning });
       } catch {
         // An observer's failure must not fail a stored write that still has to be replicated.
       }
     }
-    return result;
+    return { set: outcome.set, encoded: outcome.encoded };
+  }
+
+  async #coordinate(
+    ref: KeyRef,
+    write: Omit<WriteRequest, 'w'>,
+  ): Promise<{ set: SiblingSet<Uint8Array>; encoded: Uint8Array; before: number }> {
+    const local = await this.read(ref);
+    const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
+    const timestamp = write.timestamp ?? this.#clock.now();
+    // Two plain literals: a spread with a conditional part costs ~1 µs a call on this path.
+    const change: WriteChange<Uint8Array> =
+      write.value === undefined
+        ? { tombstone: write.tombstone, timestamp, maxClockEntries: this.#maxClockEntries, counterFloor: this.#issued }
+        : {
+            value: write.value,
+            tombstone: write.tombstone,
+            timestamp,
+            maxClockEntries: this.#maxClockEntries,
+            counterFloor: this.#issued,
+          };
+    // The floor is the node-wide high-water mark: dots stay unique even if clock
+    // pruning erased this actor's history from the key's set.
+    const { set, version } = local.write(this.#actor, context, change);
+    // Tombstones count: they take space in the record and time in every merge.
+    // A write that does not grow the set (its context superseded at least one
+    // version) always passes, so a key over the bound can always be repaired.
+    if (set.size > this.#maxSiblings && set.size > local.size) {
+      throw new TooManySiblingsError(describeKey(ref.bytes), set.size, this.#maxSiblings);
+    }
+    const counter = version.dot.counter;
+    if (counter > this.#issued) this.#issued = counter;
+    if (counter > this.#reserved) await this.#extendLease(counter);
+    const encoded = encodeSiblingSet(set);
+    await this.#put(ref, encoded);
+    return { set, encoded, before: local.size };
   }
 
   /** Makes sure `counter` is covered by a durable lease before a version using it is stored. */
-  async #lease(counter: number): Promise<void> {
+  async #extendLease(counter: number): Promise<void> {
     while (counter > this.#reserved) {
       if (!this.#leasing) {
         const target = Math.max(counter, this.#issued) + COUNTER_LEASE;
-        this.#leasing = this.#storage
-          .setMeta(META_COUNTER, encode(target))
-          .then(() => {
-            this.#reserved = Math.max(this.#reserved, target);
-          })
+        this.#leasing = this.#lease
+          .extend(target)
+          .then(
+            () => {
+              this.#reserved = Math.max(this.#reserved, target);
+            },
+            (err: unknown) => {
+              throw storageFailure(err);
+            },
+          )
           .finally(() => {
             this.#leasing = undefined;
           });
@@ -293,23 +350,53 @@ export class ReplicaServer {
     }
   }
 
-  /** Handles `kv.read` and `kv.apply`. */
+  /**
+   * Handles `kv.read` and `kv.apply`. The key's token is computed here from
+   * its bytes, never taken from the message (see the class notes).
+   */
   async handle(message: WireMessage): Promise<WireMessage> {
     switch (message.type) {
       case 'kv.read': {
         const key = readBytes(message, 'key', MAX_WIRE_KEY);
-        const bytes = await this.#storage.get(key);
-        return { type: 'kv.record', record: bytes ?? null };
+        return { type: 'kv.record', record: (await this.#get(key)) ?? null };
       }
       case 'kv.apply': {
         const key = readBytes(message, 'key', MAX_WIRE_KEY);
         const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
         // Decoding validates the record before anything is stored.
-        await this.apply(key, decodeSiblingSet(encoded), encoded);
+        const incoming = decodeSiblingSet(encoded);
+        await this.apply({ bytes: key, token: this.#tokenOf(key) }, incoming, encoded);
         return { type: 'kv.applied' };
       }
       default:
         throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown replica message type ${message.type}`);
+    }
+  }
+
+  // ---- storage, with its failures as KV_STORAGE_FAILURE ----------------------------------------
+
+  async #get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    try {
+      return await this.#storage.get(key);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+  }
+
+  async #put(ref: KeyRef, record: Uint8Array): Promise<void> {
+    try {
+      await this.#storage.put(ref.bytes, ref.token, record);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+  }
+
+  /** Decodes a record from this node's storage: a bad one is a storage failure, not a bad message. */
+  #decodeStored(key: Uint8Array, bytes: Uint8Array): SiblingSet<Uint8Array> {
+    try {
+      return decodeSiblingSet(bytes);
+    } catch (err) {
+      throw corruptStoredRecord(key, err);
     }
   }
 }

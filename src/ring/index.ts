@@ -12,6 +12,6 @@ export {
   DEFAULT_MAX_KEY_BYTES,
   DEFAULT_TOKENS_PER_WEIGHT,
 } from './hash.js';
-export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './types.js';
+export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON, MemberStatus } from './types.js';
 export { ReplicaSet, type ReplicaSelection, type ReplicaSetInit } from './replica-set.js';
 export { packTokens, unpackTokens, MAX_TOKENS } from './tokens.js';

@@ -30,6 +30,13 @@ export interface NodeInfo {
   readonly tokens: readonly number[];
 }
 
+/**
+ * What a node currently believes about another node's health (its failure
+ * detector's view). Lives with the ring so that every layer that places or
+ * routes data (membership, replication, sloppy quorums) shares one type.
+ */
+export type MemberStatus = 'alive' | 'suspect' | 'down';
+
 /** What a caller gives to build a {@link NodeInfo}; everything but `id` is optional. */
 export interface NodeSpec {
   /** Unique, non-empty node id. */

@@ -4,6 +4,7 @@ import type { Clock } from '../internal/clock.js';
 import { throwIfAborted } from '../internal/signals.js';
 import type { Member } from '../membership/index.js';
 import { Node, type NodeComponents } from '../node/index.js';
+import { keyRef } from '../replication/index.js';
 import { keyBytes, type Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
@@ -179,13 +180,13 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    */
   async get(key: Key, options: GetOptions = {}): Promise<GetResult<V> | undefined> {
     const { coordinator } = this.#started();
-    const bytes = keyBytes(key, this.#o.maxKeyBytes);
+    const ref = keyRef(key, this.#o.maxKeyBytes);
     const r = this.#level('r', options.r, options.consistency, this.r);
     throwIfAborted(options.signal);
     const call = this.#call(options);
     const admitted = this.#node.admit(call.deadline, call.signal);
     if (admitted) await admitted;
-    const set = await coordinator.read(bytes, r, call);
+    const set = await coordinator.read(ref, r, call);
     return this.#present(set);
   }
 
@@ -197,7 +198,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    */
   async put(key: Key, value: V, options: PutOptions = {}): Promise<void> {
     const { coordinator } = this.#started();
-    const bytes = keyBytes(key, this.#o.maxKeyBytes);
+    const ref = keyRef(key, this.#o.maxKeyBytes);
     const encoded = this.#encodeValue(value);
     const w = this.#level('w', options.w, options.consistency, this.w);
     const context = this.#context(options.context);
@@ -206,7 +207,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     const admitted = this.#node.admit(call.deadline, call.signal);
     if (admitted) await admitted;
     await coordinator.write(
-      bytes,
+      ref,
       { value: encoded, tombstone: false, context, overwrite: this.#conflict === 'lww' && options.context === undefined, w },
       call,
     );
@@ -220,7 +221,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    */
   async delete(key: Key, options: DeleteOptions = {}): Promise<void> {
     const { coordinator } = this.#started();
-    const bytes = keyBytes(key, this.#o.maxKeyBytes);
+    const ref = keyRef(key, this.#o.maxKeyBytes);
     const w = this.#level('w', options.w, options.consistency, this.w);
     let context = this.#context(options.context);
     throwIfAborted(options.signal);
@@ -229,11 +230,11 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     if (admitted) await admitted;
     if (options.context === undefined) {
       const r = this.#level('r', options.r, options.consistency, this.r);
-      const found = await coordinator.read(bytes, r, call);
+      const found = await coordinator.read(ref, r, call);
       if (found.size === 0) return;
       context = found.clock();
     }
-    await coordinator.write(bytes, { value: undefined, tombstone: true, context, overwrite: false, w }, call);
+    await coordinator.write(ref, { value: undefined, tombstone: true, context, overwrite: false, w }, call);
   }
 
   /** This node's own record of `key` (owned data only), without asking anyone. */

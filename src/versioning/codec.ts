@@ -96,3 +96,29 @@ export function decodeSiblingSet(bytes: Uint8Array): SiblingSet<Uint8Array> {
   }
   return siblingSetFromWire(decoded);
 }
+
+/**
+ * A clock on the wire, in the record codec's form: the msgpack of its
+ * `toWire()` entries, the bytes a version's `past` takes inside a record.
+ * Messages that carry a causal context (`kv.coordinate`) carry these bytes;
+ * users see contexts only as the opaque string of `VectorClock.encode()`.
+ */
+export function encodeClock(clock: VectorClock): Uint8Array {
+  return encoder.encode(clock.toWire());
+}
+
+/**
+ * Reads the output of {@link encodeClock}.
+ *
+ * @throws KvError `KV_INVALID_MESSAGE` on malformed or hostile input.
+ */
+export function decodeClock(bytes: Uint8Array): VectorClock {
+  if (!(bytes instanceof Uint8Array)) throw new KvError(ErrorCodes.INVALID_MESSAGE, 'Invalid clock: expected a Uint8Array');
+  let decoded: unknown;
+  try {
+    decoded = decoder.decode(bytes);
+  } catch (err) {
+    throw new KvError(ErrorCodes.INVALID_MESSAGE, 'Invalid clock: not valid msgpack', { cause: err });
+  }
+  return VectorClock.fromWire(decoded);
+}

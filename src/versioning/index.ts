@@ -13,6 +13,8 @@ export {
   decodeSiblingSet,
   siblingSetToWire,
   siblingSetFromWire,
+  encodeClock,
+  decodeClock,
   SIBLING_SET_FORMAT,
   MAX_DECODED_SIBLINGS,
   type VersionWire,

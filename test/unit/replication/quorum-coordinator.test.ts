@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryNetwork, MemoryStorage, QuorumCoordinator, QuorumNotMetError, Ring, VectorClock, systemClock } from 'quorumkv';
-import { ReplicaServer, type MemoryTransport } from 'quorumkv/internals';
+import { ReplicaServer, metadataCounterLease, type MemoryTransport } from 'quorumkv/internals';
 
 /** Three nodes wired by hand: QuorumCoordinator and ReplicaServer without Store. */
 async function trio() {
@@ -11,7 +11,7 @@ async function trio() {
   for (const id of ['a', 'b', 'c']) {
     const storage = new MemoryStorage();
     await storage.open();
-    const replica = new ReplicaServer({ storage, actor: `${id}~1`, ring: () => ring });
+    const replica = new ReplicaServer({ storage, actor: `${id}~1`, ring: () => ring, lease: metadataCounterLease(storage, 'test.counter') });
     await replica.open();
     const transport = net.transport(id);
     const coordinator = new QuorumCoordinator({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage, Ring, VectorClock } from 'quorumkv';
-import { ReplicaServer, SiblingSet, encodeSiblingSet } from 'quorumkv/internals';
+import { ReplicaServer, SiblingSet, encodeSiblingSet, metadataCounterLease } from 'quorumkv/internals';
 import { TooManySiblingsError } from '../../../src/errors/index.js';
 import type { ReplicaServerOptions, SiblingsEvent } from '../../../src/replication/index.js';
 
@@ -10,7 +10,7 @@ const value = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 async function server(storage: MemoryStorage, actor = 'a~1'): Promise<ReplicaServer> {
   await storage.open();
-  const r = new ReplicaServer({ storage, actor, ring: () => ring });
+  const r = new ReplicaServer({ storage, actor, ring: () => ring, lease: metadataCounterLease(storage, 'test.counter') });
   await r.open();
   return r;
 }
@@ -43,7 +43,7 @@ describe('ReplicaServer', () => {
   it('never reissues a dot even when pruning erased the actor from the key', async () => {
     const storage = new MemoryStorage();
     await storage.open();
-    const r = new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, maxClockEntries: 1 });
+    const r = new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, lease: metadataCounterLease(storage, 'test.counter'), maxClockEntries: 1 });
     await r.open();
     const first = await r.coordinateWrite(key('k'), write('mine'));
     const dot = first.set.versions[0]!.dot;
@@ -93,7 +93,7 @@ describe('ReplicaServer', () => {
 
 async function bounded(options: Partial<ReplicaServerOptions> = {}, storage = new MemoryStorage()): Promise<ReplicaServer> {
   await storage.open();
-  const r = new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, ...options });
+  const r = new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, lease: metadataCounterLease(storage, 'test.counter'), ...options });
   await r.open();
   return r;
 }
@@ -201,7 +201,7 @@ describe('ReplicaServer sibling bound', () => {
   it('validates maxSiblings, siblingWarning and onSiblings', async () => {
     const storage = new MemoryStorage();
     const make = (o: Record<string, unknown>) => () =>
-      new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, ...(o as Partial<ReplicaServerOptions>) });
+      new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, lease: metadataCounterLease(storage, 'test.counter'), ...(o as Partial<ReplicaServerOptions>) });
     expect(make({ maxSiblings: 0 })).toThrow(new RangeError('Expected `maxSiblings` to be a positive integer, got 0'));
     expect(make({ maxSiblings: 1.5 })).toThrow(RangeError);
     expect(make({ maxSiblings: '100' })).toThrow(new TypeError('Expected `maxSiblings` to be a positive integer, got string'));

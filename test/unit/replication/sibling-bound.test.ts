@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryNetwork, MemoryStorage, QuorumCoordinator, Ring, VectorClock, systemClock } from 'quorumkv';
-import { ReplicaServer, type MemoryTransport } from 'quorumkv/internals';
+import { ReplicaServer, metadataCounterLease, type MemoryTransport } from 'quorumkv/internals';
 import { TooManySiblingsError } from '../../../src/errors/index.js';
 import type { SiblingsEvent } from '../../../src/replication/index.js';
 
@@ -17,6 +17,7 @@ async function quartet(maxSiblings: number) {
       storage,
       actor: `${id}~1`,
       ring: () => ring,
+      lease: metadataCounterLease(storage, 'test.counter'),
       maxSiblings,
       siblingWarning: 2,
       onSiblings: (e) => events.push({ ...e, node: id }),

@@ -1,0 +1,47 @@
+/**
+ * Profiling driver: `node --cpu-prof --import tsx bench/profile.ts put|get [ops]`.
+ * Runs a fixed number of quorum operations on a 5-node in-process cluster
+ * (codec on, N3 R2 W2, 64 in flight) and prints wall time and CPU per op.
+ *
+ * @module
+ */
+import { performance } from 'node:perf_hooks';
+import { createTestCluster } from '../src/testing/index.js';
+
+const kind = (process.argv[2] ?? 'put') as 'put' | 'get';
+const OPS = Number(process.argv[3] ?? 20_000);
+const IN_FLIGHT = 64;
+const NODES = 5;
+const KEYS = 2_000;
+
+const cluster = await createTestCluster<{ n: number; pad: string }>({
+  nodes: NODES,
+  network: { codec: process.env.CODEC !== 'off' },
+  timeout: 10_000,
+  gossip: { interval: 1_000 },
+});
+const stores = cluster.stores;
+const value = (n: number): { n: number; pad: string } => ({ n, pad: 'x'.repeat(100) });
+if (kind === 'get') {
+  for (let k = 0; k < KEYS; k += 50) {
+    await Promise.all(Array.from({ length: 50 }, (_, j) => stores[(k + j) % NODES]!.put(`key:${k + j}`, value(k + j))));
+  }
+}
+let next = 0;
+const op = (i: number): Promise<unknown> =>
+  kind === 'put' ? stores[i % NODES]!.put(`fresh:${i}`, value(i)) : stores[i % NODES]!.get(`key:${(i * 7919) % KEYS}`);
+// warm-up
+await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+  while (next < 2_000) await op(next++);
+}));
+next = 0;
+const c0 = process.cpuUsage();
+const t0 = performance.now();
+const start = 100_000;
+await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+  while (next < OPS) await op(start + next++);
+}));
+const wall = performance.now() - t0;
+const cpu = process.cpuUsage(c0);
+console.log(`${kind}: ${OPS} ops, ${(wall / OPS * 1000).toFixed(1)} µs wall/op, ${((cpu.user + cpu.system) / OPS).toFixed(1)} µs cpu/op, ${(OPS / wall * 1000).toFixed(0)} ops/s`);
+await cluster.stop();

@@ -68,5 +68,4 @@ describe('noopLogger', () => {
     expect(Object.isFrozen(noopLogger)).toBe(true);
     expect(new Set([noopLogger.debug, noopLogger.info, noopLogger.warn, noopLogger.error, noopMetrics.increment]).size).toBe(1);
   });
-
 });

@@ -48,29 +48,36 @@ export class ReplicaSet {
   readonly n: number;
   /** The preference list: min(N, ring size) distinct nodes. */
   readonly primaries: readonly NodeInfo[];
-  /** All remaining distinct nodes, in clockwise order from the token. */
-  readonly fallbacks: readonly NodeInfo[];
-  /** Distinct zones covered by the primaries, in preference order (nodes without zone add none). */
-  readonly zones: readonly string[];
-  readonly #zoneOf: ReadonlyMap<string, string | undefined>;
-  readonly #primaryIds: ReadonlySet<string>;
+  // One is built for every write, so what only a sloppy quorum or zone logic
+  // needs (fallbacks, zones) is computed on first use (private fields are not
+  // affected by `Object.freeze`).
+  readonly #successors: readonly NodeInfo[];
+  #fallbacks: readonly NodeInfo[] | undefined;
+  #zones: readonly string[] | undefined;
+  #zoneOf: ReadonlyMap<string, string | undefined> | undefined;
 
   /** Prefer {@link ReplicaSet.forToken} or `ring.replicaSet(key, n)`. */
   constructor(init: ReplicaSetInit) {
     this.token = init.token;
     this.n = init.n;
     this.primaries = Object.isFrozen(init.primaries) ? init.primaries : Object.freeze([...init.primaries]);
-    const primaryIds = new Set(this.primaries.map((p) => p.id));
-    this.#primaryIds = primaryIds;
-    this.fallbacks = Object.freeze(init.successors.filter((s) => !primaryIds.has(s.id)));
-    const zoneOf = new Map<string, string | undefined>();
-    for (const node of this.primaries) zoneOf.set(node.id, node.zone);
-    for (const node of this.fallbacks) zoneOf.set(node.id, node.zone);
-    this.#zoneOf = zoneOf;
-    const zones: string[] = [];
-    for (const p of this.primaries) if (p.zone !== undefined && !zones.includes(p.zone)) zones.push(p.zone);
-    this.zones = Object.freeze(zones);
+    this.#successors = Object.isFrozen(init.successors) ? init.successors : Object.freeze([...init.successors]);
     Object.freeze(this);
+  }
+
+  /** All remaining distinct nodes, in clockwise order from the token. */
+  get fallbacks(): readonly NodeInfo[] {
+    return (this.#fallbacks ??= Object.freeze(this.#successors.filter((s) => !this.isPrimary(s.id))));
+  }
+
+  /** Distinct zones covered by the primaries, in preference order (nodes without zone add none). */
+  get zones(): readonly string[] {
+    if (this.#zones === undefined) {
+      const zones: string[] = [];
+      for (const p of this.primaries) if (p.zone !== undefined && !zones.includes(p.zone)) zones.push(p.zone);
+      this.#zones = Object.freeze(zones);
+    }
+    return this.#zones;
   }
 
   /**
@@ -88,12 +95,19 @@ export class ReplicaSet {
 
   /** Zone of a node of this ring (`undefined` if it has none or is unknown). */
   zoneOf(id: string): string | undefined {
+    if (this.#zoneOf === undefined) {
+      const zoneOf = new Map<string, string | undefined>();
+      for (const node of this.primaries) zoneOf.set(node.id, node.zone);
+      for (const node of this.#successors) zoneOf.set(node.id, node.zone);
+      this.#zoneOf = zoneOf;
+    }
     return this.#zoneOf.get(id);
   }
 
   /** True if `id` is one of the primaries. */
   isPrimary(id: string): boolean {
-    return this.#primaryIds.has(id);
+    for (const p of this.primaries) if (p.id === id) return true;
+    return false;
   }
 
   /**
@@ -110,6 +124,7 @@ export class ReplicaSet {
       else missing.push(node.id);
     }
     let k = 0;
+    if (missing.length === 0) return out;
     for (const node of this.fallbacks) {
       if (k === missing.length) break;
       if (isAvailable(node)) out.push({ node, standInFor: missing[k++]! });

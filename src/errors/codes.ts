@@ -54,6 +54,19 @@ export const ErrorCodes = {
    * context of a read supersedes what it read and is always accepted.
    */
   TOO_MANY_SIBLINGS: 'KV_TOO_MANY_SIBLINGS',
+  /**
+   * A peer speaks no protocol version this node speaks (the connection
+   * handshake found no common version); the connection is refused on both
+   * sides. See docs/tcp.md for the upgrade rule.
+   */
+  PROTOCOL_MISMATCH: 'KV_PROTOCOL_MISMATCH',
+  /**
+   * A peer failed the connection's authentication: a wrong or missing
+   * cluster `secret` (challenge-response), or a peer that does not prove the
+   * secret this node expects. The connection is dropped before any message
+   * is handled.
+   */
+  AUTH_FAILED: 'KV_AUTH_FAILED',
 } as const;
 
 /** A stable error code, e.g. `'KV_QUORUM_NOT_MET'`. */

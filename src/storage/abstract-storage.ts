@@ -1,7 +1,6 @@
 import { AbortError, ErrorCodes, KvError } from '../errors/index.js';
 import {
   StorageIterator,
-  type IteratingOperation,
   type IteratorHost,
   type MaybePromise,
   type StorageIterable,
@@ -440,4 +439,3 @@ export abstract class AbstractStorage implements StorageAdapter {
   };
 }
 
-export type { IteratingOperation, MaybePromise, StorageIterable };

@@ -20,6 +20,7 @@ export interface IteratorHost {
   refusal(operation: IteratingOperation, options: StorageCallOptions): Error | undefined;
   /** The iterator holds engine resources until {@link IteratorHost.untrack}. */
   track(iterator: StorageIterator<unknown>): void;
+  /** The iterator no longer holds engine resources (exhausted, returned, failed or killed). */
   untrack(iterator: StorageIterator<unknown>): void;
   /** Wraps a hook's error (`KV_STORAGE_FAILURE` unless already a KvError). */
   failure(error: unknown, operation: IteratingOperation): KvError;

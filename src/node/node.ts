@@ -9,6 +9,7 @@ import { loadIdentity, MetadataWriter, type NodeIdentity } from './identity.js';
 import { Lifecycle } from './lifecycle.js';
 import { MetaNames } from './metadata.js';
 import { MessageRouter } from './router.js';
+import type { RequestHandler } from '../transport/index.js';
 import type { NodeConfig, NodeEvents } from './types.js';
 
 /** Emits a node event (the Store forwards them to its listeners). */
@@ -86,6 +87,24 @@ export class Node {
         // A lost peers/generation write only costs a slower restart; the next change rewrites it.
       });
       await life.start({ name: 'metadata', start: () => {}, stop: () => metadata.flush() });
+      // Listen before anything reads the transport's address: a transport on
+      // port 0 (TcpTransport) knows it only once listening. Requests that come
+      // before the router is built and open are refused with KV_NOT_STARTED.
+      let route: RequestHandler | undefined;
+      await life.start({
+        name: 'listener',
+        start: () =>
+          c.transport.start(
+            (m, from) => {
+              if (!route) throw new KvError(ErrorCodes.NOT_STARTED, `node ${c.id} is not started`);
+              return route(m, from);
+            },
+            { nodeId: c.id, cluster: c.cluster },
+          ),
+        stop: async () => {
+          if (c.transport.started) await c.transport.stop();
+        },
+      });
       // Validate this node (tokens, weight, zone) the way every peer will.
       const self = Ring.from([{ id: c.id, address: c.transport.address, zone: c.zone, weight: c.weight, tokens: identity.tokens }]).node(c.id);
       if (!self) throw new KvError(ErrorCodes.INTERNAL, 'node missing from its own ring');
@@ -144,8 +163,8 @@ export class Node {
       router.register('kv.coordinate', 'member', (m) => coordinator.handle(m));
       await life.start({
         name: 'transport',
-        start: async () => {
-          await c.transport.start(router.handle, { nodeId: c.id, cluster: c.cluster });
+        start: () => {
+          route = router.handle;
           router.open();
         },
         stop: async () => {

@@ -36,3 +36,510 @@ export function presentKey(bytes: Uint8Array): string | Uint8Array {
     return bytes.slice();
   }
 }
+
+// ---- fresh bytes from shared slabs ---------------------------------------------------------------
+
+/**
+ * A typed array over 64 bytes gets its own off-heap backing store in V8
+ * (malloc, external-memory accounting, a finalizer: 0.5-1 µs), where a view
+ * into a shared slab costs tens of nanoseconds. Small allocations are carved
+ * out of slabs as Node's `Buffer` pool does: each view owns its bytes for
+ * ever (nothing is reused), and a slab is freed once no view into it is left.
+ */
+const SLAB_BYTES = 64 * 1024;
+/** Larger allocations get their own buffer (they would waste slabs). */
+const SLAB_MAX_ALLOCATION = 4 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+/**
+ * `n` fresh zero bytes that the caller owns. Up to 4 KiB they are a view
+ * into a shared slab (so `.buffer` is larger than the view and
+ * `.byteOffset` may be non-zero: always go through the view), which no
+ * other allocation ever overlaps.
+ */
+export function allocBytes(n: number): Uint8Array {
+  if (n > SLAB_MAX_ALLOCATION) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n);
+  // 8-byte aligned, so a DataView or wider typed array over a copy stays aligned.
+  slabUsed = (slabUsed + n + 7) & ~7;
+  return out;
+}
+
+/** A fresh copy of `bytes[start, end)` (see {@link allocBytes}). */
+export function copyBytes(bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
+  const out = allocBytes(end - start);
+  out.set(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
+  return out;
+}
+
+// ---- MessagePack primitives shared by the hand-written codecs ------------------------------------
+
+/** Raised by {@link MsgpackReader} on input that ends early or holds the wrong type; codecs map it to their own error. */
+export class MsgpackFormatError extends Error {
+  override readonly name = 'MsgpackFormatError';
+}
+
+/** Strings up to this many UTF-16 units are encoded in JS (as `@msgpack/msgpack` does), longer ones with TextEncoder. */
+const JS_ENCODE_MAX_UNITS = 50;
+/** UTF-8 up to this many bytes is decoded in JS (as `@msgpack/msgpack` does), longer with TextDecoder. */
+const JS_DECODE_MAX_BYTES = 200;
+const textEncoder = new TextEncoder();
+const lenientUtf8 = new TextDecoder('utf-8');
+
+/** UTF-8 length of `s` exactly as `@msgpack/msgpack` counts it (a lone surrogate takes 3 bytes). */
+function utf8Length(s: string): number {
+  const n = s.length;
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * A reusable output buffer that writes MessagePack exactly as
+ * `@msgpack/msgpack`'s `Encoder` (default options) does, byte for byte, so
+ * hand-written encoders stay compatible with data it wrote (records are
+ * compared by their bytes). Not re-entrant: one encoding at a time
+ * ({@link MsgpackWriter.busy} tells).
+ */
+export class MsgpackWriter {
+  /** Bytes written so far since {@link MsgpackWriter.reset}. */
+  pos = 0;
+  /** Set by the owner while an encoding is in progress. */
+  busy = false;
+  #buf: Uint8Array;
+  #view: DataView;
+  readonly #initial: number;
+
+  constructor(initialBytes = 4096) {
+    this.#initial = initialBytes;
+    this.#buf = new Uint8Array(initialBytes);
+    this.#view = new DataView(this.#buf.buffer);
+  }
+
+  /** Starts a new output; a buffer grown past 1 MiB by an earlier one is dropped. */
+  reset(): void {
+    this.pos = 0;
+    if (this.#buf.length > 1024 * 1024) {
+      this.#buf = new Uint8Array(this.#initial);
+      this.#view = new DataView(this.#buf.buffer);
+    }
+  }
+
+  /** The bytes written so far, as a view into the shared buffer: use before the next write. */
+  view(): Uint8Array {
+    return this.#buf.subarray(0, this.pos);
+  }
+
+  /** A fresh copy of the bytes written so far, with `prefix` spare bytes in front (see {@link allocBytes}). */
+  copy(prefix = 0): Uint8Array {
+    const out = allocBytes(prefix + this.pos);
+    out.set(this.#buf.subarray(0, this.pos), prefix);
+    return out;
+  }
+
+  #ensure(n: number): void {
+    if (this.pos + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.#buf.subarray(0, this.pos));
+    this.#buf = next;
+    this.#view = new DataView(next.buffer);
+  }
+
+  u8(b: number): void {
+    this.#ensure(1);
+    this.#buf[this.pos++] = b;
+  }
+
+  #tag16(tag: number, v: number): void {
+    this.#ensure(3);
+    this.#buf[this.pos] = tag;
+    this.#view.setUint16(this.pos + 1, v);
+    this.pos += 3;
+  }
+
+  #tag32(tag: number, v: number): void {
+    this.#ensure(5);
+    this.#buf[this.pos] = tag;
+    this.#view.setUint32(this.pos + 1, v);
+    this.pos += 5;
+  }
+
+  nil(): void {
+    this.u8(0xc0);
+  }
+
+  boolean(b: boolean): void {
+    this.u8(b ? 0xc3 : 0xc2);
+  }
+
+  /** A number: the smallest integer form for safe integers (`-0` is 0), float64 for the rest. */
+  number(v: number): void {
+    if (Number.isSafeInteger(v)) {
+      if (v >= 0) {
+        if (v < 0x80) return this.u8(v);
+        if (v < 0x100) {
+          this.#ensure(2);
+          this.#buf[this.pos] = 0xcc;
+          this.#buf[this.pos + 1] = v;
+          this.pos += 2;
+          return;
+        }
+        if (v < 0x10000) return this.#tag16(0xcd, v);
+        if (v < 0x100000000) return this.#tag32(0xce, v);
+        this.#ensure(9);
+        this.#buf[this.pos] = 0xcf;
+        this.#view.setUint32(this.pos + 1, v / 0x100000000);
+        this.#view.setUint32(this.pos + 5, v >>> 0);
+        this.pos += 9;
+        return;
+      }
+      if (v >= -0x20) return this.u8(0xe0 | (v + 0x20));
+      if (v >= -0x80) {
+        this.#ensure(2);
+        this.#buf[this.pos] = 0xd0;
+        this.#view.setInt8(this.pos + 1, v);
+        this.pos += 2;
+        return;
+      }
+      if (v >= -0x8000) {
+        this.#ensure(3);
+        this.#buf[this.pos] = 0xd1;
+        this.#view.setInt16(this.pos + 1, v);
+        this.pos += 3;
+        return;
+      }
+      if (v >= -0x80000000) {
+        this.#ensure(5);
+        this.#buf[this.pos] = 0xd2;
+        this.#view.setInt32(this.pos + 1, v);
+        this.pos += 5;
+        return;
+      }
+      this.#ensure(9);
+      this.#buf[this.pos] = 0xd3;
+      this.#view.setUint32(this.pos + 1, Math.floor(v / 0x100000000));
+      this.#view.setUint32(this.pos + 5, v >>> 0);
+      this.pos += 9;
+      return;
+    }
+    this.#ensure(9);
+    this.#buf[this.pos] = 0xcb;
+    this.#view.setFloat64(this.pos + 1, v);
+    this.pos += 9;
+  }
+
+  /** A string; returns its UTF-8 length in bytes. */
+  string(s: string): number {
+    const units = s.length;
+    let ascii = units < 32;
+    if (ascii) {
+      for (let i = 0; i < units; i++) {
+        if (s.charCodeAt(i) >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+    }
+    if (ascii) {
+      // The common case: a short ASCII string (message types, field names, ids).
+      this.#ensure(1 + units);
+      const buf = this.#buf;
+      let p = this.pos;
+      buf[p++] = 0xa0 + units;
+      for (let i = 0; i < units; i++) buf[p++] = s.charCodeAt(i);
+      this.pos = p;
+      return units;
+    }
+    const length = utf8Length(s);
+    if (length < 32) this.u8(0xa0 + length);
+    else if (length < 0x100) {
+      this.#ensure(2);
+      this.#buf[this.pos] = 0xd9;
+      this.#buf[this.pos + 1] = length;
+      this.pos += 2;
+    } else if (length < 0x10000) this.#tag16(0xda, length);
+    else this.#tag32(0xdb, length);
+    this.#ensure(length);
+    if (units > JS_ENCODE_MAX_UNITS) textEncoder.encodeInto(s, this.#buf.subarray(this.pos, this.pos + length));
+    else this.#utf8(s);
+    this.pos += length;
+    return length;
+  }
+
+  /** `@msgpack/msgpack`'s JS UTF-8 encoder (a lone surrogate becomes its 3-byte form). */
+  #utf8(s: string): void {
+    const buf = this.#buf;
+    let p = this.pos;
+    const n = s.length;
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c < 0x80) {
+        buf[p++] = c;
+        continue;
+      }
+      if (c < 0x800) {
+        buf[p++] = ((c >> 6) & 0x1f) | 0xc0;
+      } else {
+        if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+          const d = s.charCodeAt(i + 1);
+          if ((d & 0xfc00) === 0xdc00) {
+            i++;
+            c = ((c & 0x3ff) << 10) + (d & 0x3ff) + 0x10000;
+          }
+        }
+        if (c < 0x10000) {
+          buf[p++] = ((c >> 12) & 0x0f) | 0xe0;
+          buf[p++] = ((c >> 6) & 0x3f) | 0x80;
+        } else {
+          buf[p++] = ((c >> 18) & 0x07) | 0xf0;
+          buf[p++] = ((c >> 12) & 0x3f) | 0x80;
+          buf[p++] = ((c >> 6) & 0x3f) | 0x80;
+        }
+      }
+      buf[p++] = (c & 0x3f) | 0x80;
+    }
+  }
+
+  /** A binary (`bin 8/16/32`). */
+  binary(b: Uint8Array): void {
+    const n = b.byteLength;
+    if (n < 0x100) {
+      this.#ensure(2 + n);
+      this.#buf[this.pos] = 0xc4;
+      this.#buf[this.pos + 1] = n;
+      this.pos += 2;
+    } else if (n < 0x10000) this.#tag16(0xc5, n);
+    else this.#tag32(0xc6, n);
+    this.#ensure(n);
+    this.#buf.set(b, this.pos);
+    this.pos += n;
+  }
+
+  arrayHeader(n: number): void {
+    if (n < 16) this.u8(0x90 + n);
+    else if (n < 0x10000) this.#tag16(0xdc, n);
+    else this.#tag32(0xdd, n);
+  }
+
+  mapHeader(n: number): void {
+    if (n < 16) this.u8(0x80 + n);
+    else if (n < 0x10000) this.#tag16(0xde, n);
+    else this.#tag32(0xdf, n);
+  }
+
+  /** Reserves a map header for up to 65535 entries, to be filled in by {@link MsgpackWriter.patchMapHeader}. */
+  reserveMapHeader(): number {
+    this.#ensure(3);
+    const at = this.pos;
+    this.pos += 3;
+    return at;
+  }
+
+  /**
+   * Writes the header reserved at `at` for `n` entries. When it fits a
+   * fixmap, the entries move back two bytes so the output is what
+   * {@link MsgpackWriter.mapHeader} would have written.
+   */
+  patchMapHeader(at: number, n: number): void {
+    if (n < 16) {
+      this.#buf[at] = 0x80 + n;
+      this.#buf.copyWithin(at + 1, at + 3, this.pos);
+      this.pos -= 2;
+    } else {
+      this.#buf[at] = 0xde;
+      this.#view.setUint16(at + 1, n);
+    }
+  }
+}
+
+/**
+ * A cursor over MessagePack input for hand-written decoders. Every read is
+ * bounds-checked: input that ends early throws {@link MsgpackFormatError}.
+ */
+export class MsgpackReader {
+  pos: number;
+  readonly end: number;
+  readonly bytes: Uint8Array;
+  readonly #view: DataView;
+
+  constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
+    this.bytes = bytes;
+    this.pos = start;
+    this.end = end;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Bytes left. */
+  get left(): number {
+    return this.end - this.pos;
+  }
+
+  #need(n: number): void {
+    if (this.pos + n > this.end) throw new MsgpackFormatError('input is truncated');
+  }
+
+  /** The next type byte. */
+  byte(): number {
+    if (this.pos >= this.end) throw new MsgpackFormatError('input is truncated');
+    return this.bytes[this.pos++]!;
+  }
+
+  /** An unsigned big-endian integer of `width` bytes (1, 2 or 4). */
+  uint(width: 1 | 2 | 4): number {
+    this.#need(width);
+    const p = this.pos;
+    this.pos += width;
+    return width === 1 ? this.bytes[p]! : width === 2 ? this.#view.getUint16(p) : this.#view.getUint32(p);
+  }
+
+  /**
+   * The number whose type byte `h` was just read, or `undefined` if `h` is
+   * not a number type (nothing more is read then).
+   */
+  number(h: number): number | undefined {
+    if (h < 0x80) return h;
+    if (h >= 0xe0) return h - 0x100;
+    const v = this.#view;
+    let p = this.pos;
+    switch (h) {
+      case 0xcc:
+        return this.uint(1);
+      case 0xcd:
+        return this.uint(2);
+      case 0xce:
+        return this.uint(4);
+      case 0xcf:
+        this.#need(8);
+        this.pos += 8;
+        return v.getUint32(p) * 0x100000000 + v.getUint32(p + 4);
+      case 0xd0:
+        this.#need(1);
+        this.pos += 1;
+        return v.getInt8(p);
+      case 0xd1:
+        this.#need(2);
+        this.pos += 2;
+        return v.getInt16(p);
+      case 0xd2:
+        this.#need(4);
+        this.pos += 4;
+        return v.getInt32(p);
+      case 0xd3:
+        this.#need(8);
+        this.pos += 8;
+        return v.getInt32(p) * 0x100000000 + v.getUint32(p + 4);
+      case 0xca:
+        this.#need(4);
+        this.pos += 4;
+        return v.getFloat32(p);
+      case 0xcb:
+        this.#need(8);
+        p = this.pos;
+        this.pos += 8;
+        return v.getFloat64(p);
+      default:
+        return undefined;
+    }
+  }
+
+  /** The UTF-8 length of the string whose type byte `h` was just read, or -1 if `h` is not a string type. */
+  stringLength(h: number): number {
+    if (h >= 0xa0 && h <= 0xbf) return h - 0xa0;
+    if (h === 0xd9) return this.uint(1);
+    if (h === 0xda) return this.uint(2);
+    if (h === 0xdb) return this.uint(4);
+    return -1;
+  }
+
+  /** The length of the binary whose type byte `h` was just read, or -1 if `h` is not a binary type. */
+  binaryLength(h: number): number {
+    if (h === 0xc4) return this.uint(1);
+    if (h === 0xc5) return this.uint(2);
+    if (h === 0xc6) return this.uint(4);
+    return -1;
+  }
+
+  /** The length of the array whose type byte `h` was just read, or -1 if `h` is not an array type. */
+  arrayLength(h: number): number {
+    if (h >= 0x90 && h <= 0x9f) return h - 0x90;
+    if (h === 0xdc) return this.uint(2);
+    if (h === 0xdd) return this.uint(4);
+    return -1;
+  }
+
+  /** The entry count of the map whose type byte `h` was just read, or -1 if `h` is not a map type. */
+  mapLength(h: number): number {
+    if (h >= 0x80 && h <= 0x8f) return h - 0x80;
+    if (h === 0xde) return this.uint(2);
+    if (h === 0xdf) return this.uint(4);
+    return -1;
+  }
+
+  /** `length` bytes of UTF-8 as a string (decoded leniently, as `@msgpack/msgpack` does). */
+  string(length: number): string {
+    this.#need(length);
+    const bytes = this.bytes;
+    const start = this.pos;
+    const end = start + length;
+    this.pos = end;
+    if (length > JS_DECODE_MAX_BYTES) return lenientUtf8.decode(bytes.subarray(start, end));
+    let out = '';
+    let i = start;
+    // ASCII runs without building an array of units.
+    while (i < end) {
+      const b = bytes[i]!;
+      if (b >= 0x80) break;
+      out += String.fromCharCode(b);
+      i++;
+    }
+    if (i === end) return out;
+    const units: number[] = [];
+    while (i < end) {
+      const b1 = bytes[i++]!;
+      if ((b1 & 0x80) === 0) units.push(b1);
+      else if ((b1 & 0xe0) === 0xc0) units.push(((b1 & 0x1f) << 6) | (bytes[i++]! & 0x3f));
+      else if ((b1 & 0xf0) === 0xe0) {
+        const b2 = bytes[i++]! & 0x3f;
+        const b3 = bytes[i++]! & 0x3f;
+        units.push(((b1 & 0x1f) << 12) | (b2 << 6) | b3);
+      } else if ((b1 & 0xf8) === 0xf0) {
+        const b2 = bytes[i++]! & 0x3f;
+        const b3 = bytes[i++]! & 0x3f;
+        const b4 = bytes[i++]! & 0x3f;
+        let unit = ((b1 & 0x07) << 0x12) | (b2 << 0x0c) | (b3 << 0x06) | b4;
+        if (unit > 0xffff) {
+          unit -= 0x10000;
+          units.push(((unit >>> 10) & 0x3ff) | 0xd800);
+          unit = 0xdc00 | (unit & 0x3ff);
+        }
+        units.push(unit);
+      } else units.push(b1);
+    }
+    // `bytes[i++]` past `end` (a sequence cut by the end) reads the next field's bytes or undefined
+    // (& 0x3f -> 0), the same lenient result as @msgpack/msgpack.
+    return out + String.fromCharCode(...units);
+  }
+
+  /** `length` bytes as a view into the input (copy it if the input is reused). */
+  view(length: number): Uint8Array {
+    this.#need(length);
+    const start = this.pos;
+    this.pos += length;
+    return this.bytes.subarray(start, start + length);
+  }
+}

@@ -1,5 +1,5 @@
-import { Decoder, Encoder } from '@msgpack/msgpack';
 import { KvError, ErrorCodes } from '../errors/index.js';
+import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes } from '../internal/bytes.js';
 import { SiblingSet, type Version } from './sibling-set.js';
 import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, type ClockEntry } from './vector-clock.js';
 
@@ -24,6 +24,27 @@ export function siblingSetToWire(set: SiblingSet<Uint8Array>): VersionWire[] {
   return set.versions.map((v) => [v.dot.actor, v.dot.counter, v.timestamp, v.past.toWire(), v.tombstone ? null : v.value!]);
 }
 
+/** Checks one version's dot and timestamp; the shared rules of both decoders. */
+function checkDot(actor: unknown, counter: unknown, timestamp: unknown): void {
+  if (typeof actor !== 'string' || actor.length === 0) fail('a version actor is not a non-empty string');
+  if (typeof counter !== 'number' || !Number.isSafeInteger(counter) || counter < 1) {
+    fail(`the counter of a version of ${JSON.stringify(actor)} is not a positive safe integer`);
+  }
+  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) fail('a version timestamp is not a finite number');
+}
+
+/** Duplicate dots are hostile (an honest set never holds two versions with one dot). */
+function checkNoDuplicateDots(versions: readonly Version<Uint8Array>[]): void {
+  if (versions.length < 2) return;
+  const seen = new Map<string, Set<number>>();
+  for (const { dot } of versions) {
+    let counters = seen.get(dot.actor);
+    if (counters === undefined) seen.set(dot.actor, (counters = new Set()));
+    if (counters.has(dot.counter)) fail(`duplicate dot ${dot.actor}:${dot.counter}`);
+    counters.add(dot.counter);
+  }
+}
+
 /**
  * Reads the output of {@link siblingSetToWire} after a msgpack round trip.
  * Values are copied (never views into the input buffer). Obsoleted versions
@@ -36,51 +57,123 @@ export function siblingSetFromWire(x: unknown): SiblingSet<Uint8Array> {
   if (!Array.isArray(x)) fail('expected an array of versions');
   if (x.length > MAX_DECODED_SIBLINGS) fail(`${x.length} versions is over the limit of ${MAX_DECODED_SIBLINGS}`);
   const versions: Version<Uint8Array>[] = [];
-  const seen = new Map<string, Set<number>>();
   for (const item of x as unknown[]) {
     if (!Array.isArray(item) || item.length !== 5) fail('expected each version to be [actor, counter, timestamp, past, value]');
     const [actor, counter, timestamp, past, value] = item as unknown[];
-    if (typeof actor !== 'string' || actor.length === 0) fail('a version actor is not a non-empty string');
-    if (typeof counter !== 'number' || !Number.isSafeInteger(counter) || counter < 1) {
-      fail(`the counter of a version of ${JSON.stringify(actor)} is not a positive safe integer`);
-    }
-    if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) fail('a version timestamp is not a finite number');
+    checkDot(actor, counter, timestamp);
     if (value !== null && !(value instanceof Uint8Array)) fail('a version value is neither bytes nor null');
-    let counters = seen.get(actor);
-    if (counters === undefined) seen.set(actor, (counters = new Set()));
-    if (counters.has(counter)) fail(`duplicate dot ${actor}:${counter}`);
-    counters.add(counter);
     versions.push({
-      dot: { actor, counter },
+      dot: { actor: actor as string, counter: counter as number },
       past: VectorClock.fromWire(past),
       value: value === null ? undefined : value.slice(),
       tombstone: value === null,
-      timestamp,
+      timestamp: timestamp as number,
     });
   }
+  checkNoDuplicateDots(versions);
   return SiblingSet.of(versions);
 }
 
-// One encoder and decoder for the module: building them per call was a measured
-// hot spot (msgpack allocates its buffers in the constructor). Both are re-entrant.
-const encoder = new Encoder();
-const decoder = new Decoder({
-  maxArrayLength: Math.max(MAX_DECODED_SIBLINGS, MAX_DECODED_CLOCK_ENTRIES),
-  maxMapLength: 0,
-  maxExtLength: 0,
-});
+// The record codec writes and reads its msgpack by hand: building the wire
+// form and running it through a generic codec cost more than the rest of a
+// replica's write. The output is byte for byte what `@msgpack/msgpack`'s
+// encoder makes of `siblingSetToWire(set)` (records are compared by bytes,
+// also against records written by earlier versions).
+const writer = new MsgpackWriter();
+
+function writeClock(w: MsgpackWriter, clock: VectorClock): void {
+  const entries = clock.size === 0 ? [] : clock.toWire();
+  w.arrayHeader(entries.length);
+  for (const [actor, counter, time] of entries) {
+    w.u8(0x93);
+    w.string(actor);
+    w.number(counter);
+    w.number(time);
+  }
+}
+
+/** Runs `write` on the shared writer (or a fresh one if it is busy) and returns a copy of its output. */
+function withWriter(prefix: number, write: (w: MsgpackWriter) => void): Uint8Array {
+  const w = writer.busy ? new MsgpackWriter(256) : writer;
+  w.busy = true;
+  try {
+    w.reset();
+    write(w);
+    return w.copy(prefix);
+  } finally {
+    w.busy = false;
+  }
+}
 
 /** Bytes for storage or the network: a format byte, then msgpack of the wire form. */
 export function encodeSiblingSet(set: SiblingSet<Uint8Array>): Uint8Array {
-  const body = encoder.encodeSharedRef(siblingSetToWire(set));
-  const out = new Uint8Array(body.byteLength + 1);
+  const out = withWriter(1, (w) => {
+    const versions = set.versions;
+    w.arrayHeader(versions.length);
+    for (const v of versions) {
+      w.u8(0x95);
+      w.string(v.dot.actor);
+      w.number(v.dot.counter);
+      w.number(v.timestamp);
+      writeClock(w, v.past);
+      if (v.tombstone) w.nil();
+      else w.binary(v.value!);
+    }
+  });
   out[0] = SIBLING_SET_FORMAT;
-  out.set(body, 1);
   return out;
 }
 
+/** Reads `[actor, counter, time]` entries (what `writeClock` wrote) into a clock. */
+function readClock(r: MsgpackReader): VectorClock {
+  const n = r.arrayLength(r.byte());
+  if (n < 0) fail('a version past is not an array');
+  if (n === 0) return VectorClock.EMPTY;
+  if (n > MAX_DECODED_CLOCK_ENTRIES || n * 4 > r.left) fail(`a past of ${n} entries does not fit`);
+  const entries: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    if (r.arrayLength(r.byte()) !== 3) fail('expected each past entry to be [actor, counter, time]');
+    entries.push([readString(r), readNumber(r), readNumber(r)]);
+  }
+  return VectorClock.fromWire(entries);
+}
+
+/** A string, or `null` to let the caller's check name what is wrong. */
+function readString(r: MsgpackReader): string | null {
+  const h = r.byte();
+  const n = r.stringLength(h);
+  if (n < 0) {
+    skipScalar(r, h);
+    return null;
+  }
+  return r.string(n);
+}
+
+/** A number, or `null` to let the caller's check name what is wrong. */
+function readNumber(r: MsgpackReader): number | null {
+  const h = r.byte();
+  const v = r.number(h);
+  if (v === undefined) {
+    skipScalar(r, h);
+    return null;
+  }
+  return v;
+}
+
+/** Refuses what a record never holds where a scalar was expected (containers, extensions). */
+function skipScalar(r: MsgpackReader, h: number): void {
+  if (h === 0xc0 || h === 0xc2 || h === 0xc3) return;
+  const bin = r.binaryLength(h);
+  if (bin >= 0) {
+    r.view(bin);
+    return;
+  }
+  fail(`unexpected msgpack type 0x${h.toString(16)}`);
+}
+
 /**
- * Reads the output of {@link encodeSiblingSet}.
+ * Reads the output of {@link encodeSiblingSet} (or any msgpack encoding of
+ * the same wire form).
  *
  * @throws KvError `KV_INVALID_MESSAGE` on malformed or hostile input.
  */
@@ -88,13 +181,44 @@ export function decodeSiblingSet(bytes: Uint8Array): SiblingSet<Uint8Array> {
   if (!(bytes instanceof Uint8Array)) fail('expected a Uint8Array');
   if (bytes.byteLength === 0) fail('no bytes');
   if (bytes[0] !== SIBLING_SET_FORMAT) fail(`unknown format byte ${bytes[0]}`);
-  let decoded: unknown;
+  const r = new MsgpackReader(bytes, 1);
+  const versions: Version<Uint8Array>[] = [];
   try {
-    decoded = decoder.decode(bytes.subarray(1));
+    const n = r.arrayLength(r.byte());
+    if (n < 0) fail('expected an array of versions');
+    if (n > MAX_DECODED_SIBLINGS) fail(`${n} versions is over the limit of ${MAX_DECODED_SIBLINGS}`);
+    // A version takes at least 7 bytes: a bomb is refused before anything is built.
+    if (n * 7 > r.left) fail(`${n} versions do not fit in ${r.left} bytes`);
+    for (let i = 0; i < n; i++) {
+      if (r.arrayLength(r.byte()) !== 5) fail('expected each version to be [actor, counter, timestamp, past, value]');
+      const actor = readString(r);
+      const counter = readNumber(r);
+      const timestamp = readNumber(r);
+      checkDot(actor, counter, timestamp);
+      const past = readClock(r);
+      const h = r.byte();
+      let value: Uint8Array | undefined;
+      if (h !== 0xc0) {
+        const length = r.binaryLength(h);
+        if (length < 0) fail('a version value is neither bytes nor null');
+        value = copyBytes(r.view(length));
+      }
+      versions.push({
+        dot: { actor: actor!, counter: counter! },
+        past,
+        value,
+        tombstone: value === undefined,
+        timestamp: timestamp!,
+      });
+    }
+    if (r.left !== 0) fail(`${r.left} extra bytes after the versions`);
   } catch (err) {
-    fail('not valid msgpack', err);
+    if (err instanceof KvError) throw err;
+    if (err instanceof MsgpackFormatError) fail('not valid msgpack', err);
+    fail(err instanceof Error ? err.message : String(err), err);
   }
-  return siblingSetFromWire(decoded);
+  checkNoDuplicateDots(versions);
+  return SiblingSet.of(versions);
 }
 
 /**
@@ -104,7 +228,7 @@ export function decodeSiblingSet(bytes: Uint8Array): SiblingSet<Uint8Array> {
  * users see contexts only as the opaque string of `VectorClock.encode()`.
  */
 export function encodeClock(clock: VectorClock): Uint8Array {
-  return encoder.encode(clock.toWire());
+  return withWriter(0, (w) => writeClock(w, clock));
 }
 
 /**
@@ -114,11 +238,18 @@ export function encodeClock(clock: VectorClock): Uint8Array {
  */
 export function decodeClock(bytes: Uint8Array): VectorClock {
   if (!(bytes instanceof Uint8Array)) throw new KvError(ErrorCodes.INVALID_MESSAGE, 'Invalid clock: expected a Uint8Array');
-  let decoded: unknown;
+  const r = new MsgpackReader(bytes);
   try {
-    decoded = decoder.decode(bytes);
+    const clock = readClock(r);
+    if (r.left !== 0) throw new MsgpackFormatError(`${r.left} extra bytes`);
+    return clock;
   } catch (err) {
+    if (err instanceof KvError) {
+      if (err.message.startsWith('Invalid sibling set: ')) {
+        throw new KvError(ErrorCodes.INVALID_MESSAGE, `Invalid clock: ${err.message.slice(21)}`, { cause: err.cause });
+      }
+      throw err;
+    }
     throw new KvError(ErrorCodes.INVALID_MESSAGE, 'Invalid clock: not valid msgpack', { cause: err });
   }
-  return VectorClock.fromWire(decoded);
 }

@@ -1,10 +1,13 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import { KvError } from '../../../src/errors/index.js';
 import {
   SiblingSet,
   VectorClock,
+  decodeClock,
   decodeSiblingSet,
+  encodeClock,
   encodeSiblingSet,
   siblingSetFromWire,
   siblingSetToWire,
@@ -137,5 +140,111 @@ describe('sibling set codec', () => {
         expect((err as KvError).code).toBe('KV_INVALID_MESSAGE');
       }
     }
+  });
+});
+
+describe('hand-written record codec', () => {
+  const actor = fc.oneof(
+    fc.string({ minLength: 1, maxLength: 8 }),
+    fc.string({ minLength: 1, maxLength: 80, unit: 'binary' }), // lone surrogates, astral planes, over 50 units
+    fc.constantFrom('n1~abc', '__proto__~1', 'ü~1', 'x'.repeat(300)),
+  );
+  const counter = fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 2 ** 32 + 5 }), fc.constant(Number.MAX_SAFE_INTEGER));
+  const time = fc.oneof(fc.nat(), fc.double({ min: 0, max: 1e15, noNaN: true }), fc.constant(2 ** 40));
+  const clock = fc
+    .uniqueArray(fc.tuple(actor, counter, time), { selector: (e) => e[0], maxLength: 4 })
+    .map((entries) => VectorClock.from(entries));
+  const value = fc.oneof(
+    fc.constant(undefined),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.constantFrom(300, 70_000).map((n) => new Uint8Array(n).fill(7)),
+  );
+  const version = fc.record({
+    actor,
+    counter,
+    timestamp: fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true })),
+    past: clock,
+    value,
+  });
+  const set = fc
+    .uniqueArray(version, { selector: (v) => `${v.actor}\u0000${v.counter}`, maxLength: 5 })
+    .map((vs) =>
+      SiblingSet.of(
+        vs.map((v) => ({
+          dot: { actor: v.actor, counter: v.counter },
+          past: v.past,
+          value: v.value,
+          tombstone: v.value === undefined,
+          timestamp: v.timestamp,
+        })),
+      ),
+    );
+
+  // Byte comparisons through Buffer: vitest's deep equality walks typed arrays element by element.
+  const same = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
+    a === undefined || b === undefined ? a === b : Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+
+  it('property: writes exactly the bytes @msgpack/msgpack writes for the wire form, and reads them back', () => {
+    fc.assert(
+      fc.property(set, (s) => {
+        const bytes = encodeSiblingSet(s);
+        expect(same(bytes, frame(siblingSetToWire(s)))).toBe(true);
+        const back = decodeSiblingSet(bytes);
+        expect(back.equals(s)).toBe(true);
+        expect(back.versions.map((v) => [v.dot, v.timestamp, v.past.entries(), v.tombstone])).toEqual(
+          s.versions.map((v) => [v.dot, Object.is(v.timestamp, -0) ? 0 : v.timestamp, v.past.entries(), v.tombstone]),
+        );
+        back.versions.forEach((v, i) => expect(same(v.value, s.versions[i]!.value)).toBe(true));
+        // And it reads what the generic decoder path reads.
+        expect(decodeSiblingSet(frame(siblingSetToWire(s))).equals(siblingSetFromWire(siblingSetToWire(s)))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('accepts any msgpack encoding of the wire form (wider integers than needed)', () => {
+    // [[ "a", uint32 1, float64 2, [], bin "v" ]]
+    const wide = Uint8Array.from([
+      SIBLING_SET_FORMAT, 0x91, 0x95, 0xd9, 0x01, 0x61, 0xce, 0, 0, 0, 1, 0xcb, 0x40, 0, 0, 0, 0, 0, 0, 0, 0xdc, 0, 0, 0xc5, 0, 1, 0x76,
+    ]);
+    const s = decodeSiblingSet(wide);
+    expect(s.versions.map((v) => [v.dot.actor, v.dot.counter, v.timestamp, new TextDecoder().decode(v.value)])).toEqual([['a', 1, 2, 'v']]);
+  });
+
+  it('property: clocks travel in the same form as a version past, and back', () => {
+    fc.assert(
+      fc.property(clock, (c) => {
+        const bytes = encodeClock(c);
+        expect(bytes).toEqual(msgpackEncode(c.toWire()));
+        const back = decodeClock(bytes);
+        expect(back.equals(c)).toBe(true);
+        expect(back.entries()).toEqual(c.entries());
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('decodeClock refuses anything but a clock with KV_INVALID_MESSAGE', () => {
+    for (const bad of [
+      new Uint8Array(0),
+      Uint8Array.from([0xc1]),
+      msgpackEncode({ a: 1 }),
+      msgpackEncode([['a', 0, 0]]),
+      msgpackEncode([['a', 1]]),
+      msgpackEncode([['a', 1, 1], ['a', 2, 2]]),
+      Uint8Array.from([...msgpackEncode([]), 0]),
+      Uint8Array.from([0xdd, 0xff, 0xff, 0xff, 0xff]),
+      'nope' as never,
+    ]) {
+      expectInvalid(() => decodeClock(bad));
+    }
+  });
+
+  it('decoded values are fresh bytes, even from a reused input buffer', () => {
+    const s = SiblingSet.empty<Uint8Array>().write('a', VectorClock.EMPTY, { value: new Uint8Array(300).fill(9), timestamp: 1 }).set;
+    const bytes = encodeSiblingSet(s);
+    const back = decodeSiblingSet(bytes);
+    bytes.fill(0);
+    expect(back.values()[0]).toEqual(new Uint8Array(300).fill(9));
   });
 });

@@ -30,6 +30,8 @@ export interface InboundHost {
   identity(): HandshakeIdentity;
   /** The request handler, while started. */
   handler(): RequestHandler | undefined;
+  /** A handshake failed (counted, and emitted as `handshake:failed`). */
+  handshakeFailed(direction: 'inbound', remote: string, error: KvError): void;
 }
 
 function isThenable(v: unknown): v is PromiseLike<WireMessage> {
@@ -53,6 +55,7 @@ export class InboundSession {
   #hello: Hello | undefined;
   #transcript: Transcript | undefined;
   #inFlight = 0;
+  #requests = 0;
 
   constructor(host: InboundHost) {
     this.#host = host;
@@ -73,6 +76,14 @@ export class InboundSession {
       return;
     }
     if (frame.kind === 'err' && frame.id === 0) {
+      if (this.#requests === 0) {
+        // Our side of the handshake was done (no secret: the welcome ends it),
+        // but the dialer refused the welcome: that is a failed handshake too.
+        const error = new KvError(frame.code, `${conn.remote} refused the handshake: ${frame.message}`);
+        this.#host.handshakeFailed('inbound', conn.remote, error);
+        conn.end(error);
+        return;
+      }
       conn.end(new KvError(frame.code, `${conn.remote} closed the connection: ${frame.message}`));
       return;
     }
@@ -166,6 +177,7 @@ export class InboundSession {
   #onRequest(conn: Connection, id: number, body: WireMessage): void {
     const host = this.#host;
     host.counters.requestsReceived++;
+    this.#requests++;
     const handler = host.handler();
     if (!handler) {
       this.#sendError(conn, id, new KvError(ErrorCodes.NOT_STARTED, `${host.identity().address} is stopping`));

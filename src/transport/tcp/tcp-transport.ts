@@ -298,7 +298,9 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
           passphrase: o.tls.passphrase,
           minVersion: o.tls.minVersion,
           requestCert: true,
-          rejectUnauthorized: true,
+          // Verified in #accept instead, so the peer is told why (KV_AUTH_FAILED)
+          // before the connection closes; nothing it sends is read before that.
+          rejectUnauthorized: false,
           handshakeTimeout: o.handshakeTimeout,
         })
       : createNetServer();
@@ -329,6 +331,8 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
     if (o.tls) {
       server.on('secureConnection', (socket: TLSSocket) => this.#accept(socket));
       server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+        // With a listener, Node leaves the failed socket open: close it.
+        socket.destroy();
         if (this.#state !== 'started') return;
         const remote = socket.remoteAddress ? formatAddress(socket.remoteAddress, socket.remotePort ?? 0) : 'unknown';
         const code = (err as { code?: unknown }).code;
@@ -423,6 +427,7 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
       return;
     }
     const remote = formatAddress(socket.remoteAddress, socket.remotePort ?? 0);
+    const tlsSocket = this.#o.tls ? (socket as TLSSocket) : undefined;
     const session = new InboundSession(this.#core);
     const conn = new Connection(
       socket,
@@ -437,6 +442,16 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
       }),
     );
     this.#track(conn, 'inboundConnections');
+    if (tlsSocket && !tlsSocket.authorized) {
+      const reason = tlsSocket.authorizationError;
+      conn.refuse(
+        new KvError(
+          ErrorCodes.AUTH_FAILED,
+          `${remote} presented no certificate signed by the cluster CA (${reason instanceof Error ? reason.message : String(reason ?? 'no certificate')})`,
+        ),
+      );
+      return;
+    }
     conn.startHandshakeTimer();
   }
 

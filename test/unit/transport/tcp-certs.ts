@@ -22,6 +22,8 @@ export interface TestPki {
   readonly rogue: TestTls;
   /** A self-signed certificate whose `ca` is itself. */
   readonly selfSigned: TestTls;
+  /** Trusts the cluster CA but presents a certificate of another CA. */
+  readonly impostor: TestTls;
 }
 
 const OPENSSL = process.env.OPENSSL ?? 'openssl';
@@ -70,11 +72,14 @@ export function makeTestPki(): TestPki {
     ca('otherca', '/CN=someone else CA');
     ca('self', '/CN=self-signed node');
     const self = readFileSync(join(dir, 'self.crt'), 'utf8');
+    const rogue = leaf('rogue', 'otherca', 'IP:127.0.0.1,DNS:localhost');
+    const node = leaf('node1', 'ca', 'IP:127.0.0.1,DNS:localhost');
     return {
-      node: leaf('node1', 'ca', 'IP:127.0.0.1,DNS:localhost'),
+      node,
       node2: leaf('node2', 'ca', 'IP:127.0.0.1,DNS:localhost'),
       wrongHost: leaf('wronghost', 'ca', 'IP:127.0.0.2,DNS:elsewhere.test'),
-      rogue: leaf('rogue', 'otherca', 'IP:127.0.0.1,DNS:localhost'),
+      rogue,
+      impostor: { ca: node.ca, cert: rogue.cert, key: rogue.key },
       selfSigned: { ca: self, cert: self, key: readFileSync(join(dir, 'self.key'), 'utf8') },
     };
   } finally {

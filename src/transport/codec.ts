@@ -1,6 +1,6 @@
-import { Decoder, Encoder } from '@msgpack/msgpack';
 import { ErrorCodes, KvError, isErrorCode, type ErrorCode } from '../errors/index.js';
-import type { WireMessage } from './types.js';
+import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes } from '../internal/bytes.js';
+import type { WireMessage, WireValue } from './types.js';
 
 /**
  * One unit on the wire. `req` carries a request from `from`; `res` answers
@@ -56,14 +56,17 @@ function invalid(message: string, cause?: unknown): KvError {
   return new KvError(ErrorCodes.INVALID_MESSAGE, message, cause === undefined ? {} : { cause });
 }
 
-const resolved = new WeakSet<CodecLimits>([DEFAULT_CODEC_LIMITS]);
+/** Resolved limits per limits object given (read once: do not mutate a limits object in use). */
+const resolved = new WeakMap<CodecLimits, Required<CodecLimits>>([[DEFAULT_CODEC_LIMITS, DEFAULT_CODEC_LIMITS]]);
 
 function resolveLimits(limits: CodecLimits | undefined): Required<CodecLimits> {
   if (!limits) return DEFAULT_CODEC_LIMITS;
-  // Already complete (the codec passes its resolved limits down): no copy per call.
-  if (resolved.has(limits)) return limits as Required<CodecLimits>;
-  const full = { ...DEFAULT_CODEC_LIMITS, ...stripUndefined(limits) };
-  resolved.add(full);
+  let full = resolved.get(limits);
+  if (full === undefined) {
+    full = { ...DEFAULT_CODEC_LIMITS, ...stripUndefined(limits) };
+    resolved.set(limits, full);
+    resolved.set(full, full);
+  }
   return full;
 }
 
@@ -71,34 +74,6 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const k of Object.keys(o) as (keyof T)[]) if (o[k] !== undefined) out[k] = o[k];
   return out;
-}
-
-/** Shared encoder: undefined object members are left out (as in JSON). */
-const encoder = new Encoder({ ignoreUndefined: true, maxDepth: 1024 });
-
-const decoderCache = new Map<string, Decoder>();
-let defaultDecoder: Decoder | undefined;
-
-function buildDecoder(l: Required<CodecLimits>): Decoder {
-  return new Decoder({
-    maxStrLength: l.maxFrameBytes,
-    maxBinLength: l.maxFrameBytes,
-    maxArrayLength: l.maxCollectionLength,
-    maxMapLength: l.maxCollectionLength,
-    maxExtLength: 0,
-  });
-}
-
-function decoderFor(l: Required<CodecLimits>): Decoder {
-  if (l === DEFAULT_CODEC_LIMITS) return (defaultDecoder ??= buildDecoder(l));
-  const key = `${l.maxFrameBytes}/${l.maxCollectionLength}`;
-  let d = decoderCache.get(key);
-  if (!d) {
-    d = buildDecoder(l);
-    if (decoderCache.size > 16) decoderCache.clear();
-    decoderCache.set(key, d);
-  }
-  return d;
 }
 
 function describe(v: unknown): string {
@@ -116,50 +91,156 @@ function isPlainObject(v: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+function isStackOverflow(err: unknown): boolean {
+  return err instanceof RangeError && /call stack/i.test(err.message);
+}
+
+// ---- encoding (and validation) ---------------------------------------------------------------
+//
+// One recursive walk checks a body and, when encoding, writes its msgpack into
+// a reused buffer. The path of a value (`request body.a[0].d`) is kept as a
+// stack of segments and turned into a string only for an error message.
+
+/** The state of one walk over a frame. */
+class Walk {
+  /** Where to write; undefined when only validating. */
+  w: MsgpackWriter | undefined;
+  l: Required<CodecLimits> = DEFAULT_CODEC_LIMITS;
+  root = 'body';
+  readonly trail: (string | number)[] = [];
+
+  path(): string {
+    let out = this.root;
+    for (const s of this.trail) out += typeof s === 'number' ? `[${s}]` : `.${s}`;
+    return out;
+  }
+}
+
+const sharedWalk = new Walk();
+const sharedWriter = new MsgpackWriter(8 * 1024);
+
+/** The shared walk, or a fresh one if a walk is in progress (a getter in a body that sends a message). */
+function beginWalk(w: boolean, l: Required<CodecLimits>): Walk {
+  const walk = sharedWriter.busy ? new Walk() : sharedWalk;
+  walk.l = l;
+  walk.trail.length = 0;
+  if (w) {
+    walk.w = sharedWriter.busy ? new MsgpackWriter(1024) : sharedWriter;
+    walk.w.busy = true;
+    walk.w.reset();
+  } else {
+    walk.w = undefined;
+  }
+  return walk;
+}
+
+function endWalk(walk: Walk): void {
+  if (walk.w) walk.w.busy = false;
+  walk.w = undefined;
+}
+
+function visitBody(walk: Walk, body: unknown, what: string): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array || !isPlainObject(body)) {
+    throw invalid(`${what} must be a plain object with a string "type", got ${describe(body)}`);
+  }
+  const type = (body as { type?: unknown }).type;
+  if (typeof type !== 'string') throw invalid(`${what}.type must be a string, got ${describe(type)}`);
+  walk.root = what;
+  try {
+    visitObject(walk, body as Record<string, unknown>, 1);
+  } catch (err) {
+    if (isStackOverflow(err)) throw invalid(`${what} is nested too deeply to walk`);
+    throw err;
+  }
+}
+
+function visit(walk: Walk, v: unknown, depth: number): void {
+  const w = walk.w;
+  switch (typeof v) {
+    case 'string':
+      w?.string(v);
+      return;
+    case 'number':
+      w?.number(v);
+      return;
+    case 'boolean':
+      w?.boolean(v);
+      return;
+    case 'object':
+      if (v === null) {
+        w?.nil();
+        return;
+      }
+      if (v instanceof Uint8Array) {
+        w?.binary(v);
+        return;
+      }
+      if (depth > walk.l.maxDepth) throw invalid(`${walk.path()} is nested deeper than maxDepth (${walk.l.maxDepth})`);
+      if (Array.isArray(v)) return visitArray(walk, v, depth);
+      if (!isPlainObject(v)) throw invalid(`${walk.path()} cannot be sent over the wire: it is ${describe(v)}`);
+      return visitObject(walk, v as Record<string, unknown>, depth);
+    default:
+      throw invalid(`${walk.path()} cannot be sent over the wire: it is ${describe(v)}`);
+  }
+}
+
+function visitArray(walk: Walk, a: readonly unknown[], depth: number): void {
+  const n = a.length;
+  if (n > walk.l.maxCollectionLength) {
+    throw invalid(`${walk.path()} has ${n} elements, over maxCollectionLength (${walk.l.maxCollectionLength})`);
+  }
+  walk.w?.arrayHeader(n);
+  const trail = walk.trail;
+  for (let i = 0; i < n; i++) {
+    const item = a[i];
+    if (item === undefined) throw invalid(`${walk.path()}[${i}] is undefined (arrays cannot hold undefined on the wire)`);
+    trail.push(i);
+    visit(walk, item, depth + 1);
+    trail.pop();
+  }
+}
+
+function visitObject(walk: Walk, o: Record<string, unknown>, depth: number): void {
+  if (depth > walk.l.maxDepth) throw invalid(`${walk.path()} is nested deeper than maxDepth (${walk.l.maxDepth})`);
+  const keys = Object.keys(o);
+  if (keys.length > walk.l.maxCollectionLength) {
+    throw invalid(`${walk.path()} has ${keys.length} keys, over maxCollectionLength (${walk.l.maxCollectionLength})`);
+  }
+  if (Object.getOwnPropertySymbols(o).length > 0) throw invalid(`${walk.path()} has symbol keys`);
+  let count = 0;
+  for (const k of keys) {
+    if (k === '__proto__') throw invalid(`${walk.path()} has a "__proto__" key`);
+    if (o[k] !== undefined) count++;
+  }
+  const w = walk.w;
+  w?.mapHeader(count);
+  const trail = walk.trail;
+  for (const k of keys) {
+    const v = o[k];
+    // Undefined members are left out, as in JSON.
+    if (v === undefined) continue;
+    w?.string(k);
+    trail.push(k);
+    visit(walk, v, depth + 1);
+    trail.pop();
+  }
+}
+
 /**
  * Checks that `body` is a well-formed {@link WireMessage}: a plain object with
  * a string `type`, holding only null, booleans, numbers, strings, Uint8Array,
- * arrays and plain objects (no `__proto__` keys), within the depth and
- * collection limits. Iterative, so hostile nesting cannot overflow the stack.
+ * arrays and plain objects (no `__proto__` keys, no symbol keys, no
+ * `undefined` in arrays), within the depth and collection limits. Hostile
+ * nesting is stopped at `maxDepth`.
  *
  * @throws KvError `KV_INVALID_MESSAGE` naming the offending path.
  */
 export function validateWireMessage(body: unknown, limits?: CodecLimits, what = 'body'): asserts body is WireMessage {
-  const l = resolveLimits(limits);
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array || !isPlainObject(body)) {
-    throw invalid(`${what} must be a plain object with a string "type", got ${describe(body)}`);
-  }
-  if (typeof (body as { type?: unknown }).type !== 'string') {
-    throw invalid(`${what}.type must be a string, got ${describe((body as { type?: unknown }).type)}`);
-  }
-  const stack: { v: unknown; path: string; depth: number }[] = [{ v: body, path: what, depth: 1 }];
-  while (stack.length > 0) {
-    const { v, path, depth } = stack.pop()!;
-    if (v === null || v === undefined || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') continue;
-    if (typeof v !== 'object') throw invalid(`${path} cannot be sent over the wire: it is ${describe(v)}`);
-    if (v instanceof Uint8Array) continue;
-    if (depth > l.maxDepth) throw invalid(`${path} is nested deeper than maxDepth (${l.maxDepth})`);
-    if (Array.isArray(v)) {
-      if (v.length > l.maxCollectionLength) {
-        throw invalid(`${path} has ${v.length} elements, over maxCollectionLength (${l.maxCollectionLength})`);
-      }
-      for (let i = 0; i < v.length; i++) {
-        const item: unknown = v[i];
-        if (item === undefined) throw invalid(`${path}[${i}] is undefined (arrays cannot hold undefined on the wire)`);
-        stack.push({ v: item, path: `${path}[${i}]`, depth: depth + 1 });
-      }
-      continue;
-    }
-    if (!isPlainObject(v)) throw invalid(`${path} cannot be sent over the wire: it is ${describe(v)}`);
-    const keys = Object.keys(v);
-    if (keys.length > l.maxCollectionLength) {
-      throw invalid(`${path} has ${keys.length} keys, over maxCollectionLength (${l.maxCollectionLength})`);
-    }
-    if (Object.getOwnPropertySymbols(v).length > 0) throw invalid(`${path} has symbol keys`);
-    for (const k of keys) {
-      if (k === '__proto__') throw invalid(`${path} has a "__proto__" key`);
-      stack.push({ v: (v as Record<string, unknown>)[k], path: `${path}.${k}`, depth: depth + 1 });
-    }
+  const walk = beginWalk(false, resolveLimits(limits));
+  try {
+    visitBody(walk, body, what);
+  } finally {
+    endWalk(walk);
   }
 }
 
@@ -169,175 +250,270 @@ function checkId(id: unknown): asserts id is number {
   }
 }
 
-function checkHeaderString(v: unknown, what: string, l: Required<CodecLimits>, nonEmpty: boolean): asserts v is string {
+function checkHeaderString(v: unknown, what: string, nonEmpty: boolean): asserts v is string {
   if (typeof v !== 'string') throw invalid(`${what} must be a string, got ${describe(v)}`);
   if (nonEmpty && v.length === 0) throw invalid(`${what} must not be empty`);
-  if (Buffer.byteLength(v, 'utf8') > l.maxHeaderStringBytes) {
-    throw invalid(`${what} is longer than maxHeaderStringBytes (${l.maxHeaderStringBytes})`);
+}
+
+/** Writes a header string; its UTF-8 length is checked once it is written. */
+function writeHeaderString(w: MsgpackWriter, v: string, what: string, l: Required<CodecLimits>): void {
+  if (w.string(v) > l.maxHeaderStringBytes) throw invalid(`${what} is longer than maxHeaderStringBytes (${l.maxHeaderStringBytes})`);
+}
+
+/** Validates `frame` and writes it into the walk's writer. */
+function writeFrame(walk: Walk, frame: Frame, l: Required<CodecLimits>): void {
+  const w = walk.w!;
+  switch (frame.kind) {
+    case 'req':
+      checkId(frame.id);
+      checkHeaderString(frame.from, 'req frame "from"', true);
+      w.u8(0x94);
+      w.u8(KIND_REQ);
+      w.number(frame.id);
+      writeHeaderString(w, frame.from, 'req frame "from"', l);
+      visitBody(walk, frame.body, 'request body');
+      return;
+    case 'res':
+      checkId(frame.id);
+      w.u8(0x93);
+      w.u8(KIND_RES);
+      w.number(frame.id);
+      visitBody(walk, frame.body, 'response body');
+      return;
+    case 'err':
+      checkId(frame.id);
+      if (!isErrorCode(frame.code)) throw invalid(`err frame code must be a known error code, got ${String(frame.code)}`);
+      checkHeaderString(frame.message, 'err frame message', false);
+      w.u8(0x94);
+      w.u8(KIND_ERR);
+      w.number(frame.id);
+      w.string(frame.code);
+      writeHeaderString(w, frame.message, 'err frame message', l);
+      return;
+    default:
+      throw invalid(`unknown frame kind ${String((frame as { kind?: unknown }).kind)}`);
+  }
+}
+
+/** Encodes `frame` into the shared writer and runs `then` on the bytes (a view, valid until the next encoding). */
+function withEncoded<T>(frame: Frame, l: Required<CodecLimits>, then: (bytes: Uint8Array) => T): T {
+  const walk = beginWalk(true, l);
+  try {
+    writeFrame(walk, frame, l);
+    const size = walk.w!.pos;
+    if (size > l.maxFrameBytes) throw invalid(`${frame.kind} frame is ${size} bytes, over maxFrameBytes (${l.maxFrameBytes})`);
+    return then(walk.w!.view());
+  } finally {
+    endWalk(walk);
   }
 }
 
 /**
- * Encodes a frame to msgpack bytes. The body is validated first (see
- * {@link validateWireMessage}); members whose value is `undefined` are left
- * out, `-0` becomes `0`. Returns a fresh buffer the caller owns.
+ * Encodes a frame to msgpack bytes. The body is validated as it is written
+ * (see {@link validateWireMessage}); members whose value is `undefined` are
+ * left out, `-0` becomes `0`. Returns fresh bytes the caller owns (up to
+ * 4 KiB they are a view into a shared slab, so go through the view, not its
+ * `.buffer`).
  *
  * @throws KvError `KV_INVALID_MESSAGE` if the frame cannot be sent (a body
  *   holding functions, class instances, `Date`s, `Map`s, typed arrays other
  *   than Uint8Array, cycles or too deep nesting; a frame over `maxFrameBytes`).
  */
 export function encodeFrame(frame: Frame, limits?: CodecLimits): Uint8Array {
-  const l = resolveLimits(limits);
-  let tuple: unknown[];
-  switch (frame.kind) {
-    case 'req':
-      checkId(frame.id);
-      checkHeaderString(frame.from, 'req frame "from"', l, true);
-      validateWireMessage(frame.body, l, 'request body');
-      tuple = [KIND_REQ, frame.id, frame.from, frame.body];
-      break;
-    case 'res':
-      checkId(frame.id);
-      validateWireMessage(frame.body, l, 'response body');
-      tuple = [KIND_RES, frame.id, frame.body];
-      break;
-    case 'err':
-      checkId(frame.id);
-      if (!isErrorCode(frame.code)) throw invalid(`err frame code must be a known error code, got ${String(frame.code)}`);
-      checkHeaderString(frame.message, 'err frame message', l, false);
-      tuple = [KIND_ERR, frame.id, frame.code, frame.message];
-      break;
-    default:
-      throw invalid(`unknown frame kind ${String((frame as { kind?: unknown }).kind)}`);
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = encoder.encode(tuple);
-  } catch (err) {
-    throw invalid(`cannot encode ${frame.kind} frame: ${err instanceof Error ? err.message : String(err)}`, err);
-  }
-  if (bytes.byteLength > l.maxFrameBytes) {
-    throw invalid(`${frame.kind} frame is ${bytes.byteLength} bytes, over maxFrameBytes (${l.maxFrameBytes})`);
-  }
-  return bytes;
+  return withEncoded(frame, resolveLimits(limits), copyBytes);
+}
+
+// ---- decoding -----------------------------------------------------------------------------------
+
+/** What a msgpack type byte holds, for error messages. */
+function describeTag(h: number): string {
+  if (h <= 0x7f || h >= 0xe0 || (h >= 0xca && h <= 0xd3)) return 'number';
+  if (h <= 0x8f || h === 0xde || h === 0xdf) return 'an object';
+  if (h <= 0x9f || h === 0xdc || h === 0xdd) return 'an array';
+  if (h <= 0xbf || (h >= 0xd9 && h <= 0xdb)) return 'string';
+  if (h === 0xc0) return 'null';
+  if (h === 0xc2 || h === 0xc3) return 'boolean';
+  if (h >= 0xc4 && h <= 0xc6) return 'an instance of Uint8Array';
+  return `msgpack type 0x${h.toString(16)}`;
 }
 
 /**
- * Walks the msgpack structure without building values, to refuse bombs
- * before the decoder allocates anything: nesting deeper than `maxDepth + 1`
- * (the frame array), collections over `maxCollectionLength` or longer than
- * the bytes left could hold, extension types, non-string map keys and
- * truncated input.
+ * Short strings (field names, message types, cluster names, addresses) repeat
+ * in every frame: they are looked up by their bytes instead of decoded anew.
  */
-function prescan(b: Uint8Array, l: Required<CodecLimits>): void {
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const n = b.byteLength;
-  let pos = 0;
-  /** Values still expected by each open container (a map expects 2 per entry). */
-  const remaining: number[] = [];
-  const isMap: boolean[] = [];
-  const maxDepth = l.maxDepth + 1; // + the frame array itself
-  const need = (k: number): void => {
-    if (pos + k > n) throw invalid('frame is truncated');
-  };
-  const readLength = (width: number): number => {
-    need(width);
-    const len = width === 1 ? view.getUint8(pos) : width === 2 ? view.getUint16(pos) : view.getUint32(pos);
-    pos += width;
-    return len;
-  };
-  do {
-    const top = remaining.length - 1;
-    const keyPosition = top >= 0 && isMap[top] === true && remaining[top]! % 2 === 0;
-    if (top >= 0) remaining[top]!--;
-    need(1);
-    const h = b[pos++]!;
-    let isString = false;
-    let container: { count: number; map: boolean } | undefined;
-    if (h <= 0x7f || h >= 0xe0) {
-      // positive / negative fixint
-    } else if (h <= 0x8f) {
-      container = { count: h - 0x80, map: true };
-    } else if (h <= 0x9f) {
-      container = { count: h - 0x90, map: false };
-    } else if (h <= 0xbf) {
-      const len = h - 0xa0;
-      need(len);
-      pos += len;
-      isString = true;
-    } else {
-      switch (h) {
-        case 0xc0: // nil
-        case 0xc2: // false
-        case 0xc3: // true
-          break;
-        case 0xc4: // bin 8/16/32
-        case 0xc5:
-        case 0xc6:
-        case 0xd9: // str 8/16/32
-        case 0xda:
-        case 0xdb: {
-          const len = readLength(h === 0xc4 || h === 0xd9 ? 1 : h === 0xc5 || h === 0xda ? 2 : 4);
-          need(len);
-          pos += len;
-          isString = h >= 0xd9;
-          break;
-        }
-        case 0xcc: // uint 8 / int 8
-        case 0xd0:
-          need(1);
-          pos += 1;
-          break;
-        case 0xcd:
-        case 0xd1:
-          need(2);
-          pos += 2;
-          break;
-        case 0xca: // float 32
-        case 0xce:
-        case 0xd2:
-          need(4);
-          pos += 4;
-          break;
-        case 0xcb: // float 64
-        case 0xcf:
-        case 0xd3:
-          need(8);
-          pos += 8;
-          break;
-        case 0xdc: // array 16/32
-        case 0xdd:
-          container = { count: readLength(h === 0xdc ? 2 : 4), map: false };
-          break;
-        case 0xde: // map 16/32
-        case 0xdf:
-          container = { count: readLength(h === 0xde ? 2 : 4), map: true };
-          break;
-        default:
-          // 0xc1 (never used) and the extension types (0xc7-0xc9, 0xd4-0xd8)
-          throw invalid(`frame holds an unsupported msgpack type 0x${h.toString(16)}`);
+const STRING_CACHE_SLOTS = 1024;
+const MAX_CACHED_STRING = 24;
+const cachedBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(STRING_CACHE_SLOTS).fill(undefined);
+const cachedStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
+
+function readString(r: MsgpackReader, length: number): string {
+  if (length === 0) return '';
+  if (length > MAX_CACHED_STRING || length > r.left) return r.string(length);
+  const bytes = r.bytes;
+  const start = r.pos;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < length; i++) h = Math.imul(h ^ bytes[start + i]!, 0x01000193);
+  const slot = (h >>> 0) & (STRING_CACHE_SLOTS - 1);
+  const known = cachedBytes[slot];
+  if (known !== undefined && known.length === length) {
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (known[i] !== bytes[start + i]) {
+        same = false;
+        break;
       }
     }
-    if (keyPosition && !isString) throw invalid('frame holds a map key that is not a string');
-    if (container) {
-      const { count, map } = container;
-      if (count > l.maxCollectionLength) {
-        throw invalid(`frame holds a collection of ${count} items, over maxCollectionLength (${l.maxCollectionLength})`);
-      }
-      const slots = map ? count * 2 : count;
-      if (slots > n - pos) throw invalid('frame declares more items than it holds');
-      if (slots > 0) {
-        if (remaining.length >= maxDepth) throw invalid(`frame is nested deeper than maxDepth (${l.maxDepth})`);
-        remaining.push(slots);
-        isMap.push(map);
-      }
+    if (same) {
+      r.pos += length;
+      return cachedStrings[slot]!;
     }
-    while (remaining.length > 0 && remaining[remaining.length - 1] === 0) {
-      remaining.pop();
-      isMap.pop();
+  }
+  const s = r.string(length);
+  cachedBytes[slot] = bytes.slice(start, start + length);
+  cachedStrings[slot] = s;
+  return s;
+}
+
+function readValue(r: MsgpackReader, l: Required<CodecLimits>, depth: number): WireValue {
+  const h = r.byte();
+  if (h < 0x80) return h;
+  if (h >= 0xe0) return h - 0x100;
+  if (h <= 0x8f) return readMap(r, l, depth, h - 0x80);
+  if (h <= 0x9f) return readArray(r, l, depth, h - 0x90);
+  if (h <= 0xbf) return readString(r, h - 0xa0);
+  switch (h) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+      // A view into the decoder's private copy of the frame: never aliases the caller's bytes.
+      return r.view(r.binaryLength(h));
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+      return readString(r, r.stringLength(h));
+    case 0xdc:
+    case 0xdd:
+      return readArray(r, l, depth, r.arrayLength(h));
+    case 0xde:
+    case 0xdf:
+      return readMap(r, l, depth, r.mapLength(h));
+    default: {
+      const n = r.number(h);
+      if (n === undefined) throw invalid(`frame holds an unsupported msgpack type 0x${h.toString(16)}`);
+      return n;
     }
-  } while (remaining.length > 0);
-  if (pos !== n) throw invalid(`frame has ${n - pos} extra bytes after its end`);
+  }
+}
+
+function checkCollection(r: MsgpackReader, l: Required<CodecLimits>, depth: number, slots: number, count: number): void {
+  if (depth > l.maxDepth) throw invalid(`frame is nested deeper than maxDepth (${l.maxDepth})`);
+  if (count > l.maxCollectionLength) {
+    throw invalid(`frame holds a collection of ${count} items, over maxCollectionLength (${l.maxCollectionLength})`);
+  }
+  // Every item takes at least one byte: a length bomb is refused before anything is built.
+  if (slots > r.left) throw invalid('frame declares more items than it holds');
+}
+
+function readArray(r: MsgpackReader, l: Required<CodecLimits>, depth: number, n: number): WireValue[] {
+  checkCollection(r, l, depth, n, n);
+  const out: WireValue[] = [];
+  for (let i = 0; i < n; i++) out.push(readValue(r, l, depth + 1));
+  return out;
+}
+
+function readMap(r: MsgpackReader, l: Required<CodecLimits>, depth: number, n: number): Record<string, WireValue> {
+  checkCollection(r, l, depth, n * 2, n);
+  const out: Record<string, WireValue> = {};
+  for (let i = 0; i < n; i++) {
+    const length = r.stringLength(r.byte());
+    if (length < 0) throw invalid('frame holds a map key that is not a string');
+    const key = readString(r, length);
+    if (key === '__proto__') throw invalid('frame holds a "__proto__" key');
+    out[key] = readValue(r, l, depth + 1);
+  }
+  return out;
+}
+
+function readBody(r: MsgpackReader, l: Required<CodecLimits>, what: string): WireMessage {
+  const h = r.byte();
+  const n = r.mapLength(h);
+  if (n < 0) throw invalid(`${what} must be a plain object with a string "type", got ${describeTag(h)}`);
+  const body = readMap(r, l, 1, n);
+  const type: unknown = body['type'];
+  if (typeof type !== 'string') throw invalid(`${what}.type must be a string, got ${describe(type)}`);
+  return body as WireMessage;
+}
+
+function readId(r: MsgpackReader): number {
+  const h = r.byte();
+  const id = r.number(h);
+  if (id === undefined) throw invalid(`frame id must be a non-negative safe integer, got ${describeTag(h)}`);
+  checkId(id);
+  return id;
+}
+
+function readHeaderString(r: MsgpackReader, what: string, l: Required<CodecLimits>, nonEmpty: boolean): string {
+  const h = r.byte();
+  const length = r.stringLength(h);
+  if (length < 0) throw invalid(`${what} must be a string, got ${describeTag(h)}`);
+  if (length > l.maxHeaderStringBytes) throw invalid(`${what} is longer than maxHeaderStringBytes (${l.maxHeaderStringBytes})`);
+  const s = readString(r, length);
+  if (nonEmpty && s.length === 0) throw invalid(`${what} must not be empty`);
+  return s;
+}
+
+/** Reads one frame from bytes nobody else will touch (binaries of the result are views into them). */
+function readFrame(bytes: Uint8Array, l: Required<CodecLimits>): Frame {
+  const r = new MsgpackReader(bytes);
+  let frame: Frame;
+  try {
+    const h = r.byte();
+    const fields = r.arrayLength(h);
+    if (fields < 0) throw invalid(`frame must be an array, got ${describeTag(h)}`);
+    if (fields === 0) throw invalid('unknown frame kind undefined');
+    const k = r.byte();
+    const kind = r.number(k);
+    switch (kind) {
+      case KIND_REQ: {
+        if (fields !== 4) throw invalid(`req frame must have 4 fields, got ${fields}`);
+        const id = readId(r);
+        const from = readHeaderString(r, 'req frame "from"', l, true);
+        frame = { kind: 'req', id, from, body: readBody(r, l, 'request body') };
+        break;
+      }
+      case KIND_RES: {
+        if (fields !== 3) throw invalid(`res frame must have 3 fields, got ${fields}`);
+        const id = readId(r);
+        frame = { kind: 'res', id, body: readBody(r, l, 'response body') };
+        break;
+      }
+      case KIND_ERR: {
+        if (fields !== 4) throw invalid(`err frame must have 4 fields, got ${fields}`);
+        const id = readId(r);
+        const code = readHeaderString(r, 'err frame code', l, true);
+        const message = readHeaderString(r, 'err frame message', l, false);
+        frame = isErrorCode(code)
+          ? { kind: 'err', id, code, message }
+          : { kind: 'err', id, code: ErrorCodes.INVALID_MESSAGE, message: `peer answered with unknown error code ${code}: ${message}` };
+        break;
+      }
+      default:
+        throw invalid(`unknown frame kind ${kind === undefined ? describeTag(k) : kind}`);
+    }
+  } catch (err) {
+    if (err instanceof KvError) throw err;
+    if (err instanceof MsgpackFormatError) throw invalid('frame is truncated', err);
+    if (isStackOverflow(err)) throw invalid('frame is nested too deeply to decode', err);
+    throw invalid(`frame is not valid msgpack: ${err instanceof Error ? err.message : String(err)}`, err);
+  }
+  if (r.left !== 0) throw invalid(`frame has ${r.left} extra bytes after its end`);
+  return frame;
 }
 
 /**
@@ -345,7 +521,9 @@ function prescan(b: Uint8Array, l: Required<CodecLimits>): void {
  * (bad msgpack, truncation, trailing bytes, wrong shapes, unknown kinds, a
  * body that is not an object with a string `type`, sizes over the limits,
  * `__proto__` keys, extension types) throws a `KvError` with code
- * `KV_INVALID_MESSAGE`; nothing else is thrown.
+ * `KV_INVALID_MESSAGE`; nothing else is thrown. Collections are checked
+ * against the bytes left before anything is built, and nesting against
+ * `maxDepth`, so length and nesting bombs cost nothing.
  *
  * An `err` frame whose code is not one of quorumkv's codes (a peer running a
  * newer version) decodes with code `KV_INVALID_MESSAGE` and a message naming
@@ -361,47 +539,18 @@ export function decodeFrame(bytes: Uint8Array, limits?: CodecLimits): Frame {
   if (bytes.byteLength > l.maxFrameBytes) {
     throw invalid(`frame is ${bytes.byteLength} bytes, over maxFrameBytes (${l.maxFrameBytes})`);
   }
-  prescan(bytes, l);
-  let raw: unknown;
-  try {
-    // Copy once so decoded binaries never alias the caller's buffer.
-    raw = decoderFor(l).decode(bytes.slice());
-  } catch (err) {
-    throw invalid(`frame is not valid msgpack: ${err instanceof Error ? err.message : String(err)}`, err);
-  }
-  if (!Array.isArray(raw)) throw invalid(`frame must be an array, got ${describe(raw)}`);
-  const kind: unknown = raw[0];
-  switch (kind) {
-    case KIND_REQ: {
-      if (raw.length !== 4) throw invalid(`req frame must have 4 fields, got ${raw.length}`);
-      const [, id, from, body] = raw as unknown[];
-      checkId(id);
-      checkHeaderString(from, 'req frame "from"', l, true);
-      validateWireMessage(body, l, 'request body');
-      return { kind: 'req', id, from, body };
-    }
-    case KIND_RES: {
-      if (raw.length !== 3) throw invalid(`res frame must have 3 fields, got ${raw.length}`);
-      const [, id, body] = raw as unknown[];
-      checkId(id);
-      validateWireMessage(body, l, 'response body');
-      return { kind: 'res', id, body };
-    }
-    case KIND_ERR: {
-      if (raw.length !== 4) throw invalid(`err frame must have 4 fields, got ${raw.length}`);
-      const [, id, code, message] = raw as unknown[];
-      checkId(id);
-      checkHeaderString(code, 'err frame code', l, true);
-      checkHeaderString(message, 'err frame message', l, false);
-      if (isErrorCode(code)) return { kind: 'err', id, code, message };
-      return {
-        kind: 'err',
-        id,
-        code: ErrorCodes.INVALID_MESSAGE,
-        message: `peer answered with unknown error code ${code}: ${message}`,
-      };
-    }
-    default:
-      throw invalid(`unknown frame kind ${typeof kind === 'number' ? kind : describe(kind)}`);
-  }
+  // One copy, so decoded binaries never alias the caller's buffer.
+  return readFrame(copyBytes(bytes), l);
+}
+
+/**
+ * @internal What the receiver of `frame` gets: `decodeFrame(encodeFrame(frame, limits), limits)`
+ * with one copy of the bytes instead of two (for in-process transports), and
+ * the frame's encoded size.
+ *
+ * @throws KvError `KV_INVALID_MESSAGE` as {@link encodeFrame} does.
+ */
+export function passFrame(frame: Frame, limits?: CodecLimits): { readonly frame: Frame; readonly bytes: number } {
+  const l = resolveLimits(limits);
+  return withEncoded(frame, l, (bytes) => ({ frame: readFrame(copyBytes(bytes), l), bytes: bytes.byteLength }));
 }

@@ -1,7 +1,7 @@
 import { AbortError, ErrorCodes, KvError, toKvError, type ErrorCode } from '../errors/index.js';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
 import { seededRandom } from '../internal/random.js';
-import { DEFAULT_CODEC_LIMITS, decodeFrame, encodeFrame, validateWireMessage, type Frame } from './codec.js';
+import { DEFAULT_CODEC_LIMITS, passFrame, validateWireMessage, type Frame } from './codec.js';
 import { DEFAULT_MAX_PENDING, PendingRequests, checkMaxPending } from './pending-requests.js';
 import type { RequestHandler, RequestOptions, Transport, TransportCapabilities, WireMessage } from './types.js';
 
@@ -78,10 +78,13 @@ export interface MemoryNetworkStats {
 
 type Cancel = () => void;
 
-/** A message on its way: the frame, and its bytes when the network encodes. */
+/**
+ * A message on its way: what the receiver gets (with the codec, the frame
+ * already decoded from its encoding) and its encoded size (0 without).
+ */
 interface Wire {
   readonly frame: Frame;
-  readonly bytes: Uint8Array | undefined;
+  readonly bytes: number;
 }
 
 /**
@@ -311,16 +314,17 @@ export class MemoryNetwork {
     return () => clearImmediate(h);
   }
 
+  /**
+   * With the codec, the frame is encoded and decoded at once (one copy of its
+   * bytes): the receiver gets what `decodeFrame(encodeFrame(frame))` gives, and
+   * a frame that cannot be encoded fails at its sender.
+   */
   #encode(frame: Frame): Wire {
     if (!this.codec) {
       if (frame.kind !== 'err') validateWireMessage(frame.body, undefined, frame.kind === 'req' ? 'request body' : 'response body');
-      return { frame, bytes: undefined };
+      return { frame, bytes: 0 };
     }
-    return { frame, bytes: encodeFrame(frame) };
-  }
-
-  #decode(wire: Wire): Frame {
-    return wire.bytes === undefined ? wire.frame : decodeFrame(wire.bytes);
+    return passFrame(frame);
   }
 
   /**
@@ -360,7 +364,7 @@ export class MemoryNetwork {
     const ex: Exchange = { id, caller, pending, target, phase: 'to-target', done: false, cancelDelivery: undefined };
     exchange = ex;
     this.#exchanges.add(ex);
-    const delay = this.#route(caller.address, to, wire.bytes?.byteLength ?? 0);
+    const delay = this.#route(caller.address, to, wire.bytes);
     if (delay === undefined) {
       ex.phase = 'lost';
       return promise;
@@ -392,13 +396,7 @@ export class MemoryNetwork {
     }
     this.#stats.delivered++;
     exchange.phase = 'handling';
-    let frame: Frame;
-    try {
-      frame = this.#decode(wire);
-    } catch (err) {
-      this.#answer(exchange, err);
-      return;
-    }
+    const frame = wire.frame;
     if (frame.kind !== 'req') return; // cannot happen: we encoded it
     const handler = target.handler;
     new Promise<WireMessage>((resolve) => resolve(handler!(frame.body, frame.from))).then(
@@ -426,7 +424,7 @@ export class MemoryNetwork {
       wire = this.#encode({ kind: 'err', id: exchange.id, code: e.code, message: e.message });
     }
     exchange.phase = 'to-caller';
-    const delay = this.#route(exchange.target.address, exchange.caller.address, wire.bytes?.byteLength ?? 0);
+    const delay = this.#route(exchange.target.address, exchange.caller.address, wire.bytes);
     if (delay === undefined) {
       exchange.phase = 'lost';
       return;
@@ -434,13 +432,7 @@ export class MemoryNetwork {
     exchange.cancelDelivery = this.#schedule(delay, () => {
       exchange.cancelDelivery = undefined;
       this.#stats.delivered++;
-      let frame: Frame;
-      try {
-        frame = this.#decode(wire);
-      } catch (err) {
-        exchange.pending.reject(exchange.id, toKvError(err, ErrorCodes.INVALID_MESSAGE));
-        return;
-      }
+      const frame = wire.frame;
       if (frame.kind === 'res') exchange.pending.resolve(frame.id, frame.body);
       else if (frame.kind === 'err') exchange.pending.reject(frame.id, new KvError(frame.code, frame.message));
     });

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
-import { encode } from '@msgpack/msgpack';
+import { decode, encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../../src/errors/index.js';
-import { decodeFrame, encodeFrame, type Frame } from '../../../src/transport/codec.js';
+import { decodeFrame, encodeFrame, passFrame, validateWireMessage, type Frame } from '../../../src/transport/codec.js';
 import type { WireMessage } from '../../../src/transport/types.js';
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -230,5 +230,81 @@ describe('codec: hostile frames', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('codec: compatibility and the in-process pass', () => {
+  const tuple = (f: Frame): unknown[] =>
+    f.kind === 'req' ? [0, f.id, f.from, f.body] : f.kind === 'res' ? [1, f.id, f.body] : [2, f.id, f.code, f.message];
+
+  it('property: frames written by @msgpack/msgpack decode, and ours decode with @msgpack/msgpack', () => {
+    fc.assert(
+      fc.property(frameArb, (f) => {
+        expect(decodeFrame(encode(tuple(f), { ignoreUndefined: true }))).toEqual(f);
+        expect(decode(encodeFrame(f))).toEqual(tuple(f));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('property: passFrame gives what decodeFrame(encodeFrame(frame)) gives, and the encoded size', () => {
+    fc.assert(
+      fc.property(frameArb, (f) => {
+        const passed = passFrame(f);
+        const bytes = encodeFrame(f);
+        expect(passed.frame).toEqual(decodeFrame(bytes));
+        expect(passed.bytes).toBe(bytes.byteLength);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('passFrame refuses what encodeFrame refuses', () => {
+    expect(codeOf(() => passFrame({ kind: 'res', id: 1, body: { type: 't', d: new Date() } as never }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => passFrame({ kind: 'res', id: 1, body: { type: 't', b: new Uint8Array(2000) } }, { maxFrameBytes: 1000 }))).toBe(
+      'KV_INVALID_MESSAGE',
+    );
+  });
+
+  it('each encoding is fresh bytes: a later one never overwrites an earlier one', () => {
+    const first = encodeFrame({ kind: 'res', id: 1, body: { type: 'a', bin: new Uint8Array(100).fill(1) } });
+    const copy = Uint8Array.from(first);
+    for (let i = 0; i < 2000; i++) encodeFrame({ kind: 'res', id: i, body: { type: 'b', bin: new Uint8Array(100).fill(2) } });
+    expect(Buffer.compare(first, copy)).toBe(0);
+    const decoded = decodeFrame(first);
+    for (let i = 0; i < 2000; i++) decodeFrame(encodeFrame({ kind: 'res', id: i, body: { type: 'c', bin: new Uint8Array(100).fill(3) } }));
+    expect(decoded.kind === 'res' && Buffer.compare(decoded.body.bin as Uint8Array, new Uint8Array(100).fill(1))).toBe(0);
+  });
+
+  it('a body whose getter sends another message mid-encoding still encodes both correctly', () => {
+    let inner: Uint8Array | undefined;
+    const body = {
+      type: 'outer',
+      get x() {
+        inner = encodeFrame({ kind: 'res', id: 2, body: { type: 'inner', s: 'deep' } });
+        return 'after';
+      },
+    };
+    const outer = encodeFrame({ kind: 'res', id: 1, body: body as never });
+    expect(decodeFrame(outer)).toEqual({ kind: 'res', id: 1, body: { type: 'outer', x: 'after' } });
+    expect(decodeFrame(inner!)).toEqual({ kind: 'res', id: 2, body: { type: 'inner', s: 'deep' } });
+  });
+
+  it('validateWireMessage names the path of what cannot travel', () => {
+    expect(messageOf(() => validateWireMessage({ type: 't', a: { b: [1, new Map()] } }, undefined, 'request body'))).toBe(
+      'request body.a.b[1] cannot be sent over the wire: it is an instance of Map',
+    );
+    expect(messageOf(() => validateWireMessage({ type: 't', a: [1, undefined] }))).toBe(
+      'body.a[1] is undefined (arrays cannot hold undefined on the wire)',
+    );
+    expect(() => validateWireMessage({ type: 't', a: [1, { b: new Uint8Array(1) }], c: undefined })).not.toThrow();
+  });
+
+  it('decodes repeated short strings to equal strings and long ones intact', () => {
+    const long = 'é'.repeat(300);
+    for (let i = 0; i < 3; i++) {
+      const f = decodeFrame(encodeFrame({ kind: 'req', id: i, from: 'node-a', body: { type: 'kv.read', cluster: 'c', long, u: '\u{1F600}' } }));
+      expect(f).toEqual({ kind: 'req', id: i, from: 'node-a', body: { type: 'kv.read', cluster: 'c', long, u: '\u{1F600}' } });
+    }
   });
 });

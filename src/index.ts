@@ -15,7 +15,8 @@ export { Ring, ReplicaSet, hashKey, keyBytes, defaultTokens } from './ring/index
 export { QuorumCoordinator, keyRef } from './replication/index.js';
 export { VectorClock } from './versioning/index.js';
 export { MemoryNetwork, PendingRequests } from './transport/index.js';
-export { MemoryStorage } from './storage/index.js';
+export { MemoryStorage, AbstractStorage, tokenInRange, WHOLE_RING } from './storage/index.js';
+export { noopLogger, noopMetrics } from './observability/index.js';
 export {
   KvError,
   QuorumNotMetError,
@@ -79,6 +80,11 @@ export type {
   StoredEntry,
   StoredHint,
   TokenRangeQuery,
+  StorageStatus,
+  StorageOperation,
+  StorageIterable,
+  MaybePromise,
 } from './storage/index.js';
 export type { ErrorCode, ReplicaFailure, KvErrorOptions } from './errors/index.js';
 export type { Clock, TimerHandle } from './internal/clock.js';
+export type { Logger, LogFields, Metrics, MetricLabels } from './observability/index.js';

@@ -24,6 +24,12 @@ export interface NodeComponents {
   readonly router: MessageRouter;
 }
 
+const STATUS_LABELS = {
+  alive: Object.freeze({ status: 'alive' }),
+  suspect: Object.freeze({ status: 'suspect' }),
+  down: Object.freeze({ status: 'down' }),
+} as const;
+
 const MEMBERSHIP_EVENTS = [
   'member:joined',
   'member:suspected',
@@ -83,9 +89,11 @@ export class Node {
         tokensPerWeight: Defaults.tokensPerWeight,
         clock: c.clock,
       });
-      const metadata = new MetadataWriter(c.storage, () => {
-        // A lost peers/generation write only costs a slower restart; the next change rewrites it.
-      });
+      // A lost peers/generation write only costs a slower restart (the next change
+      // rewrites it), so it is logged, not thrown.
+      const metadata = new MetadataWriter(c.storage, (name, error) =>
+        c.logger.warn('quorumkv: could not persist node metadata', { node: c.id, name, error }),
+      );
       await life.start({ name: 'metadata', start: () => {}, stop: () => metadata.flush() });
       // Listen before anything reads the transport's address: a transport on
       // port 0 (TcpTransport) knows it only once listening. Requests that come
@@ -129,6 +137,7 @@ export class Node {
       });
       const forward = this.#emit as (name: string, payload: unknown) => void;
       for (const name of MEMBERSHIP_EVENTS) membership.on(name, (payload: unknown) => forward(name, payload));
+      this.#observeMembership(membership);
       const ring = (): Ring => membership.ring;
       const replica = new ReplicaServer({
         storage: c.storage,
@@ -139,7 +148,12 @@ export class Node {
         maxClockEntries: c.maxClockEntries,
         maxSiblings: c.maxSiblings,
         siblingWarning: c.siblingWarning,
-        onSiblings: (e) => this.#emit('siblings:exceeded', { key: presentKey(e.key), siblings: e.siblings, threshold: e.threshold }),
+        onSiblings: (e) => {
+          const key = presentKey(e.key);
+          c.logger.warn('quorumkv: key passed the sibling warning level', { node: c.id, key, siblings: e.siblings, threshold: e.threshold });
+          c.metrics.increment('quorumkv_sibling_warnings_total');
+          this.#emit('siblings:exceeded', { key, siblings: e.siblings, threshold: e.threshold });
+        },
       });
       await life.start({ name: 'replica', start: () => replica.open(), stop: () => {} });
       const coordinator = new QuorumCoordinator({
@@ -182,6 +196,38 @@ export class Node {
       await life.stop().catch(() => {});
       throw err;
     }
+  }
+
+  /** Logs membership changes and keeps the member gauges current. */
+  #observeMembership(membership: Membership): void {
+    const { logger, metrics, id } = this.config;
+    const gauges = (): void => {
+      const counts = { alive: 0, suspect: 0, down: 0 };
+      for (const m of membership.members()) counts[m.status]++;
+      for (const status of ['alive', 'suspect', 'down'] as const) {
+        metrics.gauge('quorumkv_members', counts[status], STATUS_LABELS[status]);
+      }
+    };
+    membership.on('member:joined', ({ member }) => {
+      logger.info('quorumkv: member joined', { node: id, member: member.id, address: member.address });
+      gauges();
+    });
+    membership.on('member:suspected', ({ member }) => {
+      logger.warn('quorumkv: member suspected', { node: id, member: member.id });
+      gauges();
+    });
+    membership.on('member:down', ({ member, reason }) => {
+      logger.warn('quorumkv: member down', { node: id, member: member.id, reason });
+      gauges();
+    });
+    membership.on('member:up', ({ member }) => {
+      logger.info('quorumkv: member up', { node: id, member: member.id });
+      gauges();
+    });
+    membership.on('member:refused', ({ address, error, by }) => {
+      logger.error('quorumkv: join refused', { node: id, peer: address, by, code: error.code, error });
+      metrics.increment('quorumkv_refusals_total', { code: error.code });
+    });
   }
 
   /** Stops every component in reverse order. */

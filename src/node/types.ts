@@ -1,5 +1,6 @@
 import type { Clock } from '../internal/clock.js';
 import type { MembershipEvents } from '../membership/index.js';
+import type { Logger, Metrics } from '../observability/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 
@@ -30,6 +31,8 @@ export interface NodeConfig {
     readonly shutdownTimeout: number;
   };
   readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
 }
 
 /** Every event a node emits (the Store re-emits them); one object payload each. */

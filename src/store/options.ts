@@ -2,6 +2,7 @@ import { systemClock, type Clock } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
 import { checkRecordFitsFrame } from '../replication/index.js';
 import { MAX_TOKENS } from '../ring/index.js';
+import { noopLogger, noopMetrics, type Logger, type Metrics } from '../observability/index.js';
 import { MemoryStorage, type StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 import type { ConflictPolicy, StoreOptions } from './types.js';
@@ -43,6 +44,8 @@ export interface ResolvedStoreOptions<V> {
     readonly shutdownTimeout: number;
   };
   readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
 }
 
 function describe(value: unknown): string {
@@ -169,6 +172,19 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
   // A record larger than a frame could be neither replicated nor read from another node.
   checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries, n, frameLimit: transport.capabilities?.maxFrameBytes });
 
+  const metrics = options.metrics ?? noopMetrics;
+  for (const fn of ['increment', 'gauge', 'observe'] as const) {
+    if (typeof (metrics as unknown as Record<string, unknown>)[fn] !== 'function') {
+      throw new TypeError(`Expected \`metrics\` to implement Metrics (increment, gauge, observe), got ${describe(metrics)}`);
+    }
+  }
+  const logger = options.logger ?? noopLogger;
+  for (const fn of ['debug', 'info', 'warn', 'error'] as const) {
+    if (typeof (logger as unknown as Record<string, unknown>)[fn] !== 'function') {
+      throw new TypeError(`Expected \`logger\` to implement Logger (debug, info, warn, error), got ${describe(logger)}`);
+    }
+  }
+
   return {
     id,
     cluster,
@@ -190,5 +206,7 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     siblingWarning,
     gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout },
     clock,
+    metrics,
+    logger,
   };
 }

@@ -1,5 +1,6 @@
 import type { Clock } from '../internal/clock.js';
 import type { NodeEvents } from '../node/index.js';
+import type { Logger, Metrics } from '../observability/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 
@@ -87,6 +88,16 @@ export interface StoreOptions<V = unknown> {
   gossip?: GossipOptions;
   /** Time source (inject a fake one in tests). @default the system clock */
   clock?: Clock;
+  /**
+   * Where the node reports numbers (member gauges, refusals, sibling
+   * warnings). Synchronous and must never throw. @default noopMetrics
+   */
+  metrics?: Metrics;
+  /**
+   * Where the node logs membership changes, refusals, sibling warnings and
+   * failed metadata writes. Synchronous and must never throw. @default noopLogger
+   */
+  logger?: Logger;
 }
 
 /** Options every operation takes. */

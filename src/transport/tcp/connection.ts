@@ -190,8 +190,10 @@ export class Connection {
 
   /** Stops reading until the peer has taken what we wrote (backpressure on a peer that does not read). */
   pauseUntilDrained(): void {
-    if (this.#paused || this.state !== 'open') return;
+    // Only when a write asked for 'drain' (over the socket's highWaterMark): else no 'drain' would come.
+    if (this.#paused || this.state !== 'open' || !this.socket.writableNeedDrain) return;
     this.#paused = true;
+    this.#o.counters.readsPaused++;
     this.socket.pause();
     this.socket.once('drain', () => {
       this.#paused = false;

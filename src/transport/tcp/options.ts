@@ -142,7 +142,7 @@ export interface TcpTransportOptions {
    * kernel, or waiting for the connection). A request that would go past it
    * fails at once with `KV_OVERLOADED` (a single frame is always accepted by
    * an empty buffer); an inbound connection past it stops being read until
-   * it drains.
+   * it drains. At least 65536.
    * @default 33554432 (32 MiB)
    */
   readonly maxBufferedBytesPerPeer?: number;
@@ -390,7 +390,7 @@ export function resolveTcpOptions(options: unknown): ResolvedTcpOptions {
     closeTimeout: millis('closeTimeout', o['closeTimeout'] ?? TCP_DEFAULTS.closeTimeout),
     maxFrameBytes,
     maxPendingPerPeer: positiveInt('maxPendingPerPeer', o['maxPendingPerPeer'] ?? TCP_DEFAULTS.maxPendingPerPeer),
-    maxBufferedBytesPerPeer: positiveInt('maxBufferedBytesPerPeer', o['maxBufferedBytesPerPeer'] ?? TCP_DEFAULTS.maxBufferedBytesPerPeer),
+    maxBufferedBytesPerPeer: positiveInt('maxBufferedBytesPerPeer', o['maxBufferedBytesPerPeer'] ?? TCP_DEFAULTS.maxBufferedBytesPerPeer, 64 * 1024),
     maxConnections: positiveInt('maxConnections', o['maxConnections'] ?? TCP_DEFAULTS.maxConnections),
     reconnect: resolveReconnect(o['reconnect']),
     clock: clock as Clock,

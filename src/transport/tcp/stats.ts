@@ -32,6 +32,11 @@ export interface TcpTransportStats {
   readonly slowConnectionsClosed: number;
   /** Requests refused with `KV_OVERLOADED`: ours (not sent) and a peer's (answered so). */
   readonly overloaded: number;
+  /**
+   * Times an inbound connection stopped being read because its peer did not
+   * take its answers (more than `maxBufferedBytesPerPeer` waiting).
+   */
+  readonly readsPaused: number;
   /** Requests written to peers. */
   readonly requestsSent: number;
   /** Requests received from peers (after the handshake). */
@@ -64,6 +69,7 @@ export function newCounters(): TcpCounters {
     malformedFrames: 0,
     slowConnectionsClosed: 0,
     overloaded: 0,
+    readsPaused: 0,
     requestsSent: 0,
     requestsReceived: 0,
     framesSent: 0,

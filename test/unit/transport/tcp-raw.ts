@@ -58,11 +58,14 @@ export class RawPeer {
     );
   }
 
-  /** Connects to `address` (`host:port`). */
-  static connect(address: string): Promise<RawPeer> {
+  /**
+   * Connects to `address` (`host:port`). With `allowHalfOpen`, it does not
+   * close its side when the other side closes (a peer that never says goodbye).
+   */
+  static connect(address: string, options: { allowHalfOpen?: boolean } = {}): Promise<RawPeer> {
     const target = parseAddress(address)!;
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: target.host, port: target.port });
+      const socket = connect({ host: target.host, port: target.port, allowHalfOpen: options.allowHalfOpen ?? false });
       socket.once('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);

@@ -1,0 +1,526 @@
+/**
+ * One process of the tcp benchmark (bench/tcp.ts forks three of these).
+ * Commands arrive over IPC as `{ id, cmd, ... }` and are answered with
+ * `{ id, ok: true, result }` or `{ id, ok: false, error }`:
+ *
+ * - `echo-serve`: a raw TCP echo server on 127.0.0.1 (length-prefixed
+ *   frames, Nagle off, answers written corked) → `{ port }`;
+ * - `echo-load { ports, ms, inFlight, rate?, bytes }`: connects to the echo
+ *   servers and runs the fan-out echo (each op sends one frame to every
+ *   server and waits for all answers) → a {@link LoadResult};
+ * - `store-start { nodeId, seeds }`: a Store on TcpTransport (N3 W2 R2, memory
+ *   storage) → `{ address }`; `store-wait { count }`; `store-prefill
+ *   { keys, bytes }`; `store-load { op: 'put' | 'get', ms, inFlight, rate?,
+ *   bytes, keys }` → a {@link LoadResult};
+ * - `redis-load { port, op: 'set-wait' | 'get', ms, inFlight, rate?, bytes,
+ *   keys }`: the Redis reference through a minimal RESP client (one
+ *   connection per request in flight, because `WAIT` blocks its connection);
+ * - `cpu` → `process.cpuUsage()`; `exit`.
+ *
+ * @module
+ */
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Store } from '../src/index.js';
+import { TcpTransport } from '../src/transport/index.js';
+
+/** A command from the parent. */
+interface Command {
+  readonly id: number;
+  readonly cmd: string;
+  readonly [key: string]: unknown;
+}
+
+/** How one load window went. */
+export interface LoadResult {
+  /** Operations completed inside the window. */
+  readonly ops: number;
+  /** Operations that failed (counted, not in `ops`). */
+  readonly errors: number;
+  /** The first failure's message, if any. */
+  readonly firstError: string | undefined;
+  /** Wall time of the window, in ms. */
+  readonly elapsedMs: number;
+  /** The rate asked for (ops/s), or 0 for as fast as the in-flight bound allows. */
+  readonly offered: number;
+  /** Latency percentiles from issue to completion, in ms. */
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** Options of {@link runLoad}. */
+interface LoadSpec {
+  /** Window length, in ms. */
+  readonly ms: number;
+  /** Most operations in flight at once. */
+  readonly inFlight: number;
+  /**
+   * Operations per second to offer (open loop, issued from a 1 ms timer and
+   * on every completion); absent or 0: closed loop at `inFlight`.
+   */
+  readonly rate?: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+/**
+ * Runs `op(0), op(1), …` for `spec.ms`: closed loop (`inFlight` at once), or
+ * open loop at `spec.rate` with at most `inFlight` in flight. Latency is
+ * measured from the moment an operation is issued.
+ */
+function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<LoadResult> {
+  const rate = spec.rate ?? 0;
+  const latencies: number[] = [];
+  let issued = 0;
+  let inflight = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const t0 = performance.now();
+  const end = t0 + spec.ms;
+  return new Promise<LoadResult>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      if (timer !== undefined) clearTimeout(timer);
+      const sorted = Float64Array.from(latencies).sort();
+      resolve({
+        ops: latencies.length,
+        errors,
+        firstError,
+        elapsedMs: performance.now() - t0,
+        offered: rate,
+        p50: percentile(sorted, 0.5),
+        p99: percentile(sorted, 0.99),
+        max: sorted.length > 0 ? sorted[sorted.length - 1]! : NaN,
+      });
+    };
+    const issue = (i: number): void => {
+      inflight++;
+      const start = performance.now();
+      op(i).then(
+        () => {
+          inflight--;
+          const now = performance.now();
+          if (now <= end) latencies.push(now - start);
+          pump();
+        },
+        (err: unknown) => {
+          inflight--;
+          errors++;
+          firstError ??= err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err);
+          pump();
+        },
+      );
+    };
+    const pump = (): void => {
+      const now = performance.now();
+      if (now >= end) {
+        if (inflight === 0) finish();
+        return;
+      }
+      const due = rate > 0 ? Math.floor(((now - t0) * rate) / 1000) + 1 : Infinity;
+      while (inflight < spec.inFlight && issued < due) issue(issued++);
+    };
+    const tick = (): void => {
+      pump();
+      if (performance.now() < end) timer = setTimeout(tick, rate > 0 ? 1 : Math.max(1, end - performance.now()));
+      else {
+        timer = undefined;
+        if (inflight === 0) finish();
+      }
+    };
+    tick();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Length-prefixed frames over raw sockets
+
+/** Splits a byte stream into `[u32 length][payload]` frames. */
+class FrameReader {
+  #rest: Buffer = Buffer.alloc(0);
+
+  /**
+   * Feeds a chunk; calls `onFrame` with each complete payload (a view valid
+   * during the call) and returns the bytes of the complete frames, prefixes
+   * included (a view of the chunk when nothing was left over before it).
+   */
+  push(chunk: Buffer, onFrame?: (payload: Buffer) => void): Buffer {
+    const buf = this.#rest.length === 0 ? chunk : Buffer.concat([this.#rest, chunk]);
+    let pos = 0;
+    while (buf.length - pos >= 4) {
+      const len = buf.readUInt32BE(pos);
+      if (buf.length - pos - 4 < len) break;
+      onFrame?.(buf.subarray(pos + 4, pos + 4 + len));
+      pos += 4 + len;
+    }
+    this.#rest = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
+    return buf.subarray(0, pos);
+  }
+}
+
+/** Writes through `socket.cork()`, uncorked on the next tick: many small writes leave as one. */
+function corkedWriter(socket: net.Socket): (data: Buffer) => void {
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    socket.uncork();
+  };
+  return (data) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    socket.write(data);
+  };
+}
+
+const servers: net.Server[] = [];
+const sockets = new Set<net.Socket>();
+
+function track(socket: net.Socket): net.Socket {
+  sockets.add(socket);
+  socket.on('close', () => sockets.delete(socket));
+  socket.on('error', () => {});
+  return socket;
+}
+
+/**
+ * The echo server: every complete frame goes back as it came; the frames
+ * of one read leave in one write (a server answering many small requests
+ * batches its writes the same way: TcpTransport corks each tick's writes).
+ */
+async function echoServe(): Promise<{ port: number }> {
+  const server = net.createServer((socket) => {
+    track(socket).setNoDelay(true);
+    const reader = new FrameReader();
+    socket.on('data', (chunk: Buffer) => {
+      const frames = reader.push(chunk);
+      if (frames.length > 0) socket.write(frames);
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return { port: (server.address() as net.AddressInfo).port };
+}
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(track(socket));
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** The fan-out echo: op i sends one `bytes`-byte frame to every server and resolves when all answered. */
+async function echoLoad(ports: readonly number[], bytes: number, spec: LoadSpec): Promise<LoadResult> {
+  const conns = await Promise.all(ports.map(connect));
+  const waiting = new Map<number, { left: number; resolve: () => void }>();
+  const writers = conns.map((socket) => {
+    const reader = new FrameReader();
+    socket.on('data', (chunk: Buffer) =>
+      reader.push(chunk, (payload) => {
+        const id = payload.readUInt32BE(0);
+        const w = waiting.get(id);
+        if (w !== undefined && --w.left === 0) {
+          waiting.delete(id);
+          w.resolve();
+        }
+      }),
+    );
+    return corkedWriter(socket);
+  });
+  const template = Buffer.alloc(4 + bytes, 0x61);
+  template.writeUInt32BE(bytes, 0);
+  try {
+    return await runLoad(
+      (i) =>
+        new Promise<void>((resolve) => {
+          const id = i >>> 0;
+          waiting.set(id, { left: writers.length, resolve });
+          const frame = Buffer.from(template);
+          frame.writeUInt32BE(id, 4);
+          for (const write of writers) write(frame);
+        }),
+      spec,
+    );
+  } finally {
+    for (const socket of conns) socket.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A minimal RESP client (enough for SET, WAIT and GET)
+
+/** One Redis connection; replies are matched to commands in order. */
+class RespConnection {
+  readonly #socket: net.Socket;
+  readonly #queue: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  #buffer: Buffer = Buffer.alloc(0);
+
+  private constructor(socket: net.Socket) {
+    this.#socket = socket;
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('close', () => {
+      for (const q of this.#queue.splice(0)) q.reject(new Error('redis connection closed'));
+    });
+  }
+
+  static async open(port: number): Promise<RespConnection> {
+    return new RespConnection(await connect(port));
+  }
+
+  /** Sends one command; resolves with its reply. */
+  send(args: readonly (string | Buffer)[]): Promise<unknown> {
+    const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+    for (const a of args) {
+      const b = typeof a === 'string' ? Buffer.from(a) : a;
+      parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+    }
+    this.#socket.write(Buffer.concat(parts));
+    return new Promise((resolve, reject) => this.#queue.push({ resolve, reject }));
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    for (;;) {
+      const parsed = parseResp(this.#buffer, 0);
+      if (parsed === undefined) return;
+      this.#buffer = this.#buffer.subarray(parsed.end);
+      const q = this.#queue.shift();
+      if (q === undefined) continue;
+      if (parsed.value instanceof Error) q.reject(parsed.value);
+      else q.resolve(parsed.value);
+    }
+  }
+}
+
+/** Parses one RESP2 reply at `pos`; undefined when incomplete. */
+function parseResp(buf: Buffer, pos: number): { value: unknown; end: number } | undefined {
+  const eol = buf.indexOf('\r\n', pos);
+  if (eol < 0) return undefined;
+  const line = buf.toString('latin1', pos + 1, eol);
+  switch (buf[pos]) {
+    case 0x2b: // +
+      return { value: line, end: eol + 2 };
+    case 0x2d: // -
+      return { value: new Error(`redis: ${line}`), end: eol + 2 };
+    case 0x3a: // :
+      return { value: Number(line), end: eol + 2 };
+    case 0x24: {
+      // $
+      const len = Number(line);
+      if (len < 0) return { value: null, end: eol + 2 };
+      if (buf.length < eol + 2 + len + 2) return undefined;
+      return { value: buf.subarray(eol + 2, eol + 2 + len), end: eol + 2 + len + 2 };
+    }
+    case 0x2a: {
+      // *
+      const count = Number(line);
+      const items: unknown[] = [];
+      let at = eol + 2;
+      for (let i = 0; i < count; i++) {
+        const item = parseResp(buf, at);
+        if (item === undefined) return undefined;
+        items.push(item.value);
+        at = item.end;
+      }
+      return { value: items, end: at };
+    }
+    default:
+      throw new Error(`redis: unexpected reply byte 0x${(buf[pos] ?? 0).toString(16)}`);
+  }
+}
+
+/**
+ * The Redis reference: `set-wait` is SET then `WAIT 1 0` (one replica
+ * acknowledged), `get` is GET; one connection per request in flight.
+ */
+async function redisLoad(port: number, op: 'set-wait' | 'get', bytes: number, keys: number, spec: LoadSpec): Promise<LoadResult> {
+  const conns = await Promise.all(Array.from({ length: spec.inFlight }, () => RespConnection.open(port)));
+  const free = [...conns];
+  const value = Buffer.alloc(bytes, 0x62);
+  try {
+    if (op === 'get') {
+      for (let k = 0; k < keys; k += conns.length) {
+        await Promise.all(conns.map((c, j) => (k + j < keys ? c.send(['SET', `key:${k + j}`, value]) : undefined)));
+      }
+    }
+    return await runLoad(async (i) => {
+      const c = free.pop()!;
+      try {
+        if (op === 'get') {
+          const got = await c.send(['GET', `key:${(i * 7919) % keys}`]);
+          if (!(got instanceof Buffer) || got.length !== bytes) throw new Error('redis GET returned the wrong value');
+        } else {
+          const [, acked] = await Promise.all([c.send(['SET', `fresh:${i}`, value]), c.send(['WAIT', '1', '0'])]);
+          if (typeof acked !== 'number' || acked < 1) throw new Error(`redis WAIT 1 acknowledged ${String(acked)}`);
+        }
+      } finally {
+        free.push(c);
+      }
+    }, spec);
+  } finally {
+    for (const c of conns) c.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The store
+
+let store: Store<Uint8Array> | undefined;
+
+function running(): Store<Uint8Array> {
+  if (store === undefined) throw new Error('bench/tcp-child: store-start first');
+  return store;
+}
+
+/** A Store on TcpTransport at 127.0.0.1, N3 W2 R2, memory storage. */
+async function storeStart(nodeId: string, seeds: readonly string[]): Promise<{ address: string }> {
+  const transport = new TcpTransport({ host: '127.0.0.1', port: 0, defaultTimeout: 10_000 });
+  store = new Store<Uint8Array>({
+    id: nodeId,
+    cluster: 'bench',
+    transport,
+    seeds,
+    replication: { n: 3, r: 2, w: 2 },
+    timeout: 10_000,
+  });
+  await store.start();
+  return { address: transport.address };
+}
+
+/** A `bytes`-byte value (the same bytes for every key: the store copies them). */
+const valueOfSize = (bytes: number): Uint8Array => Uint8Array.from({ length: bytes }, (_, i) => (i * 31) & 0xff);
+
+/** Puts `key:0` … `key:<keys - 1>`, `inFlight` at a time. */
+async function storePrefill(keys: number, bytes: number, inFlight: number): Promise<null> {
+  const s = running();
+  const value = valueOfSize(bytes);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < keys) await s.put(`key:${next++}`, value);
+    }),
+  );
+  return null;
+}
+
+let putSerial = 0;
+
+/** Quorum puts to fresh keys (blind writes to one key would pile up siblings), or gets of prefilled keys. */
+function storeLoad(op: 'put' | 'get', bytes: number, keys: number, spec: LoadSpec): Promise<LoadResult> {
+  const s = running();
+  const value = valueOfSize(bytes);
+  if (op === 'put') {
+    const run = putSerial++;
+    return runLoad((i) => s.put(`fresh:${run}:${i}`, value), spec);
+  }
+  return runLoad(async (i) => {
+    const got = await s.get(`key:${(i * 7919) % keys}`);
+    if (got === undefined || got.values.length !== 1 || got.values[0]!.byteLength !== bytes) throw new Error('bench: get returned the wrong value');
+  }, spec);
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+
+type CommandHandler = (command: Command) => Promise<unknown>;
+const handlers = new Map<string, CommandHandler>();
+
+handlers.set('echo-serve', () => echoServe());
+handlers.set('echo-load', (c) =>
+  echoLoad(c['ports'] as number[], Number(c['bytes']), { ms: Number(c['ms']), inFlight: Number(c['inFlight']), rate: Number(c['rate'] ?? 0) }),
+);
+handlers.set('redis-load', (c) =>
+  redisLoad(Number(c['port']), c['op'] as 'set-wait' | 'get', Number(c['bytes']), Number(c['keys']), {
+    ms: Number(c['ms']),
+    inFlight: Number(c['inFlight']),
+    rate: Number(c['rate'] ?? 0),
+  }),
+);
+handlers.set('redis-wait', async (c) => {
+  // Polls INFO until the primary sees `replicas` replicas online (a condition with a deadline).
+  const conn = await RespConnection.open(Number(c['port']));
+  try {
+    const deadline = performance.now() + 20_000;
+    for (;;) {
+      const info = String(await conn.send(['INFO', 'replication']));
+      const online = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
+      if (online >= Number(c['replicas'])) return { online };
+      if (performance.now() > deadline) throw new Error(`redis: only ${online} replicas online after 20 s:\n${info}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    conn.close();
+  }
+});
+handlers.set('cpu', async () => process.cpuUsage());
+handlers.set('store-start', (c) => storeStart(String(c['nodeId']), c['seeds'] as string[]));
+handlers.set('store-wait', async (c) => {
+  await running().waitForMembers(Number(c['count']), { timeout: 30_000 });
+  return null;
+});
+handlers.set('store-prefill', (c) => storePrefill(Number(c['keys']), Number(c['bytes']), Number(c['inFlight'])));
+handlers.set('store-load', (c) =>
+  storeLoad(c['op'] as 'put' | 'get', Number(c['bytes']), Number(c['keys']), {
+    ms: Number(c['ms']),
+    inFlight: Number(c['inFlight']),
+    rate: Number(c['rate'] ?? 0),
+  }),
+);
+
+async function shutdown(): Promise<void> {
+  await store?.stop();
+  store = undefined;
+  for (const s of sockets) s.destroy();
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+}
+
+handlers.set('exit', async () => {
+  await shutdown();
+  setImmediate(() => process.exit(0));
+  return {};
+});
+
+/** Answers the parent's commands (this file is only ever run forked, with IPC). */
+function serveCommands(): void {
+  if (process.send === undefined) throw new Error('bench/tcp-child: run me with child_process.fork (IPC)');
+  process.on('message', (message: Command) => {
+    const handler = handlers.get(message.cmd);
+    const reply = (body: object): void => {
+      process.send!({ id: message.id, ...body });
+    };
+    if (handler === undefined) {
+      reply({ ok: false, error: `unknown command ${message.cmd}` });
+      return;
+    }
+    handler(message).then(
+      (result) => reply({ ok: true, result }),
+      (err: unknown) => reply({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) }),
+    );
+  });
+  // The parent went away: do not linger.
+  process.on('disconnect', () => {
+    void shutdown().finally(() => process.exit(0));
+  });
+}
+
+serveCommands();

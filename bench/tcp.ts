@@ -1,0 +1,316 @@
+/**
+ * tcp suite: a three-process quorumkv cluster on loopback (TcpTransport, N3
+ * W2 R2, memory storage, 1 KB values, the load generated inside one node
+ * process, 64 requests in flight), next to a raw TCP fan-out echo between
+ * three processes measured in the same run: one process sends a 1 KB
+ * length-prefixed frame to the other two and waits for both answers (Nagle
+ * off, corked writes). A quorum put or get is at least that much work.
+ *
+ * Rows: the echo's and the quorum ops' maximum rates with p50/p99; the CPU
+ * per operation summed over the three processes (`process.cpuUsage()`
+ * reported by each); the p99 of each at the same offered rate (half the
+ * echo's maximum, open loop); and, when `redis-server` is on the PATH, Redis
+ * with a primary and two replicas on loopback (SET + `WAIT 1 0`, and GET,
+ * 64 in flight, one connection each) as a reference.
+ *
+ * Every path is warmed up first (`BENCH_TCP_WARMUP_MS`, default 1500 ms
+ * each: three processes compiling their hot paths); then echo, put and get
+ * windows alternate for `BENCH_TCP_ROUNDS` rounds (default 3) and the
+ * median window of each is reported; then one window each at the offered
+ * rate. `BENCH_TCP_MS` sets the window length (default 2000 ms): the suite
+ * takes about 12 windows, the warm-ups and start-up (~35 s by default).
+ *
+ * @module
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fmtOps, fmtRatio, type Row } from './harness.js';
+import type { LoadResult } from './tcp-child.js';
+
+const WINDOW_MS = Math.max(200, Number(process.env.BENCH_TCP_MS ?? 2_000));
+const WARMUP_MS = Math.max(100, Number(process.env.BENCH_TCP_WARMUP_MS ?? Math.min(1_500, WINDOW_MS)));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_TCP_ROUNDS ?? 3));
+const IN_FLIGHT = 64;
+const VALUE_BYTES = 1024;
+const KEYS = 2_000;
+const CHILD = fileURLToPath(new URL('./tcp-child.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** A forked bench/tcp-child.ts and its command channel. */
+class Child {
+  readonly name: string;
+  readonly process: ChildProcess;
+  #nextId = 1;
+  readonly #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  constructor(name: string) {
+    this.name = name;
+    this.process = fork(CHILD, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.process.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
+      const w = this.#waiting.get(m.id);
+      if (w === undefined) return;
+      this.#waiting.delete(m.id);
+      if (m.ok) w.resolve(m.result);
+      else w.reject(new Error(`${this.name}: ${m.error}`));
+    });
+    this.process.on('exit', (code, signal) => {
+      for (const w of this.#waiting.values()) w.reject(new Error(`${this.name} exited (${signal ?? code}) before answering`));
+      this.#waiting.clear();
+    });
+  }
+
+  /** Sends a command and resolves with its result. */
+  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.process.send({ ...args, cmd, id });
+    });
+  }
+
+  /** Asks the child to exit; SIGKILL if it has not within 5 s. */
+  async close(): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    const exited = once(this.process, 'exit');
+    this.call('exit').catch(() => {});
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/** CPU µs (user + system) used by each child since the previous call. */
+async function cpuOf(children: readonly Child[]): Promise<number[]> {
+  const usages = await Promise.all(children.map((c) => c.call<NodeJS.CpuUsage>('cpu')));
+  return usages.map((u) => u.user + u.system);
+}
+
+/** A load window with the CPU every process used during it. */
+interface Measured extends LoadResult {
+  /** CPU µs per completed operation, summed over the processes. */
+  readonly cpuUsPerOp: number;
+}
+
+async function measured(name: string, children: readonly Child[], run: () => Promise<LoadResult>): Promise<Measured> {
+  const before = await cpuOf(children);
+  const r = await run();
+  const after = await cpuOf(children);
+  const cpu = after.reduce((sum, v, i) => sum + v - before[i]!, 0);
+  if (r.errors > 0) throw new Error(`bench tcp: ${name}: ${r.errors} operations failed, the first with ${r.firstError}`);
+  const m = { ...r, cpuUsPerOp: cpu / Math.max(1, r.ops) };
+  if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op, max ${ms(m.max)} ms`);
+  return m;
+}
+
+const rateOf = (r: LoadResult): number => (r.ops / r.elapsedMs) * 1000;
+const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
+const latency = (r: LoadResult): string => `p50 ${ms(r.p50)} / p99 ${ms(r.p99)} ms`;
+const speed = (r: LoadResult): string => `${fmtOps(rateOf(r))} (${latency(r)})`;
+
+/** Whether an open-loop window kept up with its offered rate. */
+function sustained(r: LoadResult): string {
+  const achieved = rateOf(r);
+  return achieved >= 0.95 * r.offered ? '' : ` [offered ${fmtOps(r.offered)}, sustained only ${fmtOps(achieved)}]`;
+}
+
+function onPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const file = join(dir, command);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** A free loopback port (closed again before it is used: fine for a benchmark). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Redis primary + two replicas on loopback; rows measured from `client`. */
+async function redisRows(client: Child, offered: number): Promise<Row[]> {
+  const binary = onPath('redis-server');
+  if (binary === undefined) {
+    return [
+      { suite: 'tcp', metric: 'Redis 7, primary + 2 replicas (reference)', value: 'skipped (redis-server not on PATH)', baseline: '', ratio: '' },
+    ];
+  }
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const servers: ChildProcess[] = [];
+  try {
+    for (const [i, port] of ports.entries()) {
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+      if (i > 0) args.push('--replicaof', '127.0.0.1', String(ports[0]));
+      servers.push(spawn(binary, args, { stdio: 'ignore' }));
+    }
+    await client.call('redis-wait', { port: ports[0], replicas: 2 });
+    const pids = servers.map((s) => s.pid!);
+    const run = async (op: 'set-wait' | 'get', rate: number): Promise<LoadResult & { cpuUsPerOp: number }> => {
+      const cpu0 = procCpu(pids);
+      const c0 = (await cpuOf([client]))[0]!;
+      const r = await client.call<LoadResult>('redis-load', { port: ports[0], op, ms: WINDOW_MS, inFlight: IN_FLIGHT, rate, bytes: VALUE_BYTES, keys: KEYS });
+      const c1 = (await cpuOf([client]))[0]!;
+      const cpu = procCpu(pids) - cpu0 + (c1 - c0);
+      if (r.errors > 0) throw new Error(`bench tcp: redis ${r.errors} operations failed, the first with ${r.firstError}`);
+      return { ...r, cpuUsPerOp: cpu / Math.max(1, r.ops) };
+    };
+    await client.call('redis-load', { port: ports[0], op: 'set-wait', ms: WARMUP_MS, inFlight: IN_FLIGHT, rate: 0, bytes: VALUE_BYTES, keys: KEYS });
+    const set = await run('set-wait', 0);
+    const get = await run('get', 0);
+    const setAt = await run('set-wait', offered);
+    const getAt = await run('get', offered);
+    const row = (metric: string, r: LoadResult & { cpuUsPerOp: number }, at: LoadResult): Row => ({
+      suite: 'tcp',
+      metric,
+      value: speed(r),
+      baseline: `${r.cpuUsPerOp.toFixed(0)} µs CPU/op (3 servers + client); p99 at ${fmtOps(offered)}: ${ms(at.p99)} ms${sustained(at)}`,
+      ratio: '',
+      goal: '(reference)',
+    });
+    return [
+      row(`Redis SET + WAIT 1, primary + 2 replicas, ${IN_FLIGHT} in flight`, set, setAt),
+      row(`Redis GET, ${IN_FLIGHT} in flight`, get, getAt),
+    ];
+  } finally {
+    for (const s of servers) s.kill('SIGKILL');
+    await Promise.all(servers.map((s) => (s.exitCode === null && s.signalCode === null ? once(s, 'exit') : undefined)));
+  }
+}
+
+/** CPU µs of processes by pid, from /proc (Linux); 0 elsewhere. */
+function procCpu(pids: readonly number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime are fields 14 and 15 (1-based), in clock ticks (100 Hz on Linux).
+      total += ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+    } catch {
+      return 0;
+    }
+  }
+  return total;
+}
+
+/** The window of `rounds` with the median rate (its latencies and CPU come with it). */
+function medianWindow(rounds: readonly Measured[]): Measured {
+  const sorted = [...rounds].sort((a, b) => rateOf(a) - rateOf(b));
+  return sorted[(sorted.length - 1) >> 1]!;
+}
+
+/** Runs the suite: forks three processes, measures, and always ends them. */
+export async function tcpBench(): Promise<Row[]> {
+  const children = ['p1', 'p2', 'p3'].map((name) => new Child(name));
+  const [p1, p2, p3] = children as [Child, Child, Child];
+  try {
+    // The raw echo: p1 sends to p2 and p3.
+    const ports = await Promise.all([p2, p3].map(async (c) => (await c.call<{ port: number }>('echo-serve')).port));
+    const echo = (window: number, rate: number): Promise<LoadResult> =>
+      p1.call<LoadResult>('echo-load', { ports, bytes: VALUE_BYTES, ms: window, inFlight: IN_FLIGHT, rate });
+
+    // The cluster: a Store in each process, the load generated inside p1.
+    const { address } = await p1.call<{ address: string }>('store-start', { nodeId: 'n1', seeds: [] });
+    await Promise.all([p2.call('store-start', { nodeId: 'n2', seeds: [address] }), p3.call('store-start', { nodeId: 'n3', seeds: [address] })]);
+    await Promise.all(children.map((c) => c.call('store-wait', { count: 3 })));
+    const load = (op: 'put' | 'get', window: number, rate: number): Promise<LoadResult> =>
+      p1.call<LoadResult>('store-load', { op, ms: window, inFlight: IN_FLIGHT, rate, bytes: VALUE_BYTES, keys: KEYS });
+
+    // Warm-up: every path runs long enough to be compiled before it is timed.
+    await echo(WARMUP_MS, 0);
+    await load('put', WARMUP_MS, 0);
+    await p1.call('store-prefill', { keys: KEYS, bytes: VALUE_BYTES, inFlight: IN_FLIGHT });
+    await load('get', WARMUP_MS, 0);
+
+    // Maximum rates: echo, put and get windows alternate, so noise on a shared machine hits all three.
+    const rounds: { echo: Measured[]; put: Measured[]; get: Measured[] } = { echo: [], put: [], get: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      rounds.echo.push(await measured('echo max', children, () => echo(WINDOW_MS, 0)));
+      rounds.put.push(await measured('put max', children, () => load('put', WINDOW_MS, 0)));
+      rounds.get.push(await measured('get max', children, () => load('get', WINDOW_MS, 0)));
+    }
+    const echoMax = medianWindow(rounds.echo);
+    const putMax = medianWindow(rounds.put);
+    const getMax = medianWindow(rounds.get);
+
+    // The same offered rate for all three: half the echo's maximum.
+    const offered = Math.round(rateOf(echoMax) / 2);
+    const echoAt = await measured('echo at half', children, () => echo(WINDOW_MS, offered));
+    const putAt = await measured('put at half', children, () => load('put', WINDOW_MS, offered));
+    const getAt = await measured('get at half', children, () => load('get', WINDOW_MS, offered));
+
+    const rows: Row[] = [
+      {
+        suite: 'tcp',
+        metric: `raw TCP fan-out echo, 3 processes, ${VALUE_BYTES} B to 2 peers, ${IN_FLIGHT} in flight`,
+        value: speed(echoMax),
+        baseline: `(the baseline) = ${fmtOps(2 * rateOf(echoMax)).replace('ops/s', 'round trips/s')}`,
+        ratio: '1.00x',
+      },
+      {
+        suite: 'tcp',
+        metric: 'raw echo: CPU per op, summed over 3 processes',
+        value: `${echoMax.cpuUsPerOp.toFixed(1)} µs`,
+        baseline: '(the baseline)',
+        ratio: '1.00x',
+      },
+      {
+        suite: 'tcp',
+        metric: `raw echo at ${fmtOps(offered)} (half its max), open loop`,
+        value: latency(echoAt) + sustained(echoAt),
+        baseline: '(the baseline)',
+        ratio: '1.00x',
+      },
+    ];
+    const goal = (ratio: number): string => `>= 0.3x ${ratio >= 0.3 ? 'PASS' : 'MISS'} (stretch 0.5x ${ratio >= 0.5 ? 'PASS' : 'MISS'})`;
+    for (const [name, max, at] of [
+      ['quorum put N3 W2', putMax, putAt],
+      ['quorum get N3 R2', getMax, getAt],
+    ] as const) {
+      rows.push(
+        {
+          suite: 'tcp',
+          metric: `${name}, ${VALUE_BYTES} B values, ${IN_FLIGHT} in flight, 3 processes`,
+          value: speed(max),
+          baseline: `raw echo ${fmtOps(rateOf(echoMax))}`,
+          ratio: fmtRatio(rateOf(max), rateOf(echoMax)),
+          goal: goal(rateOf(max) / rateOf(echoMax)),
+        },
+        {
+          suite: 'tcp',
+          metric: `${name}: CPU per op, summed over 3 processes`,
+          value: `${max.cpuUsPerOp.toFixed(1)} µs`,
+          baseline: `raw echo ${echoMax.cpuUsPerOp.toFixed(1)} µs`,
+          ratio: fmtRatio(max.cpuUsPerOp, echoMax.cpuUsPerOp),
+          goal: '(reported)',
+        },
+        {
+          suite: 'tcp',
+          metric: `${name} at ${fmtOps(offered)} (the echo's half max), open loop`,
+          value: latency(at) + sustained(at),
+          baseline: `raw echo p99 ${ms(echoAt.p99)} ms`,
+          ratio: fmtRatio(at.p99, echoAt.p99),
+          goal: `p99 <= 2x ${at.p99 <= 2 * echoAt.p99 && sustained(at) === '' ? 'PASS' : 'MISS'}`,
+        },
+      );
+    }
+    rows.push(...(await redisRows(p1, offered)));
+    return rows;
+  } finally {
+    await Promise.all(children.map((c) => c.close()));
+  }
+}

@@ -35,6 +35,12 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_STORE_ROUNDS ?? 3));
 /** Keys prepared with 25 siblings; each takes 25 puts before it runs out of recorded contexts. */
 const SIBLING_KEYS = 200;
 const SIBLINGS = 25;
+/**
+ * Operations run before a row's windows: the first few thousand run while
+ * the JIT is still compiling the data path (measured: CPU per put falls from
+ * ~900 µs over the first few hundred operations to a steady state after ~3000).
+ */
+const WARM_UP_OPS = Number(process.env.BENCH_STORE_WARMUP ?? 3_000);
 
 type Value = { n: number; pad: string };
 const value = (n: number): Value => ({ n, pad: 'x'.repeat(100) });
@@ -160,18 +166,20 @@ async function timed(op: (i: number) => Promise<unknown>, first: number, ms = WI
 }
 
 /** The echo baseline: N transports whose handlers answer at once with a fixed reply. */
-async function echoNetwork(codec: boolean): Promise<{ run(requestsPerOp: number, bytes: number): Promise<Window>; stop(): Promise<void> }> {
+async function echoNetwork(
+  codec: boolean,
+): Promise<{ run(requestsPerOp: number, bytes: number): Promise<Window>; stop(): Promise<void> }> {
   const net = new MemoryNetwork({ codec, defaultTimeout: 10_000 });
   const transports = Array.from({ length: NODES }, (_, i) => net.transport(`e${i}`));
   let reply: WireMessage = { type: 'echo.ok' };
   await Promise.all(transports.map((t) => t.start(() => reply)));
-  return {
-    async run(requestsPerOp, bytes) {
-      const pad = new Uint8Array(Math.max(0, Math.round(bytes) - 24));
-      reply = { type: 'echo.ok', pad };
-      // A fractional fan-out (e.g. 2.4 requests per op) is matched on average.
-      let carry = 0;
-      return timed(async (i) => {
+  const run = async (requestsPerOp: number, bytes: number, ms = WINDOW_MS, limit = Infinity): Promise<Window> => {
+    const pad = new Uint8Array(Math.max(0, Math.round(bytes) - 24));
+    reply = { type: 'echo.ok', pad };
+    // A fractional fan-out (e.g. 2.4 requests per op) is matched on average.
+    let carry = 0;
+    return timed(
+      async (i) => {
         const from = transports[i % NODES]!;
         carry += requestsPerOp;
         const fanout = Math.floor(carry);
@@ -179,8 +187,15 @@ async function echoNetwork(codec: boolean): Promise<{ run(requestsPerOp: number,
         const calls: Promise<WireMessage>[] = [];
         for (let j = 0; j < fanout; j++) calls.push(from.request(`e${(i + 1 + j) % NODES}`, { type: 'echo', pad }));
         await Promise.all(calls);
-      }, 0);
-    },
+      },
+      0,
+      ms,
+      limit,
+    );
+  };
+  await run(2.4, 120, 30_000, WARM_UP_OPS);
+  return {
+    run,
     stop: () => Promise.all(transports.map((t) => t.stop())).then(() => {}),
   };
 }
@@ -206,7 +221,8 @@ async function replayCpuPerOp(log: readonly Recorded[], ops: number, codec: bool
     await Promise.all(
       [...transports.values()].map((t) =>
         t.start((m) => {
-          const list = answers.get(m.type)!;
+          const list = answers.get(m.type);
+          if (list === undefined) throw new Error(`bench: no recorded answer for ${m.type} (${[...answers.keys()].join()})`);
           return list[turn++ % list.length]!;
         }),
       ),
@@ -357,7 +373,7 @@ async function coreRows(codec: boolean): Promise<Row[]> {
     const stores = cluster.stores;
     // Puts go to fresh keys (blind writes to one key would pile up siblings).
     const put = (i: number): Promise<void> => stores[i % NODES]!.put(`fresh:${i}`, value(i));
-    await timed(put, 1_000_000, 300); // warm-up
+    await timed(put, 1_000_000, 30_000, WARM_UP_OPS);
     const puts = await measureStore(cluster, codec, put, { first: 0, ownCpu: codec });
     rows.push(throughputRow(`quorum put N3 W2, ${IN_FLIGHT} in flight, ${tag}`, puts, codec, 0.5));
 
@@ -365,6 +381,7 @@ async function coreRows(codec: boolean): Promise<Row[]> {
       await Promise.all(Array.from({ length: 50 }, (_, j) => stores[(k + j) % NODES]!.put(`key:${k + j}`, value(k + j))));
     }
     const get = (i: number): Promise<unknown> => stores[i % NODES]!.get(`key:${(i * 7919) % KEYS}`);
+    await timed(get, 1_000_000, 30_000, WARM_UP_OPS);
     const gets = await measureStore(cluster, codec, get, { first: 0, ownCpu: codec });
     rows.push(throughputRow(`quorum get N3 R2, ${IN_FLIGHT} in flight, ${tag}`, gets, codec, 0.6));
     if (codec) {
@@ -384,6 +401,7 @@ async function siblingRows(): Promise<Row[]> {
     const stores = cluster.stores;
     const prepared = await prepareSiblingKeys(cluster, SIBLING_KEYS);
     const get = (i: number): Promise<unknown> => stores[i % NODES]!.get(prepared[i % prepared.length]!.key);
+    await timed(get, 0, 30_000, WARM_UP_OPS / 3);
     const gets = await measureStore(cluster, true, get, { first: 0, ownCpu: true });
     // Put i supersedes the (i / keys)-th original version of its key: the key keeps 25.
     const capacity = prepared.length * SIBLINGS;

@@ -367,6 +367,9 @@ export class MsgpackWriter {
   }
 }
 
+/** Scratch for reading floats (a DataView per reader cost more than the rest of a small decode). */
+const floatScratch = new DataView(new ArrayBuffer(8));
+
 /**
  * A cursor over MessagePack input for hand-written decoders. Every read is
  * bounds-checked: input that ends early throws {@link MsgpackFormatError}.
@@ -375,13 +378,21 @@ export class MsgpackReader {
   pos: number;
   readonly end: number;
   readonly bytes: Uint8Array;
-  readonly #view: DataView;
 
   constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
     this.bytes = bytes;
     this.pos = start;
     this.end = end;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  #u32(p: number): number {
+    const b = this.bytes;
+    return b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
+  }
+
+  #float(p: number, width: 4 | 8): number {
+    for (let i = 0; i < width; i++) floatScratch.setUint8(i, this.bytes[p + i]!);
+    return width === 4 ? floatScratch.getFloat32(0) : floatScratch.getFloat64(0);
   }
 
   /** Bytes left. */
@@ -403,8 +414,9 @@ export class MsgpackReader {
   uint(width: 1 | 2 | 4): number {
     this.#need(width);
     const p = this.pos;
+    const b = this.bytes;
     this.pos += width;
-    return width === 1 ? this.bytes[p]! : width === 2 ? this.#view.getUint16(p) : this.#view.getUint32(p);
+    return width === 1 ? b[p]! : width === 2 ? (b[p]! << 8) | b[p + 1]! : this.#u32(p);
   }
 
   /**
@@ -414,8 +426,8 @@ export class MsgpackReader {
   number(h: number): number | undefined {
     if (h < 0x80) return h;
     if (h >= 0xe0) return h - 0x100;
-    const v = this.#view;
-    let p = this.pos;
+    const b = this.bytes;
+    const p = this.pos;
     switch (h) {
       case 0xcc:
         return this.uint(1);
@@ -426,32 +438,31 @@ export class MsgpackReader {
       case 0xcf:
         this.#need(8);
         this.pos += 8;
-        return v.getUint32(p) * 0x100000000 + v.getUint32(p + 4);
+        return this.#u32(p) * 0x100000000 + this.#u32(p + 4);
       case 0xd0:
         this.#need(1);
         this.pos += 1;
-        return v.getInt8(p);
+        return (b[p]! << 24) >> 24;
       case 0xd1:
         this.#need(2);
         this.pos += 2;
-        return v.getInt16(p);
+        return (((b[p]! << 8) | b[p + 1]!) << 16) >> 16;
       case 0xd2:
         this.#need(4);
         this.pos += 4;
-        return v.getInt32(p);
+        return (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
       case 0xd3:
         this.#need(8);
         this.pos += 8;
-        return v.getInt32(p) * 0x100000000 + v.getUint32(p + 4);
+        return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) * 0x100000000 + this.#u32(p + 4);
       case 0xca:
         this.#need(4);
         this.pos += 4;
-        return v.getFloat32(p);
+        return this.#float(p, 4);
       case 0xcb:
         this.#need(8);
-        p = this.pos;
         this.pos += 8;
-        return v.getFloat64(p);
+        return this.#float(p, 8);
       default:
         return undefined;
     }

@@ -246,7 +246,9 @@ export class SiblingSet<V> {
   static of<V>(versions: Iterable<Version<V>>): SiblingSet<V> {
     const list = [...versions];
     for (const v of list) checkVersion(v);
-    return list.length === 0 ? SiblingSet.empty() : new SiblingSet(normalize(list));
+    if (list.length === 0) return SiblingSet.empty();
+    // One version has nothing to drop or sort (the common record).
+    return new SiblingSet(list.length === 1 ? list : normalize(list));
   }
 
   /** Number of versions (tombstones included). */

@@ -300,6 +300,14 @@ describe('codec: compatibility and the in-process pass', () => {
     expect(() => validateWireMessage({ type: 't', a: [1, { b: new Uint8Array(1) }], c: undefined })).not.toThrow();
   });
 
+  it('reads every msgpack number form', () => {
+    const numbers = [0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53) + 1, 0.5, -1e300];
+    const f = decodeFrame(encode([1, 1, { type: 't', numbers }]));
+    expect(f.kind === 'res' && f.body.numbers).toEqual(numbers);
+    const f32 = decodeFrame(encode([1, 1, { type: 't', x: 1.5 }], { forceFloat32: true }));
+    expect(f32.kind === 'res' && f32.body.x).toBe(1.5);
+  });
+
   it('decodes repeated short strings to equal strings and long ones intact', () => {
     const long = 'é'.repeat(300);
     for (let i = 0; i < 3; i++) {

@@ -1,6 +1,7 @@
 import { bytesKey } from '../internal/bytes.js';
 import { AbstractStorage } from './abstract-storage.js';
 import type { StorageIterable } from './storage-iterator.js';
+import { tokenInRange } from './token-range.js';
 import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } from './types.js';
 
 /**
@@ -27,6 +28,11 @@ interface HintRow {
   readonly seq: number;
 }
 
+/** Pending (or dead) rows are merged into the index once there are this many… */
+const MERGE_AT = 1024;
+/** …and they are at least 1/MERGE_SHARE of the index. */
+const MERGE_SHARE = 16;
+
 const CAPABILITIES: StorageCapabilities = Object.freeze({ durable: false, orderedScan: true });
 
 // A real copy (Buffer#slice would alias), by memcpy.
@@ -51,6 +57,31 @@ function firstAbove(rows: readonly Row[], token: number): number {
   return lo;
 }
 
+const alive = (row: Row): boolean => !row.dead;
+
+/** Merges two (token, key)-sorted row lists; drops dead rows of `a` if asked. */
+function mergeRows(a: readonly Row[], b: readonly Row[], dropDead = false): Row[] {
+  const out: Row[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    if (dropDead && x !== undefined && x.dead) {
+      i++;
+      continue;
+    }
+    const y = b[j];
+    if (y === undefined || (x !== undefined && compareRows(x, y) <= 0)) {
+      out.push(x as Row);
+      i++;
+    } else {
+      out.push(y);
+      j++;
+    }
+  }
+  return out;
+}
+
 function* entries(rows: readonly Row[]): Generator<StoredEntry, void, undefined> {
   for (const row of rows) yield { key: copy(row.key), token: row.token, record: copy(row.record) };
 }
@@ -70,11 +101,12 @@ function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, unde
  * `hints()` iterate a snapshot taken at their first step, so writes during
  * iteration neither break nor show up in the iteration.
  *
- * `scan()` keeps a token-sorted index up to date lazily: writes only append
- * new keys to a pending list (an overwrite under the same token replaces
- * the row in place), and a scan sorts what is pending and merges it in, so
- * a scan costs O(log n + entries in range) when nothing changed since the
- * last one, O(n + k log k) after k new keys.
+ * `scan()` keeps a token-sorted index up to date lazily: a write of a new
+ * key appends it to a pending list, an overwrite under the same token
+ * replaces the row where it sits, a delete marks it dead. A scan binary-
+ * searches the index and adds the pending rows in its range: O(log n + m +
+ * k) for m entries in range and k pending rows. Pending and dead rows are
+ * merged into the index (O(n)) once they reach 1/16 of it.
  *
  * @example
  * ```ts
@@ -127,13 +159,27 @@ export class MemoryStorage extends AbstractStorage {
 
   /** Entries in `range`, in ascending token order, then key bytes; a snapshot of the range. */
   protected _scan(range: TokenRangeQuery): StorageIterable<StoredEntry> {
-    const rows = this.#index();
+    // Merge pending rows into the index only once they are a sizeable share
+    // of it (amortised O(1) per new key); until then each scan picks out the
+    // few pending rows in its range, so a new key between scans costs O(k), not O(n).
+    const pending = this.#pending;
+    if (pending.length >= MERGE_AT && pending.length * MERGE_SHARE >= this.#sorted.length) this.#merge();
+    const sorted = this.#sorted;
     const { start, end } = range;
-    if (start === end) return entries(rows.slice());
-    const from = firstAbove(rows, start);
-    const to = firstAbove(rows, end);
-    // Wrapping (start > end): [0, end] then (start, max], still in ascending token order.
-    return entries(start < end ? rows.slice(from, to) : rows.slice(0, to).concat(rows.slice(from)));
+    let rows: Row[];
+    if (start === end) rows = sorted.slice();
+    else {
+      const from = firstAbove(sorted, start);
+      const to = firstAbove(sorted, end);
+      // Wrapping (start > end): [0, end] then (start, max], still in ascending token order.
+      rows = start < end ? sorted.slice(from, to) : sorted.slice(0, to).concat(sorted.slice(from));
+    }
+    if (this.#deadInSorted > 0) rows = rows.filter(alive);
+    if (this.#pending.length > 0) {
+      const extra = this.#pending.filter((row) => tokenInRange(row.token, range));
+      if (extra.length > 0) rows = mergeRows(rows, extra.sort(compareRows));
+    }
+    return entries(rows);
   }
 
   protected _putHint(hint: StoredHint): void {
@@ -176,7 +222,7 @@ export class MemoryStorage extends AbstractStorage {
       row.dead = true;
       this.#deadInSorted++;
       // Bound the memory dead rows hold when no scan comes to merge them away.
-      if (this.#deadInSorted > 1024 && this.#deadInSorted * 2 > this.#sorted.length) this.#index();
+      if (this.#deadInSorted > MERGE_AT && this.#deadInSorted * 2 > this.#sorted.length) this.#merge();
       return;
     }
     const last = this.#pending.pop() as Row;
@@ -186,37 +232,16 @@ export class MemoryStorage extends AbstractStorage {
     }
   }
 
-  /** The sorted index with pending rows merged in and dead rows dropped. */
-  #index(): readonly Row[] {
-    const pending = this.#pending;
-    if (pending.length === 0 && this.#deadInSorted === 0) return this.#sorted;
-    pending.sort(compareRows);
-    const sorted = this.#sorted;
-    const merged: Row[] = [];
-    let i = 0;
-    let j = 0;
-    while (i < sorted.length || j < pending.length) {
-      const a = sorted[i];
-      if (a !== undefined && a.dead) {
-        i++;
-        continue;
-      }
-      const b = pending[j];
-      let row: Row;
-      if (b === undefined || (a !== undefined && compareRows(a, b) <= 0)) {
-        row = a as Row;
-        i++;
-      } else {
-        row = b;
-        j++;
-      }
+  /** Merges the pending rows into the sorted index and drops its dead rows. */
+  #merge(): void {
+    const merged = mergeRows(this.#sorted, this.#pending.sort(compareRows), true);
+    for (let i = 0; i < merged.length; i++) {
+      const row = merged[i] as Row;
       row.sorted = true;
-      row.slot = merged.length;
-      merged.push(row);
+      row.slot = i;
     }
     this.#sorted = merged;
     this.#pending = [];
     this.#deadInSorted = 0;
-    return merged;
   }
 }

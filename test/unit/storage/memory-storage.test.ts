@@ -119,6 +119,53 @@ describe('MemoryStorage', () => {
     );
   });
 
+  it('model test at scale: index merges (past 1024 pending or dead rows) keep scans exact', async () => {
+    const KEYS = 3000;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            { weight: 40, arbitrary: fc.record({ op: fc.constant('put' as const), k: fc.nat(KEYS), own: fc.boolean(), v: fc.nat(255) }) },
+            { weight: 25, arbitrary: fc.record({ op: fc.constant('del' as const), k: fc.nat(KEYS) }) },
+            { weight: 1, arbitrary: fc.record({ op: fc.constant('scan' as const), start: u32, end: u32 }) },
+          ),
+          { minLength: 3000, maxLength: 6000 },
+        ),
+        async (ops) => {
+          const s = new MemoryStorage();
+          await s.open();
+          const key = (k: number): Uint8Array => Uint8Array.of(k >> 8, k & 0xff);
+          const model = new Map<number, { t: number; v: number }>();
+          const check = async (start: number, end: number): Promise<void> => {
+            const got: number[] = [];
+            for await (const e of s.scan({ start, end })) got.push(e.token, (e.key[0]! << 8) | e.key[1]!, e.record[0]!);
+            const want = [...model]
+              .filter(([, r]) => tokenInRange(r.t, { start, end }))
+              .sort((x, y) => x[1].t - y[1].t || x[0] - y[0])
+              .flatMap(([k, r]) => [r.t, k, r.v]);
+            expect(got).toEqual(want);
+          };
+          for (const o of ops) {
+            if (o.op === 'put') {
+              // own: the key's fixed token (an overwrite in place); else a fresh token (a move)
+              const t = o.own ? (Math.imul(o.k + 1, 2654435761) >>> 0) : (Math.imul(o.v + 7, o.k + 13) >>> 0);
+              await s.put(key(o.k), t, Uint8Array.of(o.v));
+              model.set(o.k, { t, v: o.v });
+            } else if (o.op === 'del') {
+              await s.delete(key(o.k));
+              model.delete(o.k);
+            } else {
+              await check(o.start, o.end);
+            }
+          }
+          await check(0, 0);
+        },
+      ),
+      // No shrinking: a counterexample of thousands of operations would take minutes to shrink.
+      { numRuns: 6, endOnFailure: true },
+    );
+  });
+
   it('scans correctly after many deletes without a scan in between (dead rows merged away)', async () => {
     const s = new MemoryStorage();
     await s.open();

@@ -6,8 +6,8 @@ import { FrameReader, FrameTooLargeError, LENGTH_PREFIX_BYTES } from './frame-re
 import { HANDSHAKE_LIMITS, type HandshakeIdentity } from './handshake.js';
 import type { TcpCounters } from './stats.js';
 
-/** Frames up to this size are copied behind their prefix (one buffer); larger ones are written as two. */
-const COALESCE_BYTES = 16 * 1024;
+/** A tick's batch up to this size is copied into one buffer (one write); a larger one is written with writev, uncopied. */
+const COALESCE_BYTES = 256 * 1024;
 /** TCP keep-alive probe delay: a silently dead peer is noticed without any traffic. */
 const KEEPALIVE_MS = 15_000;
 /** Longest error message put in a refusal frame. */
@@ -73,7 +73,7 @@ export interface ConnectionOptions {
 }
 
 /**
- * One framed socket: length-prefixed frames of the wire codec, writes corked
+ * One framed socket: length-prefixed frames of the wire codec, writes batched
  * per tick, Nagle off, keep-alive on; a handshake deadline, a per-frame
  * deadline (slowloris), a frame cap checked before anything is buffered, and
  * a graceful close bounded by `closeTimeout`. It knows nothing of requests:
@@ -97,7 +97,10 @@ export class Connection {
   readonly #o: ConnectionOptions;
   readonly #reader = new FrameReader(HANDSHAKE_LIMITS.maxFrameBytes);
   #limits: Readonly<CodecLimits> = HANDSHAKE_LIMITS;
-  #corked = false;
+  /** Frames (prefix, body, prefix, body…) waiting for the end of the tick. */
+  #batch: Uint8Array[] = [];
+  #batchBytes = 0;
+  #flushScheduled = false;
   #notified = false;
   #handshakeTimer: TimerHandle | undefined;
   #frameTimer: TimerHandle | undefined;
@@ -144,9 +147,9 @@ export class Connection {
     this.#clearHandshakeTimer();
   }
 
-  /** Bytes written and not yet taken by the kernel (corked ones included). */
+  /** Bytes written and not yet taken by the kernel (this tick's batch included). */
   get writableLength(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.#batchBytes;
   }
 
   /** True while reading is paused because the peer does not take our answers. */
@@ -154,26 +157,21 @@ export class Connection {
     return this.#paused;
   }
 
-  /** Writes one encoded frame behind its length prefix; frames of one tick go out in one batch. */
+  /**
+   * Writes one encoded frame behind its length prefix. Frames of one tick
+   * are batched and written together on the next (`process.nextTick`): one
+   * buffer and one write when small, corked into one `writev` when large.
+   */
   send(bytes: Uint8Array): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
-    const socket = this.socket;
-    if (!this.#corked) {
-      this.#corked = true;
-      socket.cork();
-      process.nextTick(this.#uncork);
-    }
     const n = bytes.byteLength;
-    if (n <= COALESCE_BYTES) {
-      const buf = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES + n);
-      buf.writeUInt32BE(n, 0);
-      buf.set(bytes, LENGTH_PREFIX_BYTES);
-      socket.write(buf);
-    } else {
-      const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES);
-      prefix.writeUInt32BE(n, 0);
-      socket.write(prefix);
-      socket.write(bytes);
+    const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES);
+    prefix.writeUInt32BE(n, 0);
+    this.#batch.push(prefix, bytes);
+    this.#batchBytes += n + LENGTH_PREFIX_BYTES;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(this.#flush);
     }
     const c = this.#o.counters;
     c.framesSent++;
@@ -225,7 +223,7 @@ export class Connection {
   end(error?: KvError): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.#notify(error);
-    this.#uncork();
+    this.#flush();
     this.socket.end();
     this.#armDestroy();
   }
@@ -242,10 +240,24 @@ export class Connection {
     return this.state === 'closing' || this.state === 'closed';
   }
 
-  #uncork = (): void => {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.socket.uncork();
+  /** Writes the frames batched this tick. */
+  #flush = (): void => {
+    this.#flushScheduled = false;
+    const list = this.#batch;
+    const total = this.#batchBytes;
+    if (list.length === 0) return;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    if (total <= COALESCE_BYTES) {
+      socket.write(Buffer.concat(list, total));
+      return;
+    }
+    // Large frames are not copied: one writev.
+    socket.cork();
+    for (const b of list) socket.write(b);
+    socket.uncork();
   };
 
   #armDestroy(): void {

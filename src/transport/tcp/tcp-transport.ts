@@ -337,7 +337,7 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
         const remote = socket.remoteAddress ? formatAddress(socket.remoteAddress, socket.remotePort ?? 0) : 'unknown';
         const code = (err as { code?: unknown }).code;
         const detail = `${typeof code === 'string' ? `${code} ` : ''}${err.message}`;
-        const timedOut = /timeout/i.test(err.message);
+        const timedOut = code === 'ERR_TLS_HANDSHAKE_TIMEOUT' || /timeout/i.test(err.message);
         this.#handshakeFailed(
           'inbound',
           remote,

@@ -457,10 +457,17 @@ handlers.set('redis-load', (c) =>
   }),
 );
 handlers.set('redis-wait', async (c) => {
-  // Polls INFO until the primary sees `replicas` replicas online (a condition with a deadline).
-  const conn = await RespConnection.open(Number(c['port']));
+  // Waits for the primary to listen, then polls INFO until it sees `replicas` replicas online (conditions with a deadline).
+  const deadline = performance.now() + 20_000;
+  let conn: RespConnection | undefined;
+  while (conn === undefined) {
+    conn = await RespConnection.open(Number(c['port'])).catch((err: unknown) => {
+      if (performance.now() > deadline) throw err;
+      return undefined;
+    });
+    if (conn === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   try {
-    const deadline = performance.now() + 20_000;
     for (;;) {
       const info = String(await conn.send(['INFO', 'replication']));
       const online = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;

@@ -182,8 +182,8 @@ async function redisRows(client: Child, offered: number): Promise<Row[]> {
       goal: '(reference)',
     });
     return [
-      row(`Redis SET + WAIT 1, primary + 2 replicas, ${IN_FLIGHT} in flight`, set, setAt),
-      row(`Redis GET, ${IN_FLIGHT} in flight`, get, getAt),
+      row(`Redis SET + WAIT 1 0, primary + 2 replicas, ${IN_FLIGHT} in flight (a connection each)`, set, setAt),
+      row(`Redis GET, ${IN_FLIGHT} in flight (a connection each)`, get, getAt),
     ];
   } finally {
     for (const s of servers) s.kill('SIGKILL');

@@ -15,8 +15,9 @@ import type { KeyRef } from './types.js';
  * ```
  */
 export function keyRef(key: string | Uint8Array, maxKeyBytes?: number): KeyRef {
-  const bytes = keyBytes(key, maxKeyBytes);
-  return { bytes, token: hashKey(bytes, maxKeyBytes) };
+  // An ASCII string hashes without being encoded; keyBytes validates either way.
+  const token = hashKey(key, maxKeyBytes);
+  return { bytes: keyBytes(key, maxKeyBytes), token };
 }
 
 /**

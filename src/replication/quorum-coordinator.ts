@@ -115,6 +115,10 @@ export interface CoordinatorCallOptions {
 
 const alive = (): MemberStatus => 'alive';
 
+function expectApplied(answer: WireMessage): void {
+  if (answer.type !== 'kv.applied') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+}
+
 /**
  * Runs quorum reads and writes for any key, from any node.
  *
@@ -265,7 +269,7 @@ export class QuorumCoordinator {
     });
   }
 
-  async #applyTo(
+  #applyTo(
     node: NodeInfo,
     ref: KeyRef,
     set: SiblingSet<Uint8Array>,
@@ -274,8 +278,9 @@ export class QuorumCoordinator {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     if (node.id === this.#o.self) return this.#o.replica.apply(ref, set, record);
-    const answer = await this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal);
-    if (answer.type !== 'kv.applied') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+    return this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal).then(
+      expectApplied,
+    );
   }
 
   async #coordinateLocally(
@@ -286,12 +291,15 @@ export class QuorumCoordinator {
   ): Promise<void> {
     const { set, encoded } = await this.#o.replica.coordinateWrite(ref, write);
     const self = this.#o.self;
-    const others = targets.filter((n) => n.id !== self);
+    const others: NodeInfo[] = [];
+    for (const node of targets) if (node.id !== self) others.push(node);
     const { quorum, all } = gather(others, (node, signal) => this.#applyTo(node, ref, set, encoded, options.deadline, signal), {
       operation: 'write',
       required: Math.min(write.w, targets.length),
       counted: 1,
       deadline: options.deadline,
+      // Every call is a request whose timeout is this deadline.
+      timer: false,
       signal: options.signal,
       clock: this.#o.clock,
     });
@@ -300,9 +308,8 @@ export class QuorumCoordinator {
   }
 
   async #forward(ref: KeyRef, targets: readonly NodeInfo[], write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
-    const status = this.#status;
     // Targets the failure detector believes up first, in preference order.
-    const order = [...targets.filter((n) => status(n.id) !== 'down'), ...targets.filter((n) => status(n.id) === 'down')];
+    const order = this.#upFirst(targets);
     const failures: ReplicaFailure[] = [];
     const context = write.context.size === 0 ? null : encodeClock(write.context);
     for (const node of order) {
@@ -379,6 +386,23 @@ export class QuorumCoordinator {
     );
     const repaired = stale.filter((_, i) => done[i]?.status === 'fulfilled').map((n) => n.id);
     if (repaired.length > 0) this.#o.onRepair?.({ key: ref.bytes, nodes: repaired });
+  }
+
+  #upFirst(targets: readonly NodeInfo[]): readonly NodeInfo[] {
+    const status = this.#status;
+    let down: NodeInfo[] | undefined;
+    let up: NodeInfo[] | undefined;
+    for (let i = 0; i < targets.length; i++) {
+      const node = targets[i]!;
+      if (status(node.id) === 'down') {
+        if (down === undefined) {
+          down = [];
+          up = targets.slice(0, i);
+        }
+        down.push(node);
+      } else up?.push(node);
+    }
+    return down === undefined ? targets : [...up!, ...down];
   }
 
   /** Keeps `p` (which never rejects, or whose rejection nobody needs) until it settles; `stop()` waits for it. */

@@ -81,6 +81,8 @@ export interface CoordinatedVersion {
 /** Counters leased per lease extension. */
 const COUNTER_LEASE = 10_000;
 
+const EMPTY = SiblingSet.empty<Uint8Array>();
+
 /** A key for messages: quoted UTF-8 when printable, else hex (both cut at 64 bytes). */
 export function describeKey(key: Uint8Array): string {
   const head = key.subarray(0, 64);
@@ -228,8 +230,13 @@ export class ReplicaServer {
    */
   async read(key: KeyRef | Uint8Array): Promise<SiblingSet<Uint8Array>> {
     const bytes = key instanceof Uint8Array ? key : key.bytes;
-    const record = await this.#get(bytes);
-    return record === undefined ? SiblingSet.empty<Uint8Array>() : this.#decodeStored(bytes, record);
+    let record: Uint8Array | undefined;
+    try {
+      record = await this.#storage.get(bytes);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+    return record === undefined ? EMPTY : this.#decodeStored(bytes, record);
   }
 
   /**
@@ -256,14 +263,28 @@ export class ReplicaServer {
     return this.#locks.run(bytesKey(ref.bytes), () => this.#merge(ref, incoming, encoded));
   }
 
+  // Storage calls are awaited in place, inside try/catch, rather than through
+  // wrappers: every async layer on this path costs a promise and a turn.
   async #merge(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
-    const localBytes = await this.#get(ref.bytes);
-    if (localBytes === undefined) return this.#put(ref, encoded);
-    if (sameBytes(localBytes, encoded)) return;
-    const local = this.#decodeStored(ref.bytes, localBytes);
-    const merged = local.merge(incoming);
-    if (merged.equals(local)) return;
-    return this.#put(ref, merged.equals(incoming) ? encoded : encodeSiblingSet(merged));
+    let localBytes: Uint8Array | undefined;
+    try {
+      localBytes = await this.#storage.get(ref.bytes);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+    let record = encoded;
+    if (localBytes !== undefined) {
+      if (sameBytes(localBytes, encoded)) return;
+      const local = this.#decodeStored(ref.bytes, localBytes);
+      const merged = local.merge(incoming);
+      if (merged.equals(local)) return;
+      if (!merged.equals(incoming)) record = encodeSiblingSet(merged);
+    }
+    try {
+      await this.#storage.put(ref.bytes, ref.token, record);
+    } catch (err) {
+      throw storageFailure(err);
+    }
   }
 
   /**
@@ -278,25 +299,19 @@ export class ReplicaServer {
    *   nothing is stored then.
    * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
    */
-  async coordinateWrite(key: KeyRef | Uint8Array, write: Omit<WriteRequest, 'w'>): Promise<CoordinatedVersion> {
+  coordinateWrite(key: KeyRef | Uint8Array, write: Omit<WriteRequest, 'w'>): Promise<CoordinatedVersion> {
     const ref = toKeyRef(key, this.#tokenOf);
-    const outcome = await this.#locks.run(bytesKey(ref.bytes), () => this.#coordinate(ref, write));
-    const after = outcome.set.size;
-    if (this.#onSiblings !== undefined && after > this.#siblingWarning && outcome.before <= this.#siblingWarning) {
-      try {
-        this.#onSiblings({ key: ref.bytes, siblings: after, threshold: this.#siblingWarning });
-      } catch {
-        // An observer's failure must not fail a stored write that still has to be replicated.
-      }
-    }
-    return { set: outcome.set, encoded: outcome.encoded };
+    return this.#locks.run(bytesKey(ref.bytes), () => this.#coordinate(ref, write));
   }
 
-  async #coordinate(
-    ref: KeyRef,
-    write: Omit<WriteRequest, 'w'>,
-  ): Promise<{ set: SiblingSet<Uint8Array>; encoded: Uint8Array; before: number }> {
-    const local = await this.read(ref);
+  async #coordinate(ref: KeyRef, write: Omit<WriteRequest, 'w'>): Promise<CoordinatedVersion> {
+    let stored: Uint8Array | undefined;
+    try {
+      stored = await this.#storage.get(ref.bytes);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+    const local = stored === undefined ? EMPTY : this.#decodeStored(ref.bytes, stored);
     const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
     const timestamp = write.timestamp ?? this.#clock.now();
     // Two plain literals: a spread with a conditional part costs ~1 µs a call on this path.
@@ -323,8 +338,26 @@ export class ReplicaServer {
     if (counter > this.#issued) this.#issued = counter;
     if (counter > this.#reserved) await this.#extendLease(counter);
     const encoded = encodeSiblingSet(set);
-    await this.#put(ref, encoded);
-    return { set, encoded, before: local.size };
+    try {
+      await this.#storage.put(ref.bytes, ref.token, encoded);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+    if (this.#onSiblings !== undefined && set.size > this.#siblingWarning && local.size <= this.#siblingWarning) {
+      // Runs once this body has returned, so outside the key's lock (an observer
+      // that writes the key waits its turn instead of deadlocking), and before
+      // the caller's continuation.
+      queueMicrotask(() => this.#reportSiblings(ref.bytes, set.size));
+    }
+    return { set, encoded };
+  }
+
+  #reportSiblings(key: Uint8Array, siblings: number): void {
+    try {
+      this.#onSiblings?.({ key, siblings, threshold: this.#siblingWarning });
+    } catch {
+      // An observer's failure must not fail a stored write that still has to be replicated.
+    }
   }
 
   /** Makes sure `counter` is covered by a durable lease before a version using it is stored. */
@@ -378,14 +411,6 @@ export class ReplicaServer {
   async #get(key: Uint8Array): Promise<Uint8Array | undefined> {
     try {
       return await this.#storage.get(key);
-    } catch (err) {
-      throw storageFailure(err);
-    }
-  }
-
-  async #put(ref: KeyRef, record: Uint8Array): Promise<void> {
-    try {
-      await this.#storage.put(ref.bytes, ref.token, record);
     } catch (err) {
       throw storageFailure(err);
     }

@@ -177,10 +177,9 @@ describe('TcpTransport', () => {
   });
 
   it('a dial that does not connect in time fails with KV_UNREACHABLE', async () => {
-    // A listener that never accepts: its backlog of 1 fills, further connects hang in SYN.
     const a = await started({ connectTimeout: 200 });
     const started_ = Date.now();
-    // 10.255.255.1 is not routed here: the connect either hangs (timeout) or fails at once.
+    // 10.255.255.1 (private, unused): the connect either hangs until connectTimeout or fails at once (no route).
     const err = await failure(a.request('10.255.255.1:9', { type: 'echo' }, { timeout: 5_000 }));
     expect(err.code).toBe('KV_UNREACHABLE');
     expect(Date.now() - started_).toBeLessThan(2_000);

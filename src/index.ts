@@ -14,7 +14,7 @@ export { Store } from './store/index.js';
 export { Ring, ReplicaSet, hashKey, keyBytes, defaultTokens } from './ring/index.js';
 export { QuorumCoordinator, keyRef } from './replication/index.js';
 export { VectorClock } from './versioning/index.js';
-export { MemoryNetwork, PendingRequests } from './transport/index.js';
+export { MemoryNetwork, PendingRequests, TcpTransport, TCP_DEFAULTS, PROTOCOL_VERSIONS } from './transport/index.js';
 export { MemoryStorage, AbstractStorage, tokenInRange, WHOLE_RING } from './storage/index.js';
 export { noopLogger, noopMetrics } from './observability/index.js';
 export {
@@ -55,7 +55,7 @@ export type {
   CoordinatedWrite,
   NodeStatus,
 } from './replication/index.js';
-export { checkRecordFitsFrame, DEFAULT_FRAME_LIMIT, type RecordLimits } from './replication/index.js';
+export { checkRecordFitsFrame, versionOverheadBytes, DEFAULT_FRAME_LIMIT, type RecordLimits } from './replication/index.js';
 export type { Member, MemberState, MemberStatus, MembershipEvents } from './membership/index.js';
 export type { Dot, ClockOrder, ClockEntry } from './versioning/index.js';
 export type {
@@ -64,6 +64,13 @@ export type {
   RequestHandler,
   RequestOptions,
   TransportContext,
+  TcpTransportOptions,
+  TcpTlsOptions,
+  TcpReconnectOptions,
+  TcpTransportStats,
+  TcpTransportEvents,
+  TcpConnectionEvent,
+  TcpConnectionDirection,
   WireMessage,
   WireValue,
   MemoryNetworkOptions,

@@ -408,7 +408,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (
         e.code === ErrorCodes.CLUSTER_MISMATCH ||
         e.code === ErrorCodes.REPLICATION_MISMATCH ||
-        e.code === ErrorCodes.DUPLICATE_NODE
+        e.code === ErrorCodes.DUPLICATE_NODE ||
+        // A transport that authenticates (TcpTransport) refuses a wrong secret or
+        // certificate, or a protocol version it cannot speak, before gossip runs.
+        e.code === ErrorCodes.AUTH_FAILED ||
+        e.code === ErrorCodes.PROTOCOL_MISMATCH
       ) {
         this.#lastRefusal = e;
         this.#noteRefusal(address, undefined, e, 'peer');

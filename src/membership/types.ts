@@ -2,8 +2,10 @@ import type { NodeInfo } from '../ring/index.js';
 import type { Ring } from '../ring/index.js';
 import type { KvError } from '../errors/index.js';
 
-/** What this node currently believes about a member's health. */
-export type MemberStatus = 'alive' | 'suspect' | 'down';
+import type { MemberStatus } from '../ring/index.js';
+
+/** What this node currently believes about a member's health (defined with the ring, which replication reads too). */
+export type { MemberStatus };
 
 /** A member's place in the ring's life cycle (only decommission leaves). */
 export type MemberState = 'joining' | 'normal' | 'leaving' | 'left';

@@ -267,7 +267,13 @@ export class Node {
 }
 
 function isRefusal(code: string): boolean {
-  return code === ErrorCodes.CLUSTER_MISMATCH || code === ErrorCodes.REPLICATION_MISMATCH || code === ErrorCodes.DUPLICATE_NODE;
+  return (
+    code === ErrorCodes.CLUSTER_MISMATCH ||
+    code === ErrorCodes.REPLICATION_MISMATCH ||
+    code === ErrorCodes.DUPLICATE_NODE ||
+    code === ErrorCodes.AUTH_FAILED ||
+    code === ErrorCodes.PROTOCOL_MISMATCH
+  );
 }
 
 function refused(id: string, cause: KvError): KvError {

@@ -12,8 +12,8 @@ export {
   type TestClusterOptions,
   type TestClusterStoreOptions,
 } from './cluster.js';
-export { storageCompliance } from './storage-compliance.js';
+export { storageCompliance, type StorageComplianceOptions } from './storage-compliance.js';
 export { transportCompliance, type TransportPair, type TransportComplianceOptions } from './transport-compliance.js';
-export type { ComplianceTestApi, ComplianceMatchers } from './test-api.js';
+export type { ComplianceTestApi, ComplianceMatchers, ComplianceIt } from './test-api.js';
 export { ManualClock } from './manual-clock.js';
 export { seededRandom } from '../internal/random.js';

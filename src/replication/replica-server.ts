@@ -83,6 +83,11 @@ const COUNTER_LEASE = 10_000;
 
 const EMPTY = SiblingSet.empty<Uint8Array>();
 
+/** The answer to every `kv.apply` (the transport only reads answers). */
+const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
+const appliedAnswer = (): WireMessage => APPLIED;
+const recordAnswer = (record: Uint8Array | undefined): WireMessage => ({ type: 'kv.record', record: record ?? null });
+
 /** A key for messages: quoted UTF-8 when printable, else hex (both cut at 64 bytes). */
 export function describeKey(key: Uint8Array): string {
   const head = key.subarray(0, 64);
@@ -387,22 +392,24 @@ export class ReplicaServer {
    * Handles `kv.read` and `kv.apply`. The key's token is computed here from
    * its bytes, never taken from the message (see the class notes).
    */
-  async handle(message: WireMessage): Promise<WireMessage> {
-    switch (message.type) {
-      case 'kv.read': {
-        const key = readBytes(message, 'key', MAX_WIRE_KEY);
-        return { type: 'kv.record', record: (await this.#get(key)) ?? null };
+  handle(message: WireMessage): Promise<WireMessage> {
+    // Not an async function: the answer follows the storage's promise directly.
+    try {
+      switch (message.type) {
+        case 'kv.read':
+          return this.#get(readBytes(message, 'key', MAX_WIRE_KEY)).then(recordAnswer);
+        case 'kv.apply': {
+          const key = readBytes(message, 'key', MAX_WIRE_KEY);
+          const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
+          // Decoding validates the record before anything is stored.
+          const incoming = decodeSiblingSet(encoded);
+          return this.apply({ bytes: key, token: this.#tokenOf(key) }, incoming, encoded).then(appliedAnswer);
+        }
+        default:
+          throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown replica message type ${message.type}`);
       }
-      case 'kv.apply': {
-        const key = readBytes(message, 'key', MAX_WIRE_KEY);
-        const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
-        // Decoding validates the record before anything is stored.
-        const incoming = decodeSiblingSet(encoded);
-        await this.apply({ bytes: key, token: this.#tokenOf(key) }, incoming, encoded);
-        return { type: 'kv.applied' };
-      }
-      default:
-        throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown replica message type ${message.type}`);
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 

@@ -150,8 +150,9 @@ describe('hostile frames at a live node process', () => {
     console.log(`fuzz seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
     onTestFailed(() => console.error(`fuzz seed ${SEED}\n${cluster.logs()}`));
     const replication = { n: 2, r: 2, w: 2 };
-    const target = await cluster.spawn('target', { nodeId: 'n1', seeds: [], replication });
-    const peer = await cluster.spawn('peer', { nodeId: 'n2', seeds: [target.address], replication });
+    const [target, peer] = await Promise.all([cluster.boot('target'), cluster.boot('peer')]);
+    await cluster.start(target, { nodeId: 'n1', seeds: [], replication });
+    await cluster.start(peer, { nodeId: 'n2', seeds: [target.address], replication });
     await Promise.all([target, peer].map((n) => n.call('waitForMembers', { count: 2 })));
     const captured = await captureFrames(target.address);
     const before = await target.call<TcpTransportStats>('stats');

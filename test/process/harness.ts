@@ -2,7 +2,8 @@
  * Runs quorumkv nodes as real OS processes (test/process/node-main.ts, one
  * Store on a TcpTransport each) and drives them over IPC.
  *
- * - `cluster.spawn(name, options)` forks a node and starts its Store;
+ * - `cluster.boot(name)` forks a node process, `cluster.start(node,
+ *   options)` starts its Store (`cluster.spawn` does both);
  *   `node.call(cmd, args)` sends a command and resolves with its result (a
  *   failed command rejects with an error carrying the node's `code`).
  * - `node.kill9()` sends SIGKILL and waits for the exit; `cluster.restart(node,
@@ -41,8 +42,8 @@ export class NodeCallError extends Error {
 export class NodeProcess {
   /** The test's name for it (e.g. `n1`), also used in errors. */
   readonly name: string;
-  /** The options its Store was started with. */
-  readonly options: StartOptions;
+  /** The options its Store was started with (set by {@link ProcessCluster.start}). */
+  options: StartOptions | undefined;
   readonly child: ChildProcess;
   /** `host:port` its transport listens on (set once started). */
   address = '';
@@ -53,9 +54,8 @@ export class NodeProcess {
   #nextId = 1;
   readonly #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; cmd: string }>();
 
-  constructor(name: string, options: StartOptions) {
+  constructor(name: string) {
     this.name = name;
-    this.options = options;
     this.child = fork(NODE_MAIN, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
@@ -160,19 +160,35 @@ export interface RestartOptions {
 export class ProcessCluster {
   readonly #nodes: NodeProcess[] = [];
 
-  /** Forks a node and starts its Store; resolves once it listens. */
-  async spawn(name: string, options: StartOptions): Promise<NodeProcess> {
-    const node = new NodeProcess(name, options);
+  /**
+   * Forks a node process; resolves once it takes commands (its Store is not
+   * started yet). Booting takes a second or two (tsx), so boot the
+   * processes of a test together, then start them in order.
+   */
+  async boot(name: string): Promise<NodeProcess> {
+    const node = new NodeProcess(name);
     this.#nodes.push(node);
     await node.ready();
+    return node;
+  }
+
+  /** Starts the Store of a booted node; resolves once it listens. */
+  async start(node: NodeProcess, options: StartOptions): Promise<NodeProcess> {
     const { address } = await node.call<{ address: string }>('start', { options });
+    node.options = options;
     node.address = address;
     return node;
+  }
+
+  /** {@link boot}, then {@link start}. */
+  async spawn(name: string, options: StartOptions): Promise<NodeProcess> {
+    return this.start(await this.boot(name), options);
   }
 
   /** Starts `node` again in a new process (it must have exited, e.g. after `kill9()`). */
   async restart(node: NodeProcess, options: RestartOptions = {}): Promise<NodeProcess> {
     if (node.alive) throw new Error(`${node.name} is still running: kill it first`);
+    if (node.options === undefined) throw new Error(`${node.name} was never started`);
     const port = (options.port ?? 'same') === 'same' ? Number(node.address.slice(node.address.lastIndexOf(':') + 1)) : 0;
     return this.spawn(node.name, { ...node.options, port, ...(options.seeds ? { seeds: options.seeds } : {}) });
   }

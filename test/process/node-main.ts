@@ -70,7 +70,13 @@ async function run(c: NodeCommand): Promise<unknown> {
     case 'start': {
       if (store !== undefined) throw new Error('node-main: already started');
       const o = c['options'] as StartOptions;
-      transport = new TcpTransport({ host: '127.0.0.1', port: o.port ?? 0, ...(o.secret === undefined ? {} : { secret: o.secret }) });
+      transport = new TcpTransport({
+        host: '127.0.0.1',
+        port: o.port ?? 0,
+        // Tests do not wait out the production backoff (up to 5 s) to redial a restarted peer.
+        reconnect: { initialDelay: 50, maxDelay: 500 },
+        ...(o.secret === undefined ? {} : { secret: o.secret }),
+      });
       store = new Store({
         id: o.nodeId,
         cluster: o.cluster ?? 'process-test',

@@ -21,8 +21,7 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Store } from '../src/index.js';
-import { TcpTransport } from '../src/transport/index.js';
+import { Store, TcpTransport } from '../src/index.js';
 
 /** A command from the parent. */
 interface Command {

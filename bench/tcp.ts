@@ -24,7 +24,8 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -151,9 +152,11 @@ async function redisRows(client: Child, offered: number): Promise<Row[]> {
   }
   const ports = [await freePort(), await freePort(), await freePort()];
   const servers: ChildProcess[] = [];
+  // Replicas write the primary's snapshot to disk on their first sync: keep it out of the working tree.
+  const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'quorumkv-bench-redis-')));
   try {
     for (const [i, port] of ports.entries()) {
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dirs[i]!, '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
       if (i > 0) args.push('--replicaof', '127.0.0.1', String(ports[0]));
       servers.push(spawn(binary, args, { stdio: 'ignore' }));
     }
@@ -188,6 +191,7 @@ async function redisRows(client: Child, offered: number): Promise<Row[]> {
   } finally {
     for (const s of servers) s.kill('SIGKILL');
     await Promise.all(servers.map((s) => (s.exitCode === null && s.signalCode === null ? once(s, 'exit') : undefined)));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -25,8 +25,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { Store } from 'quorumkv';
-import { TcpTransport, type TcpTransportOptions } from '../src/transport/index.js';
+import { Store, TcpTransport, type TcpTransportOptions } from 'quorumkv';
 
 const { values: args } = parseArgs({
   options: {

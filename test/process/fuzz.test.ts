@@ -1,8 +1,7 @@
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
-import { KvError } from 'quorumkv';
-import { TcpTransport, type TcpTransportStats } from '../../src/transport/index.js';
+import { KvError, TcpTransport, type TcpTransportStats } from 'quorumkv';
 import { ProcessCluster } from './harness.js';
 
 /**

@@ -21,9 +21,8 @@
  * The node announces itself with `{ ready: true }` once it can take
  * commands. An uncaught error is written to stderr and exits with code 70.
  */
-import { Store, type GossipOptions, type ReplicationOptions } from 'quorumkv';
+import { Store, TcpTransport, type GossipOptions, type ReplicationOptions } from 'quorumkv';
 import { TEST_CLUSTER_GOSSIP } from 'quorumkv/testing';
-import { TcpTransport } from '../../src/transport/index.js';
 
 /** Options of the `start` command. */
 export interface StartOptions {

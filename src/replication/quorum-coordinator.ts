@@ -8,7 +8,7 @@ import {
 } from '../errors/index.js';
 import { sameBytes } from '../internal/bytes.js';
 import type { Clock } from '../internal/clock.js';
-import { throwIfAborted } from '../internal/signals.js';
+import { onAbort, throwIfAborted } from '../internal/signals.js';
 import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring } from '../ring/index.js';
 import type { Transport, WireMessage } from '../transport/index.js';
 import {
@@ -114,6 +114,7 @@ export interface CoordinatorCallOptions {
 }
 
 const alive = (): MemberStatus => 'alive';
+const noop = (): void => {};
 
 function expectApplied(answer: WireMessage): void {
   if (answer.type !== 'kv.applied') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
@@ -161,6 +162,11 @@ export class QuorumCoordinator {
     this.#status = options.status ?? alive;
     // Every background request listens on this signal; many may be in flight.
     setMaxListeners(0, this.#stopping.signal);
+    // Requests and gathers subscribe to it through onAbort, which adds the
+    // signal's one DOM listener with the first subscriber and removes it with
+    // the last: keeping one subscriber for the coordinator's life saves an
+    // addEventListener/removeEventListener pair on every forwarded write.
+    onAbort(this.#stopping.signal, noop);
   }
 
   /** Quorum read; resolves with the merged sibling set (empty if no replica has the key). */

@@ -36,6 +36,14 @@ function checkDot(actor: unknown, counter: unknown, timestamp: unknown): void {
 /** Duplicate dots are hostile (an honest set never holds two versions with one dot). */
 function checkNoDuplicateDots(versions: readonly Version<Uint8Array>[]): void {
   if (versions.length < 2) return;
+  // Encoded sets are sorted by actor, then counter: strictly increasing dots cannot repeat.
+  let sorted = true;
+  for (let i = 1; i < versions.length && sorted; i++) {
+    const a = versions[i - 1]!.dot;
+    const b = versions[i]!.dot;
+    sorted = a.actor < b.actor || (a.actor === b.actor && a.counter < b.counter);
+  }
+  if (sorted) return;
   const seen = new Map<string, Set<number>>();
   for (const { dot } of versions) {
     let counters = seen.get(dot.actor);
@@ -138,6 +146,38 @@ function readClock(r: MsgpackReader): VectorClock {
   return VectorClock.fromWire(entries);
 }
 
+/**
+ * The actors of a record repeat (every version's dot and past name a few
+ * of them): the last ones decoded are kept with their bytes and reused, so a
+ * record of 25 versions of one actor makes one string, and comparing actors
+ * compares the same string object.
+ */
+const ACTOR_CACHE = 8;
+const actorBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(ACTOR_CACHE).fill(undefined);
+const actorStrings: string[] = new Array<string>(ACTOR_CACHE).fill('');
+let actorNext = 0;
+
+function cachedString(r: MsgpackReader, n: number): string {
+  if (n > 256 || n > r.left) return r.string(n);
+  const bytes = r.bytes;
+  const start = r.pos;
+  for (let c = 0; c < ACTOR_CACHE; c++) {
+    const known = actorBytes[c];
+    if (known === undefined || known.length !== n) continue;
+    let i = 0;
+    while (i < n && known[i] === bytes[start + i]) i++;
+    if (i === n) {
+      r.pos += n;
+      return actorStrings[c]!;
+    }
+  }
+  const s = r.string(n);
+  actorBytes[actorNext] = bytes.slice(start, start + n);
+  actorStrings[actorNext] = s;
+  actorNext = (actorNext + 1) % ACTOR_CACHE;
+  return s;
+}
+
 /** A string, or `null` to let the caller's check name what is wrong. */
 function readString(r: MsgpackReader): string | null {
   const h = r.byte();
@@ -146,7 +186,7 @@ function readString(r: MsgpackReader): string | null {
     skipScalar(r, h);
     return null;
   }
-  return r.string(n);
+  return cachedString(r, n);
 }
 
 /** A number, or `null` to let the caller's check name what is wrong. */

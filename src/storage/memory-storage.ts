@@ -1,4 +1,4 @@
-import { bytesKey } from '../internal/bytes.js';
+import { bytesKey, copyBytes } from '../internal/bytes.js';
 import { AbstractStorage } from './abstract-storage.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
@@ -130,7 +130,9 @@ export class MemoryStorage extends AbstractStorage {
 
   protected _get(key: Uint8Array): Uint8Array | undefined {
     const row = this.#rows.get(bytesKey(key));
-    return row === undefined ? undefined : copy(row.record);
+    // The caller's copy comes from a shared slab (no off-heap allocation per read);
+    // stored copies keep their own buffers, so a long-lived record pins no slab.
+    return row === undefined ? undefined : copyBytes(row.record);
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { entryHash, type MerkleEntry, type MerkleTree } from './merkle-tree.js';
+import { writeEntryHash, type MerkleEntry, type MerkleTree } from './merkle-tree.js';
 
 /** Bytes of one hash on the wire. */
 export const HASH_BYTES = 8;
@@ -171,31 +171,64 @@ export interface LeafEntries {
  */
 export function leafEntries(tree: MerkleTree, segment: number, entries: Iterable<MerkleEntry>): LeafEntries {
   tree.segmentRange(segment); // checks the segment
-  const highs: number[] = [];
-  const lows: number[] = [];
-  const keys: Uint8Array[] = [];
-  for (const { key, token, digest } of entries) {
-    const [h, l] = entryHash(key, digest);
+  const list = Array.isArray(entries) ? (entries as readonly MerkleEntry[]) : [...entries];
+  const n = list.length;
+  const words = new Uint32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    const { key, token, digest } = list[i]!;
+    if (!(key instanceof Uint8Array)) throw new TypeError(`Expected \`key\` to be a Uint8Array, got ${describe(key)}`);
+    if (!(digest instanceof Uint8Array)) throw new TypeError(`Expected \`digest\` to be a Uint8Array, got ${describe(digest)}`);
     const s = tree.segmentOf(token);
     if (s !== segment) throw new RangeError(`Expected entries of segment ${segment}, got token ${token} of segment ${s}`);
-    highs.push(h);
-    lows.push(l);
-    keys.push(key);
+    writeEntryHash(key, digest, words, 2 * i);
   }
-  const order = Array.from(keys, (_, i) => i).sort((a, b) => highs[a]! - highs[b]! || lows[a]! - lows[b]!);
-  const hashes = new Uint8Array(order.length * HASH_BYTES);
-  const view = new DataView(hashes.buffer);
-  const sortedKeys: Uint8Array[] = [];
-  for (let i = 0; i < order.length; i++) {
+  const order = sortedOrder(words, n);
+  const hashes = new Uint8Array(n * HASH_BYTES);
+  const keys = new Array<Uint8Array>(n);
+  let prevHi = -1;
+  let prevLo = -1;
+  for (let i = 0; i < n; i++) {
     const k = order[i]!;
-    if (i > 0 && highs[k] === highs[order[i - 1]!] && lows[k] === lows[order[i - 1]!]) {
-      throw new RangeError(`Expected each entry once in segment ${segment}, got a duplicate`);
-    }
-    view.setUint32(i * HASH_BYTES, highs[k]!);
-    view.setUint32(i * HASH_BYTES + 4, lows[k]!);
-    sortedKeys.push(keys[k]!);
+    const hi = words[2 * k]!;
+    const lo = words[2 * k + 1]!;
+    if (hi === prevHi && lo === prevLo) throw new RangeError(`Expected each entry once in segment ${segment}, got a duplicate`);
+    prevHi = hi;
+    prevLo = lo;
+    const at = i * HASH_BYTES;
+    hashes[at] = hi >>> 24;
+    hashes[at + 1] = hi >>> 16;
+    hashes[at + 2] = hi >>> 8;
+    hashes[at + 3] = hi;
+    hashes[at + 4] = lo >>> 24;
+    hashes[at + 5] = lo >>> 16;
+    hashes[at + 6] = lo >>> 8;
+    hashes[at + 7] = lo;
+    keys[i] = list[k]!.key;
   }
-  return { segment, hashes, keys: sortedKeys };
+  return { segment, hashes, keys };
+}
+
+/** Indexes of the `n` (high, low) pairs in `words`, in ascending hash order. */
+function sortedOrder(words: Uint32Array, n: number): Int32Array | number[] {
+  if (n > 48) {
+    const order = Array.from({ length: n }, (_, i) => i);
+    return order.sort((x, y) => words[2 * x]! - words[2 * y]! || words[2 * x + 1]! - words[2 * y + 1]!);
+  }
+  // A leaf holds a few dozen entries: insertion sort, no comparator calls.
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const hi = words[2 * i]!;
+    const lo = words[2 * i + 1]!;
+    let j = i - 1;
+    for (; j >= 0; j--) {
+      const o = order[j]!;
+      const ohi = words[2 * o]!;
+      if (ohi < hi || (ohi === hi && words[2 * o + 1]! <= lo)) break;
+      order[j + 1] = o;
+    }
+    order[j + 1] = i;
+  }
+  return order;
 }
 
 /** What one side does about one differing leaf. */

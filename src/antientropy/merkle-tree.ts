@@ -145,6 +145,18 @@ function checkEntryArgs(key: unknown, digest: unknown, name: string): void {
 }
 
 /**
+ * Writes the entry hash of (key, digest) into `out[at]` (high) and
+ * `out[at + 1]` (low), unchecked: for callers that validated the arguments.
+ *
+ * @internal
+ */
+export function writeEntryHash(key: Uint8Array, digest: Uint8Array, out: Uint32Array, at: number): void {
+  hashEntry(key, digest);
+  out[at] = entryOut[0]!;
+  out[at + 1] = entryOut[1]!;
+}
+
+/**
  * The 64-bit entry hash of (key, digest) as `[high, low]` unsigned 32-bit
  * words: what a leaf XORs together and what `leafEntries` lists.
  *

@@ -69,6 +69,21 @@ describe('diff steps', () => {
     expect(keysToExchange(mine, mine.hashes)).toEqual({ send: [], request: [] });
   });
 
+  it('leafEntries sorts small and large leaves alike, and the XOR of its hashes is the leaf hash', () => {
+    for (const n of [0, 1, 47, 48, 49, 300]) {
+      const entries = Array.from({ length: n }, (_, i) => entry(`key-${i}`, 101 + (i % 100), `v${i}`));
+      const tree = MerkleTree.fromEntries(RANGE, entries, OPTS);
+      const l = leafEntries(tree, 1, entries);
+      const words = Array.from({ length: n }, (_, i) => Buffer.from(l.hashes.subarray(8 * i, 8 * i + 8)).toString('hex'));
+      expect(words).toEqual([...words].sort());
+      expect(new Set(words).size).toBe(n);
+      let xor = 0n;
+      for (const w of words) xor ^= BigInt(`0x${w}`);
+      expect(xor.toString(16).padStart(16, '0')).toBe(tree.nodeHash(2, 1));
+      expect(l.keys.map(dec).sort()).toEqual(entries.map((e) => dec(e.key)).sort());
+    }
+  });
+
   it('leafEntries and keysToExchange reject entries outside the segment, duplicates and unsorted lists', () => {
     const tree = new MerkleTree(RANGE, OPTS);
     expect(() => leafEntries(tree, 1, [entry('k', 250, 'v')])).toThrow(

@@ -32,6 +32,8 @@ export interface InboundHost {
   handler(): RequestHandler | undefined;
   /** A handshake failed (counted, and emitted as `handshake:failed`). */
   handshakeFailed(direction: 'inbound', remote: string, error: KvError): void;
+  /** A peer completed a handshake from its advertised `address`: it is up again. */
+  peerReachable(address: string): void;
 }
 
 function isThenable(v: unknown): v is PromiseLike<WireMessage> {
@@ -172,6 +174,7 @@ export class InboundSession {
 
   #established(conn: Connection, hello: Hello, version: number): void {
     conn.established({ cluster: hello.cluster, node: hello.node, address: hello.address }, version, this.#host.limits);
+    this.#host.peerReachable(hello.address);
   }
 
   #onRequest(conn: Connection, id: number, body: WireMessage): void {

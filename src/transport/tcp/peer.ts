@@ -97,6 +97,17 @@ export class OutboundPeer {
     return this.#conn;
   }
 
+  /**
+   * Ends a reconnect backoff early (the peer was seen alive: it dialled this
+   * node and passed the handshake), so the next request dials at once.
+   */
+  resetBackoff(): void {
+    if (this.state !== 'backoff') return;
+    this.state = 'idle';
+    this.#failures = 0;
+    this.#retryAt = 0;
+  }
+
   /** Sends one request (see {@link TcpTransport.request}). */
   request(message: WireMessage, timeout: number, signal: AbortSignal | undefined): Promise<WireMessage> {
     const host = this.#host;

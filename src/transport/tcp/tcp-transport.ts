@@ -163,6 +163,9 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
       },
       dial: (to, label, hooks, connected) => this.#dial(to, label, hooks, connected),
       handshakeFailed: (direction, remote, error) => this.#handshakeFailed(direction, remote, error),
+      // A peer that just connected to us (and passed the handshake) is up: dial it
+      // at once instead of waiting out a backoff from before it restarted.
+      peerReachable: (address) => this.#peers.get(address)?.resetBackoff(),
     };
   }
 

@@ -176,13 +176,40 @@ describe('TcpTransport', () => {
     expect((await failure(a.request(address, { type: 'echo' }))).message).toMatch(/backoff for 1 more ms/);
   });
 
+  it('a peer that comes back and connects to us ends our reconnect backoff at once', async () => {
+    const clock = new ManualClock(1_000_000);
+    const b = await started();
+    const port = b.port!;
+    const a = await started({ clock, reconnect: { initialDelay: 5_000, maxDelay: 5_000, jitter: 0 } });
+    await a.request(b.address, { type: 'echo' });
+    await b.stop();
+    const address = b.address;
+    expect((await failure(a.request(address, { type: 'echo' }))).code).toBe('KV_UNREACHABLE');
+    expect((await failure(a.request(address, { type: 'echo' }))).message).toMatch(/reconnect backoff for 5000 more ms/);
+    // b restarts at the same address and talks to a (as gossip does): a learns it is back.
+    const b2 = transport({ port });
+    await b2.start(handler);
+    await b2.request(a.address, { type: 'echo' });
+    // No clock advance: the backoff is over.
+    expect(await a.request(address, { type: 'echo', payload: 'back' })).toEqual({ type: 'echo', payload: 'back' });
+  });
+
   it('a dial that does not connect in time fails with KV_UNREACHABLE', async () => {
-    const a = await started({ connectTimeout: 200 });
+    // A loopback server that accepts TCP and then says nothing: a TLS dial to it never
+    // completes its connect (no ServerHello), so only connectTimeout ends it.
+    // (Only loopback is dialled: tests never send traffic to other addresses.)
+    const accepted: Socket[] = [];
+    const silent = createServer((socket) => void accepted.push(socket));
+    servers.push(silent);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const a = await started({ connectTimeout: 200, tls: makeTestPki().node });
     const started_ = Date.now();
-    // 10.255.255.1 (private, unused): the connect either hangs until connectTimeout or fails at once (no route).
-    const err = await failure(a.request('10.255.255.1:9', { type: 'echo' }, { timeout: 5_000 }));
+    const err = await failure(a.request(`127.0.0.1:${port}`, { type: 'echo' }, { timeout: 5_000 }));
     expect(err.code).toBe('KV_UNREACHABLE');
+    expect(err.message).toMatch(/timed out after 200 ms/);
     expect(Date.now() - started_).toBeLessThan(2_000);
+    for (const socket of accepted) socket.destroy();
   });
 
   it('past maxPendingPerPeer requests in flight to a peer, a request fails at once with KV_OVERLOADED; other peers are not affected', async () => {

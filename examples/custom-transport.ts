@@ -12,7 +12,7 @@
  *   also be transferred to a worker thread, so the same wire works across
  *   threads.
  * - Frames are quorumkv's binary wire frames (`encodeFrame` /
- *   `decodeFrame` from `quorumkv/internals`): bodies are validated, limited
+ *   `decodeFrame` from `quorumkv`): bodies are validated, limited
  *   to `maxFrameBytes`, and copied through the wire. Their bytes are
  *   transferred through the port, not cloned.
  * - Each outgoing connection keeps its requests in flight in a
@@ -28,6 +28,8 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
   DEFAULT_FRAME_LIMIT,
+  decodeFrame,
+  encodeFrame,
   ErrorCodes,
   KvError,
   PendingRequests,
@@ -36,9 +38,9 @@ import {
   type RequestOptions,
   type Transport,
   type TransportCapabilities,
+  type Frame,
   type WireMessage,
 } from 'quorumkv';
-import { decodeFrame, encodeFrame, type Frame } from 'quorumkv/internals';
 
 /** Options of {@link PortNetwork.transport}. */
 export interface PortTransportOptions {

@@ -15,6 +15,8 @@ export { Ring, ReplicaSet, hashKey, keyBytes, defaultTokens } from './ring/index
 export { QuorumCoordinator, keyRef } from './replication/index.js';
 export { VectorClock } from './versioning/index.js';
 export { MemoryNetwork, PendingRequests, TcpTransport, TCP_DEFAULTS, PROTOCOL_VERSIONS } from './transport/index.js';
+// The strict frame codec, for transports that carry bytes (see examples/custom-transport.ts).
+export { encodeFrame, decodeFrame, validateWireMessage, DEFAULT_CODEC_LIMITS } from './transport/index.js';
 export { MemoryStorage, AbstractStorage, tokenInRange, WHOLE_RING } from './storage/index.js';
 export { noopLogger, noopMetrics } from './observability/index.js';
 export {
@@ -64,6 +66,8 @@ export type {
   RequestHandler,
   RequestOptions,
   TransportContext,
+  Frame,
+  CodecLimits,
   TcpTransportOptions,
   TcpTlsOptions,
   TcpReconnectOptions,

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from 'quorumkv/testing';
+import { KvError, type NodeInfo } from 'quorumkv';
+import { gather } from '../../../src/replication/gather.js';
+
+const nodes = (n: number): NodeInfo[] => Array.from({ length: n }, (_, i) => ({ id: `n${i}`, address: `n${i}`, weight: 1, tokens: [i] }));
+
+/** A call per node whose outcome the test decides. */
+function controlled() {
+  const calls = new Map<string, { resolve: (v: string) => void; reject: (e: unknown) => void }>();
+  const call = (node: NodeInfo): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      calls.set(node.id, { resolve, reject });
+    });
+  return { calls, call };
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('gather', () => {
+  it('resolves at the quorum with the answers so far, and `all` once every call settled', async () => {
+    const clock = new ManualClock();
+    const { calls, call } = controlled();
+    const g = gather(nodes(3), call, { operation: 'read', required: 2, deadline: clock.now() + 100, clock });
+    calls.get('n1')!.resolve('b');
+    calls.get('n0')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
+    calls.get('n2')!.resolve('c');
+    const q = await g.quorum;
+    expect([...q.ok]).toEqual([
+      ['n1', 'b'],
+      ['n2', 'c'],
+    ]);
+    expect(q.failures).toEqual([{ node: 'n0', code: 'KV_UNREACHABLE' }]);
+    expect(clock.pending).toBe(0); // every call settled: the timer went with them
+    const all = await g.all;
+    expect(all.ok.size).toBe(2);
+  });
+
+  it('counts each node once and fails as soon as the quorum is out of reach, beyond 31 nodes too', async () => {
+    const clock = new ManualClock();
+    const { calls, call } = controlled();
+    const g = gather(nodes(40), call, { operation: 'write', required: 38, counted: 1, deadline: clock.now() + 100, clock });
+    for (let i = 0; i < 34; i++) calls.get(`n${i}`)!.resolve('ok');
+    for (let i = 34; i < 38; i++) calls.get(`n${i}`)!.reject(new Error('bug'));
+    calls.get('n0')!.reject(new Error('late duplicate'));
+    await settle();
+    await expect(g.quorum).rejects.toMatchObject({
+      code: 'KV_QUORUM_NOT_MET',
+      required: 38,
+      acknowledged: 35,
+      failures: [
+        { node: 'n34', code: 'KV_INTERNAL' },
+        { node: 'n35', code: 'KV_INTERNAL' },
+        { node: 'n36', code: 'KV_INTERNAL' },
+        { node: 'n37', code: 'KV_INTERNAL' },
+      ],
+    });
+    calls.get('n38')!.resolve('ok');
+    calls.get('n39')!.resolve('ok');
+    expect((await g.all).ok.size).toBe(36);
+  });
+
+  it('gives up on pending nodes at the deadline (KV_TIMEOUT), unless told the calls carry it themselves', async () => {
+    const clock = new ManualClock();
+    const { calls, call } = controlled();
+    const g = gather(nodes(3), call, { operation: 'read', required: 2, deadline: clock.now() + 100, clock });
+    calls.get('n0')!.resolve('a');
+    await settle();
+    clock.advance(100);
+    await expect(g.quorum).rejects.toMatchObject({
+      code: 'KV_QUORUM_NOT_MET',
+      acknowledged: 1,
+      failures: [
+        { node: 'n1', code: 'KV_TIMEOUT' },
+        { node: 'n2', code: 'KV_TIMEOUT' },
+      ],
+    });
+    const untimed = controlled();
+    const h = gather(nodes(2), untimed.call, { operation: 'write', required: 2, deadline: clock.now() + 100, timer: false, clock });
+    expect(clock.pending).toBe(0);
+    untimed.calls.get('n0')!.resolve('a');
+    untimed.calls.get('n1')!.resolve('b');
+    expect((await h.quorum).ok.size).toBe(2);
+  });
+
+  it('rejects with KV_ABORTED when the signal fires, and releases its listener', async () => {
+    const clock = new ManualClock();
+    const { calls, call } = controlled();
+    const controller = new AbortController();
+    const g = gather(nodes(2), call, { operation: 'read', required: 2, deadline: clock.now() + 100, signal: controller.signal, clock });
+    controller.abort();
+    await expect(g.quorum).rejects.toMatchObject({ code: 'KV_ABORTED', name: 'AbortError' });
+    calls.get('n0')!.resolve('a');
+    calls.get('n1')!.resolve('b');
+    await g.all;
+    expect(clock.pending).toBe(0);
+    const pre = gather(nodes(1), call, { operation: 'read', required: 1, deadline: clock.now() + 100, signal: controller.signal, clock });
+    await expect(pre.quorum).rejects.toMatchObject({ code: 'KV_ABORTED' });
+  });
+
+  it('with nothing to ask, settles at once from what is already counted', async () => {
+    const clock = new ManualClock();
+    const g = gather<string>([], () => Promise.resolve('x'), { operation: 'write', required: 1, counted: 1, deadline: clock.now() + 100, clock });
+    expect((await g.quorum).ok.size).toBe(0);
+    await g.all;
+    expect(clock.pending).toBe(0);
+  });
+});

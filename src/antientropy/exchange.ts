@@ -1,9 +1,9 @@
 /**
- * One Merkle exchange between two replicas of a range: the messages, in
- * order, and {@link exchangeLocally}, which runs them between two sides in
- * one process (pure: the sides' `entries` are the only input). It is the
- * reference the network session follows, and what the property test and
- * `bench/merkle.ts` run.
+ * One Merkle exchange between two replicas of a range: the messages,
+ * {@link MerkleExchange} (one side's state machine: the network session
+ * carries its messages and scans the segments it asks for) and
+ * {@link exchangeLocally}, which runs two of them in one process (what the
+ * property test and `bench/merkle.ts` run). Pure: no I/O, no timers.
  *
  * The exchange descends one level a message, each side answering the
  * other's hashes with its own for the children of the nodes that differ:
@@ -117,13 +117,278 @@ function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
+  return typeof value === 'number' ? String(value) : typeof value;
+}
+
+function bytesField(message: object, field: string): Uint8Array {
+  const v = (message as Record<string, unknown>)[field];
+  if (!(v instanceof Uint8Array)) throw new TypeError(`Expected \`${field}\` to be a Uint8Array, got ${describe(v)}`);
+  return v;
+}
+
+/** What the caller does after a step of {@link MerkleExchange}. */
+export interface ExchangeStep {
+  /** A message to send to the peer. */
+  readonly message?: ExchangeMessage;
+  /**
+   * Leaf segments whose entries this side needs next: scan
+   * `tree.segmentRange(s)` for each, and pass `leafEntries(tree, s, scan)`
+   * to {@link MerkleExchange.provideEntries}, in this order.
+   */
+  readonly needEntries?: readonly number[];
+  /** Keys whose records this side sends to the peer (on the last step). */
+  readonly send?: readonly Uint8Array[];
+  /** True once this side has nothing more to send or receive. */
+  readonly done: boolean;
+}
+
+type Phase = 'idle' | 'awaiting-hashes' | 'need-own-leaves' | 'awaiting-request' | 'need-leaves-for-request' | 'done';
+
+/**
+ * One side of a Merkle exchange as a state machine (pure: the caller moves
+ * messages and reads storage). The initiator calls {@link MerkleExchange.start};
+ * each side passes every message from its peer to
+ * {@link MerkleExchange.receive}, and when a step asks for entries, scans
+ * those segments and calls {@link MerkleExchange.provideEntries}. The
+ * sequence is in this module's description. Peer messages are checked
+ * (types, sizes, bitmaps, the expected step): a bad one throws, and the
+ * session should drop the exchange.
+ *
+ * The tree must not change during the exchange (or the hashes sent stop
+ * matching the node lists): run it on a copy, or accept that a concurrent
+ * write makes it find a little more or less, which the next exchange fixes.
+ *
+ * @example
+ * ```ts
+ * const a = new MerkleExchange(treeA);
+ * const b = new MerkleExchange(treeB);
+ * let step = b.receive(a.start());
+ * // ... carry step.message to the other side until both are done
+ * ```
+ */
+export class MerkleExchange {
+  /** The tree this side compares. */
+  readonly tree: MerkleTree;
+  #phase: Phase = 'idle';
+  /** Level and node list of the last hashes sent or received (both sides know it). */
+  #level = 0;
+  #nodes: number[] = [0];
+  #bitmap: Uint8Array = new Uint8Array(0);
+  #segments: number[] = [];
+  /** The peer's `ae.entries`, while this side gathers its own entries of the same leaves. */
+  #theirs: AeEntriesMessage | undefined;
+  /** This side's entries of the differing leaves, once sent. */
+  #mine: LeafEntries[] = [];
+  #entryCount = 0;
+
+  constructor(tree: MerkleTree) {
+    this.tree = tree;
+  }
+
+  /** The differing leaf segments, ascending, once the comparison reached the leaves. */
+  get differingSegments(): readonly number[] {
+    return this.#segments;
+  }
+
+  /** True once this side has finished. */
+  get done(): boolean {
+    return this.#phase === 'done';
+  }
+
+  /**
+   * Opens the exchange (initiator only): the range, shape and root hash.
+   *
+   * @throws RangeError if this side has already started or received.
+   */
+  start(): AeStartMessage {
+    this.#expect('idle', 'start()');
+    const t = this.tree;
+    this.#phase = 'awaiting-hashes';
+    return { type: 'ae.start', start: t.start, end: t.end, fanout: t.fanout, depth: t.depth, root: levelHashes(t, 0, [0]) };
+  }
+
+  /**
+   * Handles a message from the peer and returns what to do next.
+   *
+   * @throws TypeError / RangeError on a malformed message, one that does not
+   * fit the current step, or an `ae.start` for another range or shape.
+   */
+  receive(message: ExchangeMessage): ExchangeStep {
+    if (typeof message !== 'object' || message === null) {
+      throw new TypeError(`Expected \`message\` to be an object, got ${describe(message)}`);
+    }
+    switch (message.type) {
+      case 'ae.start':
+        return this.#onStart(message);
+      case 'ae.hashes':
+        return this.#onHashes(message);
+      case 'ae.entries':
+        return this.#onEntries(message);
+      case 'ae.request':
+        return this.#onRequest(message);
+      case 'ae.done':
+        if (this.#phase !== 'awaiting-hashes' && this.#phase !== 'awaiting-request') {
+          throw new RangeError(`Unexpected ae.done in phase ${this.#phase}`);
+        }
+        this.#phase = 'done';
+        return { done: true };
+      default:
+      {
+        const type = (message as { type?: unknown }).type;
+        throw new RangeError(`Unknown exchange message type ${typeof type === 'string' ? JSON.stringify(type) : describe(type)}`);
+      }
+    }
+  }
+
+  /**
+   * This side's entries of the segments the last step listed in
+   * `needEntries`, in that order (from `leafEntries`).
+   *
+   * @throws RangeError if no entries were asked for, or the leaves given are
+   * not the segments asked for.
+   */
+  provideEntries(leaves: readonly LeafEntries[]): ExchangeStep {
+    if (this.#phase !== 'need-own-leaves' && this.#phase !== 'need-leaves-for-request') {
+      throw new RangeError(`Unexpected provideEntries() in phase ${this.#phase}`);
+    }
+    const segments = this.#segments;
+    if (!Array.isArray(leaves) || leaves.length !== segments.length || leaves.some((l, i) => l?.segment !== segments[i])) {
+      throw new RangeError(`Expected the entries of segments [${segments.join(', ')}] in that order`);
+    }
+    if (this.#phase === 'need-own-leaves') {
+      // This side reached the leaves first: it sends its entries.
+      this.#mine = [...leaves];
+      const total = leaves.reduce((n, l) => n + l.hashes.length, 0);
+      this.#entryCount = total / HASH_BYTES;
+      this.#phase = 'awaiting-request';
+      const message: AeEntriesMessage = {
+        type: 'ae.entries',
+        differing: this.#bitmap,
+        counts: leaves.map((l) => l.hashes.length / HASH_BYTES),
+        hashes: concat(
+          leaves.map((l) => l.hashes),
+          total,
+        ),
+      };
+      return { message, done: false };
+    }
+    // The peer's entries arrived: compare leaf by leaf, ask for what is missing here.
+    const theirs = this.#theirs!;
+    const send: Uint8Array[] = [];
+    const requested: number[] = [];
+    let first = 0;
+    for (let k = 0; k < leaves.length; k++) {
+      const count = theirs.counts[k]!;
+      const ex = keysToExchange(leaves[k]!, theirs.hashes.subarray(first * HASH_BYTES, (first + count) * HASH_BYTES));
+      for (const key of ex.send) send.push(key);
+      for (const r of ex.request) requested.push(first + r);
+      first += count;
+    }
+    this.#theirs = undefined;
+    this.#phase = 'done';
+    return { message: { type: 'ae.request', request: toBitmap(requested, first) }, send, done: true };
+  }
+
+  #expect(phase: Phase, what: string): void {
+    if (this.#phase !== phase) throw new RangeError(`Unexpected ${what} in phase ${this.#phase}`);
+  }
+
+  #onStart(m: AeStartMessage): ExchangeStep {
+    this.#expect('idle', 'ae.start');
+    const t = this.tree;
+    if (m.start !== t.start || m.end !== t.end || m.fanout !== t.fanout || m.depth !== t.depth) {
+      throw new RangeError(
+        `Expected an exchange of (${t.start}, ${t.end}] ${t.fanout}^${t.depth}, got (${describe(m.start)}, ${describe(m.end)}] ${describe(m.fanout)}^${describe(m.depth)}`,
+      );
+    }
+    const root = bytesField(m, 'root');
+    if (root.length !== HASH_BYTES) throw new RangeError(`Expected \`root\` to be ${HASH_BYTES} bytes, got ${root.length}`);
+    return this.#compare(root);
+  }
+
+  #onHashes(m: AeHashesMessage): ExchangeStep {
+    this.#expect('awaiting-hashes', 'ae.hashes');
+    if (m.level !== this.#level + 1) throw new RangeError(`Expected hashes of level ${this.#level + 1}, got level ${describe(m.level)}`);
+    const positions = fromBitmap(bytesField(m, 'differing'), this.#nodes.length);
+    if (positions.length === 0) throw new RangeError('Expected ae.hashes to mark at least one differing node');
+    const children = childNodes(this.tree, this.#level, this.#nodes, positions);
+    const hashes = bytesField(m, 'hashes');
+    if (hashes.length !== children.length * HASH_BYTES) {
+      throw new RangeError(`Expected ${children.length} hashes (${children.length * HASH_BYTES} bytes), got ${hashes.length} bytes`);
+    }
+    this.#level++;
+    this.#nodes = children;
+    return this.#compare(hashes);
+  }
+
+  /** Compares the peer's hashes of `#nodes` with this side's and answers. */
+  #compare(theirs: Uint8Array): ExchangeStep {
+    const t = this.tree;
+    const differing = differingChildren(levelHashes(t, this.#level, this.#nodes), theirs);
+    if (differing.length === 0) {
+      this.#phase = 'done';
+      return { message: { type: 'ae.done' }, done: true };
+    }
+    const bitmap = toBitmap(differing, this.#nodes.length);
+    if (this.#level === t.depth) {
+      this.#bitmap = bitmap;
+      this.#segments = differing.map((p) => this.#nodes[p]!);
+      this.#phase = 'need-own-leaves';
+      return { needEntries: this.#segments, done: false };
+    }
+    const children = childNodes(t, this.#level, this.#nodes, differing);
+    this.#level++;
+    this.#nodes = children;
+    this.#phase = 'awaiting-hashes';
+    return { message: { type: 'ae.hashes', level: this.#level, differing: bitmap, hashes: levelHashes(t, this.#level, children) }, done: false };
+  }
+
+  #onEntries(m: AeEntriesMessage): ExchangeStep {
+    this.#expect('awaiting-hashes', 'ae.entries');
+    if (this.#level !== this.tree.depth) throw new RangeError(`Unexpected ae.entries at level ${this.#level}, above the leaves`);
+    const positions = fromBitmap(bytesField(m, 'differing'), this.#nodes.length);
+    if (positions.length === 0) throw new RangeError('Expected ae.entries to mark at least one differing leaf');
+    const hashes = bytesField(m, 'hashes');
+    const counts = m.counts;
+    if (!Array.isArray(counts) || counts.length !== positions.length) {
+      throw new RangeError(`Expected \`counts\` to hold ${positions.length} counts, got ${describe(counts)}`);
+    }
+    let total = 0;
+    for (const c of counts) {
+      if (!(Number.isSafeInteger(c) && c >= 0)) throw new RangeError(`Expected each count to be an integer >= 0, got ${describe(c)}`);
+      total += c;
+    }
+    if (hashes.length !== total * HASH_BYTES) {
+      throw new RangeError(`Expected ${total} entry hashes (${total * HASH_BYTES} bytes), got ${hashes.length} bytes`);
+    }
+    this.#theirs = m;
+    this.#segments = positions.map((p) => this.#nodes[p]!);
+    this.#phase = 'need-leaves-for-request';
+    return { needEntries: this.#segments, done: false };
+  }
+
+  #onRequest(m: AeRequestMessage): ExchangeStep {
+    this.#expect('awaiting-request', 'ae.request');
+    const positions = fromBitmap(bytesField(m, 'request'), this.#entryCount);
+    const keys = this.#mine.flatMap((l) => l.keys);
+    this.#mine = [];
+    this.#phase = 'done';
+    return { send: positions.map((p) => keys[p]!), done: true };
+  }
+}
+
 /**
  * Runs an exchange between `initiator` and `responder` (two replicas'
- * trees of the same range and shape) and returns its messages and the keys
- * each side sends. Trees are read, never changed.
+ * trees of the same range and shape) with two {@link MerkleExchange}s and
+ * returns its messages and the keys each side sends. Trees are read, never
+ * changed.
  *
- * @throws RangeError if the trees differ in range or shape, or as the steps
- * of `./diff.ts` on entries that do not match their segment.
+ * @throws RangeError if the trees differ in range or shape, or as
+ * `leafEntries` on entries that do not match their segment.
  *
  * @example
  * ```ts
@@ -142,78 +407,23 @@ export function exchangeLocally(initiator: ExchangeSide, responder: ExchangeSide
     );
   }
   const sides = [initiator, responder] as const;
+  const machines = [new MerkleExchange(a), new MerkleExchange(b)] as const;
   const sends: [Uint8Array[], Uint8Array[]] = [[], []];
   const messages: ExchangeMessage[] = [];
-  const outcome = (differingSegments: number[]): ExchangeOutcome => ({
-    messages,
-    initiatorSends: sends[0],
-    responderSends: sends[1],
-    differingSegments,
-  });
 
-  messages.push({ type: 'ae.start', start: a.start, end: a.end, fanout: a.fanout, depth: a.depth, root: levelHashes(a, 0, [0]) });
-  // The node list both sides hold for the last hashes sent, and those hashes.
-  let level = 0;
-  let nodes = [0];
-  let received = (messages[0] as AeStartMessage).root;
-  let receiver: 0 | 1 = 1;
-  for (;;) {
-    const me = sides[receiver].tree;
-    const differing = differingChildren(levelHashes(me, level, nodes), received);
-    if (differing.length === 0) {
-      messages.push({ type: 'ae.done' });
-      return outcome([]);
+  let next: ExchangeMessage | undefined = machines[0].start();
+  let to: 0 | 1 = 1;
+  while (next !== undefined) {
+    messages.push(next);
+    let step = machines[to].receive(next);
+    if (step.needEntries) {
+      const side = sides[to];
+      step = machines[to].provideEntries(step.needEntries.map((s) => leafEntries(side.tree, s, side.entries(s))));
     }
-    const bitmap = toBitmap(differing, nodes.length);
-    if (level === me.depth) return leafPhase(receiver, nodes, differing, bitmap);
-    const children = childNodes(me, level, nodes, differing);
-    const hashes = levelHashes(me, level + 1, children);
-    messages.push({ type: 'ae.hashes', level: level + 1, differing: bitmap, hashes });
-    // The other side learns the new node list from the bitmap alone.
-    const other = sides[1 - receiver]!.tree;
-    nodes = childNodes(other, level, nodes, fromBitmap(bitmap, nodes.length));
-    received = hashes;
-    level++;
-    receiver = receiver === 0 ? 1 : 0;
+    if (step.send) sends[to].push(...step.send);
+    next = step.message;
+    to = to === 0 ? 1 : 0;
   }
-
-  function leafPhase(x: 0 | 1, leaves: number[], differing: number[], bitmap: Uint8Array): ExchangeOutcome {
-    const sideX = sides[x];
-    const segments = differing.map((p) => leaves[p]!);
-    const mineX: LeafEntries[] = segments.map((s) => leafEntries(sideX.tree, s, sideX.entries(s)));
-    const total = mineX.reduce((n, l) => n + l.hashes.length, 0);
-    messages.push({
-      type: 'ae.entries',
-      differing: bitmap,
-      counts: mineX.map((l) => l.hashes.length / HASH_BYTES),
-      hashes: concat(
-        mineX.map((l) => l.hashes),
-        total,
-      ),
-    });
-
-    const y = x === 0 ? 1 : 0;
-    const sideY = sides[y];
-    const got = messages[messages.length - 1] as AeEntriesMessage;
-    const ySegments = fromBitmap(got.differing, leaves.length).map((p) => leaves[p]!);
-    const requested: number[] = [];
-    let first = 0;
-    for (let k = 0; k < ySegments.length; k++) {
-      const segment = ySegments[k]!;
-      const count = got.counts[k]!;
-      const theirs = got.hashes.subarray(first * HASH_BYTES, (first + count) * HASH_BYTES);
-      const { send, request } = keysToExchange(leafEntries(sideY.tree, segment, sideY.entries(segment)), theirs);
-      for (const key of send) sends[y].push(key);
-      for (const r of request) requested.push(first + r);
-      first += count;
-    }
-    const entryCount = total / HASH_BYTES;
-    messages.push({ type: 'ae.request', request: toBitmap(requested, entryCount) });
-
-    const keysX = mineX.flatMap((l) => l.keys);
-    for (const p of fromBitmap((messages[messages.length - 1] as AeRequestMessage).request, entryCount)) {
-      sends[x].push(keysX[p]!);
-    }
-    return outcome(segments);
-  }
+  const segments = machines[0].differingSegments.length > 0 ? machines[0].differingSegments : machines[1].differingSegments;
+  return { messages, initiatorSends: sends[0], responderSends: sends[1], differingSegments: [...segments] };
 }

@@ -28,7 +28,9 @@ export {
   type KeyExchange,
 } from './diff.js';
 export {
+  MerkleExchange,
   exchangeLocally,
+  type ExchangeStep,
   type ExchangeSide,
   type ExchangeOutcome,
   type ExchangeMessage,

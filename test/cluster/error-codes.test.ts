@@ -4,6 +4,7 @@ import { KvError, QuorumNotMetError, type RequestHandler } from 'quorumkv';
 import { MemoryTransport } from 'quorumkv/internals';
 import { createTestCluster, type TestCluster } from 'quorumkv/testing';
 import { ErrorCodes, toKvError } from '../../src/errors/index.js';
+import { rejection } from '../helpers/rejection.js';
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
@@ -11,15 +12,6 @@ afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
 });
-
-async function rejection(p: Promise<unknown>): Promise<KvError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KvError);
-  return err as KvError;
-}
 
 /** A `KV_QUORUM_NOT_MET` whose every replica failure has code `code`. */
 async function quorumFailure(p: Promise<unknown>, code: string): Promise<QuorumNotMetError> {

@@ -1,16 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { KvError, MemoryNetwork, MemoryStorage, Store, type Clock, systemClock } from 'quorumkv';
-import { createTestCluster } from 'quorumkv/testing';
+import { MemoryNetwork, MemoryStorage, Store, type Clock, type StoreOptions, systemClock } from 'quorumkv';
+import { createTestCluster, type TestCluster } from 'quorumkv/testing';
+import { rejection } from '../helpers/rejection.js';
 
 const fast = { interval: 50, suspectAfterRounds: 10, downAfterRounds: 20, timeout: 200 } as const;
 
-async function rejection(p: Promise<unknown>): Promise<KvError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KvError);
-  return err as KvError;
+/**
+ * A new Store for `n3` of a test cluster (as after a crash): by default over
+ * n3's own storage, seeded with n1, not waited for.
+ */
+function startN3Again(cluster: TestCluster, options: Partial<StoreOptions> = {}): Store {
+  return new Store({
+    id: 'n3',
+    cluster: 'test',
+    transport: cluster.network.transport('n3'),
+    storage: cluster.storage('n3'),
+    seeds: ['n1'],
+    replication: { n: 3, r: 2, w: 2 },
+    gossip: fast,
+    ...options,
+  });
 }
 
 /** A clock `offset` ms away from the system clock. */
@@ -39,16 +48,7 @@ describe('restart safety: a restarted node never acts as a one-node cluster', ()
       const [k] = keysNotOwnedBy(cluster.stores[0]!, 'n3', 1) as [string];
       await cluster.store('n3').stop();
       cluster.network.isolate('n3');
-      const n3 = new Store({
-        id: 'n3',
-        cluster: 'test',
-        transport: cluster.network.transport('n3'),
-        storage: cluster.storage('n3'),
-        seeds: ['n1'],
-        replication: { n: 3, r: 2, w: 2 },
-        gossip: fast,
-        timeout: 300,
-      });
+      const n3 = startN3Again(cluster, { timeout: 300 });
       await n3.start();
       try {
         // The ring comes from the stored peers, not from a ring of one.
@@ -79,15 +79,7 @@ describe('restart safety: a restarted node never acts as a one-node cluster', ()
         const r = await cluster.store('n1').get(k);
         await cluster.store('n1').put(k, 'v2', { context: r!.context });
       }
-      const n3 = new Store({
-        id: 'n3',
-        cluster: 'test',
-        transport: cluster.network.transport('n3'),
-        storage: cluster.storage('n3'),
-        seeds: ['n1'],
-        replication: { n: 3, r: 2, w: 2 },
-        gossip: fast,
-      });
+      const n3 = startN3Again(cluster);
       await n3.start();
       try {
         // No waitForMembers: use it at once.
@@ -166,15 +158,7 @@ describe('restart safety: a restarted node never acts as a one-node cluster', ()
       await cluster.store('n1').put('x', 'y');
       await cluster.store('n3').stop();
       await cluster.store('n1').stop(); // n3's only seed
-      const n3 = new Store({
-        id: 'n3',
-        cluster: 'test',
-        transport: cluster.network.transport('n3'),
-        storage: cluster.storage('n3'),
-        seeds: ['n1'],
-        replication: { n: 3, r: 2, w: 2 },
-        gossip: fast,
-      });
+      const n3 = startN3Again(cluster);
       await n3.start();
       try {
         await n3.waitForMembers(2, { timeout: 5_000 }); // finds n2 through its stored peers
@@ -194,16 +178,7 @@ describe('generations survive clock steps', () => {
     const cluster = await createTestCluster({ nodes: 3, gossip: fast });
     try {
       await cluster.store('n3').stop();
-      const n3 = new Store({
-        id: 'n3',
-        cluster: 'test',
-        transport: cluster.network.transport('n3'),
-        storage: new MemoryStorage(),
-        seeds: ['n1'],
-        replication: { n: 3, r: 2, w: 2 },
-        gossip: fast,
-        clock: skewedClock(-60_000),
-      });
+      const n3 = startN3Again(cluster, { storage: new MemoryStorage(), clock: skewedClock(-60_000) });
       await n3.start();
       try {
         const seen = (): boolean =>

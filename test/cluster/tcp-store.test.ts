@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KvError, Store } from 'quorumkv';
 import { TEST_CLUSTER_GOSSIP } from 'quorumkv/testing';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/index.js';
+import { rejection } from '../helpers/rejection.js';
 
 const SECRET = 'the cluster secret, 32+ bytes long';
 
@@ -20,15 +21,6 @@ function node(id: string, seeds: string[], options: TcpTransportOptions = {}): {
   transports.push(transport);
   stores.push(store);
   return { store, transport };
-}
-
-async function rejection(p: Promise<unknown>): Promise<KvError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KvError);
-  return err as KvError;
 }
 
 describe('Stores over TcpTransport', () => {

@@ -4,15 +4,7 @@ import { KvError } from '../../../src/errors/index.js';
 import type { Clock } from '../../../src/internal/clock.js';
 import { ManualClock } from '../../../src/testing/manual-clock.js';
 import { DEFAULT_MAX_PENDING, PendingRequests } from '../../../src/transport/pending-requests.js';
-
-async function rejection(p: Promise<unknown>): Promise<KvError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KvError);
-  return err as KvError;
-}
+import { rejection } from '../../helpers/rejection.js';
 
 /** The error a synchronous call throws. */
 function thrown(fn: () => unknown): unknown {

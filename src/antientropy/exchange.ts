@@ -159,7 +159,7 @@ type Phase = 'idle' | 'awaiting-hashes' | 'need-own-leaves' | 'awaiting-request'
  * session should drop the exchange.
  *
  * The tree must not change during the exchange (or the hashes sent stop
- * matching the node lists): run it on a copy, or accept that a concurrent
+ * matching the node lists): run it on `tree.clone()`, or accept that a concurrent
  * write makes it find a little more or less, which the next exchange fixes.
  *
  * @example

@@ -75,6 +75,19 @@ describe('MerkleTree', () => {
     expect(entryHash(enc('ab'), enc('c'))).not.toEqual(entryHash(enc('a'), enc('bc')));
   });
 
+  it('clone is an independent snapshot', () => {
+    const tree = new MerkleTree(WRAP);
+    tree.insert(enc('a'), 1, enc('1'));
+    const copy = tree.clone();
+    expect(copy.equals(tree)).toBe(true);
+    expect(copy.size).toBe(1);
+    tree.insert(enc('b'), 2, enc('1'));
+    expect(copy.equals(tree)).toBe(false);
+    expect(copy.size).toBe(1);
+    copy.insert(enc('b'), 2, enc('1'));
+    expect(copy.equals(tree)).toBe(true);
+  });
+
   it('fromEntries equals inserting one by one, in any order', () => {
     const entries = Array.from({ length: 500 }, (_, i) => ({
       key: enc(`key-${i}`),

@@ -14,7 +14,12 @@ type Suite = () => Promise<Row[]>;
 
 // Register suites here: they run in order, one table at the end.
 // `BENCH_SUITES=store` (comma-separated names) runs only some of them.
-const all: Record<string, Suite> = { ring: ringBench, store: storeBench, tcp: async () => (await import('./tcp.js')).tcpBench() };
+const all: Record<string, Suite> = {
+  ring: ringBench,
+  store: storeBench,
+  tcp: async () => (await import('./tcp.js')).tcpBench(),
+  merkle: async () => (await import('./merkle.js')).merkleBench(),
+};
 const only = process.env.BENCH_SUITES?.split(',').map((s) => s.trim());
 const suites: Suite[] = Object.entries(all)
   .filter(([name]) => only === undefined || only.includes(name))

@@ -45,8 +45,14 @@ export type {
 } from './replication/index.js';
 
 // Membership
-export { Membership, TimeoutFailureDetector } from './membership/index.js';
-export type { MembershipOptions, MemberRecord, FailureDetector, TimeoutFailureDetectorOptions } from './membership/index.js';
+export { Membership, TimeoutFailureDetector, PhiAccrualFailureDetector, phiOf, resolvePhiOptions } from './membership/index.js';
+export type {
+  MembershipOptions,
+  MemberRecord,
+  FailureDetector,
+  TimeoutFailureDetectorOptions,
+  PhiAccrualFailureDetectorOptions,
+} from './membership/index.js';
 
 // Versioning
 export { SiblingSet, actorId, parseActorId, encodeSiblingSet, decodeSiblingSet, encodeClock, decodeClock } from './versioning/index.js';

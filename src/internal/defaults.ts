@@ -22,11 +22,31 @@ export const Defaults = {
   siblingWarning: 25,
   /** Vector clock entries kept in a version's past (Dynamo prunes at about 10). */
   maxClockEntries: 10,
-  /** Milliseconds between gossip rounds. */
-  gossipInterval: 1_000,
-  /** Gossip rounds without a heartbeat increase before a member is suspected. */
+  /**
+   * Milliseconds between gossip rounds. 250 ms lets the phi detector declare
+   * a crashed member down in about 2 s (news of every member then arrives
+   * about every 250 ms) for four small exchanges a second per node.
+   */
+  gossipInterval: 250,
+  /** The failure detector a Store uses unless `gossip.detector` (or a round count) says otherwise. */
+  failureDetector: 'phi',
+  /** Phi at which the phi detector declares a member down (Cassandra's `phi_convict_threshold`). */
+  phiThreshold: 8,
+  /** Phi at which the phi detector suspects a member, as a share of `phiThreshold`. */
+  phiSuspectShare: 0.5,
+  /** Inter-arrival times the phi detector keeps per member. */
+  phiMaxSampleSize: 200,
+  /**
+   * Floor of the standard deviation of news inter-arrival times, ms. At
+   * phi 8, `5.2 × 200` ms of the detection time; it also keeps suspicion
+   * (phi 4) more than one gossip interval before down.
+   */
+  phiMinStdDeviation: 200,
+  /** Silence beyond the usual the phi detector accepts before its suspicion rises, ms (event loop stalls, GC). */
+  phiAcceptableHeartbeatPause: 500,
+  /** Timeout detector: gossip rounds without a heartbeat increase before a member is suspected. */
   suspectAfterRounds: 5,
-  /** Gossip rounds without a heartbeat increase before a member is declared down. */
+  /** Timeout detector: gossip rounds without a heartbeat increase before a member is declared down. */
   downAfterRounds: 10,
   /** Timeout of one gossip exchange, ms. */
   gossipTimeout: 1_000,

@@ -9,3 +9,9 @@ export {
 } from './types.js';
 
 export { TimeoutFailureDetector, type FailureDetector, type TimeoutFailureDetectorOptions } from './failure-detector.js';
+export {
+  PhiAccrualFailureDetector,
+  phiOf,
+  resolvePhiOptions,
+  type PhiAccrualFailureDetectorOptions,
+} from './phi-accrual.js';

@@ -1,7 +1,7 @@
 import { ErrorCodes, KvError } from '../errors/index.js';
 import { presentKey } from '../internal/bytes.js';
 import { Defaults } from '../internal/defaults.js';
-import { Membership } from '../membership/index.js';
+import { Membership, PhiAccrualFailureDetector, TimeoutFailureDetector } from '../membership/index.js';
 import { QuorumCoordinator, ReplicaServer, metadataCounterLease } from '../replication/index.js';
 import { Ring } from '../ring/index.js';
 import { actorId } from '../versioning/index.js';
@@ -131,6 +131,14 @@ export class Node {
         gossipTimeout: c.gossip.timeout,
         shutdownTimeout: c.gossip.shutdownTimeout,
         maxKeyBytes: c.maxKeyBytes,
+        failureDetector:
+          c.gossip.detector === 'phi'
+            ? new PhiAccrualFailureDetector(c.gossip.phi)
+            : new TimeoutFailureDetector({
+                interval: c.gossip.interval,
+                suspectAfterRounds: c.gossip.suspectAfterRounds,
+                downAfterRounds: c.gossip.downAfterRounds,
+              }),
         peers: identity.peers,
         onPeersChanged: (peers) => metadata.peers(peers),
         onGenerationChanged: (generation) => metadata.generation(generation),

@@ -1,5 +1,5 @@
 import type { Clock } from '../internal/clock.js';
-import type { MembershipEvents } from '../membership/index.js';
+import type { MembershipEvents, PhiAccrualFailureDetectorOptions } from '../membership/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
@@ -29,6 +29,9 @@ export interface NodeConfig {
     readonly downAfterRounds: number;
     readonly timeout: number;
     readonly shutdownTimeout: number;
+    /** Which failure detector membership uses (the round counts serve `'timeout'`, `phi` serves `'phi'`). */
+    readonly detector: 'phi' | 'timeout';
+    readonly phi: Required<PhiAccrualFailureDetectorOptions>;
   };
   readonly clock: Clock;
   readonly metrics: Metrics;

@@ -5,6 +5,7 @@ import { MAX_TOKENS } from '../ring/index.js';
 import { noopLogger, noopMetrics, type Logger, type Metrics } from '../observability/index.js';
 import { MemoryStorage, type StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
+import { resolvePhiOptions, type PhiAccrualFailureDetectorOptions } from '../membership/index.js';
 import type { ConflictPolicy, StoreOptions } from './types.js';
 
 /** Longest node id, cluster name, zone or seed address (the gossip wire's bound). */
@@ -42,6 +43,10 @@ export interface ResolvedStoreOptions<V> {
     readonly downAfterRounds: number;
     readonly timeout: number;
     readonly shutdownTimeout: number;
+    /** `'phi'` unless `detector: 'timeout'` or a round count was given. */
+    readonly detector: 'phi' | 'timeout';
+    /** The phi detector's settings (defaults applied; unused by the timeout detector). */
+    readonly phi: Required<PhiAccrualFailureDetectorOptions>;
   };
   readonly clock: Clock;
   readonly metrics: Metrics;
@@ -154,6 +159,27 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
       `Expected \`gossip.downAfterRounds\` (${downAfterRounds}) to be greater than \`gossip.suspectAfterRounds\` (${suspectAfterRounds})`,
     );
   }
+  // The round counts configure the timeout detector: given alone they select it
+  // (configurations written before phi became the default keep their timing).
+  const rounds = gossip?.['suspectAfterRounds'] !== undefined || gossip?.['downAfterRounds'] !== undefined;
+  const detectorOption = gossip?.['detector'];
+  if (detectorOption !== undefined && detectorOption !== 'phi' && detectorOption !== 'timeout') {
+    throw new TypeError(`Expected \`gossip.detector\` to be 'phi' or 'timeout', got ${describe(detectorOption)}`);
+  }
+  const phiOption = object('gossip.phi', gossip?.['phi']);
+  const detector = detectorOption ?? (rounds ? 'timeout' : phiOption !== undefined ? 'phi' : Defaults.failureDetector);
+  if (detector === 'phi' && rounds) {
+    throw new TypeError(
+      "`gossip.suspectAfterRounds` and `gossip.downAfterRounds` configure the timeout detector; the phi detector takes `gossip.phi` (or set `gossip.detector: 'timeout'`)",
+    );
+  }
+  if (detector === 'timeout' && phiOption !== undefined) {
+    throw new TypeError("`gossip.phi` configures the phi detector; the timeout detector takes `gossip.suspectAfterRounds` and `gossip.downAfterRounds`");
+  }
+  const phi = resolvePhiOptions(
+    { ...phiOption, firstHeartbeatEstimate: (phiOption?.['firstHeartbeatEstimate'] as number | undefined) ?? 2 * interval },
+    'gossip.phi.',
+  );
   const gossipTimeout = milliseconds('gossip.timeout', gossip?.['timeout'] ?? Defaults.gossipTimeout, 1);
   const shutdownTimeout = milliseconds('gossip.shutdownTimeout', gossip?.['shutdownTimeout'] ?? Defaults.shutdownTimeout);
 
@@ -204,7 +230,7 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     maxClockEntries,
     maxSiblings,
     siblingWarning,
-    gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout },
+    gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout, detector, phi },
     clock,
     metrics,
     logger,

@@ -6,23 +6,32 @@ import { ErrorCodes, KvError, TimeoutError } from '../errors/index.js';
 
 /**
  * The gossip settings of {@link createTestCluster} unless `gossip` overrides
- * them: 50 ms rounds, suspect after 20 silent rounds (1 s), down after 30
- * (1.5 s), 200 ms per gossip exchange.
+ * them: 50 ms rounds and 200 ms per gossip exchange, with the default
+ * phi-accrual detector and its default settings.
  *
- * Why these numbers: a member is suspected when its heartbeat has not risen
- * for `suspectAfterRounds × interval` ms. How long a healthy member's
- * heartbeat can seem silent is one round plus the rounds gossip takes to
- * carry it around: at most about 250 ms measured in a 5-node cluster with
- * one node isolated, about 620 ms when the test process also blocks its
- * event loop for 200 ms every 300 ms. The 1 s window covers both. The
- * exchange timeout is a fifth of the window, so even a gossip loop that
- * waited for an exchange with an isolated peer could not delay a heartbeat
- * into the window. An in-process exchange takes well under a millisecond;
- * a test that injects more than about 80 ms of one-way latency for longer
- * than a second should raise `timeout` (e.g. `gossip: { timeout: 1000 }`).
+ * Why these numbers: at 50 ms rounds news of a member arrives about every
+ * 60 ms, so the phi defaults (`acceptableHeartbeatPause` 500 ms,
+ * `minStdDeviation` 200 ms, thresholds 4 and 8) suspect a silent member
+ * after about 1.3 s and declare it down after about 1.6 s, as fast as at
+ * the production interval less its longer gaps. How long a healthy
+ * member's news can seem silent is one round plus the rounds gossip takes
+ * to carry it around: at most about 250 ms measured in a 5-node cluster
+ * with one node isolated, about 620 ms when the test process also blocks
+ * its event loop for 200 ms every 300 ms (and the detector then widens its
+ * window). The 1.3 s covers both. The exchange timeout is well under that,
+ * so even a gossip loop that waited for an exchange with an isolated peer
+ * could not delay news into it. An in-process exchange takes well under a
+ * millisecond; a test that injects more than about 80 ms of one-way latency
+ * for longer than a second should raise `timeout` (e.g. `gossip: { timeout: 1000 }`).
+ *
+ * The phi detector has no round counts: a test that passes
+ * `suspectAfterRounds`/`downAfterRounds` gets the timeout detector with
+ * those counts (see `GossipOptions.detector`).
  */
-export const TEST_CLUSTER_GOSSIP: Readonly<Required<Pick<GossipOptions, 'interval' | 'suspectAfterRounds' | 'downAfterRounds' | 'timeout'>>> =
-  Object.freeze({ interval: 50, suspectAfterRounds: 20, downAfterRounds: 30, timeout: 200 });
+export const TEST_CLUSTER_GOSSIP: Readonly<Required<Pick<GossipOptions, 'interval' | 'timeout'>>> = Object.freeze({
+  interval: 50,
+  timeout: 200,
+});
 
 /** Store options a test cluster lets callers set (it sets the rest itself). */
 export type TestClusterStoreOptions<V = unknown> = Partial<Omit<StoreOptions<V>, 'id' | 'transport' | 'storage' | 'seeds'>>;

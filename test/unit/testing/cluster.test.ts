@@ -247,11 +247,11 @@ describe('createTestCluster', () => {
       });
     }
     cluster.network.isolate('n3');
-    // Until everyone sees n3 down (30 rounds), then another suspicion window of rounds.
+    // Until everyone sees n3 down (about 1.6 s), then another suspicion window (about 1.3 s, 26 rounds).
     await until(() => healthy.every((s) => statusOf(s, 'n3') === 'down'), 15_000, 'n3 to be down everywhere');
     const from = new Map(healthy.map((s) => [s, rounds(s)]));
     await until(
-      () => healthy.every((s) => rounds(s) >= from.get(s)! + TEST_CLUSTER_GOSSIP.suspectAfterRounds),
+      () => healthy.every((s) => rounds(s) >= from.get(s)! + 26),
       15_000,
       'another suspicion window of gossip rounds',
     );

@@ -11,10 +11,13 @@
  *   again through a fresh network of the same transports, whose handlers only
  *   return a recorded answer of the request's type. Store CPU per operation
  *   minus replay CPU per operation is quorumkv's own CPU per operation
- *   (`process.cpuUsage()`, so other processes on the machine do not count).
+ *   (`process.cpuUsage()`: this process's CPU, which load from other
+ *   processes inflates far less than it stretches wall-clock windows).
  *
  * Rows at 25 siblings use keys that hold 25 concurrent versions: a put
- * carries the context of one of them (so the key keeps 25), a get reads all 25.
+ * carries the context of one of them (so the key keeps 25), a get reads all 25;
+ * their goals are scaling goals against the one-sibling rows (see `scalingRow`).
+ * Every row is measured after a warm-up of 3000 operations (`BENCH_STORE_WARMUP`).
  * Then the time createTestCluster takes to return a converged 5-node cluster.
  *
  * `BENCH_STORE_MS` sets the window length (default 1000 ms),
@@ -365,7 +368,7 @@ async function prepareSiblingKeys(cluster: BenchCluster, count: number): Promise
   return out;
 }
 
-async function coreRows(codec: boolean): Promise<Row[]> {
+async function coreRows(codec: boolean): Promise<{ rows: Row[]; puts: Measured; gets: Measured }> {
   const rows: Row[] = [];
   const tag = `codec ${codec ? 'on' : 'off'}`;
   const cluster = await makeCluster(codec);
@@ -388,13 +391,31 @@ async function coreRows(codec: boolean): Promise<Row[]> {
       rows.push(ownCpuRow('own CPU per put (store CPU - replay of its messages), codec on', puts, 20));
       rows.push(ownCpuRow('own CPU per get (store CPU - replay of its messages), codec on', gets, 12));
     }
+    return { rows, puts, gets };
   } finally {
     await cluster.stop();
   }
-  return rows;
 }
 
-async function siblingRows(): Promise<Row[]> {
+/**
+ * Goals at 25 siblings (the issue sets none): a 25-version record is ~25x the
+ * bytes, but an operation's fixed costs dominate at one version, so the data
+ * path should stay within 5x the one-sibling throughput and 10x the
+ * one-sibling own-CPU goals (linear-time merges, nothing per version pair).
+ */
+function scalingRow(label: string, m: Measured, one: Measured): Row {
+  const share = m.store / one.store;
+  return {
+    suite: 'store',
+    metric: label,
+    value: fmtOps(m.store),
+    baseline: `echo fan-out ${m.requestsPerOp.toFixed(2)} req/op of ${Math.round(m.bytesPerMessage)} B: ${fmtOps(m.echo)}`,
+    ratio: fmtRatio(m.store, m.echo),
+    goal: `>= 0.2x the 1-sibling rate (${share.toFixed(2)}x) ${share >= 0.2 ? 'PASS' : 'MISS'}`,
+  };
+}
+
+async function siblingRows(one: { puts: Measured; gets: Measured }): Promise<Row[]> {
   const rows: Row[] = [];
   const cluster = await makeCluster(true);
   try {
@@ -410,10 +431,10 @@ async function siblingRows(): Promise<Row[]> {
       return stores[i % NODES]!.put(p.key, value(i), { context: p.contexts[Math.floor(i / prepared.length)]! });
     };
     const puts = await measureStore(cluster, true, put, { first: 0, limit: capacity, ownCpu: true });
-    rows.push(throughputRow(`put at ${SIBLINGS} siblings (context of one), codec on`, puts, true, 0.25));
-    rows.push(throughputRow(`get at ${SIBLINGS} siblings, codec on`, gets, true, 0.25));
-    rows.push(ownCpuRow(`own CPU per put at ${SIBLINGS} siblings, codec on`, puts, 200));
-    rows.push(ownCpuRow(`own CPU per get at ${SIBLINGS} siblings, codec on`, gets, 150));
+    rows.push(scalingRow(`put at ${SIBLINGS} siblings (context of one), codec on`, puts, one.puts));
+    rows.push(scalingRow(`get at ${SIBLINGS} siblings, codec on`, gets, one.gets));
+    rows.push(ownCpuRow(`own CPU per put at ${SIBLINGS} siblings, codec on`, puts, 10 * 20));
+    rows.push(ownCpuRow(`own CPU per get at ${SIBLINGS} siblings, codec on`, gets, 10 * 12));
     const check = await stores[0]!.localGet(prepared[0]!.key);
     if (check && check.siblings.length !== SIBLINGS) throw new Error(`bench: a key drifted to ${check.siblings.length} siblings`);
   } finally {
@@ -424,9 +445,10 @@ async function siblingRows(): Promise<Row[]> {
 
 export async function storeBench(): Promise<Row[]> {
   const rows: Row[] = [];
-  rows.push(...(await coreRows(true)));
-  rows.push(...(await siblingRows()));
-  rows.push(...(await coreRows(false)));
+  const on = await coreRows(true);
+  rows.push(...on.rows);
+  rows.push(...(await siblingRows(on)));
+  rows.push(...(await coreRows(false)).rows);
   // createTestCluster time, against starting the same 5 transports alone.
   const timesMs: number[] = [];
   for (let i = 0; i < 5; i++) {

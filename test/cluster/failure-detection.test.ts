@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Defaults, MemoryNetwork, Store, type Clock, type MemberStatus } from 'quorumkv';
+import { Defaults, MemoryNetwork, Store, type Clock, type GossipOptions, type MemberStatus } from 'quorumkv';
 import { createTestCluster, type TestCluster } from 'quorumkv/testing';
 
 /** Clock-level timer handle of {@link StallClock}. */
@@ -75,9 +75,17 @@ class DeterministicCluster {
   /** Stall `stall` ms every `every` ms of clock time while set. */
   stalls: { every: number; stall: number; next: number } | undefined;
 
-  async start(ids: readonly string[]): Promise<void> {
+  async start(ids: readonly string[], gossip: (id: string) => GossipOptions | undefined = () => undefined): Promise<void> {
     for (const id of ids) {
-      const store = new Store({ id, cluster: 'fd', transport: this.network.transport(id), seeds: [ids[0]!], clock: this.clock });
+      const g = gossip(id);
+      const store = new Store({
+        id,
+        cluster: 'fd',
+        transport: this.network.transport(id),
+        seeds: [ids[0]!],
+        clock: this.clock,
+        ...(g ? { gossip: g } : {}),
+      });
       for (const event of ['member:suspected', 'member:down', 'member:up'] as const) {
         store.on(event, (e) => this.events.push({ at: this.clock.now(), observer: id, event, member: e.member.id }));
       }
@@ -228,6 +236,26 @@ describe('failure detection with the default phi detector (deterministic clock, 
     expect(took).toBeLessThanOrEqual(1_000);
     const rings = cluster.stores.map((s) => JSON.stringify(s.ring.toJSON()));
     expect(new Set(rings).size).toBe(1);
+  });
+
+  it('each store uses the detector its options choose', async () => {
+    c = new DeterministicCluster();
+    const gossip: Record<string, GossipOptions> = {
+      n1: { detector: 'timeout', suspectAfterRounds: 2, downAfterRounds: 4 }, // down after 1 s of silence
+      n2: { phi: { acceptableHeartbeatPause: 4_000 } }, // down after about 5.5 s
+    };
+    await c.start(['n1', 'n2', 'n3'], (id) => gossip[id]);
+    await c.step(20_000);
+    const cluster = c;
+    const crashAt = cluster.clock.now();
+    cluster.network.isolate('n3');
+    const downAt = (observer: string): number | undefined =>
+      cluster.events.find((e) => e.observer === observer && e.member === 'n3' && e.event === 'member:down' && e.at >= crashAt)?.at;
+    await cluster.until(() => downAt('n1') !== undefined && downAt('n2') !== undefined, 10_000, 'n3 down at n1 and n2');
+    // Timeout detector: 4 rounds after the last heartbeat, seen at n1's next round.
+    expect(downAt('n1')! - crashAt).toBeGreaterThanOrEqual(1_000 - 250);
+    expect(downAt('n1')! - crashAt).toBeLessThanOrEqual(1_000 + 250);
+    expect(downAt('n2')! - crashAt).toBeGreaterThanOrEqual(4_000 + 1_000);
   });
 
   it('event loop stalls of 300 ms every second (and single ones up to 1 s) raise no suspicion; a 2.5 s stall does', async () => {

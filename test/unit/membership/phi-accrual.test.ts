@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Defaults } from 'quorumkv';
-import { PhiAccrualFailureDetector, phiOf, resolvePhiOptions, type PhiAccrualFailureDetectorOptions } from 'quorumkv/internals';
+import { Defaults, MemoryNetwork, type StoreOptions } from 'quorumkv';
+import {
+  PhiAccrualFailureDetector,
+  phiOf,
+  resolvePhiOptions,
+  resolveStoreOptions,
+  type PhiAccrualFailureDetectorOptions,
+} from 'quorumkv/internals';
 
 type Status = 'alive' | 'suspect' | 'down';
 
@@ -311,5 +317,56 @@ describe('PhiAccrualFailureDetector properties', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('Store gossip.detector and gossip.phi', () => {
+  const net = new MemoryNetwork();
+  const resolve = (gossip: unknown) =>
+    resolveStoreOptions({ id: 'a', transport: net.transport('a'), gossip } as StoreOptions).gossip;
+
+  it('defaults to the phi detector with its defaults, estimating the first gap at twice the interval', () => {
+    expect(resolve(undefined)).toMatchObject({
+      interval: 250,
+      detector: 'phi',
+      phi: {
+        threshold: 8,
+        suspectThreshold: 4,
+        maxSampleSize: 200,
+        minStdDeviation: 200,
+        acceptableHeartbeatPause: 500,
+        firstHeartbeatEstimate: 500,
+      },
+    });
+    expect(resolve({ interval: 50 }).phi.firstHeartbeatEstimate).toBe(100);
+    expect(resolve({ interval: 50, phi: { firstHeartbeatEstimate: 30, threshold: 10 } }).phi).toMatchObject({
+      firstHeartbeatEstimate: 30,
+      threshold: 10,
+      suspectThreshold: 5,
+    });
+    expect(resolve({ phi: {} }).detector).toBe('phi');
+  });
+
+  it('round counts alone select the timeout detector (configurations from before keep their timing)', () => {
+    expect(resolve({ suspectAfterRounds: 3, downAfterRounds: 6 })).toMatchObject({ detector: 'timeout', suspectAfterRounds: 3, downAfterRounds: 6 });
+    expect(resolve({ downAfterRounds: 20 }).detector).toBe('timeout');
+    expect(resolve({ detector: 'timeout' })).toMatchObject({ detector: 'timeout', suspectAfterRounds: 5, downAfterRounds: 10 });
+  });
+
+  it.each([
+    [{ detector: 'gossip' }, TypeError, /Expected `gossip\.detector` to be 'phi' or 'timeout', got "gossip"/],
+    [{ detector: 'phi', suspectAfterRounds: 3 }, TypeError, /`gossip\.suspectAfterRounds` and `gossip\.downAfterRounds` configure the timeout detector/],
+    [{ phi: { threshold: 9 }, downAfterRounds: 30 }, TypeError, /`gossip\.phi` configures the phi detector/],
+    [{ detector: 'timeout', phi: {} }, TypeError, /`gossip\.phi` configures the phi detector/],
+    [{ phi: 'fast' }, TypeError, /Expected `gossip\.phi` to be an object, got "fast"/],
+    [{ phi: { threshold: 0 } }, RangeError, /Expected `gossip\.phi\.threshold` to be a finite number > 0, got 0/],
+    [{ phi: { threshold: 4, suspectThreshold: 5 } }, RangeError, /`gossip\.phi\.suspectThreshold` \(5\) to be at most `gossip\.phi\.threshold` \(4\)/],
+    [{ phi: { minStdDeviation: -1 } }, RangeError, /`gossip\.phi\.minStdDeviation` to be a finite number of milliseconds > 0, got -1/],
+    [{ phi: { acceptableHeartbeatPause: Number.NaN } }, RangeError, /`gossip\.phi\.acceptableHeartbeatPause`.*got NaN/],
+    [{ phi: { firstHeartbeatEstimate: 0 } }, RangeError, /`gossip\.phi\.firstHeartbeatEstimate`/],
+    [{ phi: { maxSampleSize: 1 } }, RangeError, /`gossip\.phi\.maxSampleSize` to be an integer from 2 to 100000, got 1/],
+  ])('gossip %j is refused', (gossip, type, message) => {
+    expect(() => resolve(gossip)).toThrow(type);
+    expect(() => resolve(gossip)).toThrow(message);
   });
 });

@@ -7,6 +7,9 @@ import type { MemberStatus } from './types.js';
  * {@link FailureDetector.status} once a round. A member never heard from in
  * this run (e.g. one restored from stored peers) is `down` until its first
  * heartbeat. Implementations are pure bookkeeping: no timers, no I/O.
+ *
+ * Built in: `PhiAccrualFailureDetector` (adaptive, the Store's default) and
+ * {@link TimeoutFailureDetector} (fixed round counts).
  */
 export interface FailureDetector {
   /** A newer record (heartbeat or generation) of `id` arrived at `now` (clock ms). */

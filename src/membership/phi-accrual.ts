@@ -5,13 +5,20 @@ import type { MemberStatus } from './types.js';
 /**
  * Options of {@link PhiAccrualFailureDetector}; durations are clock
  * milliseconds. The defaults fit the default gossip interval (250 ms), where
- * news of a member arrives about every 300 ms (second-hand, with a standard
- * deviation of about 150 ms in a 5-node cluster). Phi then reaches
- * `suspectThreshold` after about `mean + 500 + 3.6 × 200` ≈ 1.55 s of
- * silence and `threshold` after about `mean + 500 + 5.2 × 200` ≈ 1.85 s: a
- * crashed member is `down` about 2 s after it crashed (the next gossip round
- * notices), and a member whose news stops for up to about 1.5 s — an event
- * loop stall of a second on top of the usual gaps — is not even suspected.
+ * news of a member reaches a node about every 300–400 ms (second-hand, with
+ * a standard deviation of about 150 ms in a 5-node cluster). Phi then
+ * reaches `suspectThreshold` after about `mean + 500 + 3.64 × 200` ≈ 1.6 s
+ * of silence and `threshold` after about `mean + 500 + 5.22 × 200` ≈ 1.9 s.
+ * Measured on a deterministic clock with 5 in-process nodes:
+ *
+ * | situation | outcome |
+ * |---|---|
+ * | crash → `down` at every peer | 1.9–2.0 s median, 1.6–2.7 s range (the next round notices) |
+ * | crash → `suspect` | one gossip round before `down` |
+ * | event-loop stalls of 300 ms every second | no suspicion (phi stays under 2) |
+ * | one stall of up to 1.0 s | no suspicion |
+ * | one stall of 1.1–1.4 s | some peers briefly `suspect` |
+ * | one stall of 1.5 s / 2 s | some / most peers briefly `down`, `up` within a round |
  */
 export interface PhiAccrualFailureDetectorOptions {
   /**

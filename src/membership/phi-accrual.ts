@@ -24,8 +24,9 @@ export interface PhiAccrualFailureDetectorOptions {
   /**
    * Phi at which a member is `down` (Cassandra's `phi_convict_threshold`,
    * Akka cluster's `threshold`): the odds that news is merely late are then
-   * 1 in 10^threshold under the fitted distribution. Each +1 adds about 0.3
-   * standard deviations (at least `minStdDeviation`) to the detection time.
+   * 1 in 10^threshold under the fitted distribution. Near 8, each +1 adds
+   * about 0.3 standard deviations (at least `minStdDeviation`: 60 ms at the
+   * default) to the detection time.
    * @default 8
    */
   readonly threshold?: number;

@@ -58,7 +58,7 @@ export type {
   NodeStatus,
 } from './replication/index.js';
 export { checkRecordFitsFrame, versionOverheadBytes, DEFAULT_FRAME_LIMIT, type RecordLimits } from './replication/index.js';
-export type { Member, MemberState, MemberStatus, MembershipEvents } from './membership/index.js';
+export type { Member, MemberState, MemberStatus, MembershipEvents, PhiAccrualFailureDetectorOptions } from './membership/index.js';
 export type { Dot, ClockOrder, ClockEntry } from './versioning/index.js';
 export type {
   Transport,

@@ -1,12 +1,12 @@
-import { systemClock, type Clock } from '../internal/clock.js';
+import { systemClock } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
 import { checkRecordFitsFrame } from '../replication/index.js';
 import { MAX_TOKENS } from '../ring/index.js';
-import { noopLogger, noopMetrics, type Logger, type Metrics } from '../observability/index.js';
-import { MemoryStorage, type StorageAdapter } from '../storage/index.js';
-import type { Transport } from '../transport/index.js';
-import { resolvePhiOptions, type PhiAccrualFailureDetectorOptions } from '../membership/index.js';
+import { noopLogger, noopMetrics } from '../observability/index.js';
+import { MemoryStorage } from '../storage/index.js';
+import { resolvePhiOptions } from '../membership/index.js';
 import type { ConflictPolicy, StoreOptions } from './types.js';
+import type { NodeConfig } from '../node/index.js';
 
 /** Longest node id, cluster name, zone or seed address (the gossip wire's bound). */
 const MAX_NAME = 256;
@@ -17,40 +17,17 @@ const MAX_WEIGHT = 1_000;
 /** Shortest gossip interval: below it two idle nodes exchange hundreds of messages a second. */
 export const MIN_GOSSIP_INTERVAL = 10;
 
-/** Every Store option, validated, with its default applied: resolved once, at construction. */
-export interface ResolvedStoreOptions<V> {
-  readonly id: string;
-  readonly cluster: string;
-  readonly transport: Transport;
-  readonly storage: StorageAdapter;
-  readonly seeds: readonly string[];
-  readonly n: number;
+/**
+ * Every Store option, validated, with its default applied: resolved once, at
+ * construction. The node's part ({@link NodeConfig}) goes to the composition
+ * root as it is; the rest is the facade's.
+ */
+export interface ResolvedStoreOptions<V> extends NodeConfig {
   readonly r: number;
   readonly w: number;
   readonly conflict: ConflictPolicy<V>;
-  readonly zone: string | undefined;
-  readonly weight: number;
-  readonly tokens: readonly number[] | undefined;
   readonly timeout: number;
-  readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
-  readonly maxClockEntries: number;
-  readonly maxSiblings: number;
-  readonly siblingWarning: number;
-  readonly gossip: {
-    readonly interval: number;
-    readonly suspectAfterRounds: number;
-    readonly downAfterRounds: number;
-    readonly timeout: number;
-    readonly shutdownTimeout: number;
-    /** `'phi'` unless `detector: 'timeout'` or a round count was given. */
-    readonly detector: 'phi' | 'timeout';
-    /** The phi detector's settings (defaults applied; unused by the timeout detector). */
-    readonly phi: Required<PhiAccrualFailureDetectorOptions>;
-  };
-  readonly clock: Clock;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
 }
 
 function describe(value: unknown): string {

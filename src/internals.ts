@@ -68,3 +68,39 @@ export type { Frame, CodecLimits } from './transport/index.js';
 // Store internals
 export { resolveStoreOptions, type ResolvedStoreOptions } from './store/options.js';
 export { encodeValue, decodeValue, ValueExtension, TypedArrayTag, MAX_VALUE_DEPTH } from './store/value-codec.js';
+
+// Anti-entropy (pure core: Merkle trees over token ranges and the exchange state machine; the
+// network session that drives it between replicas is the next piece of work)
+export {
+  MerkleTree,
+  MerkleExchange,
+  exchangeLocally,
+  entryHash,
+  recordDigest,
+  levelHashes,
+  differingChildren,
+  childNodes,
+  leafEntries,
+  keysToExchange,
+  toBitmap,
+  fromBitmap,
+  HASH_BYTES,
+  MAX_MERKLE_SEGMENTS,
+  DEFAULT_MERKLE_FANOUT,
+  DEFAULT_MERKLE_DEPTH,
+} from './antientropy/index.js';
+export type {
+  MerkleTreeOptions,
+  MerkleEntry,
+  LeafEntries,
+  KeyExchange,
+  ExchangeStep,
+  ExchangeSide,
+  ExchangeOutcome,
+  ExchangeMessage,
+  AeStartMessage,
+  AeHashesMessage,
+  AeEntriesMessage,
+  AeRequestMessage,
+  AeDoneMessage,
+} from './antientropy/index.js';

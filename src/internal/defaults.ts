@@ -1,5 +1,3 @@
-import { DEFAULT_MAX_KEY_BYTES, DEFAULT_TOKENS_PER_WEIGHT } from '../ring/hash.js';
-
 /** Every default in one place. Each option's TSDoc repeats its default. */
 export const Defaults = {
   /** Cluster name; nodes of other clusters are refused. */
@@ -13,7 +11,7 @@ export const Defaults = {
   /** Whole-call deadline of a store operation, ms. */
   timeout: 5_000,
   /** Largest key, UTF-8 bytes. */
-  maxKeyBytes: DEFAULT_MAX_KEY_BYTES,
+  maxKeyBytes: 1024,
   /** Largest encoded value, bytes (the seed's 10 KB). */
   maxValueBytes: 10_240,
   /** Most versions (siblings and tombstones) a write may leave on one key (Riak's `max_siblings`). */
@@ -53,5 +51,5 @@ export const Defaults = {
   /** Bound on the shutdown announcement `stop()` sends to the peers, ms. */
   shutdownTimeout: 500,
   /** Virtual nodes per unit of weight. */
-  tokensPerWeight: DEFAULT_TOKENS_PER_WEIGHT,
+  tokensPerWeight: 256,
 } as const;

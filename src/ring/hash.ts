@@ -7,20 +7,21 @@
  * @module
  */
 import { ErrorCodes, KvError } from '../errors/index.js';
+import { Defaults } from '../internal/defaults.js';
 import { murmurAscii, murmurBytes } from './murmur.js';
 
 /**
  * Largest accepted key, in UTF-8 bytes.
  * @default 1024
  */
-export const DEFAULT_MAX_KEY_BYTES = 1024;
+export const DEFAULT_MAX_KEY_BYTES: number = Defaults.maxKeyBytes;
 
 /**
  * Default number of tokens (virtual nodes) per unit of weight. 256 gives an
  * ownership coefficient of variation of about 6% over 10 equal nodes.
  * @default 256
  */
-export const DEFAULT_TOKENS_PER_WEIGHT = 256;
+export const DEFAULT_TOKENS_PER_WEIGHT: number = Defaults.tokensPerWeight;
 
 const encoder = new TextEncoder();
 

@@ -1,4 +1,4 @@
-import { bytesKey, copyBytes } from '../internal/bytes.js';
+import { allocBytes, bytesKey } from '../internal/bytes.js';
 import { AbstractStorage } from './abstract-storage.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
@@ -12,9 +12,13 @@ import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } fr
 interface Row {
   /** `bytesKey(key)`: the map key; one char per byte, so comparing ids compares key bytes. */
   readonly id: string;
-  readonly key: Uint8Array;
   readonly token: number;
-  readonly record: Uint8Array;
+  /**
+   * The record's bytes as a latin1 string (one char per byte): a string on
+   * the JS heap is far cheaper to make and collect than a typed array with
+   * its own off-heap backing store. The key's bytes are `id`, likewise.
+   */
+  readonly record: string;
   /** In `#sorted` (true) or `#pending` (false)? */
   sorted: boolean;
   /** Index in that array. */
@@ -41,6 +45,23 @@ const copy = (b: Uint8Array): Uint8Array => {
   out.set(b);
   return out;
 };
+
+/** `bytes` as a latin1 string, one char per byte (the stored form of a record). */
+function toLatin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** Fresh bytes (from a shared slab when small) holding the latin1 string `s`. */
+function fromLatin1(s: string): Uint8Array {
+  const n = s.length;
+  const out = allocBytes(n);
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) out[i] = s.charCodeAt(i);
+  } else {
+    Buffer.from(out.buffer, out.byteOffset, n).write(s, 0, n, 'latin1');
+  }
+  return out;
+}
 
 /** Token, then key bytes. */
 const compareRows = (a: Row, b: Row): number => a.token - b.token || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -83,7 +104,7 @@ function mergeRows(a: readonly Row[], b: readonly Row[], dropDead = false): Row[
 }
 
 function* entries(rows: readonly Row[]): Generator<StoredEntry, void, undefined> {
-  for (const row of rows) yield { key: copy(row.key), token: row.token, record: copy(row.record) };
+  for (const row of rows) yield { key: fromLatin1(row.id), token: row.token, record: fromLatin1(row.record) };
 }
 
 function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, undefined> {
@@ -131,8 +152,8 @@ export class MemoryStorage extends AbstractStorage {
   protected _get(key: Uint8Array): Uint8Array | undefined {
     const row = this.#rows.get(bytesKey(key));
     // The caller's copy comes from a shared slab (no off-heap allocation per read);
-    // stored copies keep their own buffers, so a long-lived record pins no slab.
-    return row === undefined ? undefined : copyBytes(row.record);
+    // the stored copy is a string, so a long-lived record pins no slab.
+    return row === undefined ? undefined : fromLatin1(row.record);
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
@@ -140,13 +161,13 @@ export class MemoryStorage extends AbstractStorage {
     const old = this.#rows.get(id);
     if (old !== undefined && old.token === token) {
       // Same place in the index: replace the row where it sits (no re-sort).
-      const row: Row = { id, key: old.key, token, record: copy(record), sorted: old.sorted, slot: old.slot, dead: false };
+      const row: Row = { id, token, record: toLatin1(record), sorted: old.sorted, slot: old.slot, dead: false };
       (old.sorted ? this.#sorted : this.#pending)[old.slot] = row;
       this.#rows.set(id, row);
       return;
     }
     if (old !== undefined) this.#unindex(old);
-    const row: Row = { id, key: copy(key), token, record: copy(record), sorted: false, slot: this.#pending.length, dead: false };
+    const row: Row = { id, token, record: toLatin1(record), sorted: false, slot: this.#pending.length, dead: false };
     this.#pending.push(row);
     this.#rows.set(id, row);
   }

@@ -1,5 +1,6 @@
-import { Decoder, Encoder } from '@msgpack/msgpack';
+import { Decoder } from '@msgpack/msgpack';
 import { KvError, ErrorCodes, type ErrorCode } from '../errors/index.js';
+import { MsgpackReader, MsgpackWriter } from '../internal/bytes.js';
 
 /**
  * One event: the `counter`-th write coordinated by `actor`. Every stored
@@ -30,11 +31,8 @@ const CONTEXT_FORMAT = 1;
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 // Shared, lazily built msgpack codecs (building them per call was a measured hot spot).
-let sharedEncoder: Encoder | undefined;
 let sharedDecoder: Decoder | undefined;
-function contextEncoder(): Encoder {
-  return (sharedEncoder ??= new Encoder());
-}
+let sharedWriter: MsgpackWriter | undefined;
 function contextDecoder(): Decoder {
   return (sharedDecoder ??= new Decoder({
     maxArrayLength: MAX_DECODED_CLOCK_ENTRIES,
@@ -73,6 +71,39 @@ function entryProblem(actor: unknown, counter: unknown, time: unknown): string |
     return `Expected time of actor ${JSON.stringify(actor)} to be a finite non-negative number, got ${describe(time)}`;
   }
   return undefined;
+}
+
+/**
+ * Reads `[format, [[actor, counter, time], …]]` straight off the bytes: the
+ * shape every context has, without the general decoder's cost. Returns
+ * undefined on anything else (other types, truncation, trailing bytes, over
+ * the size limit), and the caller then takes the general decoder, so what is
+ * accepted and every error stay exactly as before.
+ */
+function fastDecodeContext(bytes: Uint8Array): [unknown, unknown[]] | undefined {
+  try {
+    const r = new MsgpackReader(bytes);
+    if (r.arrayLength(r.byte()) !== 2) return undefined;
+    const format = r.number(r.byte());
+    if (format === undefined) return undefined;
+    const n = r.arrayLength(r.byte());
+    if (n < 0 || n > MAX_DECODED_CLOCK_ENTRIES) return undefined;
+    const entries: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      if (r.arrayLength(r.byte()) !== 3) return undefined;
+      const len = r.stringLength(r.byte());
+      if (len < 0) return undefined;
+      const actor = r.string(len);
+      const counter = r.number(r.byte());
+      if (counter === undefined) return undefined;
+      const time = r.number(r.byte());
+      if (time === undefined) return undefined;
+      entries.push([actor, counter, time]);
+    }
+    return r.left === 0 ? [format, entries] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -126,6 +157,7 @@ export class VectorClock {
 
   readonly #map: ReadonlyMap<string, Entry>;
   #sorted: readonly ClockEntry[] | undefined;
+  #encoded: string | undefined;
 
   private constructor(map: ReadonlyMap<string, Entry>) {
     this.#map = map;
@@ -167,11 +199,13 @@ export class VectorClock {
     if (context.length > MAX_CONTEXT_LENGTH) return fail(`${context.length} characters is too long`);
     if (!BASE64URL.test(context) || context.length % 4 === 1) return fail('not a base64url string');
     const bytes = Buffer.from(context, 'base64url');
-    let decoded: unknown;
-    try {
-      decoded = contextDecoder().decode(bytes);
-    } catch (err) {
-      return fail('not a valid encoded clock', err);
+    let decoded: unknown = fastDecodeContext(bytes);
+    if (decoded === undefined) {
+      try {
+        decoded = contextDecoder().decode(bytes);
+      } catch (err) {
+        return fail('not a valid encoded clock', err);
+      }
     }
     if (!Array.isArray(decoded) || decoded.length !== 2) {
       return fail(`expected [format, entries], got ${describe(decoded)}`);
@@ -326,8 +360,23 @@ export class VectorClock {
    * msgpack). The empty clock encodes to a valid non-empty string too.
    */
   encode(): string {
-    const bytes = contextEncoder().encodeSharedRef([CONTEXT_FORMAT, this.#sortedEntries()]);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+    // Written by hand into a reused buffer, byte for byte what the msgpack
+    // Encoder made of `[CONTEXT_FORMAT, entries]` (contexts are stored by users).
+    if (this.#encoded !== undefined) return this.#encoded;
+    const w = (sharedWriter ??= new MsgpackWriter(256));
+    w.reset();
+    w.arrayHeader(2);
+    w.number(CONTEXT_FORMAT);
+    const entries = this.#sortedEntries();
+    w.arrayHeader(entries.length);
+    for (const [actor, counter, time] of entries) {
+      w.arrayHeader(3);
+      w.string(actor);
+      w.number(counter);
+      w.number(time);
+    }
+    const bytes = w.view();
+    return (this.#encoded = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url'));
   }
 
   /** `[actor, counter, time]` triples sorted by actor, for embedding in msgpack messages. */

@@ -75,14 +75,25 @@ export interface OpenedRequest<T> {
 
 /** One request in flight. */
 class Entry<T> {
-  timer: TimerHandle | undefined = undefined;
   offAbort: (() => void) | undefined = undefined;
   constructor(
+    readonly id: number,
     readonly resolve: (value: T) => void,
     readonly reject: (error: Error) => void,
     readonly label: string,
     readonly onSettled: (() => void) | undefined,
+    /** The timeout asked for (ms), for the error message; Infinity for none. */
+    readonly timeout: number,
+    /** `clock.now()` at which it times out (Infinity for never). */
+    readonly deadline: number,
+    /** Opening order: equal deadlines time out in the order the requests were opened. */
+    readonly seq: number,
   ) {}
+}
+
+/** Earlier deadline first, then earlier opened. */
+function before<T>(a: Entry<T>, b: Entry<T>): boolean {
+  return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
 }
 
 function describe(v: unknown): string {
@@ -133,6 +144,18 @@ export class PendingRequests<T> {
   readonly #clock: Clock;
   readonly #entries = new Map<number, Entry<T>>();
   #nextId = 1;
+  #seq = 0;
+  /**
+   * Requests with a timeout, as a binary min-heap on (deadline, seq). One
+   * clock timer serves the whole table (a timer per request was a measured
+   * cost): it is armed for the earliest deadline. Settled requests leave
+   * the heap lazily (when they reach the top, or at a compaction once they
+   * are most of it); the heap is emptied when the table is.
+   */
+  #heap: Entry<T>[] = [];
+  #timer: TimerHandle | undefined = undefined;
+  /** The deadline the timer is armed for. */
+  #timerAt = Infinity;
 
   constructor(options: PendingRequestsOptions = {}) {
     const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
@@ -186,16 +209,15 @@ export class PendingRequests<T> {
       );
     }
     const requestId = id ?? this.#freeId();
+    const deadline = timeout === Infinity ? Infinity : this.#clock.now() + Math.min(timeout, MAX_TIMER_MS);
     let entry!: Entry<T>;
     const promise = new Promise<T>((resolve, reject) => {
-      entry = new Entry(resolve, reject, label ?? `request ${requestId}`, options.onSettled);
+      entry = new Entry(requestId, resolve, reject, label ?? `request ${requestId}`, options.onSettled, timeout, deadline, this.#seq++);
     });
     this.#entries.set(requestId, entry);
     if (timeout !== Infinity) {
-      entry.timer = this.#clock.setTimeout(() => {
-        entry.timer = undefined;
-        this.#settle(requestId, new TimeoutError(`${entry.label} timed out after ${timeout} ms`));
-      }, Math.min(timeout, MAX_TIMER_MS));
+      this.#push(entry);
+      if (deadline < this.#timerAt) this.#arm(deadline);
     }
     if (signal) {
       entry.offAbort = onAbort(signal, () => {
@@ -246,15 +268,107 @@ export class PendingRequests<T> {
     const entry = this.#entries.get(id);
     if (!entry) return undefined;
     this.#entries.delete(id);
-    if (entry.timer !== undefined) {
-      this.#clock.clearTimeout(entry.timer);
-      entry.timer = undefined;
+    if (this.#entries.size === 0) {
+      // Nothing left to time out: no timer outlives the requests, and no stale heap.
+      this.#heap = [];
+      this.#disarm();
     }
     if (entry.offAbort) {
       entry.offAbort();
       entry.offAbort = undefined;
     }
     return entry;
+  }
+
+  /** Arms the table's single timer for `deadline` (replacing an armed one). */
+  #arm(deadline: number): void {
+    this.#disarm();
+    this.#timerAt = deadline;
+    const ms = Math.min(Math.max(0, deadline - this.#clock.now()), MAX_TIMER_MS);
+    this.#timer = this.#clock.setTimeout(() => this.#fire(deadline), ms);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) {
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#timerAt = Infinity;
+  }
+
+  /** The timer armed for `armedAt` fired: times out every request due by then, and re-arms for the next. */
+  #fire(armedAt: number): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    // The timer is trusted to have waited (a wall clock set back must not stall timeouts).
+    const due = Math.max(armedAt, this.#clock.now());
+    for (;;) {
+      const top = this.#top();
+      if (top === undefined || top.deadline > due) break;
+      this.#pop();
+      // Settling runs callbacks that may open or settle requests (the heap is re-read each round).
+      this.#settle(top.id, new TimeoutError(`${top.label} timed out after ${top.timeout} ms`));
+    }
+    const next = this.#top();
+    if (next !== undefined && next.deadline < this.#timerAt) this.#arm(next.deadline);
+  }
+
+  /** The live request with the earliest deadline (settled ones above it are dropped). */
+  #top(): Entry<T> | undefined {
+    for (;;) {
+      const top = this.#heap[0];
+      if (top === undefined || this.#entries.get(top.id) === top) return top;
+      this.#pop();
+    }
+  }
+
+  #push(entry: Entry<T>): void {
+    const heap = this.#heap;
+    if (heap.length >= 64 && heap.length > 2 * this.#entries.size) {
+      this.#compact();
+      return this.#push(entry);
+    }
+    let i = heap.length;
+    heap.push(entry);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent] as Entry<T>;
+      if (!before(entry, p)) break;
+      heap[i] = p;
+      i = parent;
+    }
+    heap[i] = entry;
+  }
+
+  #pop(): void {
+    const heap = this.#heap;
+    const last = heap.pop() as Entry<T>;
+    if (heap.length === 0) return;
+    this.#siftDown(last, 0);
+  }
+
+  #siftDown(entry: Entry<T>, from: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    let i = from;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      const right = child + 1;
+      if (right < n && before(heap[right] as Entry<T>, heap[child] as Entry<T>)) child = right;
+      const c = heap[child] as Entry<T>;
+      if (!before(c, entry)) break;
+      heap[i] = c;
+      i = child;
+    }
+    heap[i] = entry;
+  }
+
+  /** Drops settled requests from the heap (once they are most of it; amortised O(1) per request). */
+  #compact(): void {
+    const heap = this.#heap.filter((e) => this.#entries.get(e.id) === e);
+    this.#heap = heap;
+    for (let i = (heap.length >> 1) - 1; i >= 0; i--) this.#siftDown(heap[i] as Entry<T>, i);
   }
 
   #freeId(): number {

@@ -63,10 +63,97 @@ describe('PendingRequests', () => {
     const { clock, pending } = table();
     const a = pending.open({ timeout: 100 });
     const b = pending.open({ timeout: 100 });
-    expect(clock.pending).toBe(2);
+    expect(clock.pending).toBe(1); // one timer for the whole table
     pending.resolve(a.id, 'x');
     pending.reject(b.id, new Error('y'));
     b.promise.catch(() => {});
+    expect(clock.pending).toBe(0);
+  });
+
+  it('times out each request at its own deadline with one timer, whatever the opening order and settling', async () => {
+    const { clock, pending } = table(); // starts at t=1000
+    const timedOut: string[] = [];
+    const errors: string[] = [];
+    const open = (label: string, timeout: number) => {
+      // onSettled runs synchronously, at the clock's time of the settling.
+      const r = pending.open({ timeout, label, onSettled: () => label !== 'a' && timedOut.push(`${label}@${clock.now()}`) });
+      r.promise.then(
+        () => {},
+        (err: KvError) => errors.push(`${err.code} ${err.message}`),
+      );
+      return r;
+    };
+    const a = open('a', 100); // due 1100
+    clock.advance(30);
+    open('b', 100); // due 1130
+    clock.advance(30);
+    open('c', 20); // due 1080: earlier than the armed timer
+    open('d', 20); // due 1080 too: after c (opening order)
+    const e = open('e', 500); // due 1560
+    expect(clock.pending).toBe(1);
+    pending.resolve(a.id, 'answered'); // the armed earliest is settled: b still times out on time
+    open('f', 40); // due 1100
+    clock.advance(19); // t=1079
+    await Promise.resolve();
+    expect(timedOut).toEqual([]);
+    clock.advance(1); // t=1080
+    await new Promise((r) => setImmediate(r));
+    expect(timedOut).toEqual(['c@1080', 'd@1080']);
+    clock.advance(49); // t=1129: f at 1100
+    await new Promise((r) => setImmediate(r));
+    expect(timedOut).toEqual(['c@1080', 'd@1080', 'f@1100']);
+    expect(pending.has(e.id)).toBe(true);
+    clock.advance(1); // t=1130
+    await new Promise((r) => setImmediate(r));
+    expect(timedOut.at(-1)).toBe('b@1130');
+    expect(pending.size).toBe(1);
+    expect(clock.pending).toBe(1);
+    clock.advance(429); // t=1559
+    expect(pending.has(e.id)).toBe(true);
+    clock.advance(1);
+    expect(pending.has(e.id)).toBe(false);
+    await new Promise((r) => setImmediate(r));
+    expect(timedOut.at(-1)).toBe('e@1560');
+    expect(clock.pending).toBe(0);
+    expect(errors).toEqual(
+      ['c 20', 'd 20', 'f 40', 'b 100', 'e 500'].map((x) => `KV_TIMEOUT ${x.split(' ')[0]} timed out after ${x.split(' ')[1]} ms`),
+    );
+  });
+
+  it('keeps deadlines exact across many settled requests (heap compaction) and re-entrant opens', async () => {
+    const { clock, pending } = table();
+    const live: { id: number; due: number }[] = [];
+    for (let i = 0; i < 2_000; i++) {
+      const timeout = 1 + ((i * 7919) % 997);
+      const r = pending.open({ timeout });
+      r.promise.catch(() => {});
+      if (i % 10 === 0) live.push({ id: r.id, due: 1_000 + timeout });
+      else pending.resolve(r.id, 'x'); // most settle: the heap must drop them
+    }
+    // A request opened from a timeout's onSettled is timed out on time too.
+    let reopened = -1;
+    const first = pending.open({
+      timeout: 5,
+      onSettled: () => {
+        const r = pending.open({ timeout: 10 });
+        r.promise.catch(() => {});
+        reopened = r.id;
+        pending.open({ timeout: 2_000 }).promise.catch(() => {});
+      },
+    });
+    first.promise.catch(() => {});
+    expect(clock.pending).toBe(1);
+    for (let t = 1; t <= 1_000; t++) {
+      clock.advance(1);
+      for (const { id, due } of live) expect(pending.has(id)).toBe(1_000 + t < due);
+      if (t < 5) expect(pending.has(first.id)).toBe(true);
+      if (t === 5) expect(pending.has(first.id)).toBe(false);
+      if (t >= 5 && t < 15) expect(pending.has(reopened)).toBe(true);
+      if (t >= 15) expect(pending.has(reopened)).toBe(false);
+    }
+    expect(pending.size).toBe(1); // the 2000 ms one
+    expect(clock.pending).toBe(1);
+    pending.rejectAll(new Error('stop'));
     expect(clock.pending).toBe(0);
   });
 

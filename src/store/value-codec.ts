@@ -26,6 +26,7 @@ import {
   type ExtensionCodecType,
 } from '@msgpack/msgpack';
 import { ErrorCodes, KvError } from '../errors/index.js';
+import { MsgpackReader } from '../internal/bytes.js';
 
 /**
  * The MessagePack extension type numbers of the value codec (application
@@ -899,6 +900,100 @@ const extensionCodec: ExtensionCodecType<undefined> = {
 
 const rootDecoder = new Decoder({ extensionCodec });
 
+// ---- fast path: JSON-like values ----------------------------------------------------------------
+
+/** Returned by the fast path for anything it leaves to the general decoder. */
+const FALLBACK: unique symbol = Symbol('fallback');
+
+/**
+ * Reads one value built only of nil, booleans, numbers, strings, arrays and
+ * maps with string keys (the common, JSON-like case), exactly as the
+ * `Decoder` would. Anything else (binary, extension types, non-string or
+ * `__proto__` keys, nesting deeper than MAX_VALUE_DEPTH, a length longer
+ * than the input) gives FALLBACK; truncated input throws MsgpackFormatError.
+ * Either way the caller then runs the `Decoder`, so what is accepted, what
+ * comes back and every error stay as they were.
+ */
+function fastValue(r: MsgpackReader, depth: number): unknown {
+  const h = r.byte();
+  if (h < 0x80) return h;
+  if (h >= 0xe0) return h - 0x100;
+  if (h >= 0xa0 && h <= 0xbf) return fastString(r, h - 0xa0);
+  if (h >= 0x90 && h <= 0x9f) return fastArray(r, h - 0x90, depth);
+  if (h <= 0x8f) return fastMap(r, h - 0x80, depth);
+  switch (h) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+      return fastString(r, r.stringLength(h));
+    case 0xdc:
+    case 0xdd:
+      return fastArray(r, r.arrayLength(h), depth);
+    case 0xde:
+    case 0xdf:
+      return fastMap(r, r.mapLength(h), depth);
+    default:
+      return r.number(h) ?? FALLBACK;
+  }
+}
+
+/** Longer ASCII strings are sliced natively (building them a char at a time costs more). */
+const NATIVE_ASCII_MIN = 24;
+
+/** A string of `length` UTF-8 bytes, as MsgpackReader#string reads it. */
+function fastString(r: MsgpackReader, length: number): string {
+  if (length < NATIVE_ASCII_MIN || length > r.left) return r.string(length);
+  const bytes = r.bytes;
+  const start = r.pos;
+  const end = start + length;
+  for (let i = start; i < end; i++) if ((bytes[i] as number) >= 0x80) return r.string(length);
+  r.pos = end;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1', start, end);
+}
+
+function fastArray(r: MsgpackReader, n: number, depth: number): unknown {
+  if (depth >= MAX_VALUE_DEPTH || n > r.left) return FALLBACK;
+  const out: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = fastValue(r, depth + 1);
+    if (v === FALLBACK) return FALLBACK;
+    out.push(v);
+  }
+  return out;
+}
+
+function fastMap(r: MsgpackReader, n: number, depth: number): unknown {
+  if (depth >= MAX_VALUE_DEPTH || 2 * n > r.left) return FALLBACK;
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < n; i++) {
+    const length = r.stringLength(r.byte());
+    if (length < 0) return FALLBACK;
+    const key = fastString(r, length);
+    if (key === '__proto__') return FALLBACK;
+    const v = fastValue(r, depth + 1);
+    if (v === FALLBACK) return FALLBACK;
+    out[key] = v;
+  }
+  return out;
+}
+
+/** The value if `bytes` hold a JSON-like one (see {@link fastValue}), else FALLBACK. */
+function decodeFast(bytes: Uint8Array): unknown {
+  try {
+    const r = new MsgpackReader(bytes);
+    const v = fastValue(r, 0);
+    return r.left === 0 ? v : FALLBACK;
+  } catch {
+    return FALLBACK;
+  }
+}
+
 /**
  * Decodes what {@link encodeValue} made (or plain MessagePack, as values
  * stored before the extension types were). See `docs/values.md` for what
@@ -907,6 +1002,8 @@ const rootDecoder = new Decoder({ extensionCodec });
  * @throws KvError `KV_INVALID_MESSAGE` on bytes that are not a value.
  */
 export function decodeValue(bytes: Uint8Array): unknown {
+  const fast = decodeFast(bytes);
+  if (fast !== FALLBACK) return fast;
   try {
     level = 1;
     return rootDecoder.decode(bytes);

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { encode as msgpackEncode } from '@msgpack/msgpack';
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.js';
@@ -151,6 +151,55 @@ describe('value codec laws', () => {
         expect(difference(v, decodeValue(plain))).toBeUndefined();
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('decodes JSON-like MessagePack (all number widths, long strings, deep nesting) and damaged bytes as the Decoder does', () => {
+    const number = fc.oneof(
+      fc.integer(),
+      fc.maxSafeInteger(),
+      fc.double(),
+      fc.float().map((f) => ({ f32: f })),
+      fc.constantFrom(0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 2 ** 32 - 1, 2 ** 32, 2 ** 53 + 2, -32, -33, -128, -129, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 60)),
+    );
+    const leaf = fc.oneof(number, fc.string({ unit: 'grapheme', maxLength: 80 }), fc.string({ minLength: 30, maxLength: 300 }), fc.boolean(), fc.constant(null));
+    const tree = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('node'), { maxLength: 20 }), fc.dictionary(fc.string({ maxLength: 20 }), tie('node'), { noNullPrototype: true })),
+    })).node;
+    // float32 leaves are written as float32 by the Encoder's forceFloat32 on that leaf alone: encode them by hand.
+    const encode = (v: unknown, forceFloat32: boolean): Uint8Array => {
+      const f32 = (x: unknown): unknown =>
+        x !== null && typeof x === 'object' && 'f32' in x ? Math.fround((x as { f32: number }).f32) : Array.isArray(x) ? x.map(f32) : x !== null && typeof x === 'object' ? Object.fromEntries(Object.entries(x).map(([k, y]) => [k, f32(y)])) : x;
+      return msgpackEncode(f32(v), { forceFloat32 });
+    };
+    const outcome = (f: () => unknown): unknown => {
+      try {
+        return { ok: f() };
+      } catch {
+        return 'throws';
+      }
+    };
+    fc.assert(
+      fc.property(tree, fc.boolean(), fc.nat(), fc.nat(255), fc.integer({ min: 0, max: 3 }), (v, forceFloat32, at, byte, damage) => {
+        fc.pre(!JSON.stringify(v).includes('"__proto__"'));
+        let bytes = encode(v, forceFloat32);
+        if (damage === 1) bytes = bytes.subarray(0, at % bytes.length); // truncated
+        if (damage === 2) bytes = Uint8Array.of(...bytes, byte); // trailing byte
+        if (damage === 3) bytes = Uint8Array.from(bytes, (b, i) => (i === at % bytes.length ? byte : b)); // one byte changed
+        const theirs = outcome(() => msgpackDecode(bytes));
+        if (theirs === 'throws') {
+          // (the Decoder with our extension codec may read an ext the plain one refuses)
+          const ours = outcome(() => decodeValue(bytes));
+          if (ours === 'throws') expect(() => decodeValue(bytes)).toThrow(KvError);
+          return;
+        }
+        // Damage can make an extension, which the plain decoder reads as ExtData (or a Date): not comparable.
+        const jsonLike = (x: unknown): boolean =>
+          x === null || typeof x !== 'object' || (Array.isArray(x) ? x.every(jsonLike) : Object.getPrototypeOf(x) === Object.prototype && Object.values(x).every(jsonLike));
+        if (!jsonLike((theirs as { ok: unknown }).ok)) return;
+        expect(difference((theirs as { ok: unknown }).ok, decodeValue(bytes))).toBeUndefined();
+      }),
+      { numRuns: 1000 },
     );
   });
 });

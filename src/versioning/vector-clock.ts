@@ -106,28 +106,34 @@ function fastDecodeContext(bytes: Uint8Array): [unknown, unknown[]] | undefined 
   }
 }
 
+/** Throws a KvError with `code` (a TypeError when `code` is undefined); a function, not a closure per call. */
+function failEntries(code: ErrorCode | undefined, what: string, message: string): never {
+  if (code === undefined) throw new TypeError(message);
+  throw new KvError(code, `Invalid ${what}: ${message}`);
+}
+
+function failContext(message: string, cause?: unknown): never {
+  throw new KvError(ErrorCodes.INVALID_CONTEXT, `Invalid context: ${message}`, { cause });
+}
+
 /**
  * Builds the entry map from untrusted `[actor, counter, time]` triples.
  * Throws a KvError with `code` (or a TypeError when `code` is undefined).
  */
 function parseEntries(x: unknown, code: ErrorCode | undefined, what: string): Map<string, Entry> {
-  const fail = (message: string): never => {
-    if (code === undefined) throw new TypeError(message);
-    throw new KvError(code, `Invalid ${what}: ${message}`);
-  };
-  if (!Array.isArray(x)) return fail(`expected an array of [actor, counter, time] entries, got ${describe(x)}`);
+  if (!Array.isArray(x)) return failEntries(code, what, `expected an array of [actor, counter, time] entries, got ${describe(x)}`);
   if (x.length > MAX_DECODED_CLOCK_ENTRIES) {
-    return fail(`${x.length} entries is over the limit of ${MAX_DECODED_CLOCK_ENTRIES}`);
+    return failEntries(code, what, `${x.length} entries is over the limit of ${MAX_DECODED_CLOCK_ENTRIES}`);
   }
   const map = new Map<string, Entry>();
   for (const item of x as unknown[]) {
     if (!Array.isArray(item) || item.length !== 3) {
-      return fail(`expected each entry to be [actor, counter, time], got ${describe(item)}`);
+      return failEntries(code, what, `expected each entry to be [actor, counter, time], got ${describe(item)}`);
     }
     const [actor, counter, time] = item as [unknown, unknown, unknown];
     const problem = entryProblem(actor, counter, time);
-    if (problem !== undefined) return fail(problem);
-    if (map.has(actor as string)) return fail(`duplicate actor ${JSON.stringify(actor)}`);
+    if (problem !== undefined) return failEntries(code, what, problem);
+    if (map.has(actor as string)) return failEntries(code, what, `duplicate actor ${JSON.stringify(actor)}`);
     map.set(actor as string, { counter: counter as number, time: time as number });
   }
   return map;
@@ -191,26 +197,23 @@ export class VectorClock {
    *   actors, more than 10 000 entries.
    */
   static decode(context: string): VectorClock {
-    const fail = (message: string, cause?: unknown): never => {
-      throw new KvError(ErrorCodes.INVALID_CONTEXT, `Invalid context: ${message}`, { cause });
-    };
-    if (typeof context !== 'string') return fail(`expected a string, got ${describe(context)}`);
-    if (context.length === 0) return fail('the context is empty');
-    if (context.length > MAX_CONTEXT_LENGTH) return fail(`${context.length} characters is too long`);
-    if (!BASE64URL.test(context) || context.length % 4 === 1) return fail('not a base64url string');
+    if (typeof context !== 'string') return failContext(`expected a string, got ${describe(context)}`);
+    if (context.length === 0) return failContext('the context is empty');
+    if (context.length > MAX_CONTEXT_LENGTH) return failContext(`${context.length} characters is too long`);
+    if (!BASE64URL.test(context) || context.length % 4 === 1) return failContext('not a base64url string');
     const bytes = Buffer.from(context, 'base64url');
     let decoded: unknown = fastDecodeContext(bytes);
     if (decoded === undefined) {
       try {
         decoded = contextDecoder().decode(bytes);
       } catch (err) {
-        return fail('not a valid encoded clock', err);
+        return failContext('not a valid encoded clock', err);
       }
     }
     if (!Array.isArray(decoded) || decoded.length !== 2) {
-      return fail(`expected [format, entries], got ${describe(decoded)}`);
+      return failContext(`expected [format, entries], got ${describe(decoded)}`);
     }
-    if (decoded[0] !== CONTEXT_FORMAT) return fail(`unknown format ${describe(decoded[0])}`);
+    if (decoded[0] !== CONTEXT_FORMAT) return failContext(`unknown format ${describe(decoded[0])}`);
     const map = parseEntries(decoded[1], ErrorCodes.INVALID_CONTEXT, 'context');
     return map.size === 0 ? VectorClock.EMPTY : new VectorClock(map);
   }

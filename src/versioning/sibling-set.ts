@@ -1,4 +1,4 @@
-import { VectorClock, type Dot } from './vector-clock.js';
+import { VectorClock, joinVersionClocks, type Dot } from './vector-clock.js';
 
 export type { Dot } from './vector-clock.js';
 
@@ -271,24 +271,9 @@ export class SiblingSet<V> {
    * its timestamp as the entry time) and past.
    */
   clock(): VectorClock {
-    if (this.#clock === undefined) {
-      // One pass with the rule of VectorClock.merge (the larger counter wins, then
-      // the later time), instead of one merged clock per version.
-      const join = new Map<string, [counter: number, time: number]>();
-      const see = (actor: string, counter: number, time: number): void => {
-        const e = join.get(actor);
-        if (e === undefined) join.set(actor, [counter, time]);
-        else if (counter > e[0] || (counter === e[0] && time > e[1])) {
-          e[0] = counter;
-          e[1] = time;
-        }
-      };
-      for (const v of this.versions) {
-        for (const [actor, counter, time] of v.past.entries()) see(actor, counter, time);
-        see(v.dot.actor, v.dot.counter, Math.max(0, v.timestamp));
-      }
-      this.#clock = VectorClock.from([...join].map(([actor, [counter, time]]) => [actor, counter, time] as const));
-    }
+    // One pass with the rule of VectorClock.merge (the larger counter wins, then
+    // the later time), instead of one merged clock per version.
+    this.#clock ??= joinVersionClocks(this.versions);
     return this.#clock;
   }
 

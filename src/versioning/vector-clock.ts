@@ -139,6 +139,28 @@ function parseEntries(x: unknown, code: ErrorCode | undefined, what: string): Ma
   return map;
 }
 
+/** What {@link joinVersionClocks} reads of a version. */
+interface DottedPast {
+  readonly dot: Dot;
+  readonly past: VectorClock;
+  readonly timestamp: number;
+}
+
+let joinImpl: (versions: readonly DottedPast[]) => VectorClock;
+
+/**
+ * The join of every version's `past` and its dot (with `max(0, timestamp)`
+ * as the entry time), by the rule of {@link VectorClock.merge}: the larger
+ * counter wins, then the later time. One pass, no intermediate clocks
+ * (`SiblingSet#clock`, the context a reader gets). Internal: not exported
+ * from the package.
+ *
+ * @throws TypeError if a dot is invalid (as `VectorClock.from` would).
+ */
+export function joinVersionClocks(versions: readonly DottedPast[]): VectorClock {
+  return joinImpl(versions);
+}
+
 /**
  * An immutable vector clock: for each actor, how many of its events are known.
  *
@@ -167,6 +189,29 @@ export class VectorClock {
 
   private constructor(map: ReadonlyMap<string, Entry>) {
     this.#map = map;
+  }
+
+  static {
+    joinImpl = (versions) => {
+      const join = new Map<string, Entry>();
+      for (const v of versions) {
+        for (const [actor, theirs] of v.past.#map) {
+          const ours = join.get(actor);
+          if (ours === undefined || theirs.counter > ours.counter || (theirs.counter === ours.counter && theirs.time > ours.time)) {
+            join.set(actor, theirs);
+          }
+        }
+        const { actor, counter } = v.dot;
+        const time = Math.max(0, v.timestamp);
+        const problem = entryProblem(actor, counter, time);
+        if (problem !== undefined) throw new TypeError(problem);
+        const ours = join.get(actor);
+        if (ours === undefined || counter > ours.counter || (counter === ours.counter && time > ours.time)) {
+          join.set(actor, { counter, time });
+        }
+      }
+      return join.size === 0 ? VectorClock.EMPTY : new VectorClock(join);
+    };
   }
 
   /**

@@ -108,6 +108,20 @@ describe('SiblingSet laws over simulated histories', () => {
     );
   });
 
+  it('clock() is the merge of every version past and dot (times included)', () => {
+    fc.assert(
+      fc.property(historyArb, fc.nat(), fc.nat(), (h, i, j) => {
+        const set = pick(h.replicas, i).merge(pick(h.pool, j));
+        let expected = VectorClock.EMPTY;
+        for (const v of set.versions) {
+          expected = expected.merge(v.past).merge(VectorClock.from([[v.dot.actor, v.dot.counter, Math.max(0, v.timestamp)]]));
+        }
+        expect(set.clock().entries()).toEqual(expected.entries());
+      }),
+      opts,
+    );
+  });
+
   it('merge is commutative, associative and idempotent', () => {
     fc.assert(
       fc.property(historyArb, fc.nat(), fc.nat(), fc.nat(), (h, i, j, k) => {

@@ -162,6 +162,19 @@ class CoverIndex {
 
 /** Drops duplicate dots (first one wins) and obsoleted versions; sorts. Linear but for the sort. */
 function normalize<V>(candidates: readonly Version<V>[]): Version<V>[] {
+  // Already in strictly ascending dot order (a set's own versions, as encoded): the
+  // dots are distinct and the order is final, so only the obsoleted ones go.
+  let ascending = true;
+  for (let i = 1; i < candidates.length; i++) {
+    if (compareVersions(candidates[i - 1] as Version<V>, candidates[i] as Version<V>) >= 0) {
+      ascending = false;
+      break;
+    }
+  }
+  if (ascending) {
+    const index = new CoverIndex(candidates);
+    return candidates.filter((x) => !index.obsoleted(x));
+  }
   const unique: Version<V>[] = [];
   const seen = new Map<string, Set<number>>();
   for (const v of candidates) {

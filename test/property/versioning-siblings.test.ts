@@ -122,6 +122,23 @@ describe('SiblingSet laws over simulated histories', () => {
     );
   });
 
+  it('of() gives the same set whatever the order and duplicates of its input (sorted input takes a shortcut)', () => {
+    fc.assert(
+      fc.property(historyArb, fc.nat(), fc.nat(), fc.nat(), (h, i, j, seed) => {
+        const all = [...pick(h.pool, i).versions, ...pick(h.pool, j).versions, ...pick(h.pool, i).versions];
+        const reference = all.reduce((acc, v) => acc.add(v), SiblingSet.empty<string>());
+        const shuffled = all.map((v, k) => [((k + 1) * 2654435761 + seed) % 1000, v] as const).sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+        const sorted = [...all].sort((x, y) => (x.dot.actor < y.dot.actor ? -1 : x.dot.actor > y.dot.actor ? 1 : x.dot.counter - y.dot.counter));
+        const unique = sorted.filter((v, k) => k === 0 || v.dot.actor !== sorted[k - 1]!.dot.actor || v.dot.counter !== sorted[k - 1]!.dot.counter);
+        for (const input of [all, shuffled, unique]) {
+          const set = SiblingSet.of(input);
+          expect(set.versions.map((v) => `${v.dot.actor}:${v.dot.counter}`)).toEqual(reference.versions.map((v) => `${v.dot.actor}:${v.dot.counter}`));
+        }
+      }),
+      opts,
+    );
+  });
+
   it('merge is commutative, associative and idempotent', () => {
     fc.assert(
       fc.property(historyArb, fc.nat(), fc.nat(), fc.nat(), (h, i, j, k) => {

@@ -24,25 +24,15 @@ import {
 } from '../src/antientropy/index.js';
 import { hashKey } from '../src/ring/index.js';
 import { fmtOps, fmtRatio, measure, printTable, type Row } from './harness.js';
+import { seededRandom } from '../src/internal/random.js';
+import { WHOLE_RING } from '../src/storage/index.js';
 
 const SUITE = 'merkle';
 const KEYS = 100_000;
 const RECORD_BYTES = 1024;
 const DIVERGENCE = 0.01;
 const RECORDS_PER_MESSAGE = 64;
-const WHOLE_RING = { start: 0, end: 0 };
 
-/** Deterministic pseudo-random numbers (mulberry32), so runs are comparable. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 interface Entry extends MerkleEntry {
   readonly record: Uint8Array;
@@ -70,7 +60,7 @@ function entryOf(key: Uint8Array, token: number, record: Uint8Array): Entry {
  * a tombstone on B: a record like any other).
  */
 function makeReplicas(): { a: Entry[]; b: Entry[]; diff: number } {
-  const rand = rng(7);
+  const rand = seededRandom(7);
   const encoder = new TextEncoder();
   const a: Entry[] = [];
   const b: Entry[] = [];
@@ -158,7 +148,7 @@ export async function merkleBench(): Promise<Row[]> {
   const digestRate = measure('recordDigest 1 KB', () => recordDigest(record));
   const tree = MerkleTree.fromEntries(WHOLE_RING, a);
   const d1 = a[1]!.digest;
-  const d2 = recordDigest(makeRecord(rng(1)));
+  const d2 = recordDigest(makeRecord(seededRandom(1)));
   const k = a[1]!.key;
   const t = a[1]!.token;
   const updateRate = measure('update', (i) => (i & 1 ? tree.update(k, t, d2, d1) : tree.update(k, t, d1, d2)));
@@ -234,7 +224,7 @@ export async function merkleBench(): Promise<Row[]> {
 
   // ---- small divergence: the protocol's floor -----------------------------------------------------
   const few = new Set(a.slice(diff, diff + 10).map((e) => e));
-  const b10 = a.map((e) => (few.has(e) ? entryOf(e.key, e.token, makeRecord(rng(e.token))) : e));
+  const b10 = a.map((e) => (few.has(e) ? entryOf(e.key, e.token, makeRecord(seededRandom(e.token))) : e));
   const ta = MerkleTree.fromEntries(WHOLE_RING, a);
   const tb = MerkleTree.fromEntries(WHOLE_RING, b10);
   const sa = side(ta, a);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Defaults, MemoryNetwork, Store, type Clock, type GossipOptions, type MemberStatus } from 'quorumkv';
-import { createTestCluster, type TestCluster } from 'quorumkv/testing';
+import { createTestCluster, seededRandom, type TestCluster } from 'quorumkv/testing';
 
 /** Clock-level timer handle of {@link StallClock}. */
 type Handle = ReturnType<Clock['setTimeout']>;
@@ -143,23 +143,12 @@ class DeterministicCluster {
 
 const IDS = ['n1', 'n2', 'n3', 'n4', 'n5'];
 
-/** A seeded PRNG (mulberry32) standing in for Math.random, which picks gossip peers. */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('failure detection with the default phi detector (deterministic clock, real defaults)', () => {
   let c: DeterministicCluster | undefined;
   beforeEach(() => {
     // Gossip picks its peers with Math.random: seeded, every run is the same run.
-    vi.spyOn(Math, 'random').mockImplementation(seeded(5));
+    vi.spyOn(Math, 'random').mockImplementation(seededRandom(5));
   });
   afterEach(async () => {
     await c?.stop();

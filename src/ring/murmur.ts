@@ -12,7 +12,8 @@
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
-function fmix(h: number): number {
+/** MurmurHash3's 32-bit finaliser (avalanche), as an unsigned 32-bit number. */
+export function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -46,7 +47,7 @@ export function murmurBytes(bytes: Uint8Array, length: number = bytes.length): n
     k = Math.imul(k, C2);
     h ^= k;
   }
-  return fmix(h ^ length);
+  return fmix32(h ^ length);
 }
 
 /**
@@ -95,5 +96,5 @@ export function murmurAscii(s: string): number {
     h ^= k;
   }
   if (seen > 0x7f) return -1;
-  return fmix(h ^ length);
+  return fmix32(h ^ length);
 }

@@ -298,7 +298,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
   }
 
   #encodeValue(value: V): Uint8Array {
-    if (value === undefined) throw new TypeError('Expected a value; to remove a key use delete()');
+    // encodeValue refuses a top-level `undefined` itself ("to remove a key use delete()").
     return encodeValue(value, this.#o.maxValueBytes);
   }
 

@@ -11,6 +11,7 @@ export default defineConfig({
   // Shared chunks: `quorumkv` and `quorumkv/testing` use the same classes, so
   // `instanceof KvError` holds across both entry points.
   splitting: true,
-  external: [],
+  // The optional storage engines (native code) are loaded by LevelStorage/LmdbStorage at open(), never bundled.
+  external: ['classic-level', 'lmdb'],
   treeshake: true,
 });

@@ -32,6 +32,8 @@ export interface IdentityInit {
   readonly tokens: readonly number[] | undefined;
   readonly tokensPerWeight: number;
   readonly clock: Clock;
+  /** Draws the incarnation on empty storage (a seeded one replays exactly). @default node:crypto */
+  readonly random?: (() => number) | undefined;
 }
 
 const INCARNATION = /^[0-9a-z]{1,32}$/;
@@ -45,7 +47,9 @@ export async function loadIdentity(storage: StorageAdapter, init: IdentityInit):
   const stored = await storage.getMeta(MetaNames.incarnation);
   let incarnation = stored ? decodeText(stored) : undefined;
   if (!incarnation || !INCARNATION.test(incarnation)) {
-    incarnation = randomBytes(8).readBigUInt64BE().toString(36);
+    incarnation = init.random
+      ? (Math.floor(init.random() * 2 ** 32) * 2 ** 21 + Math.floor(init.random() * 2 ** 21)).toString(36)
+      : randomBytes(8).readBigUInt64BE().toString(36);
     await storage.setMeta(MetaNames.incarnation, encodeText(incarnation));
   }
   // Generation: grows at every start, even on empty storage (peers remember the old

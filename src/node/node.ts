@@ -88,6 +88,7 @@ export class Node {
         tokens: c.tokens,
         tokensPerWeight: Defaults.tokensPerWeight,
         clock: c.clock,
+        random: c.random,
       });
       // A lost peers/generation write only costs a slower restart (the next change
       // rewrites it), so it is logged, not thrown.
@@ -125,6 +126,7 @@ export class Node {
         transport: c.transport,
         seeds: c.seeds,
         clock: c.clock,
+        ...(c.random === undefined ? {} : { random: c.random }),
         interval: c.gossip.interval,
         suspectAfterRounds: c.gossip.suspectAfterRounds,
         downAfterRounds: c.gossip.downAfterRounds,

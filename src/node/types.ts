@@ -34,6 +34,8 @@ export interface NodeConfig {
     readonly phi: Required<PhiAccrualFailureDetectorOptions>;
   };
   readonly clock: Clock;
+  /** Randomness for gossip peer choice and new incarnations; undefined: Math.random and node:crypto. */
+  readonly random: (() => number) | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
 }

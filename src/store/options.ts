@@ -165,6 +165,11 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     throw new TypeError(`Expected \`clock\` to be a Clock (now, setTimeout, clearTimeout), got ${describe(clock)}`);
   }
 
+  const random = options.random;
+  if (random !== undefined && typeof random !== 'function') {
+    throw new TypeError(`Expected \`random\` to be a function returning numbers in [0, 1), got ${describe(random)}`);
+  }
+
   const maxValueBytes = positiveInt('maxValueBytes', options.maxValueBytes ?? Defaults.maxValueBytes);
   const maxClockEntries = positiveInt('maxClockEntries', options.maxClockEntries ?? Defaults.maxClockEntries, 1_000);
   const maxSiblings = positiveInt('maxSiblings', options.maxSiblings ?? Defaults.maxSiblings);
@@ -209,6 +214,7 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     siblingWarning,
     gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout, detector, phi },
     clock,
+    random,
     metrics,
     logger,
   };

@@ -120,6 +120,13 @@ export interface StoreOptions<V = unknown> {
   /** Time source (inject a fake one in tests). @default the system clock */
   clock?: Clock;
   /**
+   * Source of randomness in [0, 1): gossip peer choice and the incarnation
+   * drawn on empty storage. Inject a seeded one (`seededRandom(seed)` from
+   * `quorumkv/testing`) for runs that replay exactly.
+   * @default Math.random (incarnations from node:crypto)
+   */
+  random?: () => number;
+  /**
    * Where the node reports numbers (member gauges, refusals, sibling
    * warnings). Synchronous and must never throw. @default noopMetrics
    */

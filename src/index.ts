@@ -80,6 +80,7 @@ export type {
   MemoryNetworkOptions,
   MemoryTransportOptions,
   MemoryNetworkStats,
+  MemoryLatency,
   PendingRequestsOptions,
   OpenRequestOptions,
   OpenedRequest,

@@ -47,7 +47,20 @@ export interface MemoryNetworkOptions {
    * @default systemClock
    */
   clock?: Clock;
+  /**
+   * Deliver every message with a timer of `clock`, even without latency
+   * (then due at once), instead of batching latency-free messages on the
+   * next turn of the event loop (`setImmediate`). For simulated clocks
+   * (`SimulatedClock` in `quorumkv/testing`): they run timers due at the
+   * same virtual instant in an order drawn from their seed, so messages are
+   * interleaved differently per seed, and nothing escapes virtual time.
+   * @default false
+   */
+  deliverOnClock?: boolean;
 }
+
+/** A one-way delay of messages: a fixed number of ms or a uniform `{ min, max }` range. */
+export type MemoryLatency = number | { readonly min: number; readonly max: number };
 
 /** Options of {@link MemoryNetwork.transport}. */
 export interface MemoryTransportOptions {
@@ -121,6 +134,19 @@ function checkTimeout(value: number, what: string): void {
   }
 }
 
+function toLatency(latency: MemoryLatency): { min: number; max: number } {
+  const l =
+    typeof latency === 'number'
+      ? { min: latency, max: latency }
+      : typeof latency === 'object' && latency !== null
+        ? { min: latency.min, max: latency.max }
+        : { min: NaN, max: NaN };
+  if (!(Number.isFinite(l.min) && Number.isFinite(l.max) && l.min >= 0 && l.max >= l.min)) {
+    throw new RangeError(`Expected latency to be a number >= 0 or { min, max } with 0 <= min <= max, got ${JSON.stringify(latency)}`);
+  }
+  return l;
+}
+
 function linkKey(a: string, b: string): string {
   return a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
 }
@@ -167,12 +193,16 @@ export class MemoryNetwork {
   readonly defaultTimeout: number;
   /** @internal */
   readonly maxPending: number;
+  /** True when every message is delivered by a timer of `clock` (see {@link MemoryNetworkOptions.deliverOnClock}). */
+  readonly deliverOnClock: boolean;
 
   readonly #random: () => number;
   readonly #slots = new Map<string, MemoryTransport>();
   readonly #cuts = new Set<string>();
   readonly #isolated = new Set<string>();
   #latency = { min: 0, max: 0 };
+  /** Latency of single links, over the network's. */
+  readonly #linkLatency = new Map<string, { min: number; max: number }>();
   #dropRate = 0;
   /** Requests not yet settled at their caller, in the order they were sent. */
   readonly #exchanges = new Set<Exchange>();
@@ -193,6 +223,11 @@ export class MemoryNetwork {
     checkTimeout(this.defaultTimeout, 'defaultTimeout');
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
     checkMaxPending(this.maxPending);
+    const deliverOnClock = options.deliverOnClock ?? false;
+    if (typeof deliverOnClock !== 'boolean') {
+      throw new TypeError(`Expected \`deliverOnClock\` to be a boolean, got ${typeof deliverOnClock}`);
+    }
+    this.deliverOnClock = deliverOnClock;
   }
 
   /**
@@ -232,9 +267,40 @@ export class MemoryNetwork {
     }
   }
 
-  /** `address` reaches nobody and nobody reaches it, until {@link heal}. */
+  /**
+   * A bridge (as Jepsen's): `left` and `right` cannot reach each other, and
+   * `via`, in neither group, still reaches both sides, so news between the
+   * halves can only pass through it. Same as `partition(left, right)` with
+   * `via` left out; {@link heal} removes it.
+   *
+   * @throws RangeError when `via` is in `left` or `right`.
+   */
+  bridge(left: readonly string[], via: string, right: readonly string[]): void {
+    if (!Array.isArray(left) || !Array.isArray(right)) {
+      throw new TypeError(`Expected \`left\` and \`right\` to be arrays of addresses, got ${typeof left} and ${typeof right}`);
+    }
+    if (typeof via !== 'string' || via.length === 0) {
+      throw new TypeError(`Expected \`via\` to be a non-empty address string, got ${String(via)}`);
+    }
+    if (left.includes(via) || right.includes(via)) {
+      throw new RangeError(`Expected \`via\` to be in neither group of the bridge, got ${JSON.stringify(via)} inside one`);
+    }
+    this.partition(left, right);
+  }
+
+  /** `address` reaches nobody and nobody reaches it, until {@link heal} or {@link reconnect}. */
   isolate(address: string): void {
     this.#isolated.add(address);
+  }
+
+  /** Ends the isolation of `address` (partitions stay). A no-op for an address not isolated. */
+  reconnect(address: string): void {
+    this.#isolated.delete(address);
+  }
+
+  /** True while `address` is isolated (see {@link isolate}). */
+  isolated(address: string): boolean {
+    return this.#isolated.has(address);
   }
 
   /** Restores every link (partitions and isolation). Keeps latency and drop rate. */
@@ -248,12 +314,30 @@ export class MemoryNetwork {
    * uniform `{ min, max }` range (drawn from the seeded PRNG).
    * @default 0 (delivered on the next turn of the event loop)
    */
-  setLatency(latency: { min: number; max: number } | number): void {
-    const l = typeof latency === 'number' ? { min: latency, max: latency } : { min: latency.min, max: latency.max };
-    if (!(Number.isFinite(l.min) && Number.isFinite(l.max) && l.min >= 0 && l.max >= l.min)) {
-      throw new RangeError(`Expected latency to be a number >= 0 or { min, max } with 0 <= min <= max, got ${JSON.stringify(latency)}`);
+  setLatency(latency: MemoryLatency): void {
+    this.#latency = toLatency(latency);
+  }
+
+  /**
+   * Delay of the messages between `a` and `b` (both directions), in ms,
+   * over the network's {@link setLatency}: a fixed number or a uniform
+   * `{ min, max }` range drawn from the seeded PRNG. `undefined` removes the
+   * link's own latency. Kept by {@link heal}; {@link reset} removes it.
+   */
+  setLinkLatency(a: string, b: string, latency: MemoryLatency | undefined): void {
+    if (typeof a !== 'string' || typeof b !== 'string') {
+      throw new TypeError(`Expected \`a\` and \`b\` to be address strings, got ${typeof a} and ${typeof b}`);
     }
-    this.#latency = l;
+    if (latency === undefined) this.#linkLatency.delete(linkKey(a, b));
+    else this.#linkLatency.set(linkKey(a, b), toLatency(latency));
+  }
+
+  /** Restores the network's first state: every link up, no latency (network-wide or per link), no loss. */
+  reset(): void {
+    this.heal();
+    this.#latency = { min: 0, max: 0 };
+    this.#linkLatency.clear();
+    this.#dropRate = 0;
   }
 
   /**
@@ -314,7 +398,7 @@ export class MemoryNetwork {
       this.#stats.dropped++;
       return undefined;
     }
-    const { min, max } = this.#latency;
+    const { min, max } = this.#linkLatency.size > 0 ? (this.#linkLatency.get(linkKey(from, to)) ?? this.#latency) : this.#latency;
     return max > min ? min + this.#random() * (max - min) : min;
   }
 
@@ -325,7 +409,7 @@ export class MemoryNetwork {
    */
   #schedule(exchange: Exchange, delay: number, wire: Wire): void {
     exchange.wire = wire;
-    if (delay > 0) {
+    if (delay > 0 || this.deliverOnClock) {
       exchange.timer = this.clock.setTimeout(() => {
         exchange.timer = undefined;
         this.#deliver(exchange);

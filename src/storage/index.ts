@@ -1,5 +1,13 @@
 export { AbstractStorage, type StorageOperation } from './abstract-storage.js';
 export { MemoryStorage } from './memory-storage.js';
+export {
+  LevelStorage,
+  type LevelStorageOptions,
+  type LevelEngineModule,
+  type LevelEngineDatabase,
+  type LevelEngineIterator,
+} from './level-storage.js';
+export type { Durability, DurableStorageOptions, BatchOp } from './engine-common.js';
 export type { MaybePromise, StorageIterable } from './storage-iterator.js';
 export { tokenInRange, WHOLE_RING } from './token-range.js';
 export type {

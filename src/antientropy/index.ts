@@ -40,3 +40,29 @@ export {
   type AeRequestMessage,
   type AeDoneMessage,
 } from './exchange.js';
+export type { AntiEntropyReplica, RepairOptions, RepairResult } from './types.js';
+export { replicatedRanges, type ReplicatedRange } from './ranges.js';
+export { buildTree, scanLeaves, type BuiltTree } from './local-tree.js';
+export {
+  AE_REQUEST_TYPES,
+  RECORD_BATCH_BYTES,
+  RECORD_BATCH_COUNT,
+  GC_BATCH_KEYS,
+  type AeRequestType,
+} from './protocol.js';
+export {
+  runExchange,
+  mergeRecords,
+  ownsKey,
+  emptyCounters,
+  type ExchangeCounters,
+  type SessionContext,
+} from './session.js';
+export {
+  AntiEntropyResponder,
+  MAX_RESPONDER_SEGMENTS,
+  MAX_RESPONDER_SESSIONS,
+  type AntiEntropyResponderOptions,
+} from './responder.js';
+export { isExpiredTombstone, collectTombstones } from './tombstones.js';
+export { runRound, abortReason, type RoundContext, type SkippedPeer } from './round.js';

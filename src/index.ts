@@ -17,7 +17,7 @@ export { VectorClock } from './versioning/index.js';
 export { MemoryNetwork, PendingRequests, TcpTransport, TCP_DEFAULTS, PROTOCOL_VERSIONS } from './transport/index.js';
 // The strict frame codec, for transports that carry bytes (see examples/custom-transport.ts).
 export { encodeFrame, decodeFrame, validateWireMessage, DEFAULT_CODEC_LIMITS } from './transport/index.js';
-export { MemoryStorage, AbstractStorage, tokenInRange, WHOLE_RING, LevelStorage } from './storage/index.js';
+export { MemoryStorage, AbstractStorage, tokenInRange, WHOLE_RING, LevelStorage, LmdbStorage } from './storage/index.js';
 export { noopLogger, noopMetrics } from './observability/index.js';
 export {
   KvError,
@@ -102,6 +102,10 @@ export type {
   LevelEngineModule,
   LevelEngineDatabase,
   LevelEngineIterator,
+  LmdbStorageOptions,
+  LmdbEngineModule,
+  LmdbEngineDatabase,
+  LmdbEngineOpenOptions,
   BatchOp,
 } from './storage/index.js';
 export type { ErrorCode, ReplicaFailure, KvErrorOptions } from './errors/index.js';

@@ -7,6 +7,13 @@ export {
   type LevelEngineDatabase,
   type LevelEngineIterator,
 } from './level-storage.js';
+export {
+  LmdbStorage,
+  type LmdbStorageOptions,
+  type LmdbEngineModule,
+  type LmdbEngineDatabase,
+  type LmdbEngineOpenOptions,
+} from './lmdb-storage.js';
 export type { Durability, DurableStorageOptions, BatchOp } from './engine-common.js';
 export type { MaybePromise, StorageIterable } from './storage-iterator.js';
 export { tokenInRange, WHOLE_RING } from './token-range.js';

@@ -38,7 +38,10 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_TCP_ROUNDS ?? 3));
 const IN_FLIGHT = 64;
 const VALUE_BYTES = 1024;
 const KEYS = 2_000;
-const CHILD = fileURLToPath(new URL('./tcp-child.ts', import.meta.url));
+// Under `npm run bench` this module is compiled (bench/run.mjs) and the child
+// is compiled next to it; run from source (tsx), the child runs under tsx too.
+const COMPILED = import.meta.url.endsWith('.js');
+const CHILD = fileURLToPath(new URL(COMPILED ? './tcp-child.js' : './tcp-child.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** A forked bench/tcp-child.ts and its command channel. */
@@ -50,7 +53,7 @@ class Child {
 
   constructor(name: string) {
     this.name = name;
-    this.process = fork(CHILD, [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.process = fork(CHILD, [], { cwd: ROOT, execArgv: COMPILED ? [] : ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.process.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
       const w = this.#waiting.get(m.id);
       if (w === undefined) return;

@@ -1,7 +1,7 @@
 import { KvError, ErrorCodes } from '../errors/index.js';
 import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes } from '../internal/bytes.js';
 import { SiblingSet, type Version } from './sibling-set.js';
-import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, type ClockEntry } from './vector-clock.js';
+import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, clockFromWireTriples, sortedClockEntries, type ClockEntry } from './vector-clock.js';
 
 /** First byte of {@link encodeSiblingSet}'s output. */
 export const SIBLING_SET_FORMAT = 1;
@@ -90,7 +90,11 @@ export function siblingSetFromWire(x: unknown): SiblingSet<Uint8Array> {
 const writer = new MsgpackWriter();
 
 function writeClock(w: MsgpackWriter, clock: VectorClock): void {
-  const entries = clock.size === 0 ? [] : clock.toWire();
+  if (clock.size === 0) {
+    w.arrayHeader(0);
+    return;
+  }
+  const entries = sortedClockEntries(clock);
   w.arrayHeader(entries.length);
   for (const [actor, counter, time] of entries) {
     w.u8(0x93);
@@ -138,12 +142,13 @@ function readClock(r: MsgpackReader): VectorClock {
   if (n < 0) fail('a version past is not an array');
   if (n === 0) return VectorClock.EMPTY;
   if (n > MAX_DECODED_CLOCK_ENTRIES || n * 4 > r.left) fail(`a past of ${n} entries does not fit`);
-  const entries: unknown[] = [];
+  const entries: ClockEntry[] = [];
   for (let i = 0; i < n; i++) {
     if (r.arrayLength(r.byte()) !== 3) fail('expected each past entry to be [actor, counter, time]');
-    entries.push([readString(r), readNumber(r), readNumber(r)]);
+    // Wrong types (null) are named by the checks of clockFromWireTriples.
+    entries.push([readString(r), readNumber(r), readNumber(r)] as unknown as ClockEntry);
   }
-  return VectorClock.fromWire(entries);
+  return clockFromWireTriples(entries);
 }
 
 /**

@@ -161,6 +161,32 @@ export function joinVersionClocks(versions: readonly DottedPast[]): VectorClock 
   return joinImpl(versions);
 }
 
+let fromTriplesImpl: (triples: ClockEntry[]) => VectorClock;
+
+/**
+ * The clock's `[actor, counter, time]` triples sorted by actor, without the
+ * copy {@link VectorClock.entries} makes: for the record codec, which only
+ * reads them. Never mutate the result.
+ *
+ * @internal
+ */
+export function sortedClockEntries(clock: VectorClock): readonly ClockEntry[] {
+  return clock.sortedEntriesView();
+}
+
+/**
+ * A clock from triples the record codec has just read: checked as
+ * {@link VectorClock.fromWire} checks them (same errors), and when they
+ * are already sorted by actor (as every encoder writes them) the array is
+ * kept as the clock's sorted entries, so encoding the clock again neither
+ * sorts nor copies. The caller hands the array over.
+ *
+ * @internal
+ */
+export function clockFromWireTriples(triples: ClockEntry[]): VectorClock {
+  return fromTriplesImpl(triples);
+}
+
 /**
  * An immutable vector clock: for each actor, how many of its events are known.
  *
@@ -192,6 +218,15 @@ export class VectorClock {
   }
 
   static {
+    fromTriplesImpl = (triples) => {
+      const map = parseEntries(triples, ErrorCodes.INVALID_MESSAGE, 'clock in message');
+      if (map.size === 0) return VectorClock.EMPTY;
+      const clock = new VectorClock(map);
+      let sorted = true;
+      for (let i = 1; i < triples.length && sorted; i++) sorted = triples[i - 1]![0] < triples[i]![0];
+      if (sorted) clock.#sorted = triples;
+      return clock;
+    };
     joinImpl = (versions) => {
       const join = new Map<string, Entry>();
       for (const v of versions) {
@@ -425,6 +460,16 @@ export class VectorClock {
     }
     const bytes = w.view();
     return (this.#encoded = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url'));
+  }
+
+  /**
+   * The sorted triples themselves, not copied (see `sortedClockEntries`).
+   * Never mutate the result.
+   *
+   * @internal
+   */
+  sortedEntriesView(): readonly ClockEntry[] {
+    return this.#sortedEntries();
   }
 
   /** `[actor, counter, time]` triples sorted by actor, for embedding in msgpack messages. */

@@ -7,7 +7,7 @@ import { SiblingSet, VectorClock, decodeSiblingSet, encodeSiblingSet } from '../
  * "does y obsolete x" test is one or more of them) and checks that 8x the
  * siblings costs about 8x the calls (the old all-pairs merge cost ~64x).
  */
-const METHODS = ['covers', 'get', 'merge', 'entries', 'descends', 'compare', 'equals'] as const;
+const METHODS = ['covers', 'get', 'merge', 'entries', 'sortedEntriesView', 'descends', 'compare', 'equals'] as const;
 
 function countCalls<T>(fn: () => T): number {
   const spies = METHODS.map((m) => vi.spyOn(VectorClock.prototype, m));

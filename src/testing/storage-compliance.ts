@@ -1,4 +1,7 @@
 import { resolveTestApi, type ComplianceTestApi } from './test-api.js';
+import { MemoryNetwork } from '../transport/index.js';
+import { Store } from '../store/index.js';
+import { MetaNames } from '../node/index.js';
 import type { StorageAdapter, StorageCapabilities, StoredEntry, StoredHint } from '../storage/types.js';
 
 /**
@@ -133,7 +136,14 @@ function checkCapabilities(value: unknown, source: string): StorageCapabilities 
  * `KV_ABORTED` for a signal that has fired (before the call, or between
  * scan steps); bytes copied in and out; half-open token ranges with
  * wrap-around; iterators released by `break`; hints per target, oldest
- * first, replaced by id; metadata apart from records; 100 parallel calls.
+ * first, replaced by id; metadata apart from records; 100 parallel calls;
+ * a streamed scan over 2,000 entries. Under a one-node `Store` (quorumkv's
+ * own read-merge-write of sibling sets through the adapter): a write with a
+ * read's context replaces what it read (dominated versions dropped),
+ * concurrent writes stay siblings, tombstones and siblings survive a
+ * restart (over a new adapter object when `durable`), a value at the size
+ * limit is stored and one over it is refused with `KV_VALUE_TOO_LARGE`
+ * storing nothing, and the node's identity (incarnation, tokens) is kept.
  * Adapters that extend `AbstractStorage` get the state, argument and abort
  * checks from the base.
  *
@@ -352,6 +362,100 @@ export function storageCompliance<S extends StorageAdapter>(options: StorageComp
       });
     });
 
+    describe('under a Store (quorumkv writes its sibling sets through the adapter)', () => {
+      const LIMIT = 4096;
+      let net: MemoryNetwork;
+      let store: Store<unknown> | undefined;
+      const startStore = async (): Promise<Store<unknown>> => {
+        const made = new Store<unknown>({
+          id: 'node',
+          cluster: 'compliance',
+          transport: net.transport('node'),
+          storage: s,
+          replication: { n: 1, r: 1, w: 1 },
+          maxValueBytes: LIMIT,
+        });
+        store = made;
+        await made.start();
+        return made;
+      };
+      /** Stops the store (closing the adapter) and starts a new one: over a new adapter object when durable. */
+      const restart = async (): Promise<Store<unknown>> => {
+        await (store as Store<unknown>).stop();
+        store = undefined;
+        if (capabilities.durable) await reopenNew();
+        return startStore();
+      };
+      beforeEach(() => {
+        net = new MemoryNetwork();
+      });
+      afterEach(async () => {
+        if (store !== undefined) await store.stop();
+        store = undefined;
+      });
+
+      it('a write with the context of a read replaces what it read; writes without one stay as siblings', async () => {
+        const st = await startStore();
+        await st.put('k', 'v1');
+        const first = await st.get('k');
+        await st.put('k', 'v2', { context: first?.context });
+        expect((await st.get('k'))?.values).toEqual(['v2']);
+        await st.put('k', 'x');
+        await st.put('k', 'y');
+        const siblings = await st.get('k');
+        expect([...(siblings?.values ?? [])].sort()).toEqual(['v2', 'x', 'y']);
+        await st.put('k', 'merged', { context: siblings?.context });
+        expect((await st.get('k'))?.values).toEqual(['merged']);
+        const local = await st.localGet('k');
+        expect(local?.siblings.length).toBe(1);
+      });
+
+      it('keeps tombstones and concurrent versions across a restart', async () => {
+        let st = await startStore();
+        await st.put('gone', 'v');
+        const read = await st.get('gone');
+        await st.delete('gone', { context: read?.context });
+        await st.put('both', 1);
+        await st.put('both', 2);
+        await st.put('plain', { nested: [1, 'two', null] });
+        st = await restart();
+        expect(await st.get('gone')).toBeUndefined();
+        const tomb = await st.localGet('gone');
+        expect(tomb?.siblings.map((x) => x.tombstone)).toEqual([true]);
+        expect([...((await st.get('both'))?.values ?? [])].sort()).toEqual([1, 2]);
+        expect((await st.get('plain'))?.values).toEqual([{ nested: [1, 'two', null] }]);
+        // The restarted node goes on with the key's history: a write with the read's context collapses the siblings.
+        const both = await st.get('both');
+        await st.put('both', 3, { context: both?.context });
+        expect((await st.get('both'))?.values).toEqual([3]);
+      });
+
+      it('stores a value at the size limit and refuses one over it (KV_VALUE_TOO_LARGE), storing nothing', async () => {
+        const st = await startStore();
+        // A binary value of n bytes (256 <= n < 65536) encodes to n + 3 bytes.
+        const at = new Uint8Array(LIMIT - 3).fill(7);
+        await st.put('at', at);
+        const got = (await st.get('at'))?.values[0] as Uint8Array;
+        expect(got.length).toBe(at.length);
+        expect(Buffer.compare(got, at)).toBe(0);
+        await rejectsCode(st.put('over', new Uint8Array(LIMIT - 2)), 'KV_VALUE_TOO_LARGE', 'a put over the limit');
+        expect(await st.get('over')).toBeUndefined();
+        expect(await s.get(bytes('over'))).toBeUndefined();
+      });
+
+      it('keeps the node identity and its records in the adapter across a restart', async () => {
+        let st = await startStore();
+        for (let i = 0; i < 50; i++) await st.put(`k${i}`, i);
+        const incarnation = await s.getMeta(MetaNames.incarnation);
+        const tokens = await s.getMeta(MetaNames.tokens);
+        expect(incarnation, 'the node keeps its incarnation as metadata').not.toBeUndefined();
+        st = await restart();
+        for (let i = 0; i < 50; i++) expect((await st.get(`k${i}`))?.values).toEqual([i]);
+        expect(await s.getMeta(MetaNames.incarnation)).toEqual(incarnation);
+        expect(await s.getMeta(MetaNames.tokens)).toEqual(tokens);
+      });
+    });
+
     describe('when open', () => {
       beforeEach(async () => {
         await s.open();
@@ -464,6 +568,33 @@ export function storageCompliance<S extends StorageAdapter>(options: StorageComp
           const got = await Promise.all(Array.from({ length: 100 }, (_, i) => s.get(bytes(`k${i}`))));
           got.forEach((v, i) => expect(v).toEqual(bytes(`v${i}`)));
           expect((await collect(s.scan())).length).toBe(100);
+        });
+
+        it('streams a scan over 2,000 entries: every one once, in range, and stops early on break', async () => {
+          const count = 2000;
+          const tokenOf = (i: number): number => (Math.imul(i + 1, 0x9e3779b1) >>> 0);
+          for (let i = 0; i < count; i += 100) {
+            await Promise.all(
+              Array.from({ length: 100 }, (_, j) => s.put(bytes(`big${i + j}`), tokenOf(i + j), bytes(`r${i + j}`))),
+            );
+          }
+          // Counted as they stream (order is the orderedScan cases' business).
+          let n = 0;
+          const seen = new Set<string>();
+          for await (const e of s.scan()) {
+            n++;
+            seen.add(text(e.key));
+          }
+          expect(n).toBe(count);
+          expect(seen.size).toBe(count);
+          const range = { start: 0x40000000, end: 0x10000000 }; // wraps: three quarters of the ring
+          const want = Array.from({ length: count }, (_, i) => tokenOf(i)).filter((t) => t > range.start || t <= range.end);
+          const got = (await collect(s.scan(range))).map((e) => e.token);
+          expect(got.length).toBe(want.length);
+          expect(got.every((t) => t > range.start || t <= range.end)).toBe(true);
+          let taken = 0;
+          for await (const _ of s.scan()) if (++taken === 10) break;
+          expect(taken).toBe(10);
         });
 
         it('handles 100 parallel mixed calls', async () => {

@@ -220,6 +220,8 @@ describe('storageCompliance', () => {
     expect(failed).toEqual([
       'lifecycle > durable: a new adapter object over the same location keeps everything',
       'lifecycle > durable: data written just before close() survives a new adapter object',
+      'under a Store (quorumkv writes its sibling sets through the adapter) > keeps tombstones and concurrent versions across a restart',
+      'under a Store (quorumkv writes its sibling sets through the adapter) > keeps the node identity and its records in the adapter across a restart',
     ]);
   });
 

@@ -1,5 +1,7 @@
 /**
- * Test helpers: `createTestCluster` for services that embed quorumkv, and the
+ * Test helpers: `createTestCluster` for services that embed quorumkv, the
+ * deterministic fault simulation (`simulate`, `SimulatedClock`, `Nemesis`,
+ * workloads and checkers), and the
  * compliance suites every Transport and StorageAdapter runs.
  *
  * @module
@@ -17,3 +19,40 @@ export { transportCompliance, type TransportPair, type TransportComplianceOption
 export type { ComplianceTestApi, ComplianceMatchers, ComplianceIt } from './test-api.js';
 export { ManualClock } from './manual-clock.js';
 export { seededRandom } from '../internal/random.js';
+export {
+  SimulatedClock,
+  SIMULATION_EPOCH,
+  type SimulatedClockOptions,
+  type SimulatedRunOptions,
+} from './simulation-clock.js';
+export {
+  simulate,
+  Simulation,
+  SimulationError,
+  deriveSeed,
+  type SimulationOptions,
+  type SimulationRestartOptions,
+  type SimulationResult,
+} from './simulation.js';
+export {
+  Nemesis,
+  NEMESIS_FAULTS,
+  type NemesisFault,
+  type NemesisOptions,
+  type NemesisTarget,
+  type NemesisRange,
+  type NemesisEvent,
+} from './nemesis.js';
+export {
+  runSetWorkload,
+  checkSetWorkload,
+  runRegisterWorkload,
+  checkRegisterWorkload,
+  INDETERMINATE_CODES,
+  type WorkloadOptions,
+  type SetWorkloadHistory,
+  type SetCheckResult,
+  type LostElement,
+  type RegisterWorkloadHistory,
+  type StaleRead,
+} from './simulation-workloads.js';

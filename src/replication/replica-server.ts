@@ -1,5 +1,5 @@
 import { ErrorCodes, KvError, TooManySiblingsError, toKvError } from '../errors/index.js';
-import { bytesKey, copyBytes, sameBytes } from '../internal/bytes.js';
+import { bytesKey, sameBytes } from '../internal/bytes.js';
 import { systemClock, type Clock } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
 import { KeyLock } from '../internal/key-lock.js';
@@ -9,7 +9,6 @@ import type { WireMessage } from '../transport/index.js';
 import { SiblingSet, decodeSiblingSet, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
 import { toKeyRef } from './key-ref.js';
 import { MAX_WIRE_KEY, MAX_WIRE_RECORD, readBytes } from './messages.js';
-import { RECORD_CACHE_MIN_VERSIONS, RecordCache } from './record-cache.js';
 import { DEFAULT_MAX_SIBLINGS, DEFAULT_SIBLING_WARNING } from './record-limits.js';
 import type { CounterLease, KeyRef, WriteRequest } from './types.js';
 
@@ -184,8 +183,6 @@ export class ReplicaServer {
   readonly #siblingWarning: number;
   readonly #onSiblings: ((event: SiblingsEvent) => void) | undefined;
   readonly #locks = new KeyLock();
-  /** Decoded records of keys with many siblings (see RecordCache): 4 MiB of records per replica. */
-  readonly #records = new RecordCache(4 * 1024 * 1024);
   readonly #tokenOf = (bytes: Uint8Array): number => this.#ring().token(bytes);
   /** Highest counter this actor issued (on any key). */
   #issued = 0;
@@ -281,25 +278,18 @@ export class ReplicaServer {
       throw storageFailure(err);
     }
     let record = encoded;
-    let set = incoming;
     if (localBytes !== undefined) {
       if (sameBytes(localBytes, encoded)) return;
       const local = this.#decodeStored(ref.bytes, localBytes);
       const merged = local.merge(incoming);
       if (merged.equals(local)) return;
-      if (!merged.equals(incoming)) {
-        record = encodeSiblingSet(merged);
-        set = merged;
-      }
+      if (!merged.equals(incoming)) record = encodeSiblingSet(merged);
     }
     try {
       await this.#storage.put(ref.bytes, ref.token, record);
     } catch (err) {
       throw storageFailure(err);
     }
-    // `encoded` came with a message (its buffer is not ours to keep): cached as a copy.
-    if (set.size >= RECORD_CACHE_MIN_VERSIONS) this.#stored(ref.bytes, record === encoded ? copyBytes(encoded) : record, set);
-    else this.#records.delete(bytesKey(ref.bytes));
   }
 
   /**
@@ -358,7 +348,6 @@ export class ReplicaServer {
     } catch (err) {
       throw storageFailure(err);
     }
-    this.#stored(ref.bytes, encoded, set);
     if (this.#onSiblings !== undefined && set.size > this.#siblingWarning && local.size <= this.#siblingWarning) {
       // Runs once this body has returned, so outside the key's lock (an observer
       // that writes the key waits its turn instead of deadlocking), and before
@@ -434,29 +423,12 @@ export class ReplicaServer {
     }
   }
 
-  /**
-   * Decodes a record from this node's storage (a bad one is a storage
-   * failure, not a bad message), through the record cache: a key with many
-   * siblings is decoded once, not on every write.
-   */
+  /** Decodes a record from this node's storage: a bad one is a storage failure, not a bad message. */
   #decodeStored(key: Uint8Array, bytes: Uint8Array): SiblingSet<Uint8Array> {
-    const name = bytesKey(key);
-    const cached = this.#records.get(name, bytes);
-    if (cached !== undefined) return cached;
-    let set: SiblingSet<Uint8Array>;
     try {
-      set = decodeSiblingSet(bytes);
+      return decodeSiblingSet(bytes);
     } catch (err) {
       throw corruptStoredRecord(key, err);
     }
-    // A copy: the adapter may reuse the buffer it returned.
-    if (set.size >= RECORD_CACHE_MIN_VERSIONS) this.#records.set(name, copyBytes(bytes), set);
-    return set;
-  }
-
-  /** Notes what this replica just stored for `key` (bytes it made or owns, never modified afterwards). */
-  #stored(key: Uint8Array, bytes: Uint8Array, set: SiblingSet<Uint8Array>): void {
-    if (set.size >= RECORD_CACHE_MIN_VERSIONS) this.#records.set(bytesKey(key), bytes, set);
-    else this.#records.delete(bytesKey(key));
   }
 }

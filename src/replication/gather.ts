@@ -7,13 +7,39 @@ import {
 } from '../errors/index.js';
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import { onAbort } from '../internal/signals.js';
-import type { NodeInfo } from '../ring/index.js';
+import type { NodeInfo, ReplicaSet } from '../ring/index.js';
+import type { HopQueue, HopWaiter } from './hop-queue.js';
 
 /** The outcome of asking a set of replicas. */
 export interface Gathered<T> {
   /** Answers by node id, in the order they came. */
   readonly ok: ReadonlyMap<string, T>;
   readonly failures: readonly ReplicaFailure[];
+}
+
+/**
+ * One call of a gather: ask `node`. `standInFor` is the id of the primary
+ * `node` stands in for (a sloppy quorum's fallback, which must keep what it
+ * gets under a hint for that primary), undefined when `node` is asked for itself.
+ */
+export type GatherCall<T> = (node: NodeInfo, signal: AbortSignal | undefined, standInFor: string | undefined) => Promise<T>;
+
+/**
+ * Where a sloppy quorum finds its stand-ins and what it learns about nodes
+ * (one object per coordinator: nothing is allocated per request).
+ */
+export interface StandInPolicy {
+  /** Whether `node` may be asked now; a node that may not is replaced at once, without being asked. */
+  available(node: NodeInfo): boolean;
+  /**
+   * A stand-in for the primary `target` of `replicaSet`: the first fallback
+   * that is available and not among `asked`, or undefined when none is left.
+   */
+  pick(replicaSet: ReplicaSet, target: string, asked: readonly NodeInfo[]): NodeInfo | undefined;
+  /** `id` answered a call. */
+  answered(id: string): void;
+  /** `id` had not answered one hop after it was asked. */
+  silent(id: string): void;
 }
 
 export interface GatherOptions {
@@ -34,6 +60,18 @@ export interface GatherOptions {
   readonly timer?: boolean;
   readonly signal?: AbortSignal | undefined;
   readonly clock: Clock;
+  /**
+   * Sloppy quorum: a node that is not available, fails, or (with `hops`)
+   * has not answered within a hop gets a stand-in from `standIns.pick`
+   * (asked with the same call, `standInFor` set), whose answer counts like
+   * any node's; a stand-in that fails is replaced in turn, while the
+   * deadline has not passed. Absent: a strict quorum of `nodes`.
+   */
+  readonly standIns?: StandInPolicy | undefined;
+  /** The replica set the stand-ins come from (required with `standIns`). */
+  readonly replicaSet?: ReplicaSet | undefined;
+  /** Per-hop timeouts (with `standIns`): a node still silent after a hop gets a stand-in, its own call goes on. */
+  readonly hops?: HopQueue | undefined;
 }
 
 /** What {@link gather} returns. */
@@ -53,15 +91,11 @@ export interface Gathering<T> {
  * Sends `call` to every node (at once, in order) and gathers the answers;
  * see {@link Gathering}. A node is counted once, whatever it answers; a
  * call that fails or is still pending at the deadline is a failure of that
- * node with its error's code (`KV_TIMEOUT` at the deadline).
+ * node with its error's code (`KV_TIMEOUT` at the deadline; a node skipped
+ * as unavailable by `standIns` is `KV_UNREACHABLE`).
  */
-export function gather<T>(
-  nodes: readonly NodeInfo[],
-  call: (node: NodeInfo, signal: AbortSignal | undefined) => Promise<T>,
-  options: GatherOptions,
-): Gathering<T> {
-  const g = new Gather<T>(nodes, options);
-  for (let i = 0; i < nodes.length; i++) g.ask(i, call);
+export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions): Gathering<T> {
+  const g = new Gather<T>(nodes, call, options);
   g.begin();
   return g;
 }
@@ -72,36 +106,50 @@ const noop = (): void => {};
  * The state of one quorum call. It runs for every operation, so it is kept
  * small: per-node state in a bit mask, answers in parallel arrays (the
  * `Gathered` view is built only when read), no timer or abort listener
- * unless asked for.
+ * unless asked for. What only a sloppy quorum's stand-ins need (a copy of
+ * the node list, whom each stands in for, who was replaced) is allocated
+ * the first time a stand-in is added.
  */
-class Gather<T> implements Gathering<T>, Gathered<T> {
+class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
   readonly quorum: Promise<Gathered<T>>;
   readonly all: Promise<Gathered<T>>;
-  readonly #nodes: readonly NodeInfo[];
+  /** The nodes asked, stand-ins appended (a copy of the caller's list once one is). */
+  #nodes: readonly NodeInfo[];
+  /** Per node, the primary it stands in for (allocated with the first stand-in). */
+  #standInFor: (string | undefined)[] | undefined;
+  readonly #call: GatherCall<T>;
   readonly #options: GatherOptions;
-  /** Bit i set: node i's answer no longer counts (it answered, failed or expired). Beyond 31 nodes, a Set. */
+  /** Nodes the caller gave (the first `#primaries` of `#nodes`). */
+  readonly #primaries: number;
+  /** Of those, how many have not answered or failed yet. */
+  #primariesOpen: number;
+  /** Bit i set: node i's answer no longer counts (it answered, failed or expired). Nodes from 31 on: a Set. */
   #closed = 0;
-  #closedSet: Set<number> | undefined;
+  #closedHigh: Set<number> | undefined;
+  /** Nodes already replaced by a stand-in (or that found none): never replaced twice. */
+  #replaced: Set<number> | undefined;
   readonly #okIds: string[] = [];
   readonly #okValues: T[] = [];
   readonly #failures: ReplicaFailure[] = [];
-  readonly #timer: TimerHandle | undefined;
+  #timer: TimerHandle | undefined;
   /** Nodes whose answer still counts. */
   #open: number;
   /** Calls not settled yet (`all` waits for every one, even after the deadline). */
   #running: number;
   #settled = false;
-  readonly #offAbort: () => void;
+  #offAbort: () => void = noop;
   #resolve!: (g: Gathered<T>) => void;
   #reject!: (e: unknown) => void;
   #resolveAll!: (g: Gathered<T>) => void;
 
-  constructor(nodes: readonly NodeInfo[], options: GatherOptions) {
+  constructor(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions) {
     this.#nodes = nodes;
+    this.#call = call;
     this.#options = options;
+    this.#primaries = nodes.length;
+    this.#primariesOpen = nodes.length;
     this.#open = nodes.length;
     this.#running = nodes.length;
-    if (nodes.length > 31) this.#closedSet = new Set();
     this.quorum = new Promise<Gathered<T>>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -111,12 +159,6 @@ class Gather<T> implements Gathering<T>, Gathered<T> {
     this.all = new Promise<Gathered<T>>((resolve) => {
       this.#resolveAll = resolve;
     });
-    this.#timer =
-      options.timer === false
-        ? undefined
-        : options.clock.setTimeout(() => this.#expire(), Math.max(0, options.deadline - options.clock.now()));
-    const signal = options.signal;
-    this.#offAbort = signal ? onAbort(signal, () => this.#aborted()) : noop;
   }
 
   get ok(): ReadonlyMap<string, T> {
@@ -129,11 +171,49 @@ class Gather<T> implements Gathering<T>, Gathered<T> {
     return this.#failures.slice();
   }
 
-  ask(i: number, call: (node: NodeInfo, signal: AbortSignal | undefined) => Promise<T>): void {
+  /** Every node the caller gave has answered or failed: no hop is needed any more. */
+  get hopSettled(): boolean {
+    return this.#primariesOpen === 0;
+  }
+
+  /** Asks every node (replacing the unavailable ones when sloppy), then settles at once if nothing needs asking. */
+  begin(): void {
+    const options = this.#options;
+    const policy = options.standIns;
+    for (let i = 0; i < this.#primaries; i++) {
+      if (policy !== undefined && !policy.available(this.#nodes[i]!)) this.#skip(i);
+      else this.#ask(i);
+    }
+    if (this.#running > 0) {
+      if (options.timer !== false) {
+        this.#timer = options.clock.setTimeout(() => this.#expire(), Math.max(0, options.deadline - options.clock.now()));
+      }
+      const signal = options.signal;
+      if (signal) this.#offAbort = onAbort(signal, () => this.#aborted());
+      if (policy !== undefined && options.hops !== undefined && this.#primariesOpen > 0) options.hops.push(this);
+    }
+    if (options.signal?.aborted) this.#aborted();
+    this.#finish();
+    if (this.#running === 0) this.#done();
+  }
+
+  /** The hop passed: every node still silent gets a stand-in (its own call goes on until the deadline). */
+  hopDue(): void {
+    const policy = this.#options.standIns;
+    if (policy === undefined) return;
+    for (let i = 0; i < this.#primaries; i++) {
+      if (this.#isClosed(i) || this.#replaced?.has(i) === true) continue;
+      policy.silent(this.#nodes[i]!.id);
+      this.#replace(i);
+    }
+    this.#finish();
+  }
+
+  #ask(i: number): void {
     const node = this.#nodes[i]!;
     let pending: Promise<T>;
     try {
-      pending = call(node, this.#options.signal);
+      pending = this.#call(node, this.#options.signal, this.#standInFor?.[i]);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -143,27 +223,62 @@ class Gather<T> implements Gathering<T>, Gathered<T> {
     );
   }
 
-  /** Settles at once if nothing needs asking (or the caller already aborted). */
-  begin(): void {
-    if (this.#options.signal?.aborted) this.#aborted();
-    this.#finish();
-    if (this.#running === 0) this.#done();
+  /** Node i is not available: it is not asked, it fails as unreachable and gets a stand-in. */
+  #skip(i: number): void {
+    this.#close(i);
+    this.#open--;
+    this.#running--;
+    this.#failures.push({ node: this.#nodes[i]!.id, code: ErrorCodes.UNREACHABLE });
+    this.#replace(i);
+  }
+
+  /**
+   * Adds a stand-in for node i (once per node) while the caller has not
+   * aborted and the deadline has not passed: it is asked at once and counts
+   * like any node.
+   */
+  #replace(i: number): void {
+    const o = this.#options;
+    const policy = o.standIns;
+    if (policy === undefined || o.replicaSet === undefined) return;
+    (this.#replaced ??= new Set()).add(i);
+    if (o.signal?.aborted || o.clock.now() >= o.deadline) return;
+    const target = this.#standInFor?.[i] ?? this.#nodes[i]!.id;
+    const node = policy.pick(o.replicaSet, target, this.#nodes);
+    if (node === undefined) return;
+    if (this.#standInFor === undefined) {
+      this.#nodes = this.#nodes.slice();
+      this.#standInFor = [];
+    }
+    const j = this.#nodes.length;
+    (this.#nodes as NodeInfo[]).push(node);
+    this.#standInFor[j] = target;
+    this.#open++;
+    this.#running++;
+    this.#ask(j);
+  }
+
+  #isClosed(i: number): boolean {
+    return i < 31 ? (this.#closed & (1 << i)) !== 0 : this.#closedHigh?.has(i) === true;
   }
 
   /** Marks node i closed; false if it already was. */
   #close(i: number): boolean {
-    if (this.#closedSet !== undefined) {
-      if (this.#closedSet.has(i)) return false;
-      this.#closedSet.add(i);
-      return true;
+    if (i < 31) {
+      const bit = 1 << i;
+      if ((this.#closed & bit) !== 0) return false;
+      this.#closed |= bit;
+    } else {
+      const high = (this.#closedHigh ??= new Set());
+      if (high.has(i)) return false;
+      high.add(i);
     }
-    const bit = 1 << i;
-    if ((this.#closed & bit) !== 0) return false;
-    this.#closed |= bit;
+    if (i < this.#primaries) this.#primariesOpen--;
     return true;
   }
 
   #answered(i: number, id: string, value: T): void {
+    this.#options.standIns?.answered(id);
     if (this.#close(i)) {
       this.#open--;
       this.#okIds.push(id);
@@ -177,6 +292,7 @@ class Gather<T> implements Gathering<T>, Gathered<T> {
     if (this.#close(i)) {
       this.#open--;
       this.#failures.push({ node: id, code: toKvError(err).code });
+      if (this.#options.standIns !== undefined && this.#replaced?.has(i) !== true) this.#replace(i);
       this.#finish();
     }
     if (--this.#running === 0) this.#done();
@@ -196,6 +312,7 @@ class Gather<T> implements Gathering<T>, Gathered<T> {
   }
 
   #expire(): void {
+    this.#timer = undefined;
     for (let i = 0; i < this.#nodes.length; i++) {
       if (this.#close(i)) this.#failures.push({ node: this.#nodes[i]!.id, code: ErrorCodes.TIMEOUT });
     }

@@ -12,10 +12,27 @@ import type { WireMessage, WireValue } from '../transport/index.js';
  *   node that is not a replica forwards the write to one (the Dynamo paper's
  *   rule: the write coordinator is a replica, so new dots come from the
  *   replica's own full history of the key). `context` is the clock in the
- *   record codec's binary form (`encodeClock`), null for a blind write.
+ *   record codec's binary form (`encodeClock`), null for a blind write;
+ *   `sloppy` (optional, default false) lets the replica count stand-ins.
+ *   Kept for peers that still forward this way; forwarding now uses `kv.version`.
+ * - `kv.version {key, value | null, tombstone, context | null, overwrite, timestamp?, expires}` →
+ *   `kv.versioned {record}` — a node that is not a replica asks one to create
+ *   the write's version (a fresh dot of the replica's actor over its full
+ *   history of the key) and store it; the answer is the replica's whole new
+ *   sibling set, which the asking node then replicates itself (with hints
+ *   when sloppy). `expires` is an absolute time on the sender's clock: a
+ *   replica whose clock is past it when it would create the version refuses
+ *   with `KV_TIMEOUT` and creates nothing, so the sender can ask another
+ *   replica after its per-hop timeout without the write ever becoming two
+ *   versions (see docs/hinted-handoff.md for the exact window).
+ * - `kv.hint {key, record, target}` → `kv.hinted {}` — a sloppy quorum's
+ *   fallback stores `record` under a hint for the node `target` and answers
+ *   once the hint is stored (that answer counts toward W).
  */
 export const MAX_WIRE_KEY = 64 * 1024;
 export const MAX_WIRE_RECORD = 64 * 1024 * 1024;
+/** Largest encoded clock a message may carry, in bytes. */
+export const MAX_WIRE_CLOCK = 1024 * 1024;
 
 function invalid(what: string): KvError {
   return new KvError(ErrorCodes.INVALID_MESSAGE, `malformed ${what}`);
@@ -60,6 +77,13 @@ export function readOptionalNumber(m: WireMessage, name: string, min: number, ma
 
 export function readBoolean(m: WireMessage, name: string): boolean {
   const v = field(m, name);
+  if (typeof v !== 'boolean') throw invalid(`${m.type}: ${name}`);
+  return v;
+}
+
+export function readOptionalBoolean(m: WireMessage, name: string): boolean | undefined {
+  const v = field(m, name);
+  if (v === null || v === undefined) return undefined;
   if (typeof v !== 'boolean') throw invalid(`${m.type}: ${name}`);
   return v;
 }

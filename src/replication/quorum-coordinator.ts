@@ -19,9 +19,11 @@ import {
   encodeClock,
   encodeSiblingSet,
 } from '../versioning/index.js';
-import { gather } from './gather.js';
+import { gather, type StandInPolicy } from './gather.js';
+import { HopQueue } from './hop-queue.js';
 import { toKeyRef } from './key-ref.js';
 import {
+  MAX_WIRE_CLOCK,
   MAX_WIRE_KEY,
   MAX_WIRE_RECORD,
   failuresFromWire,
@@ -29,6 +31,7 @@ import {
   readBoolean,
   readBytes,
   readInt,
+  readOptionalBoolean,
   readOptionalBytes,
   readOptionalNumber,
 } from './messages.js';
@@ -37,8 +40,10 @@ import type { KeyRef, WriteRequest } from './types.js';
 
 /** How long read repair may take after the read answered, ms. */
 const READ_REPAIR_TIMEOUT = 5_000;
-/** Largest encoded clock `kv.coordinate` accepts, in bytes. */
-const MAX_WIRE_CLOCK = 1024 * 1024;
+/** Default per-hop timeout, ms (see {@link QuorumCoordinatorOptions.hopTimeout}). */
+export const DEFAULT_HOP_TIMEOUT = 250;
+/** How long a node that let a hop pass unanswered is treated as unavailable, at least, ms. */
+const MIN_SLOW_FOR = 1_000;
 /** Longest forwarded deadline accepted, ms. */
 const MAX_FORWARD_TIMEOUT = 24 * 3600 * 1000;
 
@@ -104,6 +109,39 @@ export interface QuorumCoordinatorOptions {
   readonly clock: Clock;
   /** Called after read repair sent merged records to stale replicas. */
   readonly onRepair?: (event: { key: Uint8Array; nodes: readonly string[] }) => void;
+  /**
+   * Sloppy quorum for writes: a primary that is down, fails, or has not
+   * answered within `hopTimeout` gets a stand-in (the next available
+   * fallback of the key's `ReplicaSet`), which stores the same record under
+   * a hint for it and whose acknowledgement counts toward W. Writes that
+   * need every replica (`w` = N) always count primaries only, and a call
+   * may turn it off (`CoordinatorCallOptions.sloppy`).
+   * @default true
+   */
+  readonly sloppyQuorum?: boolean;
+  /**
+   * Per-hop timeout, ms: how long a write waits for a replica before a
+   * sloppy quorum asks a stand-in (the replica's own request goes on until
+   * the deadline), and how long a forwarded write waits for the replica it
+   * asked to create its version (plus half of it for the answer) before it
+   * asks the next one. A node that lets a hop pass is treated as
+   * unavailable (skipped, as if down) for max(1 s, 8 hops) or until it
+   * answers something.
+   * @default 250
+   */
+  readonly hopTimeout?: number;
+  /**
+   * This node's hint store, so that it can be a stand-in itself for writes
+   * it coordinates without being a replica. Without it, this node is never
+   * picked as a stand-in by its own coordinator.
+   */
+  readonly hints?: HintStore;
+}
+
+/** Where a coordinator keeps hints on its own node (a `HintedHandoff`). */
+export interface HintStore {
+  /** Stores `record` under a hint for `target`; resolves once stored. */
+  store(target: string, key: KeyRef, record: Uint8Array): Promise<void>;
 }
 
 /** Per-call options of the coordinator. */
@@ -111,6 +149,12 @@ export interface CoordinatorCallOptions {
   /** Absolute deadline on the coordinator's clock. */
   readonly deadline: number;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Whether this write may count stand-ins toward W (a sloppy quorum).
+   * Writes with `w` = N never do, whatever this says.
+   * @default the coordinator's `sloppyQuorum`
+   */
+  readonly sloppy?: boolean | undefined;
 }
 
 const alive = (): MemberStatus => 'alive';
@@ -118,6 +162,10 @@ const noop = (): void => {};
 
 function expectApplied(answer: WireMessage): void {
   if (answer.type !== 'kv.applied') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+}
+
+function expectHinted(answer: WireMessage): void {
+  if (answer.type !== 'kv.hinted') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
 }
 
 /**
@@ -128,13 +176,24 @@ function expectApplied(answer: WireMessage): void {
  *   passed — send the merge of all answers to the replicas that were stale or
  *   missing (read repair; it merges, it never creates a version). A replica
  *   whose record does not decode counts as that replica's failure.
- * - Write: the targets come from the key's {@link ReplicaSet} (its
- *   primaries: strict quorum; a sloppy quorum will take
- *   `ReplicaSet.select(isAvailable)` with its fallbacks). The coordinator
- *   must be a replica (Dynamo §4.5): if this node is one of the targets it
- *   creates the version, stores it and replicates its whole sibling set to
- *   the others, counting itself toward W; otherwise it forwards the write to
- *   the first reachable target.
+ * - Write: the targets are the primaries of the key's {@link ReplicaSet}.
+ *   The version is created by a replica (Dynamo §4.5): if this node is one
+ *   it creates the version, stores it and replicates its whole sibling set
+ *   to the others, counting itself toward W. Otherwise it asks the first
+ *   available primary to create and store the version (`kv.version`), then
+ *   replicates the set that primary answered with to the others itself; a
+ *   primary silent for a hop is given up on (it refuses to create the
+ *   version once that hop has passed) and the next one is asked, so such a
+ *   write ends within about two hops instead of at its deadline.
+ * - Sloppy quorum (writes, unless `w` = N): a primary that is down, fails
+ *   or stays silent for a hop gets a stand-in, the next available fallback
+ *   of the replica set, which stores the same record under a hint for that
+ *   primary and counts toward W (see `HintedHandoff`). The primary's own
+ *   request goes on: if it answers too, the later hint delivery is a merge
+ *   of a record it has, which changes nothing. Reads count primaries only:
+ *   stand-ins keep hints, not data they serve, so a read may miss a write
+ *   acknowledged by stand-ins until their hints are delivered (as in
+ *   Dynamo and Cassandra, a sloppy quorum does not give read-your-writes).
  *
  * Keys come as a {@link KeyRef} (bytes and token computed once by the
  * caller) or as raw bytes, whose token is computed here.
@@ -156,10 +215,33 @@ export class QuorumCoordinator {
     }
   };
   readonly #tokenOf = (bytes: Uint8Array): number => this.#o.ring().token(bytes);
+  readonly #sloppy: boolean;
+  readonly #hops: HopQueue;
+  /** How long a node that let a hop pass stays unavailable, ms. */
+  readonly #slowFor: number;
+  /** Nodes that let a hop pass unanswered → until when they count as unavailable. */
+  readonly #slow = new Map<string, number>();
+  readonly #policy: StandInPolicy = {
+    available: (node) => this.#available(node.id),
+    pick: (replicaSet, target, asked) => this.#pickStandIn(replicaSet, asked),
+    answered: (id) => {
+      if (this.#slow.size !== 0) this.#slow.delete(id);
+    },
+    silent: (id) => this.#markSlow(id),
+  };
 
   constructor(options: QuorumCoordinatorOptions) {
     this.#o = options;
     this.#status = options.status ?? alive;
+    const sloppy = options.sloppyQuorum ?? true;
+    if (typeof sloppy !== 'boolean') throw new TypeError(`Expected \`sloppyQuorum\` to be a boolean, got ${typeof sloppy}`);
+    this.#sloppy = sloppy;
+    const hop = options.hopTimeout ?? DEFAULT_HOP_TIMEOUT;
+    if (typeof hop !== 'number' || !Number.isFinite(hop) || hop < 1) {
+      throw new RangeError(`Expected \`hopTimeout\` to be a finite number of milliseconds >= 1, got ${String(hop)}`);
+    }
+    this.#hops = new HopQueue(options.clock, hop);
+    this.#slowFor = Math.max(MIN_SLOW_FOR, 8 * hop);
     // Every background request listens on this signal; many may be in flight.
     setMaxListeners(0, this.#stopping.signal);
     // Requests and gathers subscribe to it through onAbort, which adds the
@@ -190,11 +272,13 @@ export class QuorumCoordinator {
   async write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
     throwIfAborted(options.signal);
     const ref = toKeyRef(key, this.#tokenOf);
-    const replicaSet = ReplicaSet.forToken(this.#o.ring(), ref.token, this.#o.n);
-    // Strict quorum: the primaries, whatever the failure detector says.
-    const targets = replicaSet.primaries;
-    if (replicaSet.isPrimary(this.#o.self)) return this.#coordinateLocally(ref, targets, write, options);
-    return this.#forward(ref, targets, write, options);
+    const ring = this.#o.ring();
+    const replicaSet = ReplicaSet.forToken(ring, ref.token, this.#o.n);
+    // Stand-ins only when the ring has nodes beyond the primaries, and never for w = N.
+    const sloppy =
+      (options.sloppy ?? this.#sloppy) && write.w < this.#o.n && ring.size > replicaSet.primaries.length;
+    if (replicaSet.isPrimary(this.#o.self)) return this.#coordinateLocally(ref, replicaSet, write, options, sloppy);
+    return this.#forward(ref, replicaSet, write, options, sloppy);
   }
 
   /** Handles `kv.coordinate` (a write forwarded by a node that is not a replica). */
@@ -210,6 +294,7 @@ export class QuorumCoordinator {
     const w = readInt(message, 'w', 1, this.#o.n);
     const timeout = readInt(message, 'timeout', 0, MAX_FORWARD_TIMEOUT);
     const timestamp = readOptionalNumber(message, 'timestamp', 0, Number.MAX_SAFE_INTEGER);
+    const sloppy = readOptionalBoolean(message, 'sloppy') ?? false;
     if (tombstone === (value !== undefined)) {
       throw new KvError(ErrorCodes.INVALID_MESSAGE, 'malformed kv.coordinate: exactly one of value and tombstone');
     }
@@ -223,9 +308,10 @@ export class QuorumCoordinator {
     try {
       await this.#coordinateLocally(
         ref,
-        replicaSet.primaries,
+        replicaSet,
         { value, tombstone, overwrite, context, w, timestamp },
         { deadline: this.#o.clock.now() + timeout, signal: this.#stopping.signal },
+        sloppy && w < this.#o.n && this.#o.ring().size > replicaSet.primaries.length,
       );
       return { type: 'kv.written' };
     } catch (err) {
@@ -244,6 +330,7 @@ export class QuorumCoordinator {
   /** Aborts background work (read repair, replication past W) and waits for it. */
   async stop(): Promise<void> {
     this.#stopping.abort();
+    this.#hops.stop();
     if (this.#background === 0) return;
     this.#idle ??= new Promise<void>((resolve) => {
       this.#drained = resolve;
@@ -289,78 +376,147 @@ export class QuorumCoordinator {
     );
   }
 
+  /** Asks `node` to keep `record` under a hint for `target` (this node keeps it in its own hint store). */
+  #hintTo(
+    node: NodeInfo,
+    target: string,
+    ref: KeyRef,
+    record: Uint8Array,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (node.id === this.#o.self) {
+      const hints = this.#o.hints;
+      if (hints === undefined) return Promise.reject(new KvError(ErrorCodes.INTERNAL, 'no hint store on this node'));
+      return hints.store(target, ref, record);
+    }
+    return this.#request(
+      node,
+      { type: 'kv.hint', cluster: this.#o.cluster, key: ref.bytes, record, target },
+      deadline,
+      signal,
+    ).then(expectHinted);
+  }
+
+  /** Gather options of a write's replication (one literal; the sloppy parts are shared objects). */
+  #replicate(
+    others: readonly NodeInfo[],
+    ref: KeyRef,
+    set: SiblingSet<Uint8Array> | undefined,
+    record: Uint8Array,
+    replicaSet: ReplicaSet,
+    w: number,
+    options: CoordinatorCallOptions,
+    sloppy: boolean,
+  ): Promise<unknown> {
+    const deadline = options.deadline;
+    const { quorum, all } = gather(
+      others,
+      (node, signal, standInFor) =>
+        standInFor !== undefined
+          ? this.#hintTo(node, standInFor, ref, record, deadline, signal)
+          : set !== undefined
+            ? this.#applyTo(node, ref, set, record, deadline, signal)
+            : this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal).then(
+                expectApplied,
+              ),
+      {
+        operation: 'write',
+        required: Math.min(w, replicaSet.primaries.length),
+        counted: 1,
+        deadline,
+        // Every call is a request whose timeout is this deadline.
+        timer: false,
+        signal: options.signal,
+        clock: this.#o.clock,
+        standIns: sloppy ? this.#policy : undefined,
+        replicaSet: sloppy ? replicaSet : undefined,
+        hops: sloppy ? this.#hops : undefined,
+      },
+    );
+    this.#track(all);
+    return quorum;
+  }
+
   async #coordinateLocally(
     ref: KeyRef,
-    targets: readonly NodeInfo[],
+    replicaSet: ReplicaSet,
     write: WriteRequest,
     options: CoordinatorCallOptions,
+    sloppy: boolean,
   ): Promise<void> {
     const { set, encoded } = await this.#o.replica.coordinateWrite(ref, write);
     const self = this.#o.self;
     const others: NodeInfo[] = [];
-    for (const node of targets) if (node.id !== self) others.push(node);
-    const { quorum, all } = gather(others, (node, signal) => this.#applyTo(node, ref, set, encoded, options.deadline, signal), {
-      operation: 'write',
-      required: Math.min(write.w, targets.length),
-      counted: 1,
-      deadline: options.deadline,
-      // Every call is a request whose timeout is this deadline.
-      timer: false,
-      signal: options.signal,
-      clock: this.#o.clock,
-    });
-    this.#track(all);
-    await quorum;
+    for (const node of replicaSet.primaries) if (node.id !== self) others.push(node);
+    await this.#replicate(others, ref, set, encoded, replicaSet, write.w, options, sloppy);
   }
 
-  async #forward(ref: KeyRef, targets: readonly NodeInfo[], write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
-    // Targets the failure detector believes up first, in preference order.
-    const order = this.#upFirst(targets);
+  async #forward(
+    ref: KeyRef,
+    replicaSet: ReplicaSet,
+    write: WriteRequest,
+    options: CoordinatorCallOptions,
+    sloppy: boolean,
+  ): Promise<void> {
+    const targets = replicaSet.primaries;
+    // Primaries believed available first, in preference order.
+    const order = this.#availableFirst(targets);
     const failures: ReplicaFailure[] = [];
     const context = write.context.size === 0 ? null : encodeClock(write.context);
+    const hop = this.#hops.hop;
     for (const node of order) {
-      const timeout = options.deadline - this.#o.clock.now();
-      if (timeout <= 0) {
+      const now = this.#o.clock.now();
+      const remaining = options.deadline - now;
+      if (remaining <= 0) {
         // Out of time before this target could be asked: it is the one that timed out.
         failures.push({ node: node.id, code: ErrorCodes.TIMEOUT });
         break;
       }
       const message: WireMessage = {
-        type: 'kv.coordinate',
+        type: 'kv.version',
         cluster: this.#o.cluster,
         key: ref.bytes,
         value: write.value ?? null,
         tombstone: write.tombstone,
         overwrite: write.overwrite,
         context,
-        w: write.w,
-        // Leave the forwarder a little time to hear the answer.
-        timeout: Math.max(0, Math.floor(timeout * 0.9)),
         timestamp: write.timestamp ?? null,
+        // The replica creates nothing once this has passed on its clock, so
+        // after the hop (and half a hop for the answer) the next one may be asked.
+        expires: now + hop,
       };
       let answer: WireMessage;
       try {
-        answer = await this.#request(node, message, options.deadline, options.signal);
+        answer = await this.#o.transport.request(
+          node.address,
+          message,
+          options.signal ? { timeout: Math.min(remaining, hop * 1.5), signal: options.signal } : { timeout: Math.min(remaining, hop * 1.5) },
+        );
       } catch (err) {
         const e = toKvError(err);
         // A replica that refused the write itself (too many siblings: nothing stored) answers for all.
         if (e.code === ErrorCodes.ABORTED || e.code === ErrorCodes.TOO_MANY_SIBLINGS) throw e;
         failures.push({ node: node.id, code: e.code });
-        // Only a peer that certainly did nothing may be replaced by the next one;
-        // after a timeout the write may have happened, so a retry could duplicate it.
-        if (e.code === ErrorCodes.UNREACHABLE || e.code === ErrorCodes.NOT_STARTED || e.code === ErrorCodes.UNKNOWN_PEER) continue;
-        break;
+        if (e.code === ErrorCodes.TIMEOUT) this.#markSlow(node.id);
+        // The replica created no version (it failed, refused, or will refuse:
+        // `expires` has passed), so the next one may create it.
+        continue;
       }
-      if (answer.type === 'kv.written') return;
-      if (answer.type === 'kv.write-failed') {
-        throw new QuorumNotMetError(
-          'write',
-          readInt(answer, 'required', 0, 1_000),
-          readInt(answer, 'acknowledged', 0, 1_000),
-          failuresFromWire(answer['failures']),
-        );
+      if (answer.type !== 'kv.versioned') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+      const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
+      this.#policy.answered(node.id);
+      const others: NodeInfo[] = [];
+      for (const other of targets) if (other.id !== node.id) others.push(other);
+      try {
+        await this.#replicate(others, ref, undefined, record, replicaSet, write.w, options, sloppy);
+      } catch (err) {
+        if (err instanceof QuorumNotMetError && failures.length > 0) {
+          throw new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]);
+        }
+        throw err;
       }
-      throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+      return;
     }
     throw new QuorumNotMetError('write', Math.min(write.w, targets.length), 0, failures);
   }
@@ -394,13 +550,38 @@ export class QuorumCoordinator {
     if (repaired.length > 0) this.#o.onRepair?.({ key: ref.bytes, nodes: repaired });
   }
 
-  #upFirst(targets: readonly NodeInfo[]): readonly NodeInfo[] {
-    const status = this.#status;
+  /** Not down and not silent for a hop lately. */
+  #available(id: string): boolean {
+    if (this.#status(id) === 'down') return false;
+    if (this.#slow.size === 0) return true;
+    const until = this.#slow.get(id);
+    if (until === undefined) return true;
+    if (until > this.#o.clock.now()) return false;
+    this.#slow.delete(id);
+    return true;
+  }
+
+  #markSlow(id: string): void {
+    this.#slow.set(id, this.#o.clock.now() + this.#slowFor);
+  }
+
+  /** The first available fallback not yet asked (this node only if it has a hint store). */
+  #pickStandIn(replicaSet: ReplicaSet, asked: readonly NodeInfo[]): NodeInfo | undefined {
+    if (this.#stopping.signal.aborted) return undefined;
+    const self = this.#o.self;
+    next: for (const node of replicaSet.fallbacks) {
+      for (const a of asked) if (a.id === node.id) continue next;
+      if (node.id === self ? this.#o.hints !== undefined : this.#available(node.id)) return node;
+    }
+    return undefined;
+  }
+
+  #availableFirst(targets: readonly NodeInfo[]): readonly NodeInfo[] {
     let down: NodeInfo[] | undefined;
     let up: NodeInfo[] | undefined;
     for (let i = 0; i < targets.length; i++) {
       const node = targets[i]!;
-      if (status(node.id) === 'down') {
+      if (!this.#available(node.id)) {
         if (down === undefined) {
           down = [];
           up = targets.slice(0, i);

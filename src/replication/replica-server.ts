@@ -1,4 +1,4 @@
-import { ErrorCodes, KvError, TooManySiblingsError, toKvError } from '../errors/index.js';
+import { ErrorCodes, KvError, TimeoutError, TooManySiblingsError, toKvError } from '../errors/index.js';
 import { bytesKey, sameBytes } from '../internal/bytes.js';
 import { systemClock, type Clock } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
@@ -6,9 +6,17 @@ import { KeyLock } from '../internal/key-lock.js';
 import type { Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { WireMessage } from '../transport/index.js';
-import { SiblingSet, decodeSiblingSet, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
+import { SiblingSet, VectorClock, decodeClock, decodeSiblingSet, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
 import { toKeyRef } from './key-ref.js';
-import { MAX_WIRE_KEY, MAX_WIRE_RECORD, readBytes } from './messages.js';
+import {
+  MAX_WIRE_CLOCK,
+  MAX_WIRE_KEY,
+  MAX_WIRE_RECORD,
+  readBoolean,
+  readBytes,
+  readOptionalBytes,
+  readOptionalNumber,
+} from './messages.js';
 import { DEFAULT_MAX_SIBLINGS, DEFAULT_SIBLING_WARNING } from './record-limits.js';
 import type { CounterLease, KeyRef, WriteRequest } from './types.js';
 
@@ -87,6 +95,7 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
 const appliedAnswer = (): WireMessage => APPLIED;
 const recordAnswer = (record: Uint8Array | undefined): WireMessage => ({ type: 'kv.record', record: record ?? null });
+const versionedAnswer = (v: CoordinatedVersion): WireMessage => ({ type: 'kv.versioned', record: v.encoded });
 
 /** A key for messages: quoted UTF-8 when printable, else hex (both cut at 64 bytes). */
 export function describeKey(key: Uint8Array): string {
@@ -303,13 +312,20 @@ export class ReplicaServer {
    *   left with more than `maxSiblings` versions and more than it has now;
    *   nothing is stored then.
    * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
+   * @throws TimeoutError (`KV_TIMEOUT`) if `notAfter` (a time on this
+   *   replica's clock) has passed when the key's turn comes; nothing is created then.
    */
-  coordinateWrite(key: KeyRef | Uint8Array, write: Omit<WriteRequest, 'w'>): Promise<CoordinatedVersion> {
+  coordinateWrite(key: KeyRef | Uint8Array, write: Omit<WriteRequest, 'w'>, notAfter?: number): Promise<CoordinatedVersion> {
     const ref = toKeyRef(key, this.#tokenOf);
-    return this.#locks.run(bytesKey(ref.bytes), () => this.#coordinate(ref, write));
+    return this.#locks.run(bytesKey(ref.bytes), () => this.#coordinate(ref, write, notAfter));
   }
 
-  async #coordinate(ref: KeyRef, write: Omit<WriteRequest, 'w'>): Promise<CoordinatedVersion> {
+  async #coordinate(ref: KeyRef, write: Omit<WriteRequest, 'w'>, notAfter?: number): Promise<CoordinatedVersion> {
+    // Checked under the key's lock, before anything is read or created: a write
+    // whose sender has moved on to another replica must not become a version here.
+    if (notAfter !== undefined && this.#clock.now() > notAfter) {
+      throw new TimeoutError(`write of key ${describeKey(ref.bytes)} arrived after its sender stopped waiting`);
+    }
     let stored: Uint8Array | undefined;
     try {
       stored = await this.#storage.get(ref.bytes);
@@ -389,8 +405,9 @@ export class ReplicaServer {
   }
 
   /**
-   * Handles `kv.read` and `kv.apply`. The key's token is computed here from
-   * its bytes, never taken from the message (see the class notes).
+   * Handles `kv.read`, `kv.apply` and `kv.version` (create a forwarded
+   * write's version; see `messages.ts`). The key's token is computed here
+   * from its bytes, never taken from the message (see the class notes).
    */
   handle(message: WireMessage): Promise<WireMessage> {
     // Not an async function: the answer follows the storage's promise directly.
@@ -405,12 +422,62 @@ export class ReplicaServer {
           const incoming = decodeSiblingSet(encoded);
           return this.apply({ bytes: key, token: this.#tokenOf(key) }, incoming, encoded).then(appliedAnswer);
         }
+        case 'kv.version':
+          return this.#version(message);
         default:
           throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown replica message type ${message.type}`);
       }
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * Tombstone GC (anti-entropy): removes `key` physically if, under the
+   * key's lock, its stored record satisfies `matches` (the caller checks it
+   * is the tombstone every replica confirmed) and holds tombstones only. A
+   * write that got in first changed the record, so the key stays.
+   *
+   * @returns true if the key was removed.
+   * @throws KvError `KV_STORAGE_FAILURE` if the storage fails.
+   */
+  purgeTombstone(key: Uint8Array, matches: (record: Uint8Array) => boolean): Promise<boolean> {
+    return this.#locks.run(bytesKey(key), async () => {
+      const record = await this.#get(key);
+      if (record === undefined || !matches(record)) return false;
+      let set: SiblingSet<Uint8Array>;
+      try {
+        set = decodeSiblingSet(record);
+      } catch {
+        return false;
+      }
+      if (set.size === 0 || !set.hasOnlyTombstones) return false;
+      try {
+        await this.#storage.delete(key);
+      } catch (err) {
+        throw storageFailure(err);
+      }
+      return true;
+    });
+  }
+
+  #version(message: WireMessage): Promise<WireMessage> {
+    const key = readBytes(message, 'key', MAX_WIRE_KEY);
+    const value = readOptionalBytes(message, 'value', MAX_WIRE_RECORD);
+    const tombstone = readBoolean(message, 'tombstone');
+    const overwrite = readBoolean(message, 'overwrite');
+    const contextBytes = readOptionalBytes(message, 'context', MAX_WIRE_CLOCK);
+    const timestamp = readOptionalNumber(message, 'timestamp', 0, Number.MAX_SAFE_INTEGER);
+    const expires = readOptionalNumber(message, 'expires', 0, Number.MAX_SAFE_INTEGER);
+    if (tombstone === (value !== undefined)) {
+      throw new KvError(ErrorCodes.INVALID_MESSAGE, 'malformed kv.version: exactly one of value and tombstone');
+    }
+    const context = contextBytes === undefined ? VectorClock.EMPTY : decodeClock(contextBytes);
+    return this.coordinateWrite(
+      { bytes: key, token: this.#tokenOf(key) },
+      { value, tombstone, overwrite, context, timestamp },
+      expires,
+    ).then(versionedAnswer);
   }
 
   // ---- storage, with its failures as KV_STORAGE_FAILURE ----------------------------------------

@@ -153,7 +153,7 @@ describe('QuorumCoordinator seams', () => {
     await coordinator.write(key, coordinated('v1'), soon());
     const read = await coordinator.read(key, 2, soon());
     await coordinator.write(key, coordinated('v2', read.clock()), soon());
-    const forwards = c.sent.filter((m) => m.type === 'kv.coordinate');
+    const forwards = c.sent.filter((m) => m.type === 'kv.version');
     expect(forwards).toHaveLength(2);
     expect(forwards[0]!['context']).toBeNull();
     const context = forwards[1]!['context'];

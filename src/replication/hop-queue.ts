@@ -1,0 +1,107 @@
+import type { Clock, TimerHandle } from '../internal/clock.js';
+
+/** Something waiting for its per-hop timeout in a {@link HopQueue}. */
+export interface HopWaiter {
+  /**
+   * Called once, `hop` ms after it was queued, unless {@link HopWaiter.hopSettled}
+   * is true by then (it is then dropped without a call).
+   */
+  hopDue(): void;
+  /** True once nothing is left to wait for (every call it cares about settled). */
+  readonly hopSettled: boolean;
+}
+
+/** Entries dropped from the head before the array is compacted. */
+const COMPACT_AT = 1024;
+
+/**
+ * The per-hop timeouts of every request of one coordinator, with one clock
+ * timer for all of them (not one per request): every entry waits the same
+ * `hop` ms, so the queue is in deadline order by construction (FIFO), and
+ * the timer is armed for the earliest entry still waiting. An entry that
+ * settles before its hop is not removed (that would cost a search per
+ * request); it is dropped when the timer reaches it.
+ *
+ * In the steady state (every replica answers within the hop) a request costs
+ * one array push and the timer fires about once per `hop` ms, dropping the
+ * settled entries it reaches.
+ */
+export class HopQueue {
+  readonly #clock: Clock;
+  readonly #hop: number;
+  #waiters: HopWaiter[] = [];
+  #due: number[] = [];
+  #head = 0;
+  #timer: TimerHandle | undefined;
+  #stopped = false;
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    this.#run();
+  };
+
+  /**
+   * @param clock where time comes from
+   * @param hop ms each entry waits (a finite number >= 0)
+   */
+  constructor(clock: Clock, hop: number) {
+    if (typeof hop !== 'number' || !Number.isFinite(hop) || hop < 0) {
+      throw new RangeError(`Expected \`hop\` to be a finite number of milliseconds >= 0, got ${String(hop)}`);
+    }
+    this.#clock = clock;
+    this.#hop = hop;
+  }
+
+  /** The per-hop timeout, ms. */
+  get hop(): number {
+    return this.#hop;
+  }
+
+  /** Entries queued and not yet dropped (settled ones included until the timer reaches them). */
+  get size(): number {
+    return this.#waiters.length - this.#head;
+  }
+
+  /** Queues `waiter` for `hop` ms from now. Ignored once stopped. */
+  push(waiter: HopWaiter): void {
+    if (this.#stopped) return;
+    this.#waiters.push(waiter);
+    this.#due.push(this.#clock.now() + this.#hop);
+    if (this.#timer === undefined) this.#timer = this.#clock.setTimeout(this.#fire, this.#hop);
+  }
+
+  /** Clears the timer and forgets every entry (none is called); later pushes are ignored. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#waiters = [];
+    this.#due = [];
+    this.#head = 0;
+  }
+
+  #run(): void {
+    const now = this.#clock.now();
+    const waiters = this.#waiters;
+    const due = this.#due;
+    // Entries pushed by a hopDue() below land behind the ones being run: they wait a full hop.
+    while (this.#head < waiters.length) {
+      const i = this.#head;
+      const waiter = waiters[i]!;
+      if (!waiter.hopSettled && due[i]! > now) break;
+      this.#head++;
+      if (!waiter.hopSettled) waiter.hopDue();
+      if (this.#stopped) return;
+    }
+    if (this.#head >= COMPACT_AT && this.#head * 2 >= waiters.length) {
+      this.#waiters = waiters.slice(this.#head);
+      this.#due = due.slice(this.#head);
+      this.#head = 0;
+    } else if (this.#head === waiters.length) {
+      waiters.length = 0;
+      due.length = 0;
+      this.#head = 0;
+    }
+    if (this.#stopped || this.#head >= this.#waiters.length) return;
+    this.#timer = this.#clock.setTimeout(this.#fire, Math.max(0, this.#due[this.#head]! - now));
+  }
+}

@@ -56,3 +56,11 @@ export {
   type RegisterWorkloadHistory,
   type StaleRead,
 } from './simulation-workloads.js';
+export {
+  setScenario,
+  registerScenario,
+  ScenarioViolation,
+  STRICT_QUORUM_FAULTS,
+  type ScenarioOptions,
+  type ScenarioReport,
+} from './simulation-scenarios.js';

@@ -19,6 +19,7 @@ const all: Record<string, Suite> = {
   store: storeBench,
   tcp: async () => (await import('./tcp.js')).tcpBench(),
   merkle: async () => (await import('./merkle.js')).merkleBench(),
+  failure: async () => (await import('./failure.js')).failureBench(),
 };
 const only = process.env.BENCH_SUITES?.split(',').map((s) => s.trim());
 const suites: Suite[] = Object.entries(all)

@@ -74,9 +74,18 @@ export async function loadEngine<M>(adapter: string, pkg: string, loader: () => 
   }
 }
 
+/** The message of the innermost `cause` (engines wrap the telling error in a generic one). */
+function innermostMessage(error: unknown): string {
+  let message = error instanceof Error ? error.message : describeValue(error);
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.message.length > 0) message = e.message;
+  }
+  return message;
+}
+
 /** A `KV_STORAGE_FAILURE` naming the adapter and its directory. */
 export function storageFailure(adapter: string, path: string, what: string, cause?: unknown): KvError {
-  const reason = cause === undefined ? '' : `: ${cause instanceof Error ? cause.message : describeValue(cause)}`;
+  const reason = cause === undefined ? '' : `: ${innermostMessage(cause)}`;
   return new KvError(ErrorCodes.STORAGE_FAILURE, `${adapter} at ${JSON.stringify(path)}: ${what}${reason}`, {
     cause,
   });

@@ -32,6 +32,9 @@ export { Defaults } from './internal/defaults.js';
 
 // Types
 export type {
+  AntiEntropyOptions,
+  RepairOptions,
+  RepairResult,
   CallOptions,
   ConflictPolicy,
   ConsistencyLevel,

@@ -19,7 +19,24 @@ import type { Clock, TimerHandle } from '../internal/clock.js';
 import { onAbort } from '../internal/signals.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { MemberStatus, Ring } from '../ring/index.js';
+import type { ReplicaServer } from '../replication/index.js';
+import type { StorageAdapter } from '../storage/index.js';
 import type { Transport, WireMessage } from '../transport/index.js';
+import { decodeSiblingSet } from '../versioning/index.js';
+
+/**
+ * The node's replica as anti-entropy sees it: scans from the storage,
+ * reads, merges and purges through the `ReplicaServer` (so a record from a
+ * peer is merged under the key's lock like any replicated write).
+ */
+export function antiEntropyReplica(storage: StorageAdapter, replica: ReplicaServer): AntiEntropyReplica {
+  return {
+    scan: (range, signal) => storage.scan(range, signal ? { signal } : undefined),
+    read: (key) => replica.readEncoded(key),
+    merge: (key, record) => replica.apply(key, decodeSiblingSet(record), record),
+    purgeTombstone: (key, matches) => replica.purgeTombstone(key, matches),
+  };
+}
 
 /** Defaults of the anti-entropy options (each repeated as `@default` on its option). */
 export const AntiEntropyDefaults = {

@@ -11,3 +11,11 @@ export { MessageRouter, type Admission, type MessageHandler, type MessageRouterO
 export { loadIdentity, MetadataWriter, type NodeIdentity, type IdentityInit } from './identity.js';
 export { MetaNames, encodePeers, decodePeers } from './metadata.js';
 export type { NodeConfig, NodeEvents } from './types.js';
+export {
+  AntiEntropy,
+  AntiEntropyDefaults,
+  antiEntropyReplica,
+  type AntiEntropyConfig,
+  type AntiEntropyComponentOptions,
+  type HintDelivery,
+} from './anti-entropy.js';

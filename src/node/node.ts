@@ -6,6 +6,8 @@ import { QuorumCoordinator, ReplicaServer, metadataCounterLease } from '../repli
 import { Ring } from '../ring/index.js';
 import { actorId } from '../versioning/index.js';
 import { loadIdentity, MetadataWriter, type NodeIdentity } from './identity.js';
+import { AE_REQUEST_TYPES } from '../antientropy/index.js';
+import { AntiEntropy, antiEntropyReplica } from './anti-entropy.js';
 import { Lifecycle } from './lifecycle.js';
 import { MetaNames } from './metadata.js';
 import { MessageRouter } from './router.js';
@@ -22,6 +24,8 @@ export interface NodeComponents {
   readonly replica: ReplicaServer;
   readonly coordinator: QuorumCoordinator;
   readonly router: MessageRouter;
+  /** Anti-entropy: background rounds, `repair()`, the responder of peers' rounds. */
+  readonly antiEntropy: AntiEntropy;
 }
 
 const STATUS_LABELS = {
@@ -179,12 +183,28 @@ export class Node {
       });
       await life.start({ name: 'coordinator', start: () => {}, stop: () => coordinator.stop() });
 
+      const antiEntropy = new AntiEntropy({
+        self: c.id,
+        cluster: c.cluster,
+        n: c.n,
+        transport: c.transport,
+        replica: antiEntropyReplica(c.storage, replica),
+        ring,
+        status: (id) => membership.statusOf(id),
+        clock: c.clock,
+        random: c.random,
+        config: c.antiEntropy,
+        maxRecordBytes: c.transport.capabilities.maxFrameBytes ?? 64 * 1024 * 1024,
+        logger: c.logger,
+        metrics: c.metrics,
+      });
       const router = new MessageRouter({ self: c.id, cluster: c.cluster, knows: (a) => membership.knowsAddress(a) });
       router.register('gossip.syn', 'open', (m, from) => membership.handle(m, from));
       router.register('gossip.push', 'open', (m, from) => membership.handle(m, from));
       router.register('kv.read', 'member', (m) => replica.handle(m));
       router.register('kv.apply', 'member', (m) => replica.handle(m));
       router.register('kv.coordinate', 'member', (m) => coordinator.handle(m));
+      for (const type of AE_REQUEST_TYPES) router.register(type, 'member', antiEntropy.handle);
       await life.start({
         name: 'transport',
         start: () => {
@@ -196,11 +216,13 @@ export class Node {
           if (c.transport.started) await c.transport.stop();
         },
       });
-      this.#components = { identity, membership, replica, coordinator, router };
+      this.#components = { identity, membership, replica, coordinator, router, antiEntropy };
       // Last: gossip announces the node. Stopping it first announces the shutdown
       // while the transport still runs; stopping the transport next fails
       // in-flight requests at once, so background work ends before storage closes.
       await life.start({ name: 'membership', start: () => membership.start(), stop: () => membership.stop() });
+      // After gossip (rounds need peers); stopped first, so a running round ends before gossip and the transport.
+      await life.start(antiEntropy);
     } catch (err) {
       this.#components = undefined;
       await life.stop().catch(() => {});

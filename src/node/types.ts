@@ -3,6 +3,7 @@ import type { MembershipEvents, PhiAccrualFailureDetectorOptions } from '../memb
 import type { Logger, Metrics } from '../observability/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
+import type { AntiEntropyConfig } from './anti-entropy.js';
 
 /** What the composition root needs to build a node (validated, defaults applied). */
 export interface NodeConfig {
@@ -33,6 +34,8 @@ export interface NodeConfig {
     readonly detector: 'phi' | 'timeout';
     readonly phi: Required<PhiAccrualFailureDetectorOptions>;
   };
+  /** Anti-entropy: background interval, tombstone grace, request timeout. */
+  readonly antiEntropy: AntiEntropyConfig;
   readonly clock: Clock;
   /** Randomness for gossip peer choice and new incarnations; undefined: Math.random and node:crypto. */
   readonly random: (() => number) | undefined;

@@ -1,5 +1,8 @@
 export { Store } from './store.js';
 export type {
+  AntiEntropyOptions,
+  RepairOptions,
+  RepairResult,
   CallOptions,
   ConflictPolicy,
   ConsistencyLevel,

@@ -6,7 +6,7 @@ import { noopLogger, noopMetrics } from '../observability/index.js';
 import { MemoryStorage } from '../storage/index.js';
 import { resolvePhiOptions } from '../membership/index.js';
 import type { ConflictPolicy, StoreOptions } from './types.js';
-import type { NodeConfig } from '../node/index.js';
+import { AntiEntropyDefaults, type AntiEntropyConfig, type NodeConfig } from '../node/index.js';
 
 /** Longest node id, cluster name, zone or seed address (the gossip wire's bound). */
 const MAX_NAME = 256;
@@ -67,6 +67,30 @@ function object(what: string, value: unknown): Record<string, unknown> | undefin
     throw new TypeError(`Expected \`${what}\` to be an object, got ${describe(value)}`);
   }
   return value as Record<string, unknown>;
+}
+
+/** Shortest background anti-entropy interval, ms: a round reads every range this node holds. */
+export const MIN_ANTI_ENTROPY_INTERVAL = 1_000;
+
+/** Validates the `antiEntropy` option and applies its defaults ({@link AntiEntropyDefaults}). */
+export function resolveAntiEntropy(option: unknown): AntiEntropyConfig {
+  const d = AntiEntropyDefaults;
+  if (option === false) {
+    return { interval: false, jitter: d.jitter, tombstoneGrace: d.tombstoneGrace, timeout: d.timeout, sessionTimeout: d.sessionTimeout };
+  }
+  const o = object('antiEntropy', option);
+  const rawInterval = o?.['interval'] ?? d.interval;
+  const interval = rawInterval === false ? false : milliseconds('antiEntropy.interval', rawInterval, MIN_ANTI_ENTROPY_INTERVAL);
+  const jitter = o?.['jitter'] ?? d.jitter;
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
+    throw new RangeError(`Expected \`antiEntropy.jitter\` to be a number from 0 to 1, got ${describe(jitter)}`);
+  }
+  const grace = o?.['tombstoneGrace'] ?? d.tombstoneGrace;
+  if (typeof grace !== 'number' || Number.isNaN(grace) || grace < 1) {
+    throw new RangeError(`Expected \`antiEntropy.tombstoneGrace\` to be a number of milliseconds >= 1 (or Infinity), got ${describe(grace)}`);
+  }
+  const timeout = milliseconds('antiEntropy.timeout', o?.['timeout'] ?? d.timeout, 1);
+  return { interval, jitter, tombstoneGrace: grace, timeout, sessionTimeout: Math.max(d.sessionTimeout, 2 * timeout) };
 }
 
 /**
@@ -180,6 +204,8 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
   // A record larger than a frame could be neither replicated nor read from another node.
   checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries, n, frameLimit: transport.capabilities?.maxFrameBytes });
 
+  const antiEntropy = resolveAntiEntropy(options.antiEntropy);
+
   const metrics = options.metrics ?? noopMetrics;
   for (const fn of ['increment', 'gauge', 'observe'] as const) {
     if (typeof (metrics as unknown as Record<string, unknown>)[fn] !== 'function') {
@@ -213,6 +239,7 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     maxSiblings,
     siblingWarning,
     gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout, detector, phi },
+    antiEntropy,
     clock,
     random,
     metrics,

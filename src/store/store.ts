@@ -21,6 +21,8 @@ import type {
   Key,
   LocalRecord,
   PutOptions,
+  RepairOptions,
+  RepairResult,
   StoreEvents,
   StoreOptions,
 } from './types.js';
@@ -253,6 +255,35 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
         timestamp: v.timestamp,
       })),
     };
+  }
+
+  // ---- anti-entropy ---------------------------------------------------------------------------
+
+  /**
+   * Runs one anti-entropy round now: first hands this node's pending hints
+   * to their owners (with hinted handoff), then, for every token range this
+   * node replicates, compares its Merkle tree with each other replica's and
+   * exchanges only the records that differ, in both directions (merged, so
+   * concurrent siblings survive), and collects tombstones older than
+   * `antiEntropy.tombstoneGrace` that every replica holds. A peer that is
+   * down, unknown or failing is skipped and counted in `peersSkipped`, not
+   * an error. Waits for a background round already running.
+   *
+   * @throws KvError `KV_NOT_STARTED` on a stopped store (or one stopped
+   *   meanwhile), `KV_ABORTED` when `signal` fires, `KV_TIMEOUT` past
+   *   `timeout`, `KV_STORAGE_FAILURE` when this node's storage fails.
+   *
+   * @example
+   * ```ts
+   * const r = await store.repair({ signal: AbortSignal.timeout(60_000) });
+   * console.log(r.rangesCompared, r.keysExchanged, r.bytesSent, r.hintsDelivered);
+   * ```
+   */
+  async repair(options: RepairOptions = {}): Promise<RepairResult> {
+    const { antiEntropy } = this.#started();
+    if (options.timeout !== undefined) milliseconds('timeout', options.timeout);
+    throwIfAborted(options.signal);
+    return antiEntropy.repair(options);
   }
 
   // ---- internals -----------------------------------------------------------------------------

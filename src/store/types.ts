@@ -75,6 +75,63 @@ export interface GossipOptions {
   shutdownTimeout?: number;
 }
 
+/** Anti-entropy settings of a Store (see docs/anti-entropy.md). */
+export interface AntiEntropyOptions {
+  /**
+   * Time between background rounds, ms (on the store's `clock`); each
+   * round compares every range this node holds with its other replicas.
+   * `false`: no background rounds (`repair()` still works). At least 1000.
+   * @default 600000 (10 minutes)
+   */
+  interval?: number | false;
+  /**
+   * Share of `interval` by which each wait is moved at random, either way,
+   * so the nodes' rounds do not line up (0 to 1).
+   * @default 0.1
+   */
+  jitter?: number;
+  /**
+   * Grace before a tombstone may be purged, ms (Cassandra's `gc_grace`):
+   * a tombstone is removed only when older than this and held by every
+   * replica of its key. A node down for longer than this must be wiped
+   * before it rejoins (it could bring deleted values back). Keep hint
+   * TTLs below it. `Infinity` never purges. At least 1.
+   * @default 864000000 (10 days)
+   */
+  tombstoneGrace?: number;
+  /**
+   * Timeout of each request of a round, ms (a peer that does not answer
+   * in time is skipped for that range).
+   * @default 10000
+   */
+  timeout?: number;
+}
+
+/** Hinted handoff settings (see docs/hinted-handoff.md). */
+export interface HintOptions {
+  /**
+   * How long a stand-in keeps a hint for an owner that has not taken it, ms;
+   * older hints are deleted undelivered (read repair and anti-entropy then
+   * repair what they carried), like Cassandra's `max_hint_window`. At most
+   * the tombstone grace (`antiEntropy.tombstoneGrace`, 10 days by default):
+   * a hint older than that could bring a purged delete back.
+   * @default 10800000 (3 hours)
+   */
+  ttl?: number;
+  /** Most hint deliveries in flight at once, per node (the throttle). @default 16 */
+  maxInFlight?: number;
+  /**
+   * Period of the background sweep that delivers hints to owners that are
+   * alive, ms (an owner that comes back after being declared down is also
+   * served at once, on `member:up`).
+   * @default 10000
+   */
+  interval?: number;
+}
+
+/** Options of `store.repair()` (see `RepairOptions` in the anti-entropy module). */
+export type { RepairOptions, RepairResult } from '../antientropy/index.js';
+
 /** Options of `new Store(...)`. */
 export interface StoreOptions<V = unknown> {
   /** Unique node id. */
@@ -117,6 +174,13 @@ export interface StoreOptions<V = unknown> {
   /** Vector clock entries kept per version. @default 10 */
   maxClockEntries?: number;
   gossip?: GossipOptions;
+  /**
+   * Anti-entropy (Merkle-tree repair between replicas, tombstone GC).
+   * `false` turns off the background rounds only: `store.repair()` still
+   * runs a round on demand, with the other settings at their defaults.
+   * @default { interval: 600000, jitter: 0.1, tombstoneGrace: 864000000, timeout: 10000 }
+   */
+  antiEntropy?: AntiEntropyOptions | false;
   /** Time source (inject a fake one in tests). @default the system clock */
   clock?: Clock;
   /**

@@ -59,8 +59,11 @@ function asKvError(err: unknown): KvError {
 
 /**
  * Runs one round. Ranges go one after another, and within a range the
- * peers one after another (so what one peer brought reaches the next in
- * the same round: the tree is rebuilt when an exchange merged records). A
+ * peers one after another: the tree is rebuilt when an exchange merged
+ * records, so what one peer brought reaches the peers after it, and the
+ * peers compared before it get one more exchange at the end of the range
+ * (one round on one node leaves every reachable replica of the range equal,
+ * writes meanwhile aside). `rangesCompared` counts (range, peer) pairs once. A
  * peer that is down or unknown is skipped without a message; one that
  * fails (unreachable, timed out, refused) is skipped after the failure.
  * Tombstones of a range are collected only when every peer of it was
@@ -85,6 +88,31 @@ export async function runRound(ctx: RoundContext, signal?: AbortSignal): Promise
     if (peers.length === 0) continue;
     let tree: MerkleTree | undefined;
     let everyPeer = true;
+    // Peers compared before a later peer brought records missed those records: they get a
+    // second exchange (once), so one round on one node leaves all replicas of the range equal.
+    const compared: NodeInfo[] = [];
+    let stale: NodeInfo[] = [];
+    const exchange = async (peer: NodeInfo): Promise<boolean> => {
+      tree ??= (await buildTree(ctx.replica, range, ctx.tree, signal).catch(guard)).tree;
+      const counters = emptyCounters();
+      try {
+        await runExchange(ctx, peer.address, tree, ctx.newSession(), counters, signal);
+        return true;
+      } catch (err) {
+        if (signal?.aborted) throw abortReason(signal);
+        peersSkipped++;
+        everyPeer = false;
+        ctx.onSkipped?.({ range, peer, reason: asKvError(err) });
+        return false;
+      } finally {
+        add(totals, counters);
+        // What this peer sent changed the local records: later exchanges compare against them.
+        if (counters.keysReceived > 0) {
+          tree = undefined;
+          stale = [...compared];
+        }
+      }
+    };
     for (const peer of peers) {
       if (ctx.status(peer.id) === 'down') {
         peersSkipped++;
@@ -92,22 +120,14 @@ export async function runRound(ctx: RoundContext, signal?: AbortSignal): Promise
         ctx.onSkipped?.({ range, peer, reason: 'down' });
         continue;
       }
-      tree ??= (await buildTree(ctx.replica, range, ctx.tree, signal).catch(guard)).tree;
-      const counters = emptyCounters();
-      try {
-        await runExchange(ctx, peer.address, tree, ctx.newSession(), counters, signal);
+      if (await exchange(peer)) {
         rangesCompared++;
-      } catch (err) {
-        if (signal?.aborted) throw abortReason(signal);
-        peersSkipped++;
-        everyPeer = false;
-        ctx.onSkipped?.({ range, peer, reason: asKvError(err) });
-      } finally {
-        add(totals, counters);
+        compared.push(peer);
       }
-      // What this peer sent changes the local records: the next peer compares against them.
-      if (counters.keysReceived > 0) tree = undefined;
     }
+    const again = stale;
+    stale = [];
+    for (const peer of again) await exchange(peer);
     if (everyPeer && Number.isFinite(ctx.tombstoneGrace)) {
       const counters = emptyCounters();
       try {

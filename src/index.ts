@@ -42,6 +42,7 @@ export type {
   GetOptions,
   GetResult,
   GossipOptions,
+  HintOptions,
   Key,
   LocalRecord,
   LocalSibling,

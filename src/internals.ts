@@ -29,8 +29,12 @@ export type {
 } from './node/index.js';
 
 // Data path
-export { QuorumCoordinator, ReplicaServer, keyRef, metadataCounterLease } from './replication/index.js';
+export { QuorumCoordinator, ReplicaServer, HintedHandoff, HopQueue, keyRef, metadataCounterLease } from './replication/index.js';
 export type {
+  HintedHandoffOptions,
+  HintEvent,
+  HintStore,
+  HopWaiter,
   QuorumCoordinatorOptions,
   CoordinatorCallOptions,
   KeyRef,

@@ -2,7 +2,7 @@ import { ErrorCodes, KvError } from '../errors/index.js';
 import { presentKey } from '../internal/bytes.js';
 import { Defaults } from '../internal/defaults.js';
 import { Membership, PhiAccrualFailureDetector, TimeoutFailureDetector } from '../membership/index.js';
-import { QuorumCoordinator, ReplicaServer, metadataCounterLease } from '../replication/index.js';
+import { HintedHandoff, QuorumCoordinator, ReplicaServer, metadataCounterLease } from '../replication/index.js';
 import { Ring } from '../ring/index.js';
 import { actorId } from '../versioning/index.js';
 import { loadIdentity, MetadataWriter, type NodeIdentity } from './identity.js';
@@ -23,6 +23,8 @@ export interface NodeComponents {
   readonly membership: Membership;
   readonly replica: ReplicaServer;
   readonly coordinator: QuorumCoordinator;
+  /** Hinted handoff: hints this node keeps as a stand-in, and their delivery (`deliverPending`). */
+  readonly handoff: HintedHandoff;
   readonly router: MessageRouter;
   /** Anti-entropy: background rounds, `repair()`, the responder of peers' rounds. */
   readonly antiEntropy: AntiEntropy;
@@ -170,6 +172,34 @@ export class Node {
         },
       });
       await life.start({ name: 'replica', start: () => replica.open(), stop: () => {} });
+      const handoff = new HintedHandoff({
+        self: c.id,
+        cluster: c.cluster,
+        storage: c.storage,
+        transport: c.transport,
+        ring,
+        status: (id) => membership.statusOf(id),
+        clock: c.clock,
+        generation: identity.generation,
+        applyLocal: (key, set, record) => replica.apply(key, set, record),
+        ttl: c.hints.ttl,
+        maxInFlight: c.hints.maxInFlight,
+        interval: c.hints.interval,
+        onStored: (e) => {
+          c.metrics.increment('quorumkv_hints_stored_total');
+          this.#emit('hint:stored', { target: e.target, key: presentKey(e.key) });
+        },
+        onDelivered: (e) => {
+          c.metrics.increment('quorumkv_hints_delivered_total');
+          this.#emit('hint:delivered', { target: e.target, key: presentKey(e.key) });
+        },
+        onExpired: (e) => {
+          c.metrics.increment('quorumkv_hints_expired_total');
+          c.logger.warn('quorumkv: hint expired undelivered', { node: c.id, target: e.target, key: presentKey(e.key) });
+        },
+        onError: (error) => c.logger.warn('quorumkv: hint delivery pass failed', { node: c.id, code: error.code, error }),
+      });
+      membership.on('member:up', ({ member }) => handoff.wake(member.id));
       const coordinator = new QuorumCoordinator({
         self: c.id,
         cluster: c.cluster,
@@ -180,8 +210,12 @@ export class Node {
         status: (id) => membership.statusOf(id),
         clock: c.clock,
         onRepair: (e) => this.#emit('repair:completed', { key: presentKey(e.key), nodes: e.nodes }),
+        sloppyQuorum: c.sloppyQuorum,
+        hopTimeout: c.hopTimeout,
+        hints: handoff,
       });
       await life.start({ name: 'coordinator', start: () => {}, stop: () => coordinator.stop() });
+      await life.start({ name: 'hinted-handoff', start: () => handoff.start(), stop: () => handoff.stop() });
 
       const antiEntropy = new AntiEntropy({
         self: c.id,
@@ -204,6 +238,8 @@ export class Node {
       router.register('kv.read', 'member', (m) => replica.handle(m));
       router.register('kv.apply', 'member', (m) => replica.handle(m));
       router.register('kv.coordinate', 'member', (m) => coordinator.handle(m));
+      router.register('kv.version', 'member', (m) => replica.handle(m));
+      router.register('kv.hint', 'member', (m) => handoff.handle(m));
       for (const type of AE_REQUEST_TYPES) router.register(type, 'member', antiEntropy.handle);
       await life.start({
         name: 'transport',
@@ -216,7 +252,7 @@ export class Node {
           if (c.transport.started) await c.transport.stop();
         },
       });
-      this.#components = { identity, membership, replica, coordinator, router, antiEntropy };
+      this.#components = { identity, membership, replica, coordinator, handoff, router, antiEntropy };
       // Last: gossip announces the node. Stopping it first announces the shutdown
       // while the transport still runs; stopping the transport next fails
       // in-flight requests at once, so background work ends before storage closes.

@@ -24,6 +24,12 @@ export interface NodeConfig {
   readonly maxSiblings: number;
   /** Versions of one key above which `siblings:exceeded` is emitted. */
   readonly siblingWarning: number;
+  /** Writes may count stand-ins (hinted fallbacks) toward W; see `StoreOptions.sloppyQuorum`. */
+  readonly sloppyQuorum: boolean;
+  /** Per-hop timeout of the data path, ms; see `StoreOptions.hopTimeout`. */
+  readonly hopTimeout: number;
+  /** Hinted handoff settings; see `HintOptions`. */
+  readonly hints: { readonly ttl: number; readonly maxInFlight: number; readonly interval: number };
   readonly gossip: {
     readonly interval: number;
     readonly suspectAfterRounds: number;
@@ -58,4 +64,12 @@ export interface NodeEvents extends MembershipEvents {
    * once per crossing. `key` as in `repair:completed`.
    */
   'siblings:exceeded': (event: { key: string | Uint8Array; siblings: number; threshold: number }) => void;
+  /**
+   * This node, standing in for `target` in a sloppy quorum, stored a hint:
+   * `key`'s record, kept until `target` acknowledges it (or the hint TTL
+   * passes). `key` as in `repair:completed`.
+   */
+  'hint:stored': (event: { target: string; key: string | Uint8Array }) => void;
+  /** `target` acknowledged a hint this node kept for it; the hint is deleted. `key` as in `repair:completed`. */
+  'hint:delivered': (event: { target: string; key: string | Uint8Array }) => void;
 }

@@ -3,7 +3,7 @@ import type { Clock, TimerHandle } from '../internal/clock.js';
 import type { MemberStatus, Ring } from '../ring/index.js';
 import type { StorageAdapter, StoredHint } from '../storage/index.js';
 import type { Transport, WireMessage } from '../transport/index.js';
-import { decodeSiblingSet } from '../versioning/index.js';
+import { decodeSiblingSet, type SiblingSet } from '../versioning/index.js';
 import { MAX_WIRE_KEY, MAX_WIRE_RECORD, readBytes, readString } from './messages.js';
 import type { KeyRef } from './types.js';
 
@@ -55,7 +55,7 @@ export interface HintedHandoffOptions {
    * this node (ring views can differ for a moment). Without it such a hint is
    * stored like any other and delivered to this node over the transport.
    */
-  readonly applyLocal?: (key: KeyRef, record: Uint8Array) => Promise<void>;
+  readonly applyLocal?: (key: KeyRef, set: SiblingSet<Uint8Array>, record: Uint8Array) => Promise<void>;
   /**
    * How long a hint is kept, ms: older ones are deleted undelivered (the owner
    * then relies on read repair and anti-entropy). At most {@link MAX_HINT_TTL}.
@@ -200,10 +200,10 @@ export class HintedHandoff {
     const record = readBytes(message, 'record', MAX_WIRE_RECORD);
     const target = readString(message, 'target', 256);
     if (target.length === 0) throw new KvError(ErrorCodes.INVALID_MESSAGE, 'malformed kv.hint: target');
-    decodeSiblingSet(record);
+    const set = decodeSiblingSet(record);
     // The token is ours to compute, never the sender's (see ReplicaServer).
     const ref: KeyRef = { bytes: key, token: this.#o.ring().token(key) };
-    if (target === this.#o.self && this.#o.applyLocal) await this.#o.applyLocal(ref, record);
+    if (target === this.#o.self && this.#o.applyLocal) await this.#o.applyLocal(ref, set, record);
     else await this.store(target, ref, record);
     return HINTED;
   }

@@ -1,8 +1,21 @@
 export {
   QuorumCoordinator,
+  DEFAULT_HOP_TIMEOUT,
   type QuorumCoordinatorOptions,
   type CoordinatorCallOptions,
+  type HintStore,
 } from './quorum-coordinator.js';
+export {
+  HintedHandoff,
+  DEFAULT_HINT_TTL,
+  MAX_HINT_TTL,
+  DEFAULT_HINTS_IN_FLIGHT,
+  DEFAULT_HINT_INTERVAL,
+  DEFAULT_HINT_DELIVERY_TIMEOUT,
+  type HintedHandoffOptions,
+  type HintEvent,
+} from './hinted-handoff.js';
+export { HopQueue, type HopWaiter } from './hop-queue.js';
 export {
   ReplicaServer,
   describeKey,

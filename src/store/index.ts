@@ -10,6 +10,7 @@ export type {
   GetOptions,
   GetResult,
   GossipOptions,
+  HintOptions,
   Key,
   LocalRecord,
   LocalSibling,

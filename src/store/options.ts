@@ -1,6 +1,13 @@
 import { systemClock } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
-import { checkRecordFitsFrame } from '../replication/index.js';
+import {
+  DEFAULT_HINT_INTERVAL,
+  DEFAULT_HINT_TTL,
+  DEFAULT_HINTS_IN_FLIGHT,
+  DEFAULT_HOP_TIMEOUT,
+  MAX_HINT_TTL,
+  checkRecordFitsFrame,
+} from '../replication/index.js';
 import { MAX_TOKENS } from '../ring/index.js';
 import { noopLogger, noopMetrics } from '../observability/index.js';
 import { MemoryStorage } from '../storage/index.js';
@@ -71,6 +78,19 @@ function object(what: string, value: unknown): Record<string, unknown> | undefin
 
 /** Shortest background anti-entropy interval, ms: a round reads every range this node holds. */
 export const MIN_ANTI_ENTROPY_INTERVAL = 1_000;
+
+/** Validates the `hints` option and applies its defaults; the TTL may not pass the tombstone grace. */
+function resolveHints(option: unknown, grace: number): NodeConfig['hints'] {
+  const o = object('hints', option);
+  const limit = Math.min(MAX_HINT_TTL, grace);
+  const ttl = milliseconds('hints.ttl', o?.['ttl'] ?? Math.min(DEFAULT_HINT_TTL, limit), 1);
+  if (ttl > limit) {
+    throw new RangeError(`Expected \`hints.ttl\` to be at most the tombstone grace (${limit} ms), got ${ttl}`);
+  }
+  const maxInFlight = positiveInt('hints.maxInFlight', o?.['maxInFlight'] ?? DEFAULT_HINTS_IN_FLIGHT);
+  const interval = milliseconds('hints.interval', o?.['interval'] ?? DEFAULT_HINT_INTERVAL, 1);
+  return { ttl, maxInFlight, interval };
+}
 
 /** Validates the `antiEntropy` option and applies its defaults ({@link AntiEntropyDefaults}). */
 export function resolveAntiEntropy(option: unknown): AntiEntropyConfig {
@@ -205,6 +225,10 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
   checkRecordFitsFrame({ maxValueBytes, maxSiblings, maxClockEntries, n, frameLimit: transport.capabilities?.maxFrameBytes });
 
   const antiEntropy = resolveAntiEntropy(options.antiEntropy);
+  const sloppyQuorum = options.sloppyQuorum ?? true;
+  if (typeof sloppyQuorum !== 'boolean') throw new TypeError(`Expected \`sloppyQuorum\` to be a boolean, got ${describe(sloppyQuorum)}`);
+  const hopTimeout = milliseconds('hopTimeout', options.hopTimeout ?? DEFAULT_HOP_TIMEOUT, 1);
+  const hints = resolveHints(options.hints, antiEntropy.tombstoneGrace);
 
   const metrics = options.metrics ?? noopMetrics;
   for (const fn of ['increment', 'gauge', 'observe'] as const) {
@@ -240,6 +264,9 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     siblingWarning,
     gossip: { interval, suspectAfterRounds, downAfterRounds, timeout: gossipTimeout, shutdownTimeout, detector, phi },
     antiEntropy,
+    sloppyQuorum,
+    hopTimeout,
+    hints,
     clock,
     random,
     metrics,

@@ -156,6 +156,27 @@ export interface StoreOptions<V = unknown> {
   tokens?: readonly number[];
   /** Whole-call deadline of each operation, ms. @default 5000 */
   timeout?: number;
+  /**
+   * Sloppy quorum for writes (Dynamo): a replica that is down, fails or
+   * stays silent for `hopTimeout` gets a stand-in, the next healthy node of
+   * the key's extended preference list, which keeps the write under a hint
+   * for it (hinted handoff) and counts toward W. Writes with `w` = N
+   * (`consistency: 'all'`) always count the key's own replicas only; so do
+   * all writes when this is `false`. Reads always ask the key's own replicas
+   * (see docs/hinted-handoff.md).
+   * @default true
+   */
+  sloppyQuorum?: boolean;
+  /**
+   * Per-hop timeout, ms: how long a write waits for one replica before a
+   * sloppy quorum asks a stand-in, and how long a forwarded write waits for
+   * the replica creating its version before it asks the next one (a write
+   * through a silent replica ends within about two hops).
+   * @default 250
+   */
+  hopTimeout?: number;
+  /** Hinted handoff settings. @default { ttl: 10800000, maxInFlight: 16, interval: 10000 } */
+  hints?: HintOptions;
   /** @default 1024 */
   maxKeyBytes?: number;
   /** Largest msgpack-encoded value. @default 10240 */

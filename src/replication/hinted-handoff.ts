@@ -20,7 +20,7 @@ export const DEFAULT_HINTS_IN_FLIGHT = 16;
 /** Default period of the background sweep that delivers hints to owners that are alive, ms. */
 export const DEFAULT_HINT_INTERVAL = 10_000;
 /** Default timeout of one hint delivery, ms. */
-export const DEFAULT_HINT_DELIVERY_TIMEOUT = 5_000;
+export const DEFAULT_HINT_DELIVERY_TIMEOUT = 2_000;
 
 /** What `hint:stored`, `hint:delivered` and `hint:expired` carry. */
 export interface HintEvent {
@@ -66,7 +66,7 @@ export interface HintedHandoffOptions {
   readonly maxInFlight?: number;
   /** Period of the background delivery sweep, ms. @default 10_000 */
   readonly interval?: number;
-  /** Timeout of one delivery, ms. @default 5_000 */
+  /** Timeout of one delivery, ms. @default 2_000 */
   readonly deliveryTimeout?: number;
   /** A hint was stored on this node. */
   readonly onStored?: (event: HintEvent) => void;

@@ -20,6 +20,7 @@ const all: Record<string, Suite> = {
   tcp: async () => (await import('./tcp.js')).tcpBench(),
   merkle: async () => (await import('./merkle.js')).merkleBench(),
   failure: async () => (await import('./failure.js')).failureBench(),
+  storage: async () => (await import('./storage.js')).storageBench(),
 };
 const only = process.env.BENCH_SUITES?.split(',').map((s) => s.trim());
 const suites: Suite[] = Object.entries(all)

@@ -1,0 +1,302 @@
+/**
+ * The `storage` suite: the durable adapters (LevelStorage on classic-level,
+ * LmdbStorage on lmdb) through a Store, against the raw engine doing the
+ * same work in the same run.
+ *
+ * - **single node**, each adapter x durability, 64 operations in flight:
+ *   the adapter doing what a put asks of it (read the key's record, write
+ *   the new one) against the raw engine reading the key's value then
+ *   writing one of the same size at the same durability and concurrency,
+ *   and the adapter's read against the engine's: the ratio is the adapter's
+ *   cost over the engine, goal <= 1.5x. Then `store.put`/`store.get`
+ *   through a one-node Store over the adapter against the same raw figures
+ *   (the difference is mostly the Store's own CPU per operation).
+ * - **3-node in-process cluster** (n=3, r=w=2) per adapter (sync), against
+ *   the same cluster on MemoryStorage.
+ * - **RSS** of a node loaded with 1 KB values, measured in a child process
+ *   at half and at all of `BENCH_STORAGE_KEYS` keys (default 100,000; the
+ *   issue's figure is `BENCH_STORAGE_KEYS=1000000`), and the RSS a
+ *   full-range scan adds (streamed, so it should add little). Goal: flat,
+ *   under 300 MB.
+ *
+ * `BENCH_STORAGE_MS` sets a timed window (default 1000 ms).
+ *
+ * @module
+ */
+import { fork } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  LevelStorage,
+  LmdbStorage,
+  MemoryNetwork,
+  MemoryStorage,
+  Store,
+  type LevelEngineModule,
+  type LmdbEngineModule,
+  type StorageAdapter,
+} from '../src/index.js';
+import { fmtOps, fmtRatio, type Row } from './harness.js';
+
+const IN_FLIGHT = 64;
+const WINDOW_MS = Number(process.env.BENCH_STORAGE_MS ?? 1_000);
+const KEYS = 20_000;
+const VALUE_BYTES = 200;
+const RSS_KEYS = Number(process.env.BENCH_STORAGE_KEYS ?? 100_000);
+const SELF = fileURLToPath(import.meta.url);
+
+type Kind = 'level' | 'lmdb';
+type Durability = 'sync' | 'async';
+
+const enc = new TextEncoder();
+const keyOf = (i: number): string => `bench-key-${i % KEYS}`;
+const value = 'v'.repeat(VALUE_BYTES);
+
+/** Runs `op(0), op(1), …` from 64 concurrent loops for `ms`; ops/s. */
+async function timed(op: (i: number) => Promise<unknown>, ms = WINDOW_MS): Promise<number> {
+  let started = 0;
+  let done = 0;
+  const t0 = performance.now();
+  const until = t0 + ms;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (performance.now() < until) {
+        await op(started++);
+        done++;
+      }
+    }),
+  );
+  return (done / (performance.now() - t0)) * 1000;
+}
+
+function adapter(kind: Kind, path: string, durability: Durability): LevelStorage | LmdbStorage {
+  return kind === 'level' ? new LevelStorage({ path, durability }) : new LmdbStorage({ path, durability });
+}
+
+/** A raw engine: read a key's value, write one; at the adapter's durability. */
+interface RawEngine {
+  read(key: Uint8Array): Promise<Uint8Array | undefined> | Uint8Array | undefined;
+  write(key: Uint8Array, value: Uint8Array): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+async function rawEngine(kind: Kind, path: string, durability: Durability): Promise<RawEngine> {
+  if (kind === 'level') {
+    const { ClassicLevel } = (await import('classic-level')) as unknown as LevelEngineModule;
+    const db = new ClassicLevel(path, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open({ createIfMissing: true });
+    const sync = durability === 'sync';
+    return {
+      read: (key) => db.get(key),
+      // One put per write, as an application would; LevelDB itself groups concurrent writers.
+      write: (key, v) => db.batch([{ type: 'put', key, value: v }], { sync }),
+      close: () => db.close(),
+    };
+  }
+  const lmdb = (await import('lmdb')) as unknown as LmdbEngineModule;
+  const db = lmdb.open({ path: join(path, 'data.mdb'), keyEncoding: 'binary', encoding: 'binary', compression: false, overlappingSync: true });
+  return {
+    read: (key) => db.get(key),
+    write: async (key, v) => {
+      await db.put(key, v);
+      if (durability === 'sync') await db.flushed;
+    },
+    close: () => db.close(),
+  };
+}
+
+async function singleNodeRows(kind: Kind, durability: Durability, root: string): Promise<Row[]> {
+  const name = kind === 'level' ? 'LevelStorage' : 'LmdbStorage';
+  const net = new MemoryNetwork();
+  const storage = adapter(kind, join(root, `${kind}-${durability}-node`), durability);
+  const store = new Store({ id: 'b', transport: net.transport('b'), storage, replication: { n: 1, r: 1, w: 1 } });
+  await store.start();
+  const storePut = await timed((i) => store.put(keyOf(i), value));
+  for (let i = 0; i < KEYS; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => store.put(keyOf(i + j), value)));
+  const storeGet = await timed((i) => store.get(keyOf(i)));
+  // The adapter alone, doing what the store asks of it: a read, then a write of the record (put); a read (get).
+  const keyBytes = Array.from({ length: KEYS }, (_, i) => enc.encode(keyOf(i)));
+  const sample = (await storage.get(keyBytes[0] as Uint8Array)) ?? new Uint8Array(VALUE_BYTES);
+  const adapterPut = await timed(async (i) => {
+    const key = keyBytes[i % KEYS] as Uint8Array;
+    await storage.get(key);
+    await storage.put(key, i % 0xffffffff, sample);
+  });
+  const adapterGet = await timed((i) => storage.get(keyBytes[i % KEYS] as Uint8Array));
+  // The raw engine writes records of the size the store writes (value, clock, framing).
+  const record = (await storage.get(enc.encode(keyOf(0))))?.length ?? VALUE_BYTES;
+  await store.stop();
+
+  const raw = await rawEngine(kind, join(root, `${kind}-${durability}-raw`), durability);
+  const rawKeys = Array.from({ length: KEYS }, (_, i) => enc.encode(keyOf(i)));
+  const rawValue = new Uint8Array(record + 4).fill(1); // + the adapter's 4-byte token
+  const rawPut = await timed(async (i) => {
+    const key = rawKeys[i % KEYS] as Uint8Array;
+    await raw.read(key);
+    await raw.write(key, rawValue);
+  });
+  for (let i = 0; i < KEYS; i += 1000) await Promise.all(rawKeys.slice(i, i + 1000).map((k) => raw.write(k, rawValue)));
+  const rawGet = await timed(async (i) => raw.read(rawKeys[i % KEYS] as Uint8Array));
+  await raw.close();
+  const row = (op: string, ours: number, base: number, what: string): Row => ({
+    suite: 'storage',
+    metric: `${name} ${durability}: ${op}, 64 in flight`,
+    value: fmtOps(ours),
+    baseline: `${fmtOps(base)} raw ${kind === 'level' ? 'classic-level' : 'lmdb'} (${what})`,
+    ratio: fmtRatio(base, ours),
+    goal: `cost <= 1.5x ${base / ours <= 1.5 ? 'PASS' : 'MISS'}`,
+  });
+  const storeRow = (op: string, ours: number, base: number, what: string): Row => ({
+    ...row(`store.${op} through a 1-node Store`, ours, base, what),
+    goal: '(store CPU; no goal)',
+  });
+  return [
+    row('adapter read + put', adapterPut, rawPut, 'read + write'),
+    row('adapter get', adapterGet, rawGet, 'read'),
+    storeRow('put', storePut, rawPut, 'read + write'),
+    storeRow('get', storeGet, rawGet, 'read'),
+  ];
+}
+
+async function clusterOps(storage: (id: string) => StorageAdapter): Promise<{ put: number; get: number }> {
+  const net = new MemoryNetwork();
+  const ids = ['c0', 'c1', 'c2'];
+  const stores = ids.map(
+    (id, i) =>
+      new Store({
+        id,
+        cluster: 'bench-storage',
+        transport: net.transport(id),
+        storage: storage(id),
+        seeds: i === 0 ? [] : ['c0'],
+        replication: { n: 3, r: 2, w: 2 },
+      }),
+  );
+  for (const s of stores) await s.start();
+  await Promise.all(stores.map((s) => s.waitForMembers(3, { timeout: 30_000 })));
+  const put = await timed((i) => (stores[i % 3] as Store).put(keyOf(i), value));
+  const get = await timed((i) => (stores[i % 3] as Store).get(keyOf(i)));
+  for (const s of stores) await s.stop();
+  return { put, get };
+}
+
+async function clusterRows(root: string): Promise<Row[]> {
+  const memory = await clusterOps(() => new MemoryStorage());
+  const rows: Row[] = [];
+  for (const kind of ['level', 'lmdb'] as const) {
+    const name = kind === 'level' ? 'LevelStorage' : 'LmdbStorage';
+    const ours = await clusterOps((id) => adapter(kind, join(root, `${kind}-cluster-${id}`), 'sync'));
+    for (const op of ['put', 'get'] as const) {
+      rows.push({
+        suite: 'storage',
+        metric: `${name} sync: store.${op}, 3-node in-process cluster (n=3, r=w=2)`,
+        value: fmtOps(ours[op]),
+        baseline: `${fmtOps(memory[op])} same cluster on MemoryStorage`,
+        ratio: fmtRatio(memory[op], ours[op]),
+        goal: '(no goal)',
+      });
+    }
+  }
+  return rows;
+}
+
+const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+
+/** In a child process: loads `count` keys of 1 KB into one node, reports RSS at half and full, and a full scan's peak. */
+async function rssChild(kind: Kind, path: string, count: number): Promise<void> {
+  const net = new MemoryNetwork();
+  const storage = adapter(kind, path, 'async');
+  const store = new Store({ id: 'r', transport: net.transport('r'), storage, replication: { n: 1, r: 1, w: 1 } });
+  await store.start();
+  const kb = 'x'.repeat(1000);
+  const report: Record<string, number> = {};
+  let next = 0;
+  const load = async (until: number): Promise<void> => {
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (next < until) await store.put(`rss-key-${next++}`, kb);
+      }),
+    );
+  };
+  const t0 = performance.now();
+  await load(Math.floor(count / 2));
+  report.half = process.memoryUsage().rss;
+  await load(count);
+  report.full = process.memoryUsage().rss;
+  report.loadMs = performance.now() - t0;
+  let peak = report.full;
+  let scanned = 0;
+  for await (const _ of storage.scan()) {
+    if (++scanned % 10_000 === 0) peak = Math.max(peak, process.memoryUsage().rss);
+  }
+  report.scanPeak = Math.max(peak, process.memoryUsage().rss);
+  report.scanned = scanned;
+  await store.stop();
+  process.send?.(report);
+}
+
+async function rssRows(root: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const kind of ['level', 'lmdb'] as const) {
+    const name = kind === 'level' ? 'LevelStorage' : 'LmdbStorage';
+    const child = fork(SELF, ['--rss-child', kind, join(root, `${kind}-rss`), String(RSS_KEYS)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const report = await new Promise<Record<string, number>>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as Record<string, number>));
+      child.once('exit', (code) => reject(new Error(`the RSS child for ${name} exited (${code}) without a report`)));
+    });
+    const half = report.half as number;
+    const full = report.full as number;
+    const data = RSS_KEYS * 1024;
+    const flat = full < 300 * 2 ** 20 && full - half < 0.25 * half;
+    rows.push(
+      {
+        suite: 'storage',
+        metric: `${name}: RSS at ${RSS_KEYS / 2} / ${RSS_KEYS} keys of 1 KB (1 node, loaded in ${(report.loadMs as number / 1000).toFixed(0)} s)`,
+        value: `${mb(half)} / ${mb(full)}`,
+        baseline: `data: ${mb(data / 2)} / ${mb(data)}`,
+        ratio: fmtRatio(full, data),
+        goal: `flat, < 300 MB ${flat ? 'PASS' : 'MISS'}`,
+      },
+      {
+        suite: 'storage',
+        metric: `${name}: RSS peak of a full-range scan (${report.scanned} entries)`,
+        value: `${mb(report.scanPeak as number)} (+${mb((report.scanPeak as number) - full)})`,
+        baseline: `RSS before: ${mb(full)}`,
+        ratio: fmtRatio(report.scanPeak as number, full),
+        goal: `streamed (< +10%) ${(report.scanPeak as number) - full < 0.1 * full ? 'PASS' : 'MISS'}`,
+      },
+    );
+  }
+  return rows;
+}
+
+/** The storage suite's rows. */
+export async function storageBench(): Promise<Row[]> {
+  const root = mkdtempSync(join(tmpdir(), 'quorumkv-bench-storage-'));
+  try {
+    const rows: Row[] = [];
+    for (const kind of ['level', 'lmdb'] as const) {
+      for (const durability of ['sync', 'async'] as const) rows.push(...(await singleNodeRows(kind, durability, root)));
+    }
+    rows.push(...(await clusterRows(root)));
+    rows.push(...(await rssRows(root)));
+    return rows;
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] !== undefined && pathToFileURL(process.argv[1]).href === import.meta.url && process.argv[2] === '--rss-child') {
+  const [, , , kind, path, count] = process.argv;
+  rssChild(kind as Kind, path as string, Number(count)).catch((error: unknown) => {
+    console.error(error);
+    process.exit(70);
+  });
+}

@@ -67,6 +67,15 @@ export const ErrorCodes = {
    * is handled.
    */
   AUTH_FAILED: 'KV_AUTH_FAILED',
+  /**
+   * The call's consistency level cannot be met by the configuration, so it
+   * is refused at once instead of waiting out its deadline: `local_quorum`
+   * on a node without a `zone` or whose zone has no replicas in
+   * `replication.zones`, `local_quorum` / `each_quorum` in a cluster without
+   * `replication.zones`, or `each_quorum` while a zone of the map has no node
+   * on the ring. Nothing was read or written. See docs/zones.md.
+   */
+  UNAVAILABLE_CONSISTENCY: 'KV_UNAVAILABLE_CONSISTENCY',
 } as const;
 
 /** A stable error code, e.g. `'KV_QUORUM_NOT_MET'`. */

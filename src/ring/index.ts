@@ -12,6 +12,23 @@ export {
   DEFAULT_MAX_KEY_BYTES,
   DEFAULT_TOKENS_PER_WEIGHT,
 } from './hash.js';
-export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON, MemberStatus } from './types.js';
+export type {
+  NodeInfo,
+  NodeSpec,
+  TokenRange,
+  RangeChange,
+  RingOptions,
+  RingJSON,
+  MemberStatus,
+  ZoneReplication,
+  ZoneConsistencyLevel,
+} from './types.js';
+export {
+  normalizeZoneReplication,
+  zoneReplicationTotal,
+  sameZoneReplication,
+  formatZoneReplication,
+  zoneQuorum,
+} from './zones.js';
 export { ReplicaSet, type ReplicaSelection, type ReplicaSetInit } from './replica-set.js';
 export { packTokens, unpackTokens, MAX_TOKENS } from './tokens.js';

@@ -3,8 +3,9 @@
  *
  * @module
  */
-import type { NodeInfo } from './types.js';
+import type { NodeInfo, ZoneConsistencyLevel, ZoneReplication } from './types.js';
 import type { Ring } from './ring.js';
+import { zoneQuorum } from './zones.js';
 
 /** One pick of {@link ReplicaSet.select}. */
 export interface ReplicaSelection {
@@ -27,6 +28,11 @@ export interface ReplicaSetInit {
   readonly primaries: readonly NodeInfo[];
   /** Every distinct node of the ring, clockwise from the token. */
   readonly successors: readonly NodeInfo[];
+  /**
+   * The ring's zone map, when the primaries follow one.
+   * @default undefined (no zone map)
+   */
+  readonly zoneReplication?: ZoneReplication | undefined;
 }
 
 /**
@@ -46,8 +52,16 @@ export class ReplicaSet {
   readonly token: number;
   /** Requested replication factor N. */
   readonly n: number;
-  /** The preference list: min(N, ring size) distinct nodes. */
+  /**
+   * The preference list: min(N, ring size) distinct nodes; with a zone map,
+   * min(count, nodes of the zone) per zone of the map.
+   */
   readonly primaries: readonly NodeInfo[];
+  /**
+   * The zone map the primaries follow, `undefined` without one.
+   * @default undefined
+   */
+  readonly zoneReplication: ZoneReplication | undefined;
   // One is built for every write, so what only a sloppy quorum or zone logic
   // needs (fallbacks, zones) is computed on first use (private fields are not
   // affected by `Object.freeze`).
@@ -62,6 +76,7 @@ export class ReplicaSet {
     this.n = init.n;
     this.primaries = Object.isFrozen(init.primaries) ? init.primaries : Object.freeze([...init.primaries]);
     this.#successors = Object.isFrozen(init.successors) ? init.successors : Object.freeze([...init.successors]);
+    this.zoneReplication = init.zoneReplication;
     Object.freeze(this);
   }
 
@@ -90,7 +105,31 @@ export class ReplicaSet {
       n,
       primaries: ring.preferenceListForToken(token, n),
       successors: ring.successors(token),
+      zoneReplication: ring.zones,
     });
+  }
+
+  /**
+   * Acknowledgements a zone consistency level needs per zone, from this key's
+   * primaries only: `local_quorum` needs floor(k / 2) + 1 of the k primaries
+   * in `localZone`; `each_quorum` that in every zone of the map.
+   *
+   * @param level - `'local_quorum'` or `'each_quorum'`.
+   * @param localZone - The coordinator's zone (`undefined` when it has none).
+   * @returns Zone → acknowledgements needed from that zone's primaries.
+   * @throws KvError `KV_UNAVAILABLE_CONSISTENCY` when the configuration cannot
+   *   meet the level (no zone map; for `local_quorum`, no zone or a zone
+   *   without replicas in the map; for `each_quorum`, a zone of the map
+   *   without nodes).
+   *
+   * @example
+   * ```ts
+   * ring.withZones({ dc1: 3, dc2: 2 }).replicaSet('k', 5).zoneQuorum('each_quorum', 'dc1');
+   * // Map { 'dc1' => 2, 'dc2' => 2 }
+   * ```
+   */
+  zoneQuorum(level: ZoneConsistencyLevel, localZone: string | undefined): ReadonlyMap<string, number> {
+    return zoneQuorum(this.primaries, this.zoneReplication, level, localZone);
   }
 
   /** Zone of a node of this ring (`undefined` if it has none or is unknown). */

@@ -5,7 +5,8 @@
  */
 import { ReplicaSet } from './replica-set.js';
 import { DEFAULT_MAX_KEY_BYTES, defaultTokens, hashKey } from './hash.js';
-import type { NodeInfo, NodeSpec, RangeChange, RingJSON, RingOptions, TokenRange } from './types.js';
+import type { NodeInfo, NodeSpec, RangeChange, RingJSON, RingOptions, TokenRange, ZoneReplication } from './types.js';
+import { formatZoneReplication, normalizeZoneReplication, zoneReplicationTotal } from './zones.js';
 
 const TWO_32 = 2 ** 32;
 const MAX_TOKEN = TWO_32 - 1;
@@ -49,6 +50,11 @@ function checkMaxKeyBytes(options: RingOptions | undefined): number {
     throw new RangeError(`Expected \`maxKeyBytes\` to be a positive integer, got ${String(max)}`);
   }
   return max;
+}
+
+function checkZones(options: RingOptions | undefined): ZoneReplication | undefined {
+  const zones = options?.zones;
+  return zones === undefined ? undefined : normalizeZoneReplication(zones);
 }
 
 /** Validates a spec (or an existing NodeInfo) and returns a frozen NodeInfo. */
@@ -135,6 +141,12 @@ export class Ring {
    * @default 1024
    */
   readonly maxKeyBytes: number;
+  /**
+   * The zone map replicas are placed by (frozen, zones sorted by name), or
+   * `undefined` without one. See {@link RingOptions.zones}.
+   * @default undefined
+   */
+  readonly zones: ZoneReplication | undefined;
 
   readonly #index: ReadonlyMap<string, number>;
   /** vnode tokens, ascending (ties: by node id). */
@@ -149,10 +161,18 @@ export class Ring {
   readonly #pref: (Table | undefined)[] = [];
   /** All distinct nodes clockwise from a vnode (lazy). */
   readonly #succ: Table;
+  /** With a zone map: its sum (the N it gives). */
+  readonly #zoneTotal: number;
+  /** With a zone map: [zone, replicas it holds = min(count, its nodes)] per zone of the map. */
+  readonly #zoneSlots: readonly (readonly [string, number])[];
+  /** With a zone map: replicas of every key (the sum of the slots). */
+  readonly #zoneReplicas: number;
+  /** With a zone map: preference lists by vnode index (lazy). */
+  readonly #zonePref: Table;
   #ranges: readonly TokenRange[] | undefined;
   #ownership: ReadonlyMap<string, number> | undefined;
 
-  private constructor(nodes: NodeInfo[], maxKeyBytes: number) {
+  private constructor(nodes: NodeInfo[], maxKeyBytes: number, zones: ZoneReplication | undefined) {
     nodes.sort((a, b) => compareIds(a.id, b.id));
     if (nodes.length > MAX_NODES) throw new RangeError(`A ring holds at most ${MAX_NODES} nodes, got ${nodes.length}`);
     const index = new Map<string, number>();
@@ -197,6 +217,22 @@ export class Ring {
     this.#shift = shift;
     this.#zoned = zoned;
     this.#succ = new Array<readonly NodeInfo[] | undefined>(vnodes);
+    this.zones = zones;
+    const slots: [string, number][] = [];
+    let replicas = 0;
+    if (zones !== undefined) {
+      const perZone = new Map<string, number>();
+      for (const node of nodes) if (node.zone !== undefined) perZone.set(node.zone, (perZone.get(node.zone) ?? 0) + 1);
+      for (const [zone, count] of Object.entries(zones)) {
+        const slot = Math.min(count, perZone.get(zone) ?? 0);
+        if (slot > 0) slots.push([zone, slot]);
+        replicas += slot;
+      }
+    }
+    this.#zoneTotal = zones === undefined ? 0 : zoneReplicationTotal(zones);
+    this.#zoneSlots = slots;
+    this.#zoneReplicas = replicas;
+    this.#zonePref = zones === undefined ? [] : new Array<readonly NodeInfo[] | undefined>(vnodes);
     Object.freeze(this);
   }
 
@@ -209,12 +245,12 @@ export class Ring {
    */
   static from(nodes: readonly (NodeSpec | NodeInfo)[], options?: RingOptions): Ring {
     if (!Array.isArray(nodes)) throw new TypeError(`Expected \`nodes\` to be an array, got ${describe(nodes)}`);
-    return new Ring(nodes.map(normalize), checkMaxKeyBytes(options));
+    return new Ring(nodes.map(normalize), checkMaxKeyBytes(options), checkZones(options));
   }
 
   /** A ring without nodes (every lookup returns `[]`). */
   static empty(options?: RingOptions): Ring {
-    return new Ring([], checkMaxKeyBytes(options));
+    return new Ring([], checkMaxKeyBytes(options), checkZones(options));
   }
 
   /**
@@ -247,7 +283,10 @@ export class Ring {
     });
     if (typeof obj.maxKeyBytes !== 'number') fail(`expected \`maxKeyBytes\` to be a number, got ${describe(obj.maxKeyBytes)}`);
     try {
-      return Ring.from(nodes, { maxKeyBytes: obj.maxKeyBytes as number });
+      return Ring.from(nodes, {
+        maxKeyBytes: obj.maxKeyBytes as number,
+        ...(obj.zones === undefined ? {} : { zones: obj.zones as ZoneReplication }),
+      });
     } catch (err) {
       return fail((err as Error).message, err);
     }
@@ -265,19 +304,35 @@ export class Ring {
         tokens: [...n.tokens],
       })),
       maxKeyBytes: this.maxKeyBytes,
+      ...(this.zones === undefined ? {} : { zones: { ...this.zones } }),
     };
   }
 
   /** A new ring with `node` added, or replacing the node with the same id. */
   withNode(node: NodeSpec | NodeInfo): Ring {
     const info = normalize(node);
-    return new Ring([...this.nodes.filter((n) => n.id !== info.id), info], this.maxKeyBytes);
+    return new Ring([...this.nodes.filter((n) => n.id !== info.id), info], this.maxKeyBytes, this.zones);
   }
 
   /** A new ring without the node `id` (the same ring if it is absent). */
   withoutNode(id: string): Ring {
     if (!this.#index.has(id)) return this;
-    return new Ring(this.nodes.filter((n) => n.id !== id), this.maxKeyBytes);
+    return new Ring(this.nodes.filter((n) => n.id !== id), this.maxKeyBytes, this.zones);
+  }
+
+  /**
+   * The same nodes placed by another zone map (`undefined`: none).
+   *
+   * @throws TypeError / RangeError on a malformed map (see {@link RingOptions.zones}).
+   *
+   * @example
+   * ```ts
+   * const zoned = ring.withZones({ dc1: 2, dc2: 1 });
+   * zoned.preferenceList('user:1', 3); // 2 nodes of dc1 and 1 of dc2, clockwise
+   * ```
+   */
+  withZones(zones: ZoneReplication | undefined): Ring {
+    return new Ring([...this.nodes], this.maxKeyBytes, zones === undefined ? undefined : normalizeZoneReplication(zones));
   }
 
   /** Number of physical nodes. */
@@ -308,23 +363,30 @@ export class Ring {
    * The first `n` distinct physical nodes clockwise from the key's token. With zones,
    * nodes of zones not used yet come first (in clockwise order), then the remaining
    * nodes clockwise. Returns every node when `n > size`, `[]` on an empty ring.
+   *
+   * With a zone map ({@link Ring.zones}), `n` must be the map's sum, and the list is
+   * the map's placement: per zone of the map, the first `count` distinct nodes of
+   * that zone clockwise (all of them when it has fewer), in clockwise order overall.
+   *
    * The array is cached and frozen: do not try to mutate it.
    *
-   * @throws RangeError if `n` is not a positive integer; KvError `KV_INVALID_KEY`.
+   * @throws RangeError if `n` is not a positive integer, or not the zone map's sum;
+   *   KvError `KV_INVALID_KEY`.
    */
   preferenceList(key: string | Uint8Array, n: number): readonly NodeInfo[] {
     const token = hashKey(key, this.maxKeyBytes);
-    checkN(n);
+    this.#checkN(n);
     return this.#prefAt(this.#find(token), n);
   }
 
   /**
    * {@link Ring.preferenceList} for a token.
-   * @throws RangeError if `n` is not a positive integer or `token` not an unsigned 32-bit integer.
+   * @throws RangeError if `n` is not a positive integer (or not the zone map's sum)
+   *   or `token` not an unsigned 32-bit integer.
    */
   preferenceListForToken(token: number, n: number): readonly NodeInfo[] {
     checkToken(token);
-    checkN(n);
+    this.#checkN(n);
     return this.#prefAt(this.#find(token), n);
   }
 
@@ -340,7 +402,8 @@ export class Ring {
 
   /**
    * The key's {@link ReplicaSet}: its primaries (the preference list) and fallbacks.
-   * @throws RangeError if `n` is not a positive integer; KvError `KV_INVALID_KEY`.
+   * @throws RangeError if `n` is not a positive integer (or not the zone map's sum);
+   *   KvError `KV_INVALID_KEY`.
    */
   replicaSet(key: string | Uint8Array, n: number): ReplicaSet {
     return ReplicaSet.forToken(this, hashKey(key, this.maxKeyBytes), n);
@@ -388,11 +451,13 @@ export class Ring {
    * rings: exactly what a join / leave / re-weight has to stream. Boundaries are the
    * union of both rings' tokens; a range is reported when the set of replica ids
    * differs (order is ignored); adjacent ranges with the same before/after lists merge.
+   * Each ring places by its own zone map, if it has one.
    *
-   * @throws RangeError if `n` is not a positive integer.
+   * @throws RangeError if `n` is not a positive integer, or not the sum of either ring's zone map.
    */
   static diff(before: Ring, after: Ring, n: number): RangeChange[] {
-    checkN(n);
+    before.#checkN(n);
+    after.#checkN(n);
     const a = before.#tokens;
     const b = after.#tokens;
     const bounds: number[] = [];
@@ -453,9 +518,20 @@ export class Ring {
     return lo === tokens.length ? 0 : lo;
   }
 
+  /** `n` is a positive integer and, with a zone map, its sum. */
+  #checkN(n: number): void {
+    checkN(n);
+    if (this.zones !== undefined && n !== this.#zoneTotal) {
+      throw new RangeError(
+        `Expected \`n\` to be ${this.#zoneTotal}, the sum of the ring's zone map ${formatZoneReplication(this.zones)}, got ${n}`,
+      );
+    }
+  }
+
   #prefAt(vnode: number, n: number): readonly NodeInfo[] {
     const size = this.nodes.length;
     if (size === 0) return EMPTY;
+    if (this.zones !== undefined) return this.#zonePref[vnode] ?? (this.#zonePref[vnode] = this.#computeZonePref(vnode));
     const m = n > size ? size : n;
     let table = this.#pref[m];
     if (table === undefined) table = this.#pref[m] = new Array<readonly NodeInfo[] | undefined>(this.#tokens.length);
@@ -493,6 +569,30 @@ export class Ring {
     for (const node of order) {
       if (out.length === m) break;
       if (!picked.has(node.id)) out.push(node);
+    }
+    return Object.freeze(out);
+  }
+
+  /** Zone-map placement: per zone, its first `min(count, nodes of the zone)` distinct nodes clockwise. */
+  #computeZonePref(vnode: number): readonly NodeInfo[] {
+    const nodes = this.nodes;
+    const out: NodeInfo[] = [];
+    const wanted = this.#zoneReplicas;
+    if (wanted === 0) return EMPTY;
+    const left = new Map<string, number>(this.#zoneSlots);
+    const owners = this.#owners;
+    const len = owners.length;
+    const seen = new Uint8Array(nodes.length);
+    for (let k = 0, v = vnode; k < len && out.length < wanted; k++, v = v + 1 === len ? 0 : v + 1) {
+      const o = owners[v]!;
+      if (seen[o] !== 0) continue;
+      seen[o] = 1;
+      const node = nodes[o]!;
+      if (node.zone === undefined) continue;
+      const slots = left.get(node.zone);
+      if (slots === undefined || slots === 0) continue;
+      left.set(node.zone, slots - 1);
+      out.push(node);
     }
     return Object.freeze(out);
   }

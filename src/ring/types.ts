@@ -17,7 +17,8 @@ export interface NodeInfo {
    */
   readonly address: string;
   /**
-   * Failure domain (data center, rack). Replicas are spread over distinct zones first.
+   * Failure domain (data center, rack). Replicas are spread over distinct zones first,
+   * or placed per zone when the ring has a zone map ({@link RingOptions.zones}).
    * @default undefined (no zone)
    */
   readonly zone?: string | undefined;
@@ -82,6 +83,26 @@ export interface RangeChange {
   readonly after: readonly string[];
 }
 
+/**
+ * Per-zone replication (Cassandra's NetworkTopologyStrategy): how many
+ * replicas of every key each zone holds, e.g. `{ dc1: 2, dc2: 1 }`. The
+ * replication factor N is the sum of the counts. In each zone, a key's
+ * replicas are the first `count` distinct nodes of that zone clockwise from
+ * its token (a zone with fewer nodes holds it on all of them); nodes of
+ * other zones, or without a zone, hold no replicas (they still coordinate
+ * and stand in for sloppy quorums). See docs/zones.md.
+ */
+export type ZoneReplication = Readonly<Record<string, number>>;
+
+/**
+ * Consistency levels counted per zone, over the key's primaries only (no
+ * sloppy stand-ins); they need a {@link ZoneReplication} map:
+ * - `'local_quorum'`: a quorum (floor(k / 2) + 1) of the k replicas in the
+ *   coordinator's own zone;
+ * - `'each_quorum'`: such a quorum in every zone of the map.
+ */
+export type ZoneConsistencyLevel = 'local_quorum' | 'each_quorum';
+
 /** Options of {@link Ring.from} / `Ring.empty`. */
 export interface RingOptions {
   /**
@@ -89,6 +110,14 @@ export interface RingOptions {
    * @default 1024
    */
   maxKeyBytes?: number;
+  /**
+   * Per-zone replication: with it, a key's preference list follows the map
+   * (see {@link ZoneReplication}) and `n` must be the sum of its counts.
+   * Without it, the first N distinct nodes clockwise are the replicas
+   * (spread over zones first when nodes have zones).
+   * @default undefined (no zone map)
+   */
+  zones?: ZoneReplication | undefined;
 }
 
 /** The JSON form of a ring (`Ring#toJSON`, `Ring.fromJSON`). */
@@ -99,4 +128,6 @@ export interface RingJSON {
   nodes: { id: string; address: string; zone?: string; weight: number; tokens: number[] }[];
   /** See {@link RingOptions.maxKeyBytes}. */
   maxKeyBytes: number;
+  /** See {@link RingOptions.zones}; absent without a zone map. */
+  zones?: Record<string, number>;
 }

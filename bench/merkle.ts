@@ -1,7 +1,12 @@
 /**
- * Merkle suite (anti-entropy, pure core): build, update and exchange costs,
- * and the wire bytes of an exchange against the bytes of the records that
- * differ, for 100k keys of 1 KB with 1% divergence, over several tree shapes.
+ * Merkle suite (anti-entropy): build, update and exchange costs of the pure
+ * core, and the wire bytes of an exchange against the bytes of the records
+ * that differ, for 100k keys of 1 KB with 1% divergence, over several tree
+ * shapes; then a **real `store.repair()`** between two in-process Stores
+ * over a MemoryNetwork with its codec on (every message encoded): all its
+ * wire bytes (requests and answers, protocol and records) against the bytes
+ * of the differing records (goal <= 2x). `BENCH_AE_KEYS` sets the repair's
+ * key count (default 100000, about 10 s).
  *
  * Wire bytes are the exchange's messages (`exchangeLocally`) encoded with
  * `@msgpack/msgpack`, plus the records themselves in `ae.records` messages of
@@ -25,7 +30,10 @@ import {
 import { hashKey } from '../src/ring/index.js';
 import { fmtOps, fmtRatio, measure, printTable, type Row } from './harness.js';
 import { seededRandom } from '../src/internal/random.js';
-import { WHOLE_RING } from '../src/storage/index.js';
+import { MemoryStorage, WHOLE_RING } from '../src/storage/index.js';
+import { MemoryNetwork } from '../src/transport/index.js';
+import { Store } from '../src/store/index.js';
+import { SiblingSet, VectorClock, encodeSiblingSet } from '../src/versioning/index.js';
 
 const SUITE = 'merkle';
 const KEYS = 100_000;
@@ -239,7 +247,100 @@ export async function merkleBench(): Promise<Row[]> {
     ratio: fmtRatio(w.protocol + w.records, w.recordPayload),
     goal: `<= 2x: ${w.protocol + w.records <= 2 * w.recordPayload ? 'met' : 'NOT met'}`,
   });
+  rows.push(...(await repairRows()));
   return rows;
+}
+
+/** Keys of the real repair (`BENCH_AE_KEYS`, default 100000). */
+const AE_KEYS = Number(process.env['BENCH_AE_KEYS'] ?? KEYS);
+
+/** An encoded sibling set of one version of `actor` holding `value`. */
+function storedRecord(actor: string, value: Uint8Array): Uint8Array {
+  return encodeSiblingSet(SiblingSet.empty<Uint8Array>().write(actor, VectorClock.EMPTY, { value, timestamp: 1 }).set);
+}
+
+/**
+ * Two Stores (N = 2: both hold the whole ring) over a MemoryNetwork with
+ * its codec, their storage filled before start: 1% of the keys differ, a
+ * third only on A, a third only on B, a third in concurrent versions on
+ * each. `a.repair()` once (measured), then once more (nothing differs).
+ */
+export async function repairRows(): Promise<Row[]> {
+  const rand = seededRandom(11);
+  const encoder = new TextEncoder();
+  const storageA = new MemoryStorage();
+  const storageB = new MemoryStorage();
+  await storageA.open();
+  await storageB.open();
+  const diff = Math.round(AE_KEYS * DIVERGENCE);
+  let differingBytes = 0;
+  let expectedKeys = 0;
+  for (let i = 0; i < AE_KEYS; i++) {
+    const key = encoder.encode(`user:${Math.floor(rand() * 1e12).toString(36)}:${i}`);
+    const token = hashKey(key);
+    const ra = storedRecord('a.0', makeRecord(rand));
+    const kind = i < diff ? i % 3 : -1;
+    if (kind === -1) {
+      await storageA.put(key, token, ra);
+      await storageB.put(key, token, ra);
+    } else if (kind === 0) {
+      await storageA.put(key, token, ra);
+      differingBytes += key.length + ra.length;
+    } else if (kind === 1) {
+      await storageB.put(key, token, ra);
+      differingBytes += key.length + ra.length;
+    } else {
+      const rb = storedRecord('b.0', makeRecord(rand));
+      await storageA.put(key, token, ra);
+      await storageB.put(key, token, rb);
+      differingBytes += 2 * key.length + ra.length + rb.length;
+      expectedKeys++;
+    }
+    if (kind !== -1) expectedKeys++;
+  }
+  const net = new MemoryNetwork({ codec: true });
+  // Slow gossip: the network's byte count is then (almost) the repair's alone.
+  const common = { cluster: 'bench', replication: { n: 2, r: 1, w: 1 }, gossip: { interval: 60_000 }, antiEntropy: false } as const;
+  const a = new Store({ ...common, id: 'a', transport: net.transport('a'), storage: storageA });
+  const b = new Store({ ...common, id: 'b', transport: net.transport('b'), storage: storageB, seeds: ['a'] });
+  await a.start();
+  await b.start();
+  await a.waitForMembers(2, { timeout: 120_000 });
+  await b.waitForMembers(2, { timeout: 120_000 });
+  try {
+    const before = net.stats();
+    const t0 = performance.now();
+    const first = await a.repair();
+    const ms = performance.now() - t0;
+    const after = net.stats();
+    if (first.keysExchanged !== expectedKeys) throw new Error(`repair exchanged ${first.keysExchanged} records, expected ${expectedKeys}`);
+    const wire = first.bytesSent + first.bytesReceived;
+    const t1 = performance.now();
+    const second = await a.repair();
+    const ms2 = performance.now() - t1;
+    if (second.keysExchanged !== 0) throw new Error(`second repair exchanged ${second.keysExchanged} records, expected 0`);
+    const name = `${AE_KEYS / 1000}k x 1 KB, ${diff} differ`;
+    return [
+      {
+        suite: SUITE,
+        metric: `store.repair() wire bytes, all messages both ways (${name}; ${after.sent - before.sent} msgs on the network)`,
+        value: `${fmtKB(wire)} (network ${fmtKB(after.bytes - before.bytes)})`,
+        baseline: `${fmtKB(differingBytes)} differing records`,
+        ratio: fmtRatio(wire, differingBytes),
+        goal: `<= 2x: ${wire <= 2 * differingBytes ? 'met' : 'NOT met'}`,
+      },
+      {
+        suite: SUITE,
+        metric: `store.repair() time (${name}): trees from a scan on both sides, ${first.keysExchanged} records merged`,
+        value: fmtMs(ms),
+        baseline: `${fmtMs(ms2)} (next round, nothing differs: ${fmtKB(second.bytesSent + second.bytesReceived)})`,
+        ratio: fmtRatio(ms, ms2),
+      },
+    ];
+  } finally {
+    await b.stop();
+    await a.stop();
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

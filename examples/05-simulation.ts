@@ -58,7 +58,7 @@ const result = await simulate<string[], string>({ nodes: 5, ...(seed === undefin
 
   await nemesis.stop(); // heals the network; restarted nodes are up
   await sim.startAll();
-  await sim.repairAll(pages);
+  await sim.repairAll();
 
   const counted = new Set<string>();
   for (const page of pages) for (const v of await countVisits(sim.store('n1'), page)) counted.add(v);

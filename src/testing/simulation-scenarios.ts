@@ -74,7 +74,7 @@ export function setScenario(options: ScenarioOptions<string[]>): Promise<Simulat
     const history = await runSetWorkload(sim, { ...workload, duration });
     await nemesis.stop();
     await sim.startAll();
-    await sim.repairAll(history.keys);
+    await sim.repairAll();
     const result: SetCheckResult = await checkSetWorkload(sim, history);
     if (!result.ok) {
       const detail = [
@@ -101,7 +101,7 @@ export function registerScenario(options: ScenarioOptions<string>): Promise<Simu
   const strict: SimulationOptions<string> = {
     replication: { n: 3, r: 2, w: 2 },
     ...simulation,
-    store: { sloppyQuorum: false, ...simulation.store } as SimulationOptions<string>['store'],
+    store: { sloppyQuorum: false, ...simulation.store },
   };
   return simulate<string, ScenarioReport>(strict, async (sim) => {
     const r = sim.replication;
@@ -111,7 +111,7 @@ export function registerScenario(options: ScenarioOptions<string>): Promise<Simu
     const history = await runRegisterWorkload(sim, { ...workload, duration });
     await nemesis.stop();
     await sim.startAll();
-    await sim.repairAll(history.keys);
+    await sim.repairAll();
     const result = await checkRegisterWorkload(sim, history);
     if (!result.ok) {
       const detail = result.stale

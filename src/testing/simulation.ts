@@ -330,45 +330,29 @@ export class Simulation<V = unknown> {
   }
 
   /**
-   * Brings the replicas of `keys` together after faults: runs
-   * `store.repair()` on every running node when stores have it, else reads
-   * every key at consistency `'all'` (read repair) until that succeeds, then
-   * lets background work (hint delivery, repairs) settle for `settle`
+   * Brings the replicas together after faults: runs `store.repair()` (hint
+   * delivery, then one anti-entropy round over every range the node holds)
+   * on every running node in turn, retrying a node whose repair fails until
+   * `timeout` virtual ms, then lets background work settle for `settle`
    * virtual ms.
    */
-  async repairAll(keys: readonly string[], options: { timeout?: number; settle?: number } = {}): Promise<void> {
+  async repairAll(options: { timeout?: number; settle?: number } = {}): Promise<void> {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected \`options\` to be an object, got ${describe(options)}`);
     const timeout = options.timeout ?? 120_000;
     const until = this.clock.now() + timeout;
     const running = this.nodes.filter((id) => this.running(id));
-    // Bridge until every Store has repair() (anti-entropy): then call it unconditionally.
-    const repairable = running.map((id) => this.store(id) as Store<V> & { repair?: (o?: { signal?: AbortSignal }) => Promise<unknown> });
-    if (repairable.every((s) => typeof s.repair === 'function')) {
-      for (const s of repairable) {
-        for (;;) {
-          try {
-            await s.repair!();
-            break;
-          } catch (err) {
-            if (this.clock.now() >= until) throw err;
-            await this.sleep(500);
-          }
+    for (const id of running) {
+      for (;;) {
+        try {
+          const r = await this.store(id).repair();
+          this.trace(`repair on ${id}: ${r.rangesCompared} ranges, ${r.keysExchanged} keys, ${r.hintsDelivered} hints`);
+          break;
+        } catch (err) {
+          if (this.clock.now() >= until) throw err;
+          this.trace(`repair on ${id} failed: ${err instanceof KvError ? err.code : String(err)}`);
+          await this.sleep(500);
         }
       }
-      this.trace(`repair ran on ${running.join(',')}`);
-    } else {
-      for (const key of keys) {
-        for (let i = 0; ; i++) {
-          const via = this.store(running[i % running.length]!);
-          try {
-            await via.get(key, { consistency: 'all' });
-            break;
-          } catch (err) {
-            if (this.clock.now() >= until) throw err;
-            await this.sleep(200);
-          }
-        }
-      }
-      this.trace(`read repair at 'all' of ${keys.length} keys`);
     }
     await this.sleep(options.settle ?? 5_000);
   }

@@ -56,7 +56,7 @@ describe('fault simulation: replay', () => {
       sim.network.heal();
       await sim.converged({ timeout: 30_000 });
       const keys = first.keys;
-      await sim.repairAll(keys);
+      await sim.repairAll();
       for (const h of [first, during]) {
         const check = await checkSetWorkload(sim, h);
         expect(check.lost).toEqual([]);

@@ -115,7 +115,7 @@ describe('workload checkers can fail', () => {
   it('the set checker reports owners that diverge', async () => {
     await simulate<string[]>({ seed: 22, ...quiet }, async (sim) => {
       const history = await runSetWorkload(sim, { duration: 2_000, keys: 1 });
-      await sim.repairAll(history.keys);
+      await sim.repairAll();
       const owners = sim.store('n1').ring.preferenceList('set:0', 3).map((n) => n.id);
       // One owner alone takes a write (the others are cut off): it now holds a version they do not.
       sim.network.isolate(owners[0]!);

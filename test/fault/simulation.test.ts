@@ -18,7 +18,7 @@ describe('fault simulation: set workload (zero acknowledged writes lost)', () =>
     const result = await setRun(seed);
     expect(result.value.acked, 'acknowledged writes').toBeGreaterThan(50);
     console.log(`${result.value.summary}; faults: ${result.value.faults.join(',')}`);
-  });
+  }, 60_000);
 });
 
 describe('fault simulation: strict-quorum register (zero stale reads)', () => {
@@ -26,7 +26,7 @@ describe('fault simulation: strict-quorum register (zero stale reads)', () => {
     const result = await registerRun(seed);
     expect(result.value.acked, 'acknowledged writes').toBeGreaterThan(50);
     console.log(`${result.value.summary}; faults: ${result.value.faults.join(',')}`);
-  });
+  }, 60_000);
 });
 
 describe('fault simulation: replay', () => {
@@ -39,7 +39,7 @@ describe('fault simulation: replay', () => {
     expect(b.virtualMs).toBe(a.virtualMs);
     const c = await setRun(4243, 10_000);
     expect(c.traceHash).not.toBe(a.traceHash);
-  });
+  }, 60_000);
 
   it('a node isolated for two virtual hours is declared down, then back alive after the heal, and nothing acknowledged is lost', async () => {
     // One-second gossip rounds (the usual production setting) keep two virtual hours cheap.

@@ -26,7 +26,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
-import { MemoryNetwork, Store, VectorClock, type Transport, type WireMessage } from '../src/index.js';
+import { MemoryNetwork, Store, VectorClock, type GossipOptions, type Transport, type WireMessage } from '../src/index.js';
 import { createTestCluster } from '../src/testing/index.js';
 import { fmtOps, fmtRatio, type Row } from './harness.js';
 
@@ -110,7 +110,7 @@ interface BenchCluster {
   stop(): Promise<void>;
 }
 
-async function makeCluster(codec: boolean): Promise<BenchCluster> {
+async function makeCluster(codec: boolean, gossip: GossipOptions = { interval: 1_000 }): Promise<BenchCluster> {
   const net = new MemoryNetwork({ codec, defaultTimeout: 10_000 });
   const ids = Array.from({ length: NODES }, (_, i) => `n${i + 1}`);
   const transports = ids.map((id) => new RecordingTransport(net.transport(id)));
@@ -123,7 +123,7 @@ async function makeCluster(codec: boolean): Promise<BenchCluster> {
         seeds: i === 0 ? [] : [ids[0]!],
         replication: { n: 3, r: 2, w: 2 },
         timeout: 10_000,
-        gossip: { interval: 1_000 },
+        gossip,
       }),
   );
   for (const s of stores) await s.start();
@@ -443,12 +443,89 @@ async function siblingRows(one: { puts: Measured; gets: Measured }): Promise<Row
   return rows;
 }
 
+/** Latency of every operation of `op(first), op(first + 1), …` run from IN_FLIGHT loops for `ms`, in ms. */
+async function latencies(op: (i: number) => Promise<unknown>, first: number, ms: number): Promise<number[]> {
+  const out: number[] = [];
+  let next = first;
+  const until = performance.now() + ms;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        await op(next++);
+        out.push(performance.now() - t0);
+      }
+    }),
+  );
+  return out;
+}
+
+function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+/**
+ * Put p99 with one of three replicas silent (isolated: its messages are lost,
+ * not refused) but not yet declared down, against put p99 with every node
+ * healthy, in the same cluster (N3 W2, 64 in flight, through the four other
+ * nodes in both cases; gossip every 1 s with a 10 s acceptable pause, so the
+ * phi detector takes over 10 s to declare it down and the windows end
+ * before that — checked).
+ * The steady row starts `SILENT_SETTLE_MS` after the node went silent (the
+ * coordinators have noticed it within one per-hop timeout); the transient
+ * row covers the first second, when writes forwarded to it wait for that
+ * timeout once.
+ */
+export async function silentReplicaRows(): Promise<Row[]> {
+  const SILENT_SETTLE_MS = 500;
+  const cluster = await makeCluster(true, { interval: 1_000, phi: { acceptableHeartbeatPause: 10_000 } });
+  try {
+    const silent = cluster.stores[2]!;
+    const clients = cluster.stores.filter((s) => s !== silent);
+    const put = (i: number): Promise<void> => clients[i % clients.length]!.put(`silent:${i}`, value(i));
+    await timed(put, 1_000_000, 30_000, WARM_UP_OPS);
+    const healthy = await latencies(put, 0, WINDOW_MS * ROUNDS);
+    cluster.net.isolate(silent.id);
+    const transient = await latencies(put, 2_000_000, 1_000);
+    await latencies(put, 3_000_000, SILENT_SETTLE_MS);
+    const steady = await latencies(put, 4_000_000, WINDOW_MS * ROUNDS);
+    const declaredDown = clients.some((s) => s.members().find((m) => m.id === silent.id)?.status === 'down');
+    cluster.net.heal();
+    const h99 = percentile(healthy, 99);
+    const s99 = percentile(steady, 99);
+    const t99 = percentile(transient, 99);
+    const note = declaredDown ? ' (INVALID: declared down during the window)' : '';
+    return [
+      {
+        suite: 'store',
+        metric: `put p99 N3 W2, one of three replicas silent, not yet down${note}`,
+        value: `${s99.toFixed(1)} ms (${steady.length} puts)`,
+        baseline: `all healthy: ${h99.toFixed(1)} ms (${healthy.length} puts)`,
+        ratio: fmtRatio(s99, h99),
+        goal: `<= 2x ${s99 <= 2 * h99 && !declaredDown ? 'PASS' : 'MISS'}`,
+      },
+      {
+        suite: 'store',
+        metric: 'put p99 in the first second a replica is silent (noticed after one 250 ms hop)',
+        value: `${t99.toFixed(1)} ms (${transient.length} puts, max ${Math.max(...transient).toFixed(0)} ms)`,
+        baseline: `all healthy: ${h99.toFixed(1)} ms`,
+        ratio: fmtRatio(t99, h99),
+        goal: '(no goal)',
+      },
+    ];
+  } finally {
+    await cluster.stop();
+  }
+}
+
 export async function storeBench(): Promise<Row[]> {
   const rows: Row[] = [];
   const on = await coreRows(true);
   rows.push(...on.rows);
   rows.push(...(await siblingRows(on)));
   rows.push(...(await coreRows(false)).rows);
+  rows.push(...(await silentReplicaRows()));
   // createTestCluster time, against starting the same 5 transports alone.
   const timesMs: number[] = [];
   for (let i = 0; i < 5; i++) {

@@ -181,8 +181,8 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
     const options = this.#options;
     const policy = options.standIns;
     for (let i = 0; i < this.#primaries; i++) {
-      if (policy !== undefined && !policy.available(this.#nodes[i]!)) this.#skip(i);
-      else this.#ask(i);
+      // An unavailable node is skipped only for a stand-in: with none left it is asked anyway.
+      if (policy === undefined || policy.available(this.#nodes[i]!) || !this.#skip(i)) this.#ask(i);
     }
     if (this.#running > 0) {
       if (options.timer !== false) {
@@ -223,13 +223,28 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
     );
   }
 
-  /** Node i is not available: it is not asked, it fails as unreachable and gets a stand-in. */
-  #skip(i: number): void {
+  /**
+   * Node i is not available: if a stand-in is found, node i is not asked
+   * (it fails as unreachable) and the stand-in is; false when none is left.
+   */
+  #skip(i: number): boolean {
+    const node = this.#standIn(i);
+    if (node === undefined) return false;
     this.#close(i);
     this.#open--;
     this.#running--;
     this.#failures.push({ node: this.#nodes[i]!.id, code: ErrorCodes.UNREACHABLE });
-    this.#replace(i);
+    (this.#replaced ??= new Set()).add(i);
+    this.#add(node, i);
+    return true;
+  }
+
+  /** A stand-in for node i, unless the caller aborted or the deadline passed. */
+  #standIn(i: number): NodeInfo | undefined {
+    const o = this.#options;
+    if (o.standIns === undefined || o.replicaSet === undefined) return undefined;
+    if (o.signal?.aborted || o.clock.now() >= o.deadline) return undefined;
+    return o.standIns.pick(o.replicaSet, this.#standInFor?.[i] ?? this.#nodes[i]!.id, this.#nodes);
   }
 
   /**
@@ -238,14 +253,15 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
    * like any node.
    */
   #replace(i: number): void {
-    const o = this.#options;
-    const policy = o.standIns;
-    if (policy === undefined || o.replicaSet === undefined) return;
+    if (this.#options.standIns === undefined) return;
     (this.#replaced ??= new Set()).add(i);
-    if (o.signal?.aborted || o.clock.now() >= o.deadline) return;
+    const node = this.#standIn(i);
+    if (node !== undefined) this.#add(node, i);
+  }
+
+  /** Asks `node` as the stand-in of node i. */
+  #add(node: NodeInfo, i: number): void {
     const target = this.#standInFor?.[i] ?? this.#nodes[i]!.id;
-    const node = policy.pick(o.replicaSet, target, this.#nodes);
-    if (node === undefined) return;
     if (this.#standInFor === undefined) {
       this.#nodes = this.#nodes.slice();
       this.#standInFor = [];

@@ -125,8 +125,9 @@ export interface QuorumCoordinatorOptions {
    * the deadline), and how long a forwarded write waits for the replica it
    * asked to create its version (plus half of it for the answer) before it
    * asks the next one. A node that lets a hop pass is treated as
-   * unavailable (skipped, as if down) for max(1 s, 8 hops) or until it
-   * answers something.
+   * unavailable (skipped, as if down) until it answers something; every
+   * max(1 s, 8 hops) one call tries it again (a probe) while the others
+   * keep away.
    * @default 250
    */
   readonly hopTimeout?: number;
@@ -556,8 +557,11 @@ export class QuorumCoordinator {
     if (this.#slow.size === 0) return true;
     const until = this.#slow.get(id);
     if (until === undefined) return true;
-    if (until > this.#o.clock.now()) return false;
-    this.#slow.delete(id);
+    const now = this.#o.clock.now();
+    if (until > now) return false;
+    // Time to try it again, with this one call: the others keep away until it
+    // answers (which clears the mark) or lets another hop pass (which renews it).
+    this.#slow.set(id, now + this.#slowFor);
     return true;
   }
 

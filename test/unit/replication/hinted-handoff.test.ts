@@ -42,7 +42,7 @@ async function setup(options: { maxInFlight?: number; status?: (id: string) => M
   let inFlight = 0;
   let maxSeen = 0;
   let gate: Promise<void> | undefined;
-  const owners = [];
+  const owners: { readonly started: boolean; stop(): Promise<void> }[] = [];
   for (const id of ['o1', 'o2']) {
     const t = net.transport(id);
     await t.start(async (m: WireMessage) => {

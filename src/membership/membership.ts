@@ -4,7 +4,14 @@ import { ErrorCodes, KvError, TimeoutError, AbortError, toKvError } from '../err
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import { Defaults } from '../internal/defaults.js';
 import { onAbort } from '../internal/signals.js';
-import { Ring, type NodeInfo } from '../ring/index.js';
+import {
+  Ring,
+  formatZoneReplication,
+  normalizeZoneReplication,
+  sameZoneReplication,
+  type NodeInfo,
+  type ZoneReplication,
+} from '../ring/index.js';
 import type { Transport, WireMessage } from '../transport/index.js';
 import {
   type MembershipEvents,
@@ -24,6 +31,7 @@ import {
   type AckMessage,
   type PushMessage,
   type SynMessage,
+  zonesToWire,
 } from './wire.js';
 
 /** Options of {@link Membership}. */
@@ -35,6 +43,12 @@ export interface MembershipOptions {
   readonly cluster: string;
   /** Cluster-wide replication factor; peers with another N are refused. */
   readonly n: number;
+  /**
+   * Cluster-wide per-zone replication: the ring places replicas by it, and
+   * peers with another map (or none) are refused like peers with another N.
+   * @default undefined (no zone map)
+   */
+  readonly zones?: ZoneReplication | undefined;
   readonly transport: Transport;
   /** Addresses to join through. */
   readonly seeds: readonly string[];
@@ -98,13 +112,15 @@ function sameNode(a: NodeInfo, b: NodeInfo): boolean {
  * sender's own record and a digest `(id, generation, heartbeat)` of every
  * member it knows; the `gossip.ack` returns the records the receiver has newer
  * (tokens only when the generation differs) and the ids it wants; a
- * `gossip.push` sends those. A node of another cluster, with another N, or
- * reusing a live node's id is refused with a coded error on both sides.
+ * `gossip.push` sends those. A node of another cluster, with another N or
+ * zone map, or reusing a live node's id is refused with a coded error on both sides.
  */
 export class Membership extends EventEmitter<MembershipEvents> {
-  readonly #opts: Required<Omit<MembershipOptions, 'self' | 'peers' | 'failureDetector' | 'onPeersChanged' | 'onGenerationChanged'>> &
+  readonly #opts: Required<Omit<MembershipOptions, 'self' | 'peers' | 'zones' | 'failureDetector' | 'onPeersChanged' | 'onGenerationChanged'>> &
     Pick<MembershipOptions, 'onPeersChanged' | 'onGenerationChanged'> & { self: NodeInfo };
   readonly #detector: FailureDetector;
+  /** The zone map (normalized), refused when a peer's differs. */
+  readonly #zones: ZoneReplication | undefined;
   readonly #entries = new Map<string, Entry>();
   #self: MemberRecord;
   #ring: Ring;
@@ -131,6 +147,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       random: Math.random,
       ...options,
     };
+    this.#zones = options.zones === undefined ? undefined : normalizeZoneReplication(options.zones);
     this.#detector =
       options.failureDetector ??
       new TimeoutFailureDetector({
@@ -330,6 +347,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
         ),
       );
     }
+    if (!sameZoneReplication(syn.zones, this.#zones)) {
+      throw this.#refuse(
+        from,
+        peer.id,
+        new KvError(
+          ErrorCodes.REPLICATION_MISMATCH,
+          `node ${this.#self.id} uses zone map ${formatZoneReplication(this.#zones)}, peer ${peer.id} uses ${formatZoneReplication(syn.zones)}; the zone map is cluster-wide`,
+        ),
+      );
+    }
     const known = this.#entries.get(peer.id);
     // Another live node claiming a known id at another address is refused, unless
     // it is that node restarted at a new address (a new port or container): its
@@ -396,6 +423,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       type: 'gossip.syn',
       cluster: this.#opts.cluster,
       n: this.#opts.n,
+      ...(this.#zones === undefined ? {} : { zones: zonesToWire(this.#zones) }),
       from: recordToWire(this.#self, true),
       digests: [...this.#entries.values()].map((e) => [e.record.id, e.record.generation, e.record.heartbeat] as const),
     };
@@ -595,7 +623,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const nodes = [...this.#entries.values()]
       .filter((e) => e.record.state !== 'left')
       .map((e) => toNodeInfo(e.record));
-    return Ring.from(nodes, { maxKeyBytes: this.#opts.maxKeyBytes });
+    return Ring.from(nodes, { maxKeyBytes: this.#opts.maxKeyBytes, zones: this.#zones });
   }
 
   #rebuildRing(): void {

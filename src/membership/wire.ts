@@ -1,7 +1,7 @@
 import { ErrorCodes, KvError } from '../errors/index.js';
 import type { WireMessage, WireValue } from '../transport/index.js';
 import type { MemberRecord, MemberState } from './types.js';
-import { packTokens, unpackTokens } from '../ring/index.js';
+import { normalizeZoneReplication, packTokens, unpackTokens, type ZoneReplication } from '../ring/index.js';
 
 const STATES: readonly MemberState[] = ['joining', 'normal', 'leaving', 'left'];
 const MAX_ID = 256;
@@ -98,6 +98,11 @@ export interface SynMessage extends WireMessage {
   readonly type: 'gossip.syn';
   readonly cluster: string;
   readonly n: number;
+  /**
+   * The sender's zone map as `[zone, replicas]` pairs sorted by zone; absent
+   * (or null) without one, so nodes without zone maps speak as before.
+   */
+  readonly zones?: readonly (readonly [zone: string, replicas: number])[] | null;
   readonly from: RecordWire;
   readonly digests: readonly Digest[];
 }
@@ -118,13 +123,36 @@ export interface PushMessage extends WireMessage {
   readonly records: readonly RecordWire[];
 }
 
-export function parseSyn(m: WireMessage): { cluster: string; n: number; from: DecodedRecord; digests: Digest[] } {
-  const { cluster, n, from, digests } = m as Record<string, WireValue | undefined>;
+/** A zone map as a syn carries it (see {@link SynMessage.zones}). */
+export function zonesToWire(zones: ZoneReplication | undefined): SynMessage['zones'] {
+  return zones === undefined ? null : Object.entries(zones).map(([zone, count]) => [zone, count] as const);
+}
+
+function zonesFromWire(x: WireValue | undefined): ZoneReplication | undefined {
+  if (x === undefined || x === null) return undefined;
+  if (!Array.isArray(x) || x.length === 0 || x.length > MAX_MEMBERS) throw invalid('zone map');
+  const map: Record<string, number> = {};
+  for (const pair of x as unknown[]) {
+    if (!Array.isArray(pair) || pair.length !== 2 || !isId(pair[0]) || !isCount(pair[1]) || pair[1] < 1) throw invalid('zone map');
+    if (Object.hasOwn(map, pair[0])) throw invalid('zone map');
+    Object.defineProperty(map, pair[0], { value: pair[1], enumerable: true });
+  }
+  return normalizeZoneReplication(map);
+}
+
+export function parseSyn(m: WireMessage): {
+  cluster: string;
+  n: number;
+  zones: ZoneReplication | undefined;
+  from: DecodedRecord;
+  digests: Digest[];
+} {
+  const { cluster, n, zones, from, digests } = m as Record<string, WireValue | undefined>;
   if (!isId(cluster)) throw invalid('cluster');
   if (!isCount(n) || n < 1) throw invalid('replication factor');
   const record = recordFromWire(from);
   if (record.tokens === undefined) throw invalid('sender tokens');
-  return { cluster, n, from: record, digests: digestsFromWire(digests) };
+  return { cluster, n, zones: zonesFromWire(zones), from: record, digests: digestsFromWire(digests) };
 }
 
 export function parseAck(m: WireMessage): { records: DecodedRecord[]; want: string[]; generation: number | undefined } {

@@ -78,7 +78,7 @@ export class Node {
 
   /** The node's ring (an empty ring while stopped). */
   get ring(): Ring {
-    return this.#components?.membership.ring ?? Ring.empty({ maxKeyBytes: this.config.maxKeyBytes });
+    return this.#components?.membership.ring ?? Ring.empty({ maxKeyBytes: this.config.maxKeyBytes, zones: this.config.zones });
   }
 
   /** Builds and starts every component; on failure, stops what started and rethrows. */
@@ -129,6 +129,7 @@ export class Node {
         generation: identity.generation,
         cluster: c.cluster,
         n: c.n,
+        zones: c.zones,
         transport: c.transport,
         seeds: c.seeds,
         clock: c.clock,

@@ -1,6 +1,7 @@
 import type { Clock } from '../internal/clock.js';
 import type { MembershipEvents, PhiAccrualFailureDetectorOptions } from '../membership/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
+import type { ZoneReplication } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 import type { AntiEntropyConfig } from './anti-entropy.js';
@@ -14,6 +15,8 @@ export interface NodeConfig {
   readonly seeds: readonly string[];
   /** Cluster-wide replication factor. */
   readonly n: number;
+  /** Cluster-wide per-zone replication (N is its sum); see `ReplicationOptions.zones`. */
+  readonly zones: ZoneReplication | undefined;
   readonly zone: string | undefined;
   readonly weight: number;
   /** Explicit tokens; else stored ones, else derived from the id. */

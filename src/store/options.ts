@@ -8,7 +8,7 @@ import {
   MAX_HINT_TTL,
   checkRecordFitsFrame,
 } from '../replication/index.js';
-import { MAX_TOKENS } from '../ring/index.js';
+import { MAX_TOKENS, formatZoneReplication, normalizeZoneReplication, zoneReplicationTotal } from '../ring/index.js';
 import { noopLogger, noopMetrics } from '../observability/index.js';
 import { MemoryStorage } from '../storage/index.js';
 import { resolvePhiOptions } from '../membership/index.js';
@@ -143,9 +143,28 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
   const seeds = seedList.map((s: unknown, i) => name(`seeds[${i}]`, s));
 
   const replication = object('replication', options.replication);
-  const n = positiveInt('replication.n', replication?.['n'] ?? Defaults.n, 64);
-  const r = positiveInt('replication.r', replication?.['r'] ?? Math.min(Defaults.r, n));
-  const w = positiveInt('replication.w', replication?.['w'] ?? Math.min(Defaults.w, n));
+  const zones = replication?.['zones'] === undefined ? undefined : normalizeZoneReplication(replication['zones'], 'replication.zones');
+  if (zones !== undefined) {
+    for (const zone of Object.keys(zones)) {
+      if (zone.length > MAX_NAME) {
+        throw new TypeError(`Expected the zone names of \`replication.zones\` to have at most ${MAX_NAME} characters, got ${describe(zone)}`);
+      }
+    }
+    const total = zoneReplicationTotal(zones);
+    if (total > 64) {
+      throw new RangeError(`Expected the counts of \`replication.zones\` to sum to at most 64, got ${total}`);
+    }
+    if (replication?.['n'] !== undefined && replication['n'] !== total) {
+      throw new TypeError(
+        `Expected \`replication.n\` (${describe(replication['n'])}) to equal the sum of \`replication.zones\` ${formatZoneReplication(zones)} (${total}); omit \`n\` with zones`,
+      );
+    }
+  }
+  const n = positiveInt('replication.n', replication?.['n'] ?? (zones === undefined ? Defaults.n : zoneReplicationTotal(zones)), 64);
+  // With zones, N may be anything up to 64: R and W default to a quorum of it.
+  const quorum = Math.floor(n / 2) + 1;
+  const r = positiveInt('replication.r', replication?.['r'] ?? (zones === undefined ? Math.min(Defaults.r, n) : quorum));
+  const w = positiveInt('replication.w', replication?.['w'] ?? (zones === undefined ? Math.min(Defaults.w, n) : quorum));
   if (r > n || w > n) throw new RangeError(`Expected R and W to be at most N=${n}, got R=${r} W=${w}`);
 
   const conflict = options.conflict ?? 'siblings';
@@ -250,6 +269,7 @@ export function resolveStoreOptions<V>(options: StoreOptions<V>): ResolvedStoreO
     storage,
     seeds,
     n,
+    zones,
     r,
     w,
     conflict,

@@ -1,6 +1,7 @@
 import type { Clock } from '../internal/clock.js';
 import type { NodeEvents } from '../node/index.js';
 import type { PhiAccrualFailureDetectorOptions } from '../membership/index.js';
+import type { ZoneConsistencyLevel, ZoneReplication } from '../ring/index.js';
 import type { Logger, Metrics } from '../observability/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
@@ -8,17 +9,38 @@ import type { Transport } from '../transport/index.js';
 /** A key: a string (UTF-8 encoded) or raw bytes. `'a'` and `Uint8Array [0x61]` are the same key. */
 export type Key = string | Uint8Array;
 
-/** Named consistency levels, resolved against N. */
-export type ConsistencyLevel = 'one' | 'quorum' | 'all';
+/**
+ * Named consistency levels: `'one'`, `'quorum'` (floor(N / 2) + 1) and
+ * `'all'` are resolved against N; `'local_quorum'` and `'each_quorum'` are
+ * counted per zone over the key's own replicas (no sloppy stand-ins) and
+ * need `replication.zones` (see {@link ZoneConsistencyLevel} and docs/zones.md).
+ */
+export type ConsistencyLevel = 'one' | 'quorum' | 'all' | ZoneConsistencyLevel;
 
 /** Replication settings. N is cluster-wide; R and W are per store and per call. */
 export interface ReplicationOptions {
-  /** Replicas per key. Nodes with another N are refused at join. @default 3 */
+  /**
+   * Replicas per key. Nodes with another N are refused at join. With
+   * `zones`, N is their sum; giving another `n` is a TypeError.
+   * @default 3 (with `zones`, the sum of their counts)
+   */
   n?: number;
-  /** Read quorum. @default 2 */
+  /** Read quorum. @default 2 (with `zones`, floor(N / 2) + 1) */
   r?: number;
-  /** Write quorum. @default 2 */
+  /** Write quorum. @default 2 (with `zones`, floor(N / 2) + 1) */
   w?: number;
+  /**
+   * Per-zone replication, as Cassandra's NetworkTopologyStrategy: replicas
+   * of every key per zone, e.g. `{ dc1: 2, dc2: 1 }` (zone names as the
+   * nodes' `zone`, counts positive integers summing to at most 64). In each
+   * zone a key lives on the first `count` nodes of that zone clockwise from
+   * its token; nodes of other zones or without one hold no replicas. Enables
+   * the `local_quorum` and `each_quorum` levels. Cluster-wide: a node with
+   * another map (or none) is refused at join with `KV_REPLICATION_MISMATCH`.
+   * See docs/zones.md.
+   * @default undefined (N replicas clockwise, spread over zones first)
+   */
+  zones?: ZoneReplication;
 }
 
 /**
@@ -235,7 +257,10 @@ export interface CallOptions {
 export interface GetOptions extends CallOptions {
   /** Read quorum for this call (1..N). @default the store's R */
   r?: number;
-  /** Alternative to `r`. */
+  /**
+   * Alternative to `r`. `'local_quorum'` / `'each_quorum'` reject at once
+   * with `KV_UNAVAILABLE_CONSISTENCY` when the configuration cannot meet them.
+   */
   consistency?: ConsistencyLevel;
 }
 
@@ -245,6 +270,11 @@ export interface PutOptions extends CallOptions {
   context?: string;
   /** Write quorum for this call (1..N). @default the store's W */
   w?: number;
+  /**
+   * Alternative to `w`. `'local_quorum'` / `'each_quorum'` count the key's own
+   * replicas only (no sloppy stand-ins) and reject at once with
+   * `KV_UNAVAILABLE_CONSISTENCY` when the configuration cannot meet them.
+   */
   consistency?: ConsistencyLevel;
 }
 

@@ -43,7 +43,7 @@ export interface TestClusterOptions<V = unknown> {
   /**
    * Replication settings. N is fixed when the cluster is created (it is
    * cluster-wide) and applies to nodes added later.
-   * @default { n: 3, r: 2, w: 2 } (N capped at the node count; R and W at a majority of N)
+   * @default { n: 3, r: 2, w: 2 } (N capped at the node count, or with `zones` their sum; R and W at a majority of N)
    */
   replication?: ReplicationOptions;
   /** Conflict policy of every store. @default 'siblings' */
@@ -211,11 +211,17 @@ export async function createTestCluster<V = unknown>(options: TestClusterOptions
   }
   const convergeTimeout = checkTimeout(options.convergeTimeout ?? 10_000, 'convergeTimeout');
   const network = new MemoryNetwork(options.network);
-  const n = Math.min(options.replication?.n ?? 3, ids.length);
+  // A zone map fixes N (its sum; the placement caps each zone at its nodes).
+  const zoneMap = options.replication?.zones;
+  const n =
+    zoneMap === undefined
+      ? Math.min(options.replication?.n ?? 3, ids.length)
+      : (options.replication?.n ?? Object.values(zoneMap).reduce((a, b) => a + b, 0));
   const replication: ReplicationOptions = {
     n,
     r: Math.min(options.replication?.r ?? Math.floor(n / 2) + 1, n),
     w: Math.min(options.replication?.w ?? Math.floor(n / 2) + 1, n),
+    ...(zoneMap === undefined ? {} : { zones: zoneMap }),
   };
   const gossip: GossipOptions = { ...TEST_CLUSTER_GOSSIP, ...options.gossip };
   const specs = new Map<string, NodeSpec<V>>();

@@ -78,7 +78,8 @@ export async function loadIdentity(storage: StorageAdapter, init: IdentityInit):
 export class MetadataWriter {
   readonly #storage: StorageAdapter;
   readonly #onError: (name: string, err: unknown) => void;
-  readonly #queued = new Map<string, Uint8Array>();
+  /** Values to write, or how to make them (encoded only when written: bursts encode once). */
+  readonly #queued = new Map<string, Uint8Array | (() => Uint8Array)>();
   #running: Promise<void> | undefined;
 
   constructor(storage: StorageAdapter, onError: (name: string, err: unknown) => void) {
@@ -87,7 +88,7 @@ export class MetadataWriter {
   }
 
   /** Queues `value` for `name` (replacing a queued one). */
-  write(name: string, value: Uint8Array): void {
+  write(name: string, value: Uint8Array | (() => Uint8Array)): void {
     this.#queued.set(name, value);
     this.#running ??= this.#drain().finally(() => {
       this.#running = undefined;
@@ -96,7 +97,7 @@ export class MetadataWriter {
 
   /** Persists the stored peers. */
   peers(peers: readonly MemberRecord[]): void {
-    this.write(MetaNames.peers, encodePeers(peers));
+    this.write(MetaNames.peers, () => encodePeers(peers));
   }
 
   /** Persists a generation this node moved to. */
@@ -116,7 +117,7 @@ export class MetadataWriter {
       const [name, value] = next.value;
       this.#queued.delete(name);
       try {
-        await this.#storage.setMeta(name, value);
+        await this.#storage.setMeta(name, typeof value === 'function' ? value() : value);
       } catch (err) {
         this.#onError(name, err);
       }

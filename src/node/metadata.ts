@@ -51,9 +51,22 @@ type StoredPeer = [id: string, address: string, zone: string | null, weight: num
 
 const STATES = new Set<string>(['joining', 'normal', 'leaving', 'left']);
 
+/**
+ * Packed tokens per token array: a member's tokens change only when it
+ * restarts with new ones (records share the array otherwise), while its
+ * peers list is saved at every generation or state change of any member.
+ */
+const packed = new WeakMap<readonly number[], Uint8Array>();
+
+function packedTokens(tokens: readonly number[]): Uint8Array {
+  let bytes = packed.get(tokens);
+  if (bytes === undefined) packed.set(tokens, (bytes = packTokens(tokens)));
+  return bytes;
+}
+
 /** Encodes the stored peers (what a restart needs to rebuild the ring; no heartbeats). */
 export function encodePeers(peers: readonly MemberRecord[]): Uint8Array {
-  const list: StoredPeer[] = peers.map((p) => [p.id, p.address, p.zone ?? null, p.weight, packTokens(p.tokens), p.generation, p.state]);
+  const list: StoredPeer[] = peers.map((p) => [p.id, p.address, p.zone ?? null, p.weight, packedTokens(p.tokens), p.generation, p.state]);
   return encode([1, list]);
 }
 

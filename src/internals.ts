@@ -73,8 +73,27 @@ export type { Frame, CodecLimits } from './transport/index.js';
 export { resolveStoreOptions, type ResolvedStoreOptions } from './store/options.js';
 export { encodeValue, decodeValue, ValueExtension, TypedArrayTag, MAX_VALUE_DEPTH } from './store/value-codec.js';
 
-// Anti-entropy (pure core: Merkle trees over token ranges and the exchange state machine; the
-// network session that drives it between replicas is the next piece of work)
+// Anti-entropy: the pure core (Merkle trees over token ranges, the exchange state machine) and
+// the network sessions that drive it between replicas (docs/anti-entropy.md)
+export {
+  replicatedRanges,
+  buildTree,
+  scanLeaves,
+  runExchange,
+  mergeRecords,
+  emptyCounters,
+  AntiEntropyResponder,
+  collectTombstones,
+  isExpiredTombstone,
+  runRound,
+  AE_REQUEST_TYPES,
+  type ReplicatedRange,
+  type AntiEntropyReplica,
+  type SessionContext,
+  type ExchangeCounters,
+  type AntiEntropyResponderOptions,
+  type RoundContext,
+} from './antientropy/index.js';
 export {
   MerkleTree,
   MerkleExchange,

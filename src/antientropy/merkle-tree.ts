@@ -28,20 +28,16 @@
  * cryptographic: a client who crafted colliding keys would only hide a
  * divergence from anti-entropy, which read repair still fixes on read.
  *
- * ## Incremental or rebuilt: the node keeps trees current incrementally
+ * ## Incremental or rebuilt
  * The tree keeps no per-key state, only its node hashes (8 bytes a node), so
- * its memory does not grow with the data. The replica updates it on every
- * write with the record it replaced ({@link MerkleTree.update}: two entry
+ * its memory does not grow with the data. It supports both uses:
+ * {@link MerkleTree.update} keeps a tree current on each write (two entry
  * hashes and `2 * (depth + 1)` XORs, 0.4 µs with 8-byte digests plus ~1 µs
- * per `recordDigest` of a 1 KB record, against ~125 µs for the write itself);
- * an exchange then starts at once, without reading the range, and reads only
- * the differing segments. {@link MerkleTree.fromEntries} (one pass, no per-entry
- * path walk) is the rebuild: on start (trees are not persisted), for a range
- * the node newly replicates, and periodically to undo drift (a write whose
- * tree update was lost), as Riak expires its trees. Rebuilding per exchange
- * instead (Cassandra's validation) would read and hash every record of the
- * range each time: 150 ms of hashing alone for 100k records of 1 KB, against
- * 26 ms to rebuild from known digests and 74 ms for a whole 1% exchange.
+ * per `recordDigest` of a 1 KB record), and {@link MerkleTree.insert} /
+ * {@link MerkleTree.fromEntries} build one from a scan. The network sessions
+ * rebuild a tree per exchange from a storage scan; why is in
+ * `./local-tree.ts` (storage is the only truth, nothing on the write path,
+ * one tree in memory at a time).
  *
  * @module
  */

@@ -68,6 +68,15 @@ export interface GatherOptions {
    * deadline has not passed. Absent: a strict quorum of `nodes`.
    */
   readonly standIns?: StandInPolicy | undefined;
+  /**
+   * Per-zone quorum (`local_quorum`, `each_quorum`): acknowledgements still
+   * needed from the `nodes` of each zone (by `NodeInfo.zone`). With it, the
+   * gather resolves once every zone has its count and rejects once one zone
+   * cannot get it; `required` and `counted` then only give the error its
+   * numbers (`acknowledged` counts the answers that count toward a zone).
+   * Not combined with `standIns` (zone levels count primaries only).
+   */
+  readonly zones?: ReadonlyMap<string, number> | undefined;
   /** The replica set the stand-ins come from (required with `standIns`). */
   readonly replicaSet?: ReplicaSet | undefined;
   /** Per-hop timeouts (with `standIns`): a node still silent after a hop gets a stand-in, its own call goes on. */
@@ -129,6 +138,8 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
   /** Nodes already replaced by a stand-in (or that found none): never replaced twice. */
   #replaced: Set<number> | undefined;
   readonly #okIds: string[] = [];
+  /** With `zones`: answers per zone. */
+  #zoneAcks: Map<string, number> | undefined;
   readonly #okValues: T[] = [];
   readonly #failures: ReplicaFailure[] = [];
   #timer: TimerHandle | undefined;
@@ -299,6 +310,8 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
       this.#open--;
       this.#okIds.push(id);
       this.#okValues.push(value);
+      const zone = this.#options.zones === undefined ? undefined : this.#nodes[i]!.zone;
+      if (zone !== undefined) (this.#zoneAcks ??= new Map()).set(zone, (this.#zoneAcks?.get(zone) ?? 0) + 1);
       this.#finish();
     }
     if (--this.#running === 0) this.#done();
@@ -339,6 +352,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
 
   #finish(): void {
     if (this.#settled) return;
+    if (this.#options.zones !== undefined) return this.#finishZones(this.#options.zones);
     const { required, operation } = this.#options;
     const acks = (this.#options.counted ?? 0) + this.#okIds.length;
     if (acks >= required) {
@@ -347,6 +361,29 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
     } else if (acks + this.#open < required) {
       this.#settled = true;
       this.#reject(new QuorumNotMetError(operation, required, acks, this.#failures.slice()));
+    }
+  }
+
+  /** {@link Gather.#finish} for a per-zone quorum. */
+  #finishZones(need: ReadonlyMap<string, number>): void {
+    let met = true;
+    let impossible = false;
+    let acknowledged = this.#options.counted ?? 0;
+    for (const [zone, count] of need) {
+      const acks = this.#zoneAcks?.get(zone) ?? 0;
+      acknowledged += Math.min(acks, count);
+      if (acks >= count) continue;
+      met = false;
+      let open = 0;
+      for (let i = 0; i < this.#nodes.length; i++) if (this.#nodes[i]!.zone === zone && !this.#isClosed(i)) open++;
+      if (acks + open < count) impossible = true;
+    }
+    if (met) {
+      this.#settled = true;
+      this.#resolve(this);
+    } else if (impossible) {
+      this.#settled = true;
+      this.#reject(new QuorumNotMetError(this.#options.operation, this.#options.required, acknowledged, this.#failures.slice()));
     }
   }
 }

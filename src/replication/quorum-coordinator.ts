@@ -9,7 +9,7 @@ import {
 import { sameBytes } from '../internal/bytes.js';
 import type { Clock } from '../internal/clock.js';
 import { onAbort, throwIfAborted } from '../internal/signals.js';
-import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring } from '../ring/index.js';
+import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import type { Transport, WireMessage } from '../transport/index.js';
 import {
   SiblingSet,
@@ -156,6 +156,24 @@ export interface CoordinatorCallOptions {
    * @default the coordinator's `sloppyQuorum`
    */
   readonly sloppy?: boolean | undefined;
+  /**
+   * Count acknowledgements per zone instead of R / W (which are then
+   * ignored), over the key's primaries only (never stand-ins):
+   * `'local_quorum'` needs a quorum of the replicas in this node's zone,
+   * `'each_quorum'` one in every zone of the ring's zone map. Reads ask the
+   * replicas of the zones that count only. A level the configuration cannot
+   * meet rejects at once with `KV_UNAVAILABLE_CONSISTENCY`
+   * (see `ReplicaSet.zoneQuorum`).
+   * @default undefined (count R / W over all replicas)
+   */
+  readonly zoneLevel?: ZoneConsistencyLevel | undefined;
+}
+
+/** Sum of a per-zone quorum's counts. */
+function totalOf(need: ReadonlyMap<string, number>): number {
+  let total = 0;
+  for (const count of need.values()) total += count;
+  return total;
 }
 
 const alive = (): MemberStatus => 'alive';
@@ -256,11 +274,15 @@ export class QuorumCoordinator {
   async read(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
     throwIfAborted(options.signal);
     const ref = toKeyRef(key, this.#tokenOf);
-    const replicas = this.#o.ring().preferenceListForToken(ref.token, this.#o.n);
+    let replicas = this.#o.ring().preferenceListForToken(ref.token, this.#o.n);
+    const zones = this.#zoneQuorum(ref, options);
+    // A zone level asks the replicas of the zones that count only.
+    if (zones !== undefined) replicas = replicas.filter((node) => node.zone !== undefined && zones.has(node.zone));
     const answers = new ReadAnswers();
     const { quorum, all } = gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
       operation: 'read',
-      required: Math.min(r, replicas.length),
+      required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
+      zones,
       deadline: options.deadline,
       signal: options.signal,
       clock: this.#o.clock,
@@ -275,9 +297,11 @@ export class QuorumCoordinator {
     const ref = toKeyRef(key, this.#tokenOf);
     const ring = this.#o.ring();
     const replicaSet = ReplicaSet.forToken(ring, ref.token, this.#o.n);
-    // Stand-ins only when the ring has nodes beyond the primaries, and never for w = N.
+    // A zone level the configuration cannot meet rejects here, before anything is written.
+    const zoned = this.#zoneQuorum(ref, options, replicaSet) !== undefined;
+    // Stand-ins only when the ring has nodes beyond the primaries, and never for w = N or a zone level.
     const sloppy =
-      (options.sloppy ?? this.#sloppy) && write.w < this.#o.n && ring.size > replicaSet.primaries.length;
+      !zoned && (options.sloppy ?? this.#sloppy) && write.w < this.#o.n && ring.size > replicaSet.primaries.length;
     if (replicaSet.isPrimary(this.#o.self)) return this.#coordinateLocally(ref, replicaSet, write, options, sloppy);
     return this.#forward(ref, replicaSet, write, options, sloppy);
   }
@@ -411,6 +435,23 @@ export class QuorumCoordinator {
     sloppy: boolean,
   ): Promise<unknown> {
     const deadline = options.deadline;
+    // A zone level: what each zone still needs once the replica that created the version (not in `others`) counted.
+    let zones: Map<string, number> | undefined;
+    let required = Math.min(w, replicaSet.primaries.length);
+    let counted = 1;
+    const need = this.#zoneQuorum(ref, options, replicaSet);
+    if (need !== undefined) {
+      zones = new Map(need);
+      required = totalOf(need);
+      counted = 0;
+      for (const p of replicaSet.primaries) {
+        const left = p.zone === undefined || others.includes(p) ? undefined : zones.get(p.zone);
+        if (left !== undefined && left > 0) {
+          zones.set(p.zone!, left - 1);
+          counted++;
+        }
+      }
+    }
     const { quorum, all } = gather(
       others,
       (node, signal, standInFor) =>
@@ -423,8 +464,9 @@ export class QuorumCoordinator {
               ),
       {
         operation: 'write',
-        required: Math.min(w, replicaSet.primaries.length),
-        counted: 1,
+        required,
+        counted,
+        zones,
         deadline,
         // Every call is a request whose timeout is this deadline.
         timer: false,
@@ -519,7 +561,20 @@ export class QuorumCoordinator {
       }
       return;
     }
-    throw new QuorumNotMetError('write', Math.min(write.w, targets.length), 0, failures);
+    const need = this.#zoneQuorum(ref, options, replicaSet);
+    throw new QuorumNotMetError('write', need === undefined ? Math.min(write.w, targets.length) : totalOf(need), 0, failures);
+  }
+
+  /**
+   * The acknowledgements a call's zone level needs per zone (undefined
+   * without one), counted over the key's primaries.
+   * @throws KvError `KV_UNAVAILABLE_CONSISTENCY` when the configuration cannot meet the level.
+   */
+  #zoneQuorum(ref: KeyRef, options: CoordinatorCallOptions, replicaSet?: ReplicaSet): ReadonlyMap<string, number> | undefined {
+    if (options.zoneLevel === undefined) return undefined;
+    const ring = this.#o.ring();
+    const set = replicaSet ?? ReplicaSet.forToken(ring, ref.token, this.#o.n);
+    return set.zoneQuorum(options.zoneLevel, ring.node(this.#o.self)?.zone);
   }
 
   async #repair(

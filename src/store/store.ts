@@ -5,7 +5,7 @@ import { throwIfAborted } from '../internal/signals.js';
 import type { Member } from '../membership/index.js';
 import { Node, type NodeComponents } from '../node/index.js';
 import { keyRef } from '../replication/index.js';
-import { keyBytes, type Ring } from '../ring/index.js';
+import { keyBytes, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 import { SiblingSet, VectorClock, type Version } from '../versioning/index.js';
@@ -294,9 +294,16 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     return c;
   }
 
-  #call(options: CallOptions): { deadline: number; signal: AbortSignal | undefined } {
+  #call(options: CallOptions & { consistency?: ConsistencyLevel | undefined }): {
+    deadline: number;
+    signal: AbortSignal | undefined;
+    zoneLevel: ZoneConsistencyLevel | undefined;
+  } {
     const timeout = options.timeout === undefined ? this.#o.timeout : milliseconds('timeout', options.timeout);
-    return { deadline: this.#clock.now() + timeout, signal: options.signal };
+    const level = options.consistency;
+    // Zone levels are counted per zone by the coordinator (R / W are then ignored).
+    const zoneLevel = level === 'local_quorum' || level === 'each_quorum' ? level : undefined;
+    return { deadline: this.#clock.now() + timeout, signal: options.signal, zoneLevel };
   }
 
   #level(name: 'r' | 'w', explicit: number | undefined, level: ConsistencyLevel | undefined, fallback: number): number {
@@ -316,9 +323,14 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
       case 'quorum':
         return Math.floor(this.n / 2) + 1;
       case 'all':
+      case 'local_quorum':
+      case 'each_quorum':
+        // A zone level is counted per zone over the primaries (see #call); N keeps stand-ins out.
         return this.n;
       default:
-        throw new TypeError(`Expected \`consistency\` to be 'one', 'quorum' or 'all', got ${String(level)}`);
+        throw new TypeError(
+          `Expected \`consistency\` to be 'one', 'quorum', 'all', 'local_quorum' or 'each_quorum', got ${String(level)}`,
+        );
     }
   }
 

@@ -148,6 +148,8 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
   /** Calls not settled yet (`all` waits for every one, even after the deadline). */
   #running: number;
   #settled = false;
+  /** Slot in `options.hops` while the hop is pending (-1: none). */
+  #hopSlot = -1;
   #offAbort: () => void = noop;
   #resolve!: (g: Gathered<T>) => void;
   #reject!: (e: unknown) => void;
@@ -201,7 +203,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
       }
       const signal = options.signal;
       if (signal) this.#offAbort = onAbort(signal, () => this.#aborted());
-      if (policy !== undefined && options.hops !== undefined && this.#primariesOpen > 0) options.hops.push(this);
+      if (policy !== undefined && options.hops !== undefined && this.#primariesOpen > 0) this.#hopSlot = options.hops.push(this);
     }
     if (options.signal?.aborted) this.#aborted();
     this.#finish();
@@ -210,6 +212,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
 
   /** The hop passed: every node still silent gets a stand-in (its own call goes on until the deadline). */
   hopDue(): void {
+    this.#hopSlot = -1;
     const policy = this.#options.standIns;
     if (policy === undefined) return;
     for (let i = 0; i < this.#primaries; i++) {
@@ -300,7 +303,11 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
       if (high.has(i)) return false;
       high.add(i);
     }
-    if (i < this.#primaries) this.#primariesOpen--;
+    if (i < this.#primaries && --this.#primariesOpen === 0 && this.#hopSlot >= 0) {
+      // Every node answered before the hop: the queue lets go of this gather now.
+      this.#options.hops?.release(this.#hopSlot);
+      this.#hopSlot = -1;
+    }
     return true;
   }
 

@@ -23,15 +23,19 @@ const COMPACT_AT = 1024;
  * request); it is dropped when the timer reaches it.
  *
  * In the steady state (every replica answers within the hop) a request costs
- * one array push and the timer fires about once per `hop` ms, dropping the
- * settled entries it reaches.
+ * one array push, and its {@link HopQueue.release} once it settles clears its
+ * slot, so the queue keeps no settled request alive (and the garbage
+ * collector's young generation can take it); the timer fires about once per
+ * `hop` ms, dropping the cleared slots it reaches.
  */
 export class HopQueue {
   readonly #clock: Clock;
   readonly #hop: number;
-  #waiters: HopWaiter[] = [];
+  #waiters: (HopWaiter | undefined)[] = [];
   #due: number[] = [];
   #head = 0;
+  /** Slot number of `#waiters[0]` (slots are counted from the first push, across compactions). */
+  #base = 0;
   #timer: TimerHandle | undefined;
   #stopped = false;
   readonly #fire = (): void => {
@@ -61,12 +65,23 @@ export class HopQueue {
     return this.#waiters.length - this.#head;
   }
 
-  /** Queues `waiter` for `hop` ms from now. Ignored once stopped. */
-  push(waiter: HopWaiter): void {
-    if (this.#stopped) return;
+  /**
+   * Queues `waiter` for `hop` ms from now and returns its slot (for
+   * {@link HopQueue.release}); -1 once stopped (nothing is queued).
+   */
+  push(waiter: HopWaiter): number {
+    if (this.#stopped) return -1;
+    const slot = this.#base + this.#waiters.length;
     this.#waiters.push(waiter);
     this.#due.push(this.#clock.now() + this.#hop);
     if (this.#timer === undefined) this.#timer = this.#clock.setTimeout(this.#fire, this.#hop);
+    return slot;
+  }
+
+  /** Forgets the waiter in `slot` (it settled): it is not called and no longer referenced. */
+  release(slot: number): void {
+    const i = slot - this.#base;
+    if (i >= this.#head && i < this.#waiters.length) this.#waiters[i] = undefined;
   }
 
   /** Clears the timer and forgets every entry (none is called); later pushes are ignored. */
@@ -74,6 +89,7 @@ export class HopQueue {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#base += this.#waiters.length;
     this.#waiters = [];
     this.#due = [];
     this.#head = 0;
@@ -86,19 +102,23 @@ export class HopQueue {
     // Entries pushed by a hopDue() below land behind the ones being run: they wait a full hop.
     while (this.#head < waiters.length) {
       const i = this.#head;
-      const waiter = waiters[i]!;
-      if (!waiter.hopSettled && due[i]! > now) break;
+      const waiter = waiters[i];
+      const live = waiter !== undefined && !waiter.hopSettled;
+      if (live && due[i]! > now) break;
       this.#head++;
-      if (!waiter.hopSettled) waiter.hopDue();
+      waiters[i] = undefined;
+      if (live) waiter.hopDue();
       if (this.#stopped) return;
     }
     if (this.#head >= COMPACT_AT && this.#head * 2 >= waiters.length) {
       this.#waiters = waiters.slice(this.#head);
       this.#due = due.slice(this.#head);
+      this.#base += this.#head;
       this.#head = 0;
     } else if (this.#head === waiters.length) {
       waiters.length = 0;
       due.length = 0;
+      this.#base += this.#head;
       this.#head = 0;
     }
     if (this.#stopped || this.#head >= this.#waiters.length) return;

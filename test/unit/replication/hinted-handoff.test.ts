@@ -202,7 +202,7 @@ describe('HopQueue', () => {
     const clock = new ManualClock();
     const q = new HopQueue(clock, 100);
     const calls: string[] = [];
-    const waiter = (name: string, settled = false) => ({ hopSettled: settled, hopDue: () => calls.push(`${name}@${clock.now()}`) });
+    const waiter = (name: string, settled = false) => ({ hopSettled: settled, hopDue: () => void calls.push(`${name}@${clock.now()}`) });
     q.push(waiter('a'));
     clock.advance(30);
     const b = waiter('b');
@@ -215,6 +215,11 @@ describe('HopQueue', () => {
     clock.advance(100);
     expect(calls).toEqual(['a@100']);
     expect(clock.pending).toBe(0);
+    expect(q.size).toBe(0);
+    const e = q.push(waiter('e'));
+    q.release(e); // settled before its hop: never called, not referenced
+    clock.advance(100);
+    expect(calls).toEqual(['a@100']);
     expect(q.size).toBe(0);
     q.push(waiter('d'));
     q.stop();

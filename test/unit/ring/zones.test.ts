@@ -102,6 +102,18 @@ describe('Ring with a zone map', () => {
     expect(ring.toJSON().zones).toEqual({ dc1: 2, dc2: 1 });
   });
 
+  it('Ring.diff between a plain ring and its zone-map form lists what a migration moves', () => {
+    const plain = Ring.from(nodes);
+    const changes = Ring.diff(plain, ring, 3);
+    expect(changes.length).toBeGreaterThan(0);
+    for (const c of changes) {
+      expect(c.before).toEqual(ids(plain.preferenceListForToken(c.end, 3)));
+      expect(c.after).toEqual(ids(ring.preferenceListForToken(c.end, 3)));
+    }
+    // From 0: a b f (spread) became a b c (map): f hands over to c.
+    expect(changes.find((c) => c.end === 100)).toMatchObject({ before: ['a', 'b', 'f'], after: ['a', 'b', 'c'] });
+  });
+
   it('fallbacks are every other node clockwise, zone or not', () => {
     const rs = ring.replicaSet('k', 3);
     expect(rs.zoneReplication).toEqual({ dc1: 2, dc2: 1 });

@@ -51,7 +51,7 @@ export type {
   StoreEvents,
   StoreOptions,
 } from './store/index.js';
-export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON } from './ring/index.js';
+export type { NodeInfo, NodeSpec, TokenRange, RangeChange, RingOptions, RingJSON, ZoneReplication, ZoneConsistencyLevel } from './ring/index.js';
 export type { ReplicaSelection, ReplicaSetInit } from './ring/index.js';
 export type {
   QuorumCoordinatorOptions,

@@ -232,6 +232,8 @@ export class Node {
         maxRecordBytes: c.transport.capabilities.maxFrameBytes ?? 64 * 1024 * 1024,
         logger: c.logger,
         metrics: c.metrics,
+        // repair() hands this node's pending hints to their owners first.
+        deliverHints: (signal) => handoff.deliverPending(signal),
       });
       const router = new MessageRouter({ self: c.id, cluster: c.cluster, knows: (a) => membership.knowsAddress(a) });
       router.register('gossip.syn', 'open', (m, from) => membership.handle(m, from));

@@ -39,7 +39,7 @@ interface Observed {
 }
 
 /** Closed-loop capacity: quorum puts per second with 64 in flight. */
-async function capacity(cluster: TestCluster): Promise<number> {
+async function capacity(cluster: TestCluster<typeof VALUE>): Promise<number> {
   const stores = cluster.stores;
   let i = 0;
   let done = 0;
@@ -61,7 +61,7 @@ async function capacity(cluster: TestCluster): Promise<number> {
  * An open-loop load of `rate` puts per second spread over the running
  * nodes `on()` names, until `stop()`; failed calls are counted, not thrown.
  */
-function steadyLoad(cluster: TestCluster, rate: number, on: () => readonly string[]): { stop: () => Promise<{ ok: number; failed: number }> } {
+function steadyLoad(cluster: TestCluster<typeof VALUE>, rate: number, on: () => readonly string[]): { stop: () => Promise<{ ok: number; failed: number }> } {
   let ok = 0;
   let failed = 0;
   let n = 0;

@@ -187,8 +187,8 @@ describe('zone-aware replication', () => {
     const dc3 = make('y', 'dc3');
     await none.start();
     await dc3.start();
-    await none.waitForMembers(8, { timeout: 5_000 });
-    await dc3.waitForMembers(8, { timeout: 5_000 });
+    // Every node must know both newcomers (replicas refuse data requests from unknown peers).
+    await Promise.all([none, dc3, ...c.stores].map((s) => s.waitForMembers(8, { timeout: 5_000 })));
     for (const s of [none, dc3]) {
       for (const call of [
         () => s.get('k', { consistency: 'local_quorum', timeout: 30_000 }),

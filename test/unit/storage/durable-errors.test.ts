@@ -95,7 +95,7 @@ describe.each(['level', 'lmdb'] as const)('%s: a missing engine', (kind) => {
 
   it(`rejects open() with KV_ENGINE_MISSING naming ${pkg} when the package is not installed`, async () => {
     const notFound = Object.assign(new Error(`Cannot find package '${pkg}'`), { code: 'ERR_MODULE_NOT_FOUND' });
-    const s = adapters[kind](dir(), () => Promise.reject(notFound));
+    const s = adapters[kind](dir(), (): Promise<never> => Promise.reject(notFound));
     const error = await failure(s.open());
     expect(error.code).toBe('KV_ENGINE_MISSING');
     expect(error.message).toContain(`npm install ${pkg}`);
@@ -106,7 +106,7 @@ describe.each(['level', 'lmdb'] as const)('%s: a missing engine', (kind) => {
 
   it('rejects open() with KV_ENGINE_MISSING when the engine fails to load (e.g. no native build)', async () => {
     const broken = new Error('No native build was found for platform=plan9');
-    const s = adapters[kind](dir(), () => Promise.reject(broken));
+    const s = adapters[kind](dir(), (): Promise<never> => Promise.reject(broken));
     const error = await failure(s.open());
     expect(error.code).toBe('KV_ENGINE_MISSING');
     expect(error.message).toContain('plan9');
@@ -115,7 +115,7 @@ describe.each(['level', 'lmdb'] as const)('%s: a missing engine', (kind) => {
 
   it('imports without the engine: the constructor loads nothing', () => {
     let loaded = 0;
-    const s = adapters[kind](dir(), () => {
+    const s = adapters[kind](dir(), (): Promise<never> => {
       loaded++;
       return Promise.reject(new Error('unused'));
     });

@@ -35,7 +35,7 @@ export const ErrorCodes = {
   CLUSTER_MISMATCH: 'KV_CLUSTER_MISMATCH',
   /** Two live nodes claim the same node id. */
   DUPLICATE_NODE: 'KV_DUPLICATE_NODE',
-  /** A peer is configured with another replication factor N. */
+  /** A peer is configured with another replication factor N or another zone map (`replication.zones`). */
   REPLICATION_MISMATCH: 'KV_REPLICATION_MISMATCH',
   /** A network frame or message is malformed or hostile. */
   INVALID_MESSAGE: 'KV_INVALID_MESSAGE',

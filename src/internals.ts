@@ -29,7 +29,7 @@ export type {
 } from './node/index.js';
 
 // Data path
-export { QuorumCoordinator, ReplicaServer, HintedHandoff, HopQueue, keyRef, metadataCounterLease } from './replication/index.js';
+export { QuorumCoordinator, ReplicaServer, HintedHandoff, HopQueue, MAX_HINT_TTL, keyRef, metadataCounterLease } from './replication/index.js';
 export type {
   HintedHandoffOptions,
   HintEvent,
@@ -93,7 +93,10 @@ export {
   type ExchangeCounters,
   type AntiEntropyResponderOptions,
   type RoundContext,
+  type BuiltTree,
+  type SkippedPeer,
 } from './antientropy/index.js';
+export { AntiEntropy, AntiEntropyDefaults, type AntiEntropyConfig, type AntiEntropyComponentOptions, type HintDelivery } from './node/index.js';
 export {
   MerkleTree,
   MerkleExchange,

@@ -15,11 +15,17 @@
  * - `redis-load { port, op: 'set-wait' | 'get', ms, inFlight, rate?, bytes,
  *   keys }`: the Redis reference through a minimal RESP client (one
  *   connection per request in flight, because `WAIT` blocks its connection);
- * - `cpu` → `process.cpuUsage()`; `exit`.
+ * - `cpu` → `process.cpuUsage()`; `exit`;
+ * - `profile-start` / `profile-stop { file }`: a V8 CPU profile of what runs
+ *   in between, written to `file` (`.cpuprofile`; bench/tcp.ts uses them
+ *   when `BENCH_TCP_PROFILE` names a directory).
  *
  * @module
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Store, TcpTransport } from '../src/index.js';
 
@@ -479,6 +485,28 @@ handlers.set('redis-wait', async (c) => {
   }
 });
 handlers.set('cpu', async () => process.cpuUsage());
+
+let profiler: Session | undefined;
+handlers.set('profile-start', async () => {
+  if (profiler !== undefined) throw new Error('bench/tcp-child: a profile is already running');
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+  await profiler.post('Profiler.start');
+  return null;
+});
+handlers.set('profile-stop', async (c) => {
+  const session = profiler;
+  if (session === undefined) throw new Error('bench/tcp-child: profile-start first');
+  profiler = undefined;
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  const file = String(c['file']);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(profile));
+  return { file };
+});
 handlers.set('store-start', (c) => storeStart(String(c['nodeId']), c['seeds'] as string[]));
 handlers.set('store-wait', async (c) => {
   await running().waitForMembers(Number(c['count']), { timeout: 30_000 });

@@ -20,6 +20,11 @@
  * rate. `BENCH_TCP_MS` sets the window length (default 2000 ms): the suite
  * takes about 12 windows, the warm-ups and start-up (~35 s by default).
  *
+ * `BENCH_TCP_PROFILE=<dir>`: after the warm-up, one more put window and one
+ * more get window run with every process under the V8 CPU profiler, written
+ * to `<dir>/<p1|p2|p3>-<put|get>.cpuprofile` (not part of the measured
+ * windows; p1 is the node generating the load).
+ *
  * @module
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -27,7 +32,7 @@ import { once } from 'node:events';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmtOps, fmtRatio, type Row } from './harness.js';
 import type { LoadResult } from './tcp-child.js';
@@ -242,6 +247,15 @@ export async function tcpBench(): Promise<Row[]> {
     await load('put', WARMUP_MS, 0);
     await p1.call('store-prefill', { keys: KEYS, bytes: VALUE_BYTES, inFlight: IN_FLIGHT });
     await load('get', WARMUP_MS, 0);
+
+    const profileDir = process.env.BENCH_TCP_PROFILE;
+    if (profileDir) {
+      for (const op of ['put', 'get'] as const) {
+        await Promise.all(children.map((c) => c.call('profile-start')));
+        await load(op, WINDOW_MS, 0);
+        await Promise.all(children.map((c) => c.call('profile-stop', { file: resolvePath(profileDir, `${c.name}-${op}.cpuprofile`) })));
+      }
+    }
 
     // Maximum rates: echo, put and get windows alternate, so noise on a shared machine hits all three.
     const rounds: { echo: Measured[]; put: Measured[]; get: Measured[] } = { echo: [], put: [], get: [] };

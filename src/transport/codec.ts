@@ -260,6 +260,124 @@ function writeHeaderString(w: MsgpackWriter, v: string, what: string, l: Require
   if (w.string(v) > l.maxHeaderStringBytes) throw invalid(`${what} is longer than maxHeaderStringBytes (${l.maxHeaderStringBytes})`);
 }
 
+// ---- dedicated encoders for the hot messages ---------------------------------------------------
+//
+// The replica protocol's messages (`kv.read`, `kv.apply`, `kv.version`, their
+// answers) are most of the traffic. Each has a fixed shape: the same keys in
+// the same order, each holding one kind of value. A body with exactly that
+// shape is written without the generic walk (no path trail, no dispatch per
+// value), byte for byte what the walk writes; any other body, including one
+// of these types with a missing, extra, reordered or undefined member, takes
+// the walk. The wire format does not change.
+
+/** What a member of a hot message holds. */
+const enum Slot {
+  String,
+  Binary,
+  BinaryOrNull,
+  Boolean,
+  Number,
+  NumberOrNull,
+}
+
+/** The members of a hot message after `type`, in the order its senders create them. */
+const HOT_SHAPES: ReadonlyMap<string, readonly (readonly [string, Slot])[]> = new Map([
+  ['kv.read', [['cluster', Slot.String], ['key', Slot.Binary]]],
+  ['kv.apply', [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary]]],
+  ['kv.hint', [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary], ['target', Slot.String]]],
+  [
+    'kv.version',
+    [
+      ['cluster', Slot.String],
+      ['key', Slot.Binary],
+      ['value', Slot.BinaryOrNull],
+      ['tombstone', Slot.Boolean],
+      ['overwrite', Slot.Boolean],
+      ['context', Slot.BinaryOrNull],
+      ['timestamp', Slot.NumberOrNull],
+      ['expires', Slot.Number],
+    ],
+  ],
+  ['kv.applied', []],
+  ['kv.hinted', []],
+  ['kv.record', [['record', Slot.BinaryOrNull]]],
+  ['kv.versioned', [['record', Slot.Binary]]],
+] as const);
+
+/** Most members of a hot message (`type` included). */
+const HOT_MAX_KEYS = 9;
+/** The values of the hot message being written (read once each, before anything is written). */
+const hotValues: unknown[] = new Array<unknown>(HOT_MAX_KEYS).fill(null);
+/** True while {@link hotValues} is in use (a getter of a body may encode another message). */
+let hotBusy = false;
+
+function fitsSlot(v: unknown, slot: Slot): boolean {
+  switch (slot) {
+    case Slot.String:
+      return typeof v === 'string';
+    case Slot.Binary:
+      return v instanceof Uint8Array;
+    case Slot.BinaryOrNull:
+      return v === null || v instanceof Uint8Array;
+    case Slot.Boolean:
+      return typeof v === 'boolean';
+    case Slot.Number:
+      return typeof v === 'number';
+    case Slot.NumberOrNull:
+      return v === null || typeof v === 'number';
+  }
+}
+
+/**
+ * Writes `body` if it has the exact shape of a hot message (see above) and
+ * returns true; otherwise writes nothing and returns false.
+ */
+function writeHotBody(w: MsgpackWriter, body: unknown, l: Required<CodecLimits>): boolean {
+  if (typeof body !== 'object' || body === null) return false;
+  const type = (body as { type?: unknown }).type;
+  if (typeof type !== 'string') return false;
+  const shape = HOT_SHAPES.get(type);
+  if (shape === undefined) return false;
+  const n = shape.length + 1;
+  if (l.maxDepth < 1 || l.maxCollectionLength < n) return false;
+  if (Object.getPrototypeOf(body) !== Object.prototype) return false;
+  const keys = Object.keys(body);
+  if (keys.length !== n || keys[0] !== 'type') return false;
+  const o = body as Record<string, unknown>;
+  const nested = hotBusy;
+  const values = nested ? new Array<unknown>(n) : hotValues;
+  hotBusy = true;
+  try {
+    for (let i = 1; i < n; i++) {
+      const [name, slot] = shape[i - 1]!;
+      if (keys[i] !== name) return false;
+      const v = o[name];
+      if (!fitsSlot(v, slot)) return false;
+      values[i] = v;
+    }
+    if (Object.getOwnPropertySymbols(body).length > 0) return false;
+    w.mapHeader(n);
+    w.string('type');
+    w.string(type);
+    for (let i = 1; i < n; i++) {
+      w.string(shape[i - 1]![0]);
+      const v = values[i];
+      if (v === null) w.nil();
+      else if (typeof v === 'string') w.string(v);
+      else if (typeof v === 'number') w.number(v);
+      else if (typeof v === 'boolean') w.boolean(v);
+      else w.binary(v as Uint8Array);
+    }
+    return true;
+  } finally {
+    if (!nested) {
+      hotBusy = false;
+      // Keep no reference to the caller's values.
+      for (let i = 1; i < n; i++) hotValues[i] = null;
+    }
+  }
+}
+
 /** Validates `frame` and writes it into the walk's writer. */
 function writeFrame(walk: Walk, frame: Frame, l: Required<CodecLimits>): void {
   const w = walk.w!;
@@ -271,14 +389,14 @@ function writeFrame(walk: Walk, frame: Frame, l: Required<CodecLimits>): void {
       w.u8(KIND_REQ);
       w.number(frame.id);
       writeHeaderString(w, frame.from, 'req frame "from"', l);
-      visitBody(walk, frame.body, 'request body');
+      if (!writeHotBody(w, frame.body, l)) visitBody(walk, frame.body, 'request body');
       return;
     case 'res':
       checkId(frame.id);
       w.u8(0x93);
       w.u8(KIND_RES);
       w.number(frame.id);
-      visitBody(walk, frame.body, 'response body');
+      if (!writeHotBody(w, frame.body, l)) visitBody(walk, frame.body, 'response body');
       return;
     case 'err':
       checkId(frame.id);
@@ -306,6 +424,18 @@ function withEncoded<T>(frame: Frame, l: Required<CodecLimits>, then: (bytes: Ui
   } finally {
     endWalk(walk);
   }
+}
+
+/**
+ * @internal Encodes `frame` as {@link encodeFrame} does and hands the bytes to
+ * `then` as a view into a shared buffer, valid during the call only (copy
+ * what you keep): for a transport that copies them straight into its own
+ * output buffer. Returns what `then` returns.
+ *
+ * @throws KvError `KV_INVALID_MESSAGE` as {@link encodeFrame} does (`then` is not called).
+ */
+export function encodeFrameWith<T>(frame: Frame, limits: CodecLimits | undefined, then: (bytes: Uint8Array) => T): T {
+  return withEncoded(frame, resolveLimits(limits), then);
 }
 
 /**
@@ -374,6 +504,12 @@ function readString(r: MsgpackReader, length: number): string {
   return s;
 }
 
+/**
+ * True while decoding straight from bytes the caller keeps using
+ * ({@link decodeFrameIn}): binaries are copied out instead of viewed.
+ */
+let copyBinaries = false;
+
 function readValue(r: MsgpackReader, l: Required<CodecLimits>, depth: number): WireValue {
   const h = r.byte();
   if (h < 0x80) return h;
@@ -390,9 +526,11 @@ function readValue(r: MsgpackReader, l: Required<CodecLimits>, depth: number): W
       return true;
     case 0xc4:
     case 0xc5:
-    case 0xc6:
-      // A view into the decoder's private copy of the frame: never aliases the caller's bytes.
-      return r.view(r.binaryLength(h));
+    case 0xc6: {
+      // A view into the decoder's private copy of the frame, or a copy: never aliases the caller's bytes.
+      const v = r.view(r.binaryLength(h));
+      return copyBinaries ? copyBytes(v) : v;
+    }
     case 0xd9:
     case 0xda:
     case 0xdb:
@@ -468,9 +606,9 @@ function readHeaderString(r: MsgpackReader, what: string, l: Required<CodecLimit
   return s;
 }
 
-/** Reads one frame from bytes nobody else will touch (binaries of the result are views into them). */
-function readFrame(bytes: Uint8Array, l: Required<CodecLimits>): Frame {
-  const r = new MsgpackReader(bytes);
+/** Reads one frame from `bytes[start, end)`, bytes nobody else will touch unless {@link copyBinaries} is set (binaries of the result are views into them). */
+function readFrame(bytes: Uint8Array, l: Required<CodecLimits>, start = 0, end = bytes.length): Frame {
+  const r = new MsgpackReader(bytes, start, end);
   let frame: Frame;
   try {
     const h = r.byte();
@@ -541,6 +679,27 @@ export function decodeFrame(bytes: Uint8Array, limits?: CodecLimits): Frame {
   }
   // One copy, so decoded binaries never alias the caller's buffer.
   return readFrame(copyBytes(bytes), l);
+}
+
+/**
+ * @internal {@link decodeFrame} of `bytes[start, end)` without copying the
+ * frame first: for a transport decoding straight from what the socket
+ * delivered. Each binary of the result is copied out (never a view of
+ * `bytes`), so the input may be reused or dropped afterwards.
+ *
+ * @throws KvError `KV_INVALID_MESSAGE` as {@link decodeFrame} does.
+ */
+export function decodeFrameIn(bytes: Uint8Array, start: number, end: number, limits?: CodecLimits): Frame {
+  const l = resolveLimits(limits);
+  const size = end - start;
+  if (size <= 0) throw invalid('frame is empty');
+  if (size > l.maxFrameBytes) throw invalid(`frame is ${size} bytes, over maxFrameBytes (${l.maxFrameBytes})`);
+  copyBinaries = true;
+  try {
+    return readFrame(bytes, l, start, end);
+  } finally {
+    copyBinaries = false;
+  }
 }
 
 /**

@@ -1,13 +1,23 @@
 import type { Socket } from 'node:net';
 import { ErrorCodes, KvError, toKvError } from '../../errors/index.js';
 import type { Clock, TimerHandle } from '../../internal/clock.js';
-import { decodeFrame, encodeFrame, type CodecLimits, type Frame } from '../codec.js';
+import { decodeFrameIn, encodeFrame, encodeFrameWith, type CodecLimits, type Frame } from '../codec.js';
 import { FrameReader, FrameTooLargeError, LENGTH_PREFIX_BYTES } from './frame-reader.js';
 import { HANDSHAKE_LIMITS, type HandshakeIdentity } from './handshake.js';
 import type { TcpCounters } from './stats.js';
 
-/** A tick's batch up to this size is copied into one buffer (one write); a larger one is written with writev, uncopied. */
-const COALESCE_BYTES = 256 * 1024;
+/**
+ * Frames are written behind their length prefix into output chunks: a
+ * tick's frames go out as one region of a chunk (one write); a chunk is
+ * never written over (the next tick's frames follow in it, a full one is
+ * replaced by a new one, twice as large up to this size), so nothing is
+ * allocated per frame and a quiet connection holds a small chunk.
+ */
+const OUT_CHUNK_BYTES = 64 * 1024;
+/** Size of a connection's first output chunk. */
+const OUT_FIRST_CHUNK_BYTES = 4 * 1024;
+/** A frame larger than this gets a buffer of its own instead of a place in a chunk. */
+const OUT_MAX_IN_CHUNK = 16 * 1024;
 /** TCP keep-alive probe delay: a silently dead peer is noticed without any traffic. */
 const KEEPALIVE_MS = 15_000;
 /** Longest error message put in a refusal frame. */
@@ -97,9 +107,15 @@ export class Connection {
   readonly #o: ConnectionOptions;
   readonly #reader = new FrameReader(HANDSHAKE_LIMITS.maxFrameBytes);
   #limits: Readonly<CodecLimits> = HANDSHAKE_LIMITS;
-  /** Frames (prefix, body, prefix, body…) waiting for the end of the tick. */
+  /** Output regions waiting for the end of the tick, before the one being filled in `#out`. */
   #batch: Uint8Array[] = [];
+  /** Bytes in `#batch` and in `#out[#outStart, #outPos)`. */
   #batchBytes = 0;
+  /** The output chunk being filled: this tick's frames are `#out[#outStart, #outPos)`. */
+  #out: Buffer | undefined;
+  #outStart = 0;
+  #outPos = 0;
+  #outChunkBytes = OUT_FIRST_CHUNK_BYTES;
   #flushScheduled = false;
   #notified = false;
   #handshakeTimer: TimerHandle | undefined;
@@ -158,24 +174,14 @@ export class Connection {
   }
 
   /**
-   * Writes one encoded frame behind its length prefix. Frames of one tick
-   * are batched and written together on the next (`process.nextTick`): one
-   * buffer and one write when small, corked into one `writev` when large.
+   * Writes one encoded frame behind its length prefix (the bytes are copied:
+   * the caller may reuse them). Frames of one tick are batched and written
+   * together on the next (`process.nextTick`): one write when they fit in
+   * one output chunk, corked into one `writev` otherwise.
    */
   send(bytes: Uint8Array): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
-    const n = bytes.byteLength;
-    const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES);
-    prefix.writeUInt32BE(n, 0);
-    this.#batch.push(prefix, bytes);
-    this.#batchBytes += n + LENGTH_PREFIX_BYTES;
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      process.nextTick(this.#flush);
-    }
-    const c = this.#o.counters;
-    c.framesSent++;
-    c.bytesSent += n + LENGTH_PREFIX_BYTES;
+    this.#append(bytes);
   }
 
   /**
@@ -183,7 +189,93 @@ export class Connection {
    * @throws KvError `KV_INVALID_MESSAGE` if it cannot be encoded (nothing sent).
    */
   sendFrame(frame: Frame): void {
-    this.send(encodeFrame(frame, this.#limits));
+    if (this.state === 'closed' || this.socket.destroyed) {
+      encodeFrame(frame, this.#limits); // still refuses what cannot be encoded
+      return;
+    }
+    encodeFrameWith(frame, this.#limits, this.#append);
+  }
+
+  /**
+   * Encodes and sends a frame unless the bytes waiting to be sent
+   * ({@link writableLength}) are above 0 and the frame would take them past
+   * `maxBuffered`: then nothing is sent. Returns 0 when sent (or dropped on
+   * a closed connection), else the frame's size with its prefix.
+   *
+   * @throws KvError `KV_INVALID_MESSAGE` if it cannot be encoded (nothing sent).
+   */
+  sendFrameWithin(frame: Frame, maxBuffered: number): number {
+    this.#maxBuffered = maxBuffered;
+    this.#refusedSize = 0;
+    if (this.state === 'closed' || this.socket.destroyed) {
+      encodeFrame(frame, this.#limits);
+      return 0;
+    }
+    encodeFrameWith(frame, this.#limits, this.#appendWithin);
+    return this.#refusedSize;
+  }
+
+  #maxBuffered = Infinity;
+  #refusedSize = 0;
+
+  readonly #appendWithin = (bytes: Uint8Array): void => {
+    const size = bytes.byteLength + LENGTH_PREFIX_BYTES;
+    const buffered = this.writableLength;
+    if (buffered > 0 && buffered + size > this.#maxBuffered) {
+      this.#refusedSize = size;
+      return;
+    }
+    this.#append(bytes);
+  };
+
+  /** Copies `bytes` behind its length prefix into the output, and schedules the flush. */
+  readonly #append = (bytes: Uint8Array): void => {
+    const n = bytes.byteLength;
+    const size = n + LENGTH_PREFIX_BYTES;
+    if (n > OUT_MAX_IN_CHUNK) {
+      this.#cutRegion();
+      const own = Buffer.allocUnsafe(size);
+      own.writeUInt32BE(n, 0);
+      own.set(bytes, LENGTH_PREFIX_BYTES);
+      this.#batch.push(own);
+    } else {
+      let out = this.#out;
+      if (out === undefined || out.byteLength - this.#outPos < size) {
+        this.#cutRegion();
+        const chunkBytes = this.#outChunkBytes;
+        this.#outChunkBytes = Math.min(OUT_CHUNK_BYTES, chunkBytes * 2);
+        out = this.#out = Buffer.allocUnsafe(Math.max(chunkBytes, size));
+        this.#outStart = this.#outPos = 0;
+      }
+      let p = this.#outPos;
+      out[p] = n >>> 24;
+      out[p + 1] = (n >>> 16) & 0xff;
+      out[p + 2] = (n >>> 8) & 0xff;
+      out[p + 3] = n & 0xff;
+      p += LENGTH_PREFIX_BYTES;
+      if (n <= 64) {
+        for (let i = 0; i < n; i++) out[p + i] = bytes[i]!;
+      } else {
+        out.set(bytes, p);
+      }
+      this.#outPos = p + n;
+    }
+    this.#batchBytes += size;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(this.#flush);
+    }
+    const c = this.#o.counters;
+    c.framesSent++;
+    c.bytesSent += size;
+  };
+
+  /** Moves what this tick wrote into the current chunk to the batch (its place in the chunk is never written again). */
+  #cutRegion(): void {
+    const out = this.#out;
+    if (out === undefined || this.#outPos === this.#outStart) return;
+    this.#batch.push(out.subarray(this.#outStart, this.#outPos));
+    this.#outStart = this.#outPos;
   }
 
   /** Stops reading until the peer has taken what we wrote (backpressure on a peer that does not read). */
@@ -243,18 +335,18 @@ export class Connection {
   /** Writes the frames batched this tick. */
   #flush = (): void => {
     this.#flushScheduled = false;
+    this.#cutRegion();
     const list = this.#batch;
-    const total = this.#batchBytes;
     if (list.length === 0) return;
     this.#batch = [];
     this.#batchBytes = 0;
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return;
-    if (total <= COALESCE_BYTES) {
-      socket.write(Buffer.concat(list, total));
+    if (list.length === 1) {
+      socket.write(list[0]!);
       return;
     }
-    // Large frames are not copied: one writev.
+    // Several regions (a full chunk, a large frame): one writev, nothing copied.
     socket.cork();
     for (const b of list) socket.write(b);
     socket.uncork();
@@ -294,22 +386,21 @@ export class Connection {
     reader.push(chunk);
     const before = this.#framesIn;
     for (;;) {
-      let bytes: Buffer | undefined;
+      let more: boolean;
       try {
-        bytes = reader.next();
+        more = reader.advance();
       } catch (err) {
         if (err instanceof FrameTooLargeError) c.framesTooLarge++;
         else c.malformedFrames++;
         this.refuse(toKvError(err, ErrorCodes.INVALID_MESSAGE));
         return;
       }
-      if (!bytes) break;
+      if (!more) break;
       this.#framesIn++;
       let frame: Frame;
       try {
-        // A plain Uint8Array view: decoded binaries must be Uint8Arrays, not Buffers
-        // (and Buffer#slice would not copy).
-        frame = decodeFrame(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), this.#limits);
+        // Decoded where it lies in the chunk; binaries come out as copies.
+        frame = decodeFrameIn(reader.frameBytes, reader.frameStart, reader.frameEnd, this.#limits);
       } catch (err) {
         c.malformedFrames++;
         this.refuse(toKvError(err, ErrorCodes.INVALID_MESSAGE));

@@ -24,6 +24,9 @@ import type { TcpCounters } from './stats.js';
 /** Codes a refused handshake keeps when it fails the requests waiting on it. */
 const REFUSALS = new Set<ErrorCode>([ErrorCodes.PROTOCOL_MISMATCH, ErrorCodes.CLUSTER_MISMATCH, ErrorCodes.AUTH_FAILED]);
 
+/** Request labels (per message type) a peer keeps. */
+const MAX_LABELS = 64;
+
 /** What an {@link OutboundPeer} needs from its transport. @internal */
 export interface PeerHost {
   readonly options: ResolvedTcpOptions;
@@ -81,6 +84,7 @@ export class OutboundPeer {
   #failures = 0;
   #retryAt = 0;
   #lastError: KvError | undefined;
+  readonly #labels = new Map<string, string>();
   // Handshake state.
   #nonce: Uint8Array | undefined;
   #welcome: Welcome | undefined;
@@ -124,33 +128,38 @@ export class OutboundPeer {
     }
     let id = 0;
     let opened;
+    // Open: the request is written at once, so it never waits in the queue to be taken out of.
+    const open = this.state === 'open';
     try {
-      opened = this.pending.open({ timeout, signal, label: `request ${message.type} to ${this.address}`, onSettled: () => this.#unqueue(id) });
+      opened = this.pending.open({ timeout, signal, label: this.#label(message.type), onSettled: open ? undefined : () => this.#unqueue(id) });
     } catch (err) {
       if (err instanceof KvError && err.code === ErrorCodes.OVERLOADED) host.counters.overloaded++;
       return Promise.reject(err);
     }
     id = opened.id;
+    const max = o.maxBufferedBytesPerPeer;
+    const frame: Frame = { kind: 'req', id, from: host.identity().address, body: message };
+    if (open) {
+      const conn = this.#conn!;
+      let refused: number;
+      try {
+        refused = conn.sendFrameWithin(frame, max);
+      } catch (err) {
+        this.pending.reject(id, toKvError(err, ErrorCodes.INVALID_MESSAGE));
+        return opened.promise;
+      }
+      if (refused > 0) this.#overloaded(id, conn.writableLength, refused);
+      else host.counters.requestsSent++;
+      return opened.promise;
+    }
     let bytes: Uint8Array;
     try {
-      bytes = encodeFrame({ kind: 'req', id, from: host.identity().address, body: message }, host.limits);
+      bytes = encodeFrame(frame, host.limits);
     } catch (err) {
       this.pending.reject(id, toKvError(err, ErrorCodes.INVALID_MESSAGE));
       return opened.promise;
     }
     const size = bytes.byteLength + LENGTH_PREFIX_BYTES;
-    const max = o.maxBufferedBytesPerPeer;
-    if (this.state === 'open') {
-      const conn = this.#conn!;
-      const buffered = conn.writableLength;
-      if (buffered > 0 && buffered + size > max) {
-        this.#overloaded(id, buffered, size);
-      } else {
-        conn.send(bytes);
-        host.counters.requestsSent++;
-      }
-      return opened.promise;
-    }
     if (this.#queuedBytes > 0 && this.#queuedBytes + size > max) {
       this.#overloaded(id, this.#queuedBytes, size);
       return opened.promise;
@@ -159,6 +168,17 @@ export class OutboundPeer {
     this.#queuedBytes += size;
     if (this.state === 'idle') this.#dial();
     return opened.promise;
+  }
+
+  /** `request <type> to <address>`, the label of a request (built once per message type). */
+  #label(type: string): string {
+    let label = this.#labels.get(type);
+    if (label === undefined) {
+      label = `request ${type} to ${this.address}`;
+      // Types come from this node's own code; the bound only guards against a caller inventing many.
+      if (this.#labels.size < MAX_LABELS) this.#labels.set(type, label);
+    }
+    return label;
   }
 
   /** Fails everything and closes the connection (the transport stops). */

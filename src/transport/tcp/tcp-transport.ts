@@ -258,25 +258,31 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
    * @throws TypeError if `to` is not a non-empty string; RangeError on a
    *   negative or NaN timeout.
    */
-  async request(to: string, message: WireMessage, options: RequestOptions = {}): Promise<WireMessage> {
+  request(to: string, message: WireMessage, options: RequestOptions = {}): Promise<WireMessage> {
+    // Not an async function: the answer's promise is the peer's own (one promise a request, not two).
     if (typeof to !== 'string' || to.length === 0) {
-      throw new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`);
+      return Promise.reject(new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`));
     }
     const timeout = options.timeout ?? this.defaultTimeout;
     if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-      throw new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${String(timeout)}`);
+      return Promise.reject(new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${String(timeout)}`));
     }
-    if (this.#state !== 'started') throw new KvError(ErrorCodes.NOT_STARTED, `transport ${this.#address} is not started`);
-    if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
+    if (this.#state !== 'started') return Promise.reject(new KvError(ErrorCodes.NOT_STARTED, `transport ${this.#address} is not started`));
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
     let peer = this.#peers.get(to);
     if (!peer) {
       const target = parseAddress(to);
-      if (!target) throw new KvError(ErrorCodes.UNREACHABLE, `${JSON.stringify(to.slice(0, 100))} is not a host:port address`);
+      if (!target) return Promise.reject(new KvError(ErrorCodes.UNREACHABLE, `${JSON.stringify(to.slice(0, 100))} is not a host:port address`));
       if (this.#peers.size >= MAX_IDLE_PEERS) this.#forgetIdlePeers();
       peer = new OutboundPeer(this.#core, to, target);
       this.#peers.set(to, peer);
     }
-    return peer.request(message, timeout, options.signal);
+    try {
+      return peer.request(message, timeout, signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Same as {@link stop}. */

@@ -134,3 +134,57 @@ describe('FrameReader', () => {
     expect(reader.next()?.toString()).toBe('x');
   });
 });
+
+describe('FrameReader.advance (in place)', () => {
+  it('property: any chunking gives back the same frames, in place when a frame lies in one chunk', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 300 }), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 50 }),
+        (payloads, cuts) => {
+          const stream = Buffer.concat(payloads.map(framed));
+          const reader = new FrameReader(300);
+          const got: number[][] = [];
+          let pos = 0;
+          let i = 0;
+          while (pos < stream.length) {
+            const size = cuts[i++ % cuts.length]!;
+            const chunk = stream.subarray(pos, pos + size);
+            reader.push(chunk);
+            pos += size;
+            while (reader.advance()) {
+              const { frameBytes, frameStart, frameEnd } = reader;
+              // Never a Buffer (decoded binaries must be Uint8Arrays).
+              expect(Object.getPrototypeOf(frameBytes)).toBe(Uint8Array.prototype);
+              got.push([...frameBytes.subarray(frameStart, frameEnd)]);
+            }
+          }
+          expect(got).toEqual(payloads.map((p) => [...p]));
+          expect(reader.buffered).toBe(0);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a frame inside one chunk is not copied: it is a range of that chunk', () => {
+    const reader = new FrameReader(1024);
+    const chunk = Buffer.concat([framed(Buffer.from('one')), framed(Buffer.from('two'))]);
+    reader.push(chunk);
+    expect(reader.advance()).toBe(true);
+    expect(reader.frameBytes.buffer).toBe(chunk.buffer);
+    expect([reader.frameStart - chunk.byteOffset + reader.frameBytes.byteOffset, reader.frameEnd - reader.frameStart]).toEqual([4, 3]);
+    expect(reader.advance()).toBe(true);
+    expect(Buffer.from(reader.frameBytes.subarray(reader.frameStart, reader.frameEnd)).toString()).toBe('two');
+    expect(reader.advance()).toBe(false);
+  });
+
+  it('refuses over-cap and empty frames as next() does', () => {
+    const over = new FrameReader(10);
+    over.push(framed(new Uint8Array(11)));
+    expect(() => over.advance()).toThrow(FrameTooLargeError);
+    const empty = new FrameReader(10);
+    empty.push(Buffer.from([0, 0, 0, 0]));
+    expect(() => empty.advance()).toThrow(KvError);
+  });
+});

@@ -1,0 +1,227 @@
+import fc from 'fast-check';
+import { decode, encode } from '@msgpack/msgpack';
+import { describe, expect, it } from 'vitest';
+import { KvError } from '../../../src/errors/index.js';
+import { decodeFrame, decodeFrameIn, encodeFrame, encodeFrameWith, passFrame, type Frame } from '../../../src/transport/codec.js';
+import type { WireMessage } from '../../../src/transport/types.js';
+
+// The dedicated encoders of the replica protocol's messages (codec.ts, "hot
+// messages") must write exactly what the generic walk writes. A body with a
+// null prototype never takes a dedicated encoder (it is not the shape they
+// accept), so encoding the same members under a null prototype is the
+// generic walk's output.
+
+/** The same members, in the same order, under a null prototype: always the generic walk. */
+function generic(body: WireMessage): WireMessage {
+  return Object.assign(Object.create(null) as object, body) as WireMessage;
+}
+
+const bytesOf = (f: Frame): Uint8Array => Uint8Array.from(encodeFrame(f));
+const tuple = (f: Frame): unknown[] => (f.kind === 'req' ? [0, f.id, f.from, f.body] : f.kind === 'res' ? [1, f.id, f.body] : []);
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    expect(err).toBeInstanceOf(KvError);
+    return (err as KvError).code;
+  }
+}
+
+const bin = fc.uint8Array({ maxLength: 300 });
+const binOrNull = fc.option(bin, { nil: null });
+const str = fc.string({ unit: 'grapheme', maxLength: 40 });
+const num = fc.oneof(fc.integer(), fc.double({ noNaN: false }).filter((d) => !Object.is(d, -0)), fc.maxSafeInteger(), fc.constant(2 ** 53 + 2));
+
+/** Bodies of every hot message type, with members of their kinds, in their senders' order. */
+const hotBody: fc.Arbitrary<WireMessage> = fc.oneof(
+  fc.record({ cluster: str, key: bin }).map(({ cluster, key }) => ({ type: 'kv.read', cluster, key })),
+  fc.record({ cluster: str, key: bin, record: bin }).map(({ cluster, key, record }) => ({ type: 'kv.apply', cluster, key, record })),
+  fc
+    .record({ cluster: str, key: bin, record: bin, target: str })
+    .map(({ cluster, key, record, target }) => ({ type: 'kv.hint', cluster, key, record, target })),
+  fc
+    .record({
+      cluster: str,
+      key: bin,
+      value: binOrNull,
+      tombstone: fc.boolean(),
+      overwrite: fc.boolean(),
+      context: binOrNull,
+      timestamp: fc.option(num, { nil: null }),
+      expires: num,
+    })
+    .map((m) => ({
+      type: 'kv.version',
+      cluster: m.cluster,
+      key: m.key,
+      value: m.value,
+      tombstone: m.tombstone,
+      overwrite: m.overwrite,
+      context: m.context,
+      timestamp: m.timestamp,
+      expires: m.expires,
+    })),
+  fc.constant({ type: 'kv.applied' }),
+  fc.constant({ type: 'kv.hinted' }),
+  binOrNull.map((record) => ({ type: 'kv.record', record })),
+  bin.map((record) => ({ type: 'kv.versioned', record })),
+);
+
+const hotFrame: fc.Arbitrary<Frame> = fc.oneof(
+  fc.record({ kind: fc.constant('req' as const), id: fc.maxSafeNat(), from: fc.string({ minLength: 1, maxLength: 30 }), body: hotBody }),
+  fc.record({ kind: fc.constant('res' as const), id: fc.maxSafeNat(), body: hotBody }),
+);
+
+const withBody = (f: Frame, body: WireMessage): Frame => (f.kind === 'err' ? f : { ...f, body });
+
+describe('codec: dedicated encoders of the hot messages', () => {
+  it('property: write byte for byte what the generic walk and @msgpack/msgpack write, and round-trip', () => {
+    fc.assert(
+      fc.property(hotFrame, (f) => {
+        const bytes = bytesOf(f);
+        expect(Buffer.compare(bytes, bytesOf(withBody(f, generic((f as { body: WireMessage }).body))))).toBe(0);
+        expect(Buffer.compare(bytes, encode(tuple(f)))).toBe(0);
+        expect(decodeFrame(bytes)).toEqual(f);
+        expect(decode(bytes)).toEqual(tuple(f));
+        const passed = passFrame(f);
+        expect(passed.frame).toEqual(f);
+        expect(passed.bytes).toBe(bytes.byteLength);
+        expect(encodeFrameWith(f, undefined, (view) => Buffer.compare(view, bytes))).toBe(0);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  /** Bodies of a hot type that are not its exact shape: each takes the generic walk. */
+  const nearMisses: [string, () => unknown][] = [
+    ['an extra member', () => ({ type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]), record: new Uint8Array([2]), extra: 1 })],
+    ['a missing member', () => ({ type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]) })],
+    ['members in another order', () => ({ type: 'kv.apply', key: new Uint8Array([1]), cluster: 'c', record: new Uint8Array([2]) })],
+    ['type not first', () => ({ cluster: 'c', type: 'kv.read', key: new Uint8Array([1]) })],
+    ['an undefined member', () => ({ type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]), record: undefined })],
+    ['a member of another kind', () => ({ type: 'kv.read', cluster: 'c', key: 'a string key' })],
+    ['null where a binary is required', () => ({ type: 'kv.versioned', record: null })],
+    ['a number as a string', () => ({ type: 'kv.version', cluster: 'c', key: new Uint8Array([1]), value: null, tombstone: false, overwrite: false, context: null, timestamp: null, expires: '5' })],
+    ['a nested object where a binary is required', () => ({ type: 'kv.record', record: { nested: [1, 2] } })],
+  ];
+  for (const [what, make] of nearMisses) {
+    it(`a hot type with ${what} is written as the generic walk writes it`, () => {
+      const f: Frame = { kind: 'res', id: 7, body: make() as WireMessage };
+      const viaGeneric = (): Uint8Array => bytesOf({ kind: 'res', id: 7, body: generic(make() as WireMessage) });
+      const code = codeOf(() => encodeFrame(f));
+      if (code !== undefined) {
+        // Refused: the generic walk refuses it too, with the same message.
+        expect(codeOf(viaGeneric)).toBe(code);
+        return;
+      }
+      expect(Buffer.compare(bytesOf(f), viaGeneric())).toBe(0);
+    });
+  }
+
+  it('a class instance of a hot type is refused, as every non-plain body is', () => {
+    const body = Object.assign(new (class Msg {})(), { type: 'kv.applied' });
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body: body as never }))).toBe('KV_INVALID_MESSAGE');
+  });
+
+  it('symbol keys on a hot message are refused, as the generic walk refuses them', () => {
+    const body = { type: 'kv.read', cluster: 'c', key: new Uint8Array([1]), [Symbol('s')]: 1 };
+    expect(codeOf(() => encodeFrame({ kind: 'req', id: 1, from: 'a', body: body as never }))).toBe('KV_INVALID_MESSAGE');
+  });
+
+  it('limits still apply: maxFrameBytes, and a maxCollectionLength below the member count', () => {
+    const body: WireMessage = { type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]), record: new Uint8Array(2000) };
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body }, { maxFrameBytes: 1000 }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body }, { maxCollectionLength: 3 }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body }, { maxCollectionLength: 4 }))).toBeUndefined();
+  });
+
+  it('a getter of a hot message that encodes another hot message mid-encoding: both are right', () => {
+    let inner: Uint8Array | undefined;
+    const record = new Uint8Array([9, 9, 9]);
+    const body = {
+      type: 'kv.apply',
+      cluster: 'outer',
+      get key() {
+        inner = encodeFrame({ kind: 'req', id: 2, from: 'x', body: { type: 'kv.apply', cluster: 'inner', key: new Uint8Array([5]), record: new Uint8Array([6]) } });
+        return new Uint8Array([1]);
+      },
+      record,
+    };
+    const outer = encodeFrame({ kind: 'res', id: 1, body: body as never });
+    expect(decodeFrame(outer)).toEqual({ kind: 'res', id: 1, body: { type: 'kv.apply', cluster: 'outer', key: new Uint8Array([1]), record } });
+    expect(decodeFrame(inner!)).toEqual({
+      kind: 'req',
+      id: 2,
+      from: 'x',
+      body: { type: 'kv.apply', cluster: 'inner', key: new Uint8Array([5]), record: new Uint8Array([6]) },
+    });
+  });
+
+  it('encodeFrameWith does not call back for a frame it refuses', () => {
+    let called = false;
+    expect(
+      codeOf(() =>
+        encodeFrameWith({ kind: 'res', id: 1, body: { type: 'kv.read', cluster: 'c', key: new Date() } as never }, undefined, () => {
+          called = true;
+        }),
+      ),
+    ).toBe('KV_INVALID_MESSAGE');
+    expect(called).toBe(false);
+  });
+});
+
+describe('codec: decodeFrameIn (in place)', () => {
+  it('property: decodes a frame where it lies, as decodeFrame does, with binaries that are plain copies', () => {
+    fc.assert(
+      fc.property(hotFrame, fc.uint8Array({ maxLength: 20 }), fc.uint8Array({ maxLength: 20 }), fc.boolean(), (f, before, after, asBuffer) => {
+        const bytes = encodeFrame(f);
+        const all = new Uint8Array(before.length + bytes.length + after.length);
+        all.set(before, 0);
+        all.set(bytes, before.length);
+        all.set(after, before.length + bytes.length);
+        const input = asBuffer ? Buffer.from(all.buffer, all.byteOffset, all.byteLength) : all;
+        const got = decodeFrameIn(input, before.length, before.length + bytes.length);
+        expect(got).toEqual(decodeFrame(bytes));
+        expect(got).toEqual(f);
+        // Binaries are Uint8Arrays (not Buffers) and never alias the input.
+        const body = (got as { body: Record<string, unknown> }).body;
+        const binaries = Object.values(body).filter((v): v is Uint8Array => v instanceof Uint8Array);
+        for (const b of binaries) expect(Object.getPrototypeOf(b)).toBe(Uint8Array.prototype);
+        const snapshot = binaries.map((b) => Uint8Array.from(b));
+        all.fill(0xee);
+        binaries.forEach((b, i) => expect(Buffer.compare(b, snapshot[i]!)).toBe(0));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('property: random and corrupted input never throws anything but KV_INVALID_MESSAGE', () => {
+    fc.assert(
+      fc.property(hotFrame, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat(), (f, flips, cut) => {
+        const bytes = Uint8Array.from(encodeFrame(f));
+        for (const [at, v] of flips) bytes[at % bytes.length] = v;
+        const end = Math.max(1, bytes.length - (cut % 3));
+        const code = codeOf(() => decodeFrameIn(bytes, 0, end));
+        expect(code === undefined || code === 'KV_INVALID_MESSAGE').toBe(true);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('refuses an empty range and a frame over maxFrameBytes', () => {
+    const bytes = encodeFrame({ kind: 'res', id: 1, body: { type: 'kv.record', record: new Uint8Array(500) } });
+    expect(codeOf(() => decodeFrameIn(bytes, 3, 3))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => decodeFrameIn(bytes, 0, bytes.length, { maxFrameBytes: 100 }))).toBe('KV_INVALID_MESSAGE');
+    // A frame cut short of its end inside the range is truncated, not read past the range.
+    expect(codeOf(() => decodeFrameIn(bytes, 0, bytes.length - 1))).toBe('KV_INVALID_MESSAGE');
+  });
+
+  it('leaves decodeFrame viewing its own copy afterwards (the in-place mode does not leak)', () => {
+    const bytes = encodeFrame({ kind: 'res', id: 1, body: { type: 'kv.record', record: new Uint8Array([1, 2, 3]) } });
+    expect(codeOf(() => decodeFrameIn(new Uint8Array([0x93, 0x01]), 0, 2))).toBe('KV_INVALID_MESSAGE');
+    const f = decodeFrame(bytes);
+    expect(f).toEqual({ kind: 'res', id: 1, body: { type: 'kv.record', record: new Uint8Array([1, 2, 3]) } });
+  });
+});

@@ -5,12 +5,13 @@
  *
  * - **single node**, each adapter x durability, 64 operations in flight:
  *   the adapter doing what a put asks of it (read the key's record, write
- *   the new one) against the raw engine reading the key's value then
- *   writing one of the same size at the same durability and concurrency,
- *   and the adapter's read against the engine's: the ratio is the adapter's
- *   cost over the engine, goal <= 1.5x. Then `store.put`/`store.get`
- *   through a one-node Store over the adapter against the same raw figures
- *   (the difference is mostly the Store's own CPU per operation).
+ *   the new one under the key's token) against the raw engine reading the
+ *   key's value then writing one of the same size at the same durability
+ *   and concurrency, and the adapter's read against the engine's: the ratio
+ *   is the adapter's cost over the engine, goal <= 1.5x. Then
+ *   `store.put`/`store.get` through a one-node Store over the adapter
+ *   against the same raw figures (the difference is mostly the Store's own
+ *   CPU per operation).
  * - **3-node in-process cluster** (n=3, r=w=2) per adapter (sync), against
  *   the same cluster on MemoryStorage.
  * - **RSS** of a node loaded with 1 KB values, measured in a child process
@@ -19,7 +20,16 @@
  *   full-range scan adds (streamed, so it should add little). Goal: flat,
  *   under 300 MB.
  *
- * `BENCH_STORAGE_MS` sets a timed window (default 1000 ms).
+ * Every compared figure comes from alternating windows in one process:
+ * everything compared is open and loaded first, then each round runs one
+ * window of each (in turn reversed every other round, so a drift in the
+ * machine's load weighs on both alike). A figure is the median of its
+ * windows; a ratio is the median of the per-round ratios. The machine's
+ * noise (other processes, compactions, the disk) thus falls on both sides.
+ *
+ * `BENCH_STORAGE_MS` sets a window (default 300 ms), `BENCH_STORAGE_ROUNDS`
+ * the rounds (default 7), `BENCH_STORAGE_PARTS` the parts to run
+ * (comma-separated `single,cluster,rss`; default all).
  *
  * @module
  */
@@ -43,7 +53,9 @@ import {
 import { fmtOps, fmtRatio, type Row } from './harness.js';
 
 const IN_FLIGHT = 64;
-const WINDOW_MS = Number(process.env.BENCH_STORAGE_MS ?? 1_000);
+const WINDOW_MS = Number(process.env.BENCH_STORAGE_MS ?? 300);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_STORAGE_ROUNDS ?? 7));
+const PARTS = new Set((process.env.BENCH_STORAGE_PARTS ?? 'single,cluster,rss').split(',').map((p) => p.trim()));
 const KEYS = 20_000;
 const VALUE_BYTES = 200;
 const RSS_KEYS = Number(process.env.BENCH_STORAGE_KEYS ?? 100_000);
@@ -71,6 +83,40 @@ async function timed(op: (i: number) => Promise<unknown>, ms = WINDOW_MS): Promi
     }),
   );
   return (done / (performance.now() - t0)) * 1000;
+}
+
+const median = (xs: readonly number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
+/** The medians of alternating windows of each operation, and each one's median cost over `base` (per round). */
+interface Alternated<K extends string> {
+  readonly ops: Record<K, number>;
+  /** Per operation: the median over rounds of `base`'s ops/s divided by its own in that round. */
+  readonly cost: Record<K, number>;
+}
+
+/**
+ * Runs `ROUNDS` rounds of one window per operation, in turn reversed every
+ * other round, and takes medians (see the module's description).
+ */
+async function alternate<K extends string>(base: NoInfer<K>, ops: Record<K, (i: number) => Promise<unknown>>): Promise<Alternated<K>> {
+  const names = Object.keys(ops) as K[];
+  const rates = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of round % 2 === 0 ? names : [...names].reverse()) rates[name].push(await timed(ops[name]));
+  }
+  const out = { ops: {} as Record<K, number>, cost: {} as Record<K, number> };
+  for (const name of names) {
+    out.ops[name] = median(rates[name]);
+    out.cost[name] = median(rates[name].map((r, i) => (rates[base][i] as number) / r));
+  }
+  if (process.env.BENCH_VERBOSE) {
+    for (const name of names) console.error(`  ${name}: ${rates[name].map((r) => fmtOps(r)).join(', ')}`);
+  }
+  return out;
 }
 
 function adapter(kind: Kind, path: string, durability: Durability): LevelStorage | LmdbStorage {
@@ -115,88 +161,108 @@ async function singleNodeRows(kind: Kind, durability: Durability, root: string):
   const storage = adapter(kind, join(root, `${kind}-${durability}-node`), durability);
   const store = new Store({ id: 'b', transport: net.transport('b'), storage, replication: { n: 1, r: 1, w: 1 } });
   await store.start();
-  const storePut = await timed((i) => store.put(keyOf(i), value));
   for (let i = 0; i < KEYS; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => store.put(keyOf(i + j), value)));
-  const storeGet = await timed((i) => store.get(keyOf(i)));
-  // The adapter alone, doing what the store asks of it: a read, then a write of the record (put); a read (get).
+  // The adapter alone, doing what the store asks of it: a read, then a write
+  // of the record under the key's own token (put); a read (get).
   const keyBytes = Array.from({ length: KEYS }, (_, i) => enc.encode(keyOf(i)));
+  const tokenOf = new Map<string, number>();
+  for await (const entry of storage.scan()) tokenOf.set(Buffer.from(entry.key).toString(), entry.token);
+  const tokens = keyBytes.map((k) => tokenOf.get(Buffer.from(k).toString()) ?? 0);
   const sample = (await storage.get(keyBytes[0] as Uint8Array)) ?? new Uint8Array(VALUE_BYTES);
-  const adapterPut = await timed(async (i) => {
-    const key = keyBytes[i % KEYS] as Uint8Array;
-    await storage.get(key);
-    await storage.put(key, i % 0xffffffff, sample);
-  });
-  const adapterGet = await timed((i) => storage.get(keyBytes[i % KEYS] as Uint8Array));
-  // The raw engine writes records of the size the store writes (value, clock, framing).
-  const record = (await storage.get(enc.encode(keyOf(0))))?.length ?? VALUE_BYTES;
-  await store.stop();
-
+  // The raw engine, beside it, loaded with records of the size the store writes (value, clock, framing).
   const raw = await rawEngine(kind, join(root, `${kind}-${durability}-raw`), durability);
-  const rawKeys = Array.from({ length: KEYS }, (_, i) => enc.encode(keyOf(i)));
-  const rawValue = new Uint8Array(record + 4).fill(1); // + the adapter's 4-byte token
-  const rawPut = await timed(async (i) => {
-    const key = rawKeys[i % KEYS] as Uint8Array;
-    await raw.read(key);
-    await raw.write(key, rawValue);
+  const rawValue = new Uint8Array(sample.length + 4).fill(1); // + the adapter's 4-byte token
+  for (let i = 0; i < KEYS; i += 1000) await Promise.all(keyBytes.slice(i, i + 1000).map((k) => raw.write(k, rawValue)));
+
+  const puts = await alternate('raw', {
+    raw: async (i) => {
+      const key = keyBytes[i % KEYS] as Uint8Array;
+      await raw.read(key);
+      await raw.write(key, rawValue);
+    },
+    adapter: async (i) => {
+      const key = keyBytes[i % KEYS] as Uint8Array;
+      await storage.get(key);
+      await storage.put(key, tokens[i % KEYS] as number, sample);
+    },
+    store: (i) => store.put(keyOf(i), value),
   });
-  for (let i = 0; i < KEYS; i += 1000) await Promise.all(rawKeys.slice(i, i + 1000).map((k) => raw.write(k, rawValue)));
-  const rawGet = await timed(async (i) => raw.read(rawKeys[i % KEYS] as Uint8Array));
+  const gets = await alternate('raw', {
+    raw: async (i) => raw.read(keyBytes[i % KEYS] as Uint8Array),
+    adapter: (i) => storage.get(keyBytes[i % KEYS] as Uint8Array),
+    store: (i) => store.get(keyOf(i)),
+  });
+  await store.stop();
   await raw.close();
-  const row = (op: string, ours: number, base: number, what: string): Row => ({
+  const engine = kind === 'level' ? 'classic-level' : 'lmdb';
+  const row = (op: string, ours: number, base: number, cost: number, what: string): Row => ({
     suite: 'storage',
     metric: `${name} ${durability}: ${op}, 64 in flight`,
     value: fmtOps(ours),
-    baseline: `${fmtOps(base)} raw ${kind === 'level' ? 'classic-level' : 'lmdb'} (${what})`,
-    ratio: fmtRatio(base, ours),
-    goal: `cost <= 1.5x ${base / ours <= 1.5 ? 'PASS' : 'MISS'}`,
+    baseline: `${fmtOps(base)} raw ${engine} (${what})`,
+    ratio: `${cost.toFixed(2)}x`,
+    goal: `cost <= 1.5x ${cost <= 1.5 ? 'PASS' : 'MISS'}`,
   });
-  const storeRow = (op: string, ours: number, base: number, what: string): Row => ({
-    ...row(`store.${op} through a 1-node Store`, ours, base, what),
+  const storeRow = (op: string, ours: number, base: number, cost: number, what: string): Row => ({
+    ...row(`store.${op} through a 1-node Store`, ours, base, cost, what),
     goal: '(store CPU; no goal)',
   });
   return [
-    row('adapter read + put', adapterPut, rawPut, 'read + write'),
-    row('adapter get', adapterGet, rawGet, 'read'),
-    storeRow('put', storePut, rawPut, 'read + write'),
-    storeRow('get', storeGet, rawGet, 'read'),
+    row('adapter read + put', puts.ops.adapter, puts.ops.raw, puts.cost.adapter, 'read + write'),
+    row('adapter get', gets.ops.adapter, gets.ops.raw, gets.cost.adapter, 'read'),
+    storeRow('put', puts.ops.store, puts.ops.raw, puts.cost.store, 'read + write'),
+    storeRow('get', gets.ops.store, gets.ops.raw, gets.cost.store, 'read'),
   ];
 }
 
-async function clusterOps(storage: (id: string) => StorageAdapter): Promise<{ put: number; get: number }> {
+/** A started 3-node in-process cluster (n=3, r=w=2) over `storage`. */
+async function startCluster(storage: (id: string) => StorageAdapter, name: string): Promise<Store[]> {
   const net = new MemoryNetwork();
-  const ids = ['c0', 'c1', 'c2'];
+  const ids = ['c0', 'c1', 'c2'].map((id) => `${name}-${id}`);
   const stores = ids.map(
     (id, i) =>
       new Store({
         id,
-        cluster: 'bench-storage',
+        cluster: `bench-storage-${name}`,
         transport: net.transport(id),
         storage: storage(id),
-        seeds: i === 0 ? [] : ['c0'],
+        seeds: i === 0 ? [] : [ids[0] as string],
         replication: { n: 3, r: 2, w: 2 },
       }),
   );
   for (const s of stores) await s.start();
   await Promise.all(stores.map((s) => s.waitForMembers(3, { timeout: 30_000 })));
-  const put = await timed((i) => (stores[i % 3] as Store).put(keyOf(i), value));
-  const get = await timed((i) => (stores[i % 3] as Store).get(keyOf(i)));
-  for (const s of stores) await s.stop();
-  return { put, get };
+  return stores;
 }
 
 async function clusterRows(root: string): Promise<Row[]> {
-  const memory = await clusterOps(() => new MemoryStorage());
+  const clusters = {
+    memory: await startCluster(() => new MemoryStorage(), 'memory'),
+    level: await startCluster((id) => adapter('level', join(root, `level-cluster-${id}`), 'sync'), 'level'),
+    lmdb: await startCluster((id) => adapter('lmdb', join(root, `lmdb-cluster-${id}`), 'sync'), 'lmdb'),
+  };
+  type Name = keyof typeof clusters;
+  const each = <T>(f: (stores: Store[]) => (i: number) => Promise<T>): Record<Name, (i: number) => Promise<T>> => ({
+    memory: f(clusters.memory),
+    level: f(clusters.level),
+    lmdb: f(clusters.lmdb),
+  });
+  const results = {
+    put: await alternate('memory', each((stores) => (i) => (stores[i % 3] as Store).put(keyOf(i), value))),
+    get: await alternate('memory', each((stores) => (i) => (stores[i % 3] as Store).get(keyOf(i)))),
+  };
+  for (const stores of Object.values(clusters)) for (const s of stores) await s.stop();
   const rows: Row[] = [];
   for (const kind of ['level', 'lmdb'] as const) {
     const name = kind === 'level' ? 'LevelStorage' : 'LmdbStorage';
-    const ours = await clusterOps((id) => adapter(kind, join(root, `${kind}-cluster-${id}`), 'sync'));
     for (const op of ['put', 'get'] as const) {
+      const r = results[op];
       rows.push({
         suite: 'storage',
         metric: `${name} sync: store.${op}, 3-node in-process cluster (n=3, r=w=2)`,
-        value: fmtOps(ours[op]),
-        baseline: `${fmtOps(memory[op])} same cluster on MemoryStorage`,
-        ratio: fmtRatio(memory[op], ours[op]),
+        value: fmtOps(r.ops[kind]),
+        baseline: `${fmtOps(r.ops.memory)} same cluster on MemoryStorage`,
+        ratio: `${r.cost[kind].toFixed(2)}x`,
         goal: '(no goal)',
       });
     }
@@ -315,11 +381,13 @@ export async function storageBench(): Promise<Row[]> {
   const root = mkdtempSync(join(tmpdir(), 'quorumkv-bench-storage-'));
   try {
     const rows: Row[] = [];
-    for (const kind of ['level', 'lmdb'] as const) {
-      for (const durability of ['sync', 'async'] as const) rows.push(...(await singleNodeRows(kind, durability, root)));
+    if (PARTS.has('single')) {
+      for (const kind of ['level', 'lmdb'] as const) {
+        for (const durability of ['sync', 'async'] as const) rows.push(...(await singleNodeRows(kind, durability, root)));
+      }
     }
-    rows.push(...(await clusterRows(root)));
-    rows.push(...(await rssRows(root)));
+    if (PARTS.has('cluster')) rows.push(...(await clusterRows(root)));
+    if (PARTS.has('rss')) rows.push(...(await rssRows(root)));
     return rows;
   } finally {
     await rm(root, { recursive: true, force: true });

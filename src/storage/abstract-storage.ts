@@ -383,16 +383,24 @@ export abstract class AbstractStorage implements StorageAdapter {
     });
   }
 
-  /** Awaits an asynchronous hook, counting it as in flight, and wraps its failure. */
-  async #settle<T>(pending: Promise<T>, operation: StorageOperation, subject: Uint8Array | string): Promise<T> {
+  /**
+   * Follows an asynchronous hook, counting it as in flight, and wraps its
+   * failure. One reaction on the hook's promise (not an `async` function,
+   * which would add a promise and a turn to every call: this is the hot path
+   * of every engine-backed get and put).
+   */
+  #settle<T>(pending: Promise<T>, operation: StorageOperation, subject: Uint8Array | string): Promise<T> {
     this.#inFlight++;
-    try {
-      return await pending;
-    } catch (error) {
-      throw this.#failure(error, operation, subject);
-    } finally {
-      if (--this.#inFlight === 0 && this.#idle !== undefined) this.#idle();
-    }
+    return pending.then(
+      (value) => {
+        if (--this.#inFlight === 0 && this.#idle !== undefined) this.#idle();
+        return value;
+      },
+      (error: unknown) => {
+        if (--this.#inFlight === 0 && this.#idle !== undefined) this.#idle();
+        throw this.#failure(error, operation, subject);
+      },
+    );
   }
 
   #request(target: 'open' | 'closed', after?: Promise<void>): Promise<void> {

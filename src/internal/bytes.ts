@@ -330,6 +330,17 @@ export class MsgpackWriter {
     this.pos += n;
   }
 
+  /** Bytes written as they are (msgpack encoded beforehand, e.g. a constant header). */
+  raw(b: Uint8Array): void {
+    const n = b.length;
+    this.#ensure(n);
+    const buf = this.#buf;
+    const p = this.pos;
+    if (n <= 32) for (let i = 0; i < n; i++) buf[p + i] = b[i]!;
+    else buf.set(b, p);
+    this.pos = p + n;
+  }
+
   arrayHeader(n: number): void {
     if (n < 16) this.u8(0x90 + n);
     else if (n < 0x10000) this.#tag16(0xdc, n);

@@ -256,8 +256,9 @@ function checkHeaderString(v: unknown, what: string, nonEmpty: boolean): asserts
 }
 
 /** Writes a header string; its UTF-8 length is checked once it is written. */
-function writeHeaderString(w: MsgpackWriter, v: string, what: string, l: Required<CodecLimits>): void {
-  if (w.string(v) > l.maxHeaderStringBytes) throw invalid(`${what} is longer than maxHeaderStringBytes (${l.maxHeaderStringBytes})`);
+function writeHeaderString(w: MsgpackWriter, v: string, what: string, l: Required<CodecLimits>, cache?: StringBytesCache): void {
+  const length = cache ? cache.write(w, v) : w.string(v);
+  if (length > l.maxHeaderStringBytes) throw invalid(`${what} is longer than maxHeaderStringBytes (${l.maxHeaderStringBytes})`);
 }
 
 // ---- dedicated encoders for the hot messages ---------------------------------------------------
@@ -281,7 +282,7 @@ const enum Slot {
 }
 
 /** The members of a hot message after `type`, in the order its senders create them. */
-const HOT_SHAPES: ReadonlyMap<string, readonly (readonly [string, Slot])[]> = new Map([
+const HOT_SHAPE_LIST: readonly (readonly [string, readonly (readonly [string, Slot])[]])[] = [
   ['kv.read', [['cluster', Slot.String], ['key', Slot.Binary]]],
   ['kv.apply', [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary]]],
   ['kv.hint', [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary], ['target', Slot.String]]],
@@ -302,7 +303,69 @@ const HOT_SHAPES: ReadonlyMap<string, readonly (readonly [string, Slot])[]> = ne
   ['kv.hinted', []],
   ['kv.record', [['record', Slot.BinaryOrNull]]],
   ['kv.versioned', [['record', Slot.Binary]]],
-] as const);
+];
+
+/** A hot message's members after `type`: their names and what each holds, as parallel arrays, and its constant bytes. */
+interface HotShape {
+  readonly names: readonly string[];
+  readonly slots: readonly Slot[];
+  /** The map header, `type` and its value, as written. */
+  readonly head: Uint8Array;
+  /** Each member's name, as written. */
+  readonly keys: readonly Uint8Array[];
+}
+
+function msgpackOf(write: (w: MsgpackWriter) => void): Uint8Array {
+  const w = new MsgpackWriter(64);
+  write(w);
+  return w.view().slice();
+}
+
+const HOT_SHAPES = new Map<string, HotShape>(
+  HOT_SHAPE_LIST.map(([type, members]) => [
+    type,
+    {
+      names: members.map((m) => m[0]),
+      slots: members.map((m) => m[1]),
+      head: msgpackOf((w) => {
+        w.mapHeader(members.length + 1);
+        w.string('type');
+        w.string(type);
+      }),
+      keys: members.map((m) => msgpackOf((w) => w.string(m[0]))),
+    },
+  ]),
+);
+
+/**
+ * Strings that repeat in every frame (the sender's address, the cluster
+ * name) are written from their bytes of the last time: one entry per use.
+ */
+class StringBytesCache {
+  #s: string | undefined = undefined;
+  #bytes: Uint8Array = new Uint8Array(0);
+  #utf8Length = 0;
+
+  /** Writes `s` as {@link MsgpackWriter.string} does; returns its UTF-8 length. */
+  write(w: MsgpackWriter, s: string): number {
+    if (s === this.#s) {
+      w.raw(this.#bytes);
+      return this.#utf8Length;
+    }
+    const start = w.pos;
+    const length = w.string(s);
+    // Only short strings: a long one would be kept alive and copied for nothing.
+    if (w.pos - start <= 64) {
+      this.#s = s;
+      this.#bytes = w.view().slice(start);
+      this.#utf8Length = length;
+    }
+    return length;
+  }
+}
+
+const fromCache = new StringBytesCache();
+const clusterCache = new StringBytesCache();
 
 /** Most members of a hot message (`type` included). */
 const HOT_MAX_KEYS = 9;
@@ -338,7 +401,9 @@ function writeHotBody(w: MsgpackWriter, body: unknown, l: Required<CodecLimits>)
   if (typeof type !== 'string') return false;
   const shape = HOT_SHAPES.get(type);
   if (shape === undefined) return false;
-  const n = shape.length + 1;
+  const names = shape.names;
+  const slots = shape.slots;
+  const n = names.length + 1;
   if (l.maxDepth < 1 || l.maxCollectionLength < n) return false;
   if (Object.getPrototypeOf(body) !== Object.prototype) return false;
   const keys = Object.keys(body);
@@ -349,21 +414,23 @@ function writeHotBody(w: MsgpackWriter, body: unknown, l: Required<CodecLimits>)
   hotBusy = true;
   try {
     for (let i = 1; i < n; i++) {
-      const [name, slot] = shape[i - 1]!;
+      const name = names[i - 1]!;
       if (keys[i] !== name) return false;
       const v = o[name];
-      if (!fitsSlot(v, slot)) return false;
+      if (!fitsSlot(v, slots[i - 1]!)) return false;
       values[i] = v;
     }
     if (Object.getOwnPropertySymbols(body).length > 0) return false;
-    w.mapHeader(n);
-    w.string('type');
-    w.string(type);
+    w.raw(shape.head);
+    const keyBytes = shape.keys;
     for (let i = 1; i < n; i++) {
-      w.string(shape[i - 1]![0]);
+      w.raw(keyBytes[i - 1]!);
       const v = values[i];
       if (v === null) w.nil();
-      else if (typeof v === 'string') w.string(v);
+      else if (typeof v === 'string') {
+        if (i === 1) clusterCache.write(w, v);
+        else w.string(v);
+      }
       else if (typeof v === 'number') w.number(v);
       else if (typeof v === 'boolean') w.boolean(v);
       else w.binary(v as Uint8Array);
@@ -388,7 +455,7 @@ function writeFrame(walk: Walk, frame: Frame, l: Required<CodecLimits>): void {
       w.u8(0x94);
       w.u8(KIND_REQ);
       w.number(frame.id);
-      writeHeaderString(w, frame.from, 'req frame "from"', l);
+      writeHeaderString(w, frame.from, 'req frame "from"', l, fromCache);
       if (!writeHotBody(w, frame.body, l)) visitBody(walk, frame.body, 'request body');
       return;
     case 'res':

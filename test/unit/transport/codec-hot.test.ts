@@ -225,3 +225,29 @@ describe('codec: decodeFrameIn (in place)', () => {
     expect(f).toEqual({ kind: 'res', id: 1, body: { type: 'kv.record', record: new Uint8Array([1, 2, 3]) } });
   });
 });
+
+describe('codec: repeated header and cluster strings', () => {
+  it('property: frames from alternating senders and clusters are written as @msgpack/msgpack writes them', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('127.0.0.1:7001', 'n\u00e9-2:80', 'x'.repeat(70), 'a'), fc.constantFrom('bench', '', 'gr\u00fcn', 'c'.repeat(80))), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        (senders) => {
+          for (const [i, [from, cluster]] of senders.entries()) {
+            const f: Frame = { kind: 'req', id: i, from, body: { type: 'kv.read', cluster, key: new Uint8Array([i]) } };
+            expect(Buffer.compare(encodeFrame(f), encode(tuple(f)))).toBe(0);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('maxHeaderStringBytes applies to a sender address written from its remembered bytes', () => {
+    const f: Frame = { kind: 'req', id: 1, from: '127.0.0.1:7001', body: { type: 'kv.applied' } };
+    expect(codeOf(() => encodeFrame(f))).toBeUndefined();
+    expect(codeOf(() => encodeFrame(f, { maxHeaderStringBytes: 10 }))).toBe('KV_INVALID_MESSAGE');
+  });
+});

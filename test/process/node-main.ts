@@ -13,6 +13,7 @@
  * | `put` | `{ key, value, w?, context?, timeout? }` | `null` |
  * | `get` | `{ key, r?, timeout? }` | `{ values, context } \| null` |
  * | `localGet` | `{ key }` | `{ values } \| null` (this node's own record) |
+ * | `repair` | `{ timeout? }` | `store.repair()`'s result |
  * | `waitForMembers` | `{ count, timeout? }` | `null` once gossip shows `count` live members |
  * | `members` | — | `store.members()` |
  * | `stats` | — | the transport's counters |
@@ -21,7 +22,15 @@
  * The node announces itself with `{ ready: true }` once it can take
  * commands. An uncaught error is written to stderr and exits with code 70.
  */
-import { Store, TcpTransport, type GossipOptions, type ReplicationOptions } from 'quorumkv';
+import {
+  LevelStorage,
+  LmdbStorage,
+  Store,
+  TcpTransport,
+  type GossipOptions,
+  type ReplicationOptions,
+  type StorageAdapter,
+} from 'quorumkv';
 import { TEST_CLUSTER_GOSSIP } from 'quorumkv/testing';
 
 /** Options of the `start` command. */
@@ -42,12 +51,14 @@ export interface StartOptions {
   readonly timeout?: number;
   /** Cluster secret of the transport. @default none */
   readonly secret?: string;
+  /** A durable adapter over `path` (a restart over the same path finds its data). @default memory storage */
+  readonly storage?: { readonly adapter: 'level' | 'lmdb'; readonly path: string; readonly durability?: 'sync' | 'async' };
 }
 
 /** A command from the parent. */
 export interface NodeCommand {
   readonly id: number;
-  readonly cmd: 'start' | 'put' | 'get' | 'localGet' | 'waitForMembers' | 'members' | 'stats' | 'stop';
+  readonly cmd: 'start' | 'put' | 'get' | 'localGet' | 'repair' | 'waitForMembers' | 'members' | 'stats' | 'stop';
   readonly [arg: string]: unknown;
 }
 
@@ -58,6 +69,11 @@ export type NodeReply =
 
 let store: Store | undefined;
 let transport: TcpTransport | undefined;
+
+function durableStorage(o: NonNullable<StartOptions['storage']>): StorageAdapter {
+  const options = { path: o.path, durability: o.durability ?? 'sync' };
+  return o.adapter === 'level' ? new LevelStorage(options) : new LmdbStorage(options);
+}
 
 function running(): Store {
   if (store === undefined) throw new Error('node-main: not started (send `start` first)');
@@ -84,6 +100,7 @@ async function run(c: NodeCommand): Promise<unknown> {
         replication: o.replication ?? { n: 3, r: 2, w: 2 },
         gossip: o.gossip ?? TEST_CLUSTER_GOSSIP,
         timeout: o.timeout ?? 3_000,
+        ...(o.storage === undefined ? {} : { storage: durableStorage(o.storage) }),
       });
       await store.start();
       return { address: transport.address, pid: process.pid };
@@ -109,6 +126,8 @@ async function run(c: NodeCommand): Promise<unknown> {
       const r = await running().localGet(c['key'] as string);
       return r === undefined ? null : { values: r.values };
     }
+    case 'repair':
+      return running().repair({ timeout: (c['timeout'] as number | undefined) ?? 10_000 });
     case 'waitForMembers':
       await running().waitForMembers(c['count'] as number, { timeout: (c['timeout'] as number | undefined) ?? 10_000 });
       return null;

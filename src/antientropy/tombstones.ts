@@ -23,7 +23,7 @@
 import { throwIfAborted } from '../internal/signals.js';
 import type { NodeInfo } from '../ring/index.js';
 import type { TokenRangeQuery } from '../storage/index.js';
-import { decodeSiblingSet, type SiblingSet } from '../versioning/index.js';
+import { decodeTombstones } from '../versioning/index.js';
 import { HASH_BYTES, fromBitmap } from './diff.js';
 import { recordDigest } from './hash64.js';
 import { GC_BATCH_KEYS, digestAt, invalidMessage, readBytesField } from './protocol.js';
@@ -35,13 +35,8 @@ import { aeRequest, type ExchangeCounters, type SessionContext } from './session
  * record that does not decode is not a tombstone.
  */
 export function isExpiredTombstone(record: Uint8Array, horizon: number): boolean {
-  let set: SiblingSet<Uint8Array>;
-  try {
-    set = decodeSiblingSet(record);
-  } catch {
-    return false;
-  }
-  if (set.size === 0 || !set.hasOnlyTombstones) return false;
+  const set = decodeTombstones(record);
+  if (set === undefined) return false;
   for (const v of set.versions) if (v.timestamp > horizon) return false;
   return true;
 }

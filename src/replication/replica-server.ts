@@ -6,7 +6,7 @@ import { KeyLock } from '../internal/key-lock.js';
 import type { Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { WireMessage } from '../transport/index.js';
-import { SiblingSet, VectorClock, decodeClock, decodeSiblingSet, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
+import { SiblingSet, VectorClock, decodeClock, decodeSiblingSet, decodeTombstones, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
 import { toKeyRef } from './key-ref.js';
 import {
   MAX_WIRE_CLOCK,
@@ -444,14 +444,7 @@ export class ReplicaServer {
   purgeTombstone(key: Uint8Array, matches: (record: Uint8Array) => boolean): Promise<boolean> {
     return this.#locks.run(bytesKey(key), async () => {
       const record = await this.#get(key);
-      if (record === undefined || !matches(record)) return false;
-      let set: SiblingSet<Uint8Array>;
-      try {
-        set = decodeSiblingSet(record);
-      } catch {
-        return false;
-      }
-      if (set.size === 0 || !set.hasOnlyTombstones) return false;
+      if (record === undefined || !matches(record) || decodeTombstones(record) === undefined) return false;
       try {
         await this.#storage.delete(key);
       } catch (err) {

@@ -298,3 +298,19 @@ export function decodeClock(bytes: Uint8Array): VectorClock {
     throw new KvError(ErrorCodes.INVALID_MESSAGE, 'Invalid clock: not valid msgpack', { cause: err });
   }
 }
+
+/**
+ * The sibling set of `record` if it decodes and holds tombstones only (a
+ * deleted key), else undefined: what tombstone GC asks of a stored record
+ * before and again just before it removes the key. A record that does not
+ * decode is never treated as a tombstone.
+ */
+export function decodeTombstones(record: Uint8Array): SiblingSet<Uint8Array> | undefined {
+  let set: SiblingSet<Uint8Array>;
+  try {
+    set = decodeSiblingSet(record);
+  } catch {
+    return undefined;
+  }
+  return set.hasOnlyTombstones ? set : undefined;
+}

@@ -11,6 +11,7 @@ export {
 export {
   encodeSiblingSet,
   decodeSiblingSet,
+  decodeTombstones,
   siblingSetToWire,
   siblingSetFromWire,
   encodeClock,

@@ -64,6 +64,8 @@ export interface LmdbEngineOpenOptions {
   encoding: 'binary';
   compression: false;
   overlappingSync: true;
+  /** The page size of a new data file (an existing file keeps its own); LmdbStorage passes 8192. */
+  pageSize?: number;
 }
 
 /** What LmdbStorage needs from the `lmdb` package. */
@@ -87,6 +89,15 @@ const DATA_FILE = 'data.mdb';
 const CAPABILITIES: StorageCapabilities = Object.freeze({ durable: true, orderedScan: true });
 const EMPTY = new Uint8Array(0);
 const NOTHING = (): void => undefined;
+/**
+ * The page size of a new data file. With LMDB's default 4 KB pages a leaf
+ * holds at most three records of ~1 KB and a split leaves two, so 1 KB
+ * values filled pages about half (measured: the file 1.9x the data at 200k
+ * keys); 8 KB pages hold seven, and the file is 1.5x the data, with reads
+ * and loads no slower. 16 KB measured worse (1.7x). It also raises LMDB's
+ * key limit from 1,978 to 4,026 bytes.
+ */
+const PAGE_SIZE = 8192;
 const defaultLoader = async (): Promise<LmdbEngineModule> => (await import('lmdb')) as unknown as LmdbEngineModule;
 
 const view = (bytes: Uint8Array, offset = 0): Uint8Array =>
@@ -114,9 +125,10 @@ const view = (bytes: Uint8Array, offset = 0): Uint8Array =>
  * `KV_STORAGE_FAILURE` instead. LMDB keeps no checksums: damage inside a
  * sound-looking file is not detected.
  *
- * Keys up to 1,973 bytes (LMDB's key limit less the layout's prefix); a
- * longer key is refused with `KV_STORAGE_FAILURE` (quorumkv's default key
- * limit is 1 KB).
+ * Keys up to 4,021 bytes (LMDB's key limit with the 8 KB pages of a new
+ * data file, less the layout's prefix; 1,973 in a file made with 4 KB
+ * pages); a longer key is refused with `KV_STORAGE_FAILURE` (quorumkv's
+ * default key limit is 1 KB).
  *
  * @example
  * ```ts
@@ -171,6 +183,8 @@ export class LmdbStorage extends AbstractStorage {
           encoding: 'binary',
           compression: false,
           overlappingSync: true,
+          // For a new file (an existing one keeps its own): see PAGE_SIZE.
+          pageSize: PAGE_SIZE,
         });
       } catch (error) {
         throw storageFailure('LmdbStorage', this.path, 'cannot open the database', error);

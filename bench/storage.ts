@@ -144,7 +144,7 @@ async function rawEngine(kind: Kind, path: string, durability: Durability): Prom
     };
   }
   const lmdb = (await import('lmdb')) as unknown as LmdbEngineModule;
-  const db = lmdb.open({ path: join(path, 'data.mdb'), keyEncoding: 'binary', encoding: 'binary', compression: false, overlappingSync: true, pageSize: 8192 });
+  const db = lmdb.open({ path: join(path, 'data.mdb'), keyEncoding: 'binary', encoding: 'binary', compression: false, overlappingSync: true, pageSize: 8192, mapSize: 2 ** 38 });
   return {
     read: (key) => db.get(key),
     write: async (key, v) => {
@@ -280,8 +280,8 @@ const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
  * (and, on a fault, the kernel maps up to 64 KB around it) counts in RSS:
  * that is the OS's page cache, shared and taken back under memory pressure.
  */
-function rss(): { rss: number; anon: number; file: number } {
-  (globalThis as { gc?: () => void }).gc?.();
+function rss(collect = true): { rss: number; anon: number; file: number } {
+  if (collect) (globalThis as { gc?: () => void }).gc?.();
   const total = process.memoryUsage().rss;
   let anon = total;
   let file = 0;
@@ -329,14 +329,25 @@ async function rssChild(kind: Kind, path: string, count: number): Promise<void> 
   report.halfFile = half.file;
   report.fullFile = full.file;
   report.loadMs = performance.now() - t0;
-  // The scan's peak, sampled without forcing GCs (garbage it leaves counts).
+  // The scan's peaks, sampled without forcing GCs (garbage it leaves counts):
+  // the total (LMDB's grows by the mapped pages the scan reads) and the
+  // private part (what the scan holds: streamed, it should stay flat).
   let peak = process.memoryUsage().rss;
+  let peakAnon = full.anon;
+  const sample = (): void => {
+    const now = rss(false);
+    peak = Math.max(peak, now.rss);
+    peakAnon = Math.max(peakAnon, now.anon);
+  };
   let scanned = 0;
   for await (const _ of storage.scan()) {
-    if (++scanned % 10_000 === 0) peak = Math.max(peak, process.memoryUsage().rss);
+    if (++scanned % 10_000 === 0) sample();
   }
+  sample();
   report.scanBase = full.rss;
-  report.scanPeak = Math.max(peak, process.memoryUsage().rss);
+  report.scanPeak = peak;
+  report.scanBaseAnon = full.anon;
+  report.scanPeakAnon = peakAnon;
   report.scanned = scanned;
   await store.stop();
   report.disk = directoryBytes(path);
@@ -398,7 +409,15 @@ export async function rssRows(root: string): Promise<Row[]> {
         value: `${mb(r('scanPeak'))} (+${mb(r('scanPeak') - r('scanBase'))})`,
         baseline: `RSS before: ${mb(r('scanBase'))}; data: ${mb(data)}`,
         ratio: fmtRatio(r('scanPeak') - r('scanBase'), data),
-        goal: `streamed (adds < 1/4 of the data) ${r('scanPeak') - r('scanBase') < data / 4 ? 'PASS' : 'MISS'}`,
+        goal: '(mapped pages count; see private)',
+      },
+      {
+        suite: 'storage',
+        metric: `${name}: private RSS peak of a full-range scan (RssAnon)`,
+        value: `${mb(r('scanPeakAnon'))} (+${mb(r('scanPeakAnon') - r('scanBaseAnon'))})`,
+        baseline: `private RSS before: ${mb(r('scanBaseAnon'))}; data: ${mb(data)}`,
+        ratio: fmtRatio(r('scanPeakAnon') - r('scanBaseAnon'), data),
+        goal: `streamed (adds < 1/4 of the data) ${r('scanPeakAnon') - r('scanBaseAnon') < data / 4 ? 'PASS' : 'MISS'}`,
       },
     );
   }

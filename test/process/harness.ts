@@ -127,7 +127,14 @@ export class NodeProcess {
         reject(new Error(`${this.name}: ${cmd} got no answer within ${timeout} ms`));
       }, timeout);
       this.#waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, cmd });
-      this.child.send({ ...args, cmd, id });
+      // With a callback, a failed send (the child was just killed: EPIPE) rejects this
+      // call instead of being emitted as an uncaught 'error' on the child process.
+      this.child.send({ ...args, cmd, id }, (err) => {
+        if (err === null || err === undefined || !this.#waiting.has(id)) return;
+        clearTimeout(timer);
+        this.#waiting.delete(id);
+        reject(new Error(`${this.name}: ${cmd} could not be sent: ${err.message}`, { cause: err }));
+      });
     });
   }
 

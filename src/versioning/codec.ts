@@ -1,7 +1,7 @@
 import { KvError, ErrorCodes } from '../errors/index.js';
 import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes } from '../internal/bytes.js';
 import { SiblingSet, type Version } from './sibling-set.js';
-import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, clockFromWireTriples, sortedClockEntries, type ClockEntry } from './vector-clock.js';
+import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, clockFromWireTriples, type ClockEntry } from './vector-clock.js';
 
 /** First byte of {@link encodeSiblingSet}'s output. */
 export const SIBLING_SET_FORMAT = 1;
@@ -94,7 +94,7 @@ function writeClock(w: MsgpackWriter, clock: VectorClock): void {
     w.arrayHeader(0);
     return;
   }
-  const entries = sortedClockEntries(clock);
+  const entries = clock.sortedEntriesView();
   w.arrayHeader(entries.length);
   for (const [actor, counter, time] of entries) {
     w.u8(0x93);

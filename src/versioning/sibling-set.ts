@@ -1,4 +1,4 @@
-import { VectorClock, joinVersionClocks, sortedClockEntries, type Dot } from './vector-clock.js';
+import { VectorClock, joinVersionClocks, type Dot } from './vector-clock.js';
 
 export type { Dot } from './vector-clock.js';
 
@@ -135,7 +135,7 @@ class CoverIndex {
 
   constructor(versions: Iterable<Version<unknown>>) {
     for (const y of versions) {
-      for (const [actor, counter] of sortedClockEntries(y.past)) {
+      for (const [actor, counter] of y.past.sortedEntriesView()) {
         const entry = this.#byActor.get(actor);
         if (entry === undefined) {
           this.#byActor.set(actor, { top: y, topCounter: counter, all: [y] });

@@ -164,17 +164,6 @@ export function joinVersionClocks(versions: readonly DottedPast[]): VectorClock 
 let fromTriplesImpl: (triples: ClockEntry[]) => VectorClock;
 
 /**
- * The clock's `[actor, counter, time]` triples sorted by actor, without the
- * copy {@link VectorClock.entries} makes: for the record codec, which only
- * reads them. Never mutate the result.
- *
- * @internal
- */
-export function sortedClockEntries(clock: VectorClock): readonly ClockEntry[] {
-  return clock.sortedEntriesView();
-}
-
-/**
  * A clock from triples the record codec has just read: checked as
  * {@link VectorClock.fromWire} checks them (same errors), and when they
  * are already sorted by actor (as every encoder writes them) the array is
@@ -463,8 +452,9 @@ export class VectorClock {
   }
 
   /**
-   * The sorted triples themselves, not copied (see `sortedClockEntries`).
-   * Never mutate the result.
+   * The `[actor, counter, time]` triples sorted by actor, without the copy
+   * {@link VectorClock.entries} makes: for the record codec and the cover
+   * index, which only read them. Never mutate the result.
    *
    * @internal
    */

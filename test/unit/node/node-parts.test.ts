@@ -149,6 +149,27 @@ describe('identity', () => {
     await w.flush();
     expect(errors).toEqual([MetaNames.peers]); // reported, not thrown
   });
+
+  it('MetadataWriter encodes a burst of stored-peer lists once: only the list still queued when written', async () => {
+    const { encodePeers } = await import('../../../src/node/metadata.js');
+    const storage = new MemoryStorage();
+    await storage.open();
+    let encodings = 0;
+    const w = new MetadataWriter(storage, () => undefined);
+    const lists = Array.from({ length: 20 }, (_, i) => [peer(`p${i}`)]);
+    for (const list of lists) {
+      w.write(MetaNames.peers, () => {
+        encodings++;
+        return encodePeers(list);
+      });
+    }
+    await w.flush();
+    // The first is written at once; the 19 queued behind it replace one another.
+    expect(encodings).toBe(2);
+    const { decodePeers } = await import('../../../src/node/metadata.js');
+    expect(decodePeers((await storage.getMeta(MetaNames.peers))!).map((p) => p.id)).toEqual(['p19']);
+    await storage.close();
+  });
 });
 
 describe('presentKey', () => {

@@ -85,7 +85,8 @@ function resolveHints(option: unknown, grace: number): NodeConfig['hints'] {
   const limit = Math.min(MAX_HINT_TTL, grace);
   const ttl = milliseconds('hints.ttl', o?.['ttl'] ?? Math.min(DEFAULT_HINT_TTL, limit), 1);
   if (ttl > limit) {
-    throw new RangeError(`Expected \`hints.ttl\` to be at most the tombstone grace (${limit} ms), got ${ttl}`);
+    const what = limit === grace ? 'the tombstone grace' : 'the longest hint TTL';
+    throw new RangeError(`Expected \`hints.ttl\` to be at most ${what} (${limit} ms), got ${ttl}`);
   }
   const maxInFlight = positiveInt('hints.maxInFlight', o?.['maxInFlight'] ?? DEFAULT_HINTS_IN_FLIGHT);
   const interval = milliseconds('hints.interval', o?.['interval'] ?? DEFAULT_HINT_INTERVAL, 1);

@@ -24,5 +24,6 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 });
-const run = spawnSync(process.execPath, ['--enable-source-maps', `${outdir}${entry}.js`, ...process.argv.slice(3)], { stdio: 'inherit', cwd: root });
+// --expose-gc: suites collect garbage between measured windows (bench/store.ts).
+const run = spawnSync(process.execPath, ['--enable-source-maps', '--expose-gc', `${outdir}${entry}.js`, ...process.argv.slice(3)], { stdio: 'inherit', cwd: root });
 process.exit(run.status ?? 1);

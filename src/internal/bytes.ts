@@ -1,15 +1,63 @@
+// ---- latin1 (one char per byte) ----------------------------------------------------------------
+
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
+type Latin1Write = (this: Uint8Array, s: string, offset: number, length: number) => number;
+const bufferProto = Buffer.prototype as unknown as { latin1Slice?: Latin1Slice; latin1Write?: Latin1Write };
+/**
+ * Node's native latin1 conversions, called on the typed array itself: they
+ * take any `Uint8Array` as receiver, which saves building a `Buffer` view
+ * per call (measured on Node 20: ~180 ns against ~500 ns for
+ * `Buffer.from(…).toString('latin1')` at 131 bytes). They are not part of
+ * Node's documented API, so they are checked once here, on known input,
+ * and the documented calls are used if they are missing or misbehave.
+ */
+const nativeLatin1: { slice: Latin1Slice; write: Latin1Write } | undefined = (() => {
+  const slice = bufferProto.latin1Slice;
+  const write = bufferProto.latin1Write;
+  if (typeof slice !== 'function' || typeof write !== 'function') return undefined;
+  try {
+    const probe = new Uint8Array([0, 0x41, 0xe9, 0xff, 0]);
+    const out = new Uint8Array(5);
+    if (slice.call(probe.subarray(1), 0, 3) !== 'A\u00e9\u00ff') return undefined;
+    if (write.call(out.subarray(1), 'A\u00e9\u00ff', 0, 3) !== 3 || out.join() !== '0,65,233,255,0') return undefined;
+    return { slice, write };
+  } catch {
+    return undefined;
+  }
+})();
+
+/** `bytes[start, end)` as a latin1 string (one char per byte). */
+export function latin1Of(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  if (nativeLatin1 !== undefined) return nativeLatin1.slice.call(bytes, start, end);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1', start, end);
+}
+
+/** Writes the latin1 string `s` (every char < 256) into `out` (at least `s.length` bytes) from index 0. */
+export function writeLatin1(out: Uint8Array, s: string): void {
+  const n = s.length;
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) out[i] = s.charCodeAt(i);
+  } else if (nativeLatin1 !== undefined) {
+    nativeLatin1.write.call(out, s, 0, n);
+  } else {
+    Buffer.from(out.buffer, out.byteOffset, n).write(s, 0, n, 'latin1');
+  }
+}
+
 /**
  * A string that stands for `bytes` exactly (one char per byte), for use as a
- * Map key. Short keys are built in JS, which beats a native Buffer call.
+ * Map key. Short keys are built in JS, which beats a native call.
  */
 export function bytesKey(bytes: Uint8Array): string {
   const n = bytes.length;
-  if (n <= 64) {
+  // Measured on Node 20: JS concatenation wins up to ~10 bytes against the native
+  // call, and up to ~64 against building a Buffer view.
+  if (n <= 10 || (nativeLatin1 === undefined && n <= 64)) {
     let s = '';
     for (let i = 0; i < n; i++) s += String.fromCharCode(bytes[i] as number);
     return s;
   }
-  return Buffer.from(bytes.buffer, bytes.byteOffset, n).toString('latin1');
+  return latin1Of(bytes);
 }
 
 /** Byte equality. */

@@ -1,4 +1,5 @@
 import { KvError } from '../errors/index.js';
+import { latin1Of } from '../internal/bytes.js';
 import { KeyLock } from '../internal/key-lock.js';
 import { AbstractStorage } from './abstract-storage.js';
 import {
@@ -78,7 +79,7 @@ const CAPABILITIES: StorageCapabilities = Object.freeze({ durable: true, ordered
 const EMPTY = new Uint8Array(0);
 const RESOLVED: Promise<void> = Promise.resolve();
 /** A key as a map key (latin1: one char a byte). */
-const keyId = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+const keyId = (key: Uint8Array): string => latin1Of(key);
 /** Keys fetched per step of a scan (records then read with one getMany). */
 const SCAN_CHUNK = 128;
 const defaultLoader = async (): Promise<LevelEngineModule> =>

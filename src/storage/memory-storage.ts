@@ -1,4 +1,4 @@
-import { allocBytes, bytesKey } from '../internal/bytes.js';
+import { allocBytes, bytesKey, latin1Of, writeLatin1 } from '../internal/bytes.js';
 import { AbstractStorage } from './abstract-storage.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
@@ -47,19 +47,12 @@ const copy = (b: Uint8Array): Uint8Array => {
 };
 
 /** `bytes` as a latin1 string, one char per byte (the stored form of a record). */
-function toLatin1(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-}
+const toLatin1 = (bytes: Uint8Array): string => latin1Of(bytes);
 
 /** Fresh bytes (from a shared slab when small) holding the latin1 string `s`. */
 function fromLatin1(s: string): Uint8Array {
-  const n = s.length;
-  const out = allocBytes(n);
-  if (n <= 32) {
-    for (let i = 0; i < n; i++) out[i] = s.charCodeAt(i);
-  } else {
-    Buffer.from(out.buffer, out.byteOffset, n).write(s, 0, n, 'latin1');
-  }
+  const out = allocBytes(s.length);
+  writeLatin1(out, s);
   return out;
 }
 

@@ -301,12 +301,23 @@ describe('encodeValue: the wire format', () => {
     expect([...encodeValue(-0, Infinity)]).toEqual([0xcb, 0x80, 0, 0, 0, 0, 0, 0, 0]);
   });
 
-  it('returns a fresh array each call (not the shared buffer)', () => {
+  it('returns fresh bytes each call (not a view of the shared encoding buffer)', () => {
     const a = encodeValue('a', Infinity);
     const b = encodeValue('b', Infinity);
+    const big = encodeValue('x'.repeat(5000), Infinity);
     expect([...a]).toEqual([0xa1, 0x61]);
-    expect(a.buffer).not.toBe(b.buffer);
-    expect(a.buffer.byteLength).toBe(2);
+    expect([...b]).toEqual([0xa1, 0x62]);
+    // Small encodings may share a slab (as Node's small Buffers do), never bytes.
+    if (a.buffer === b.buffer) {
+      const [first, second] = a.byteOffset < b.byteOffset ? [a, b] : [b, a];
+      expect(first.byteOffset + first.byteLength).toBeLessThanOrEqual(second.byteOffset);
+    }
+    b.fill(0);
+    expect([...a]).toEqual([0xa1, 0x61]);
+    // Past the slab limit an encoding has a buffer of its own.
+    expect(big.buffer.byteLength).toBe(big.byteLength);
+    expect(encodeValue('c', Infinity)[1]).toBe(0x63);
+    expect([...a]).toEqual([0xa1, 0x61]);
   });
 });
 

@@ -1,0 +1,52 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { allocBytes, bytesKey, latin1Of, writeLatin1 } from '../../../src/internal/bytes.js';
+
+/** `bytes` at a non-zero offset of a larger buffer, so views are exercised, not whole buffers. */
+function offsetView(bytes: Uint8Array): Uint8Array {
+  const backing = new Uint8Array(bytes.length + 7);
+  backing.set(bytes, 3);
+  return backing.subarray(3, 3 + bytes.length);
+}
+
+describe('latin1 helpers', () => {
+  it('latin1Of gives one char per byte, for every byte value, from a view at an offset', () => {
+    const all = offsetView(Uint8Array.from({ length: 256 }, (_, i) => i));
+    const s = latin1Of(all);
+    expect(s.length).toBe(256);
+    for (let i = 0; i < 256; i++) expect(s.charCodeAt(i)).toBe(i);
+    expect(latin1Of(all, 65, 68)).toBe('ABC');
+    expect(latin1Of(all, 10, 10)).toBe('');
+  });
+
+  it('writeLatin1 writes back exactly the bytes latin1Of read, short and long, into slab views', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
+        const out = allocBytes(bytes.length);
+        writeLatin1(out, latin1Of(offsetView(bytes)));
+        expect([...out]).toEqual([...bytes]);
+      }),
+    );
+  });
+
+  it('writeLatin1 writes only its own bytes of a shared slab', () => {
+    const slab = new Uint8Array(64).fill(0xee);
+    writeLatin1(slab.subarray(8, 48), 'x'.repeat(40));
+    expect(slab[7]).toBe(0xee);
+    expect(slab[48]).toBe(0xee);
+    expect(slab[8]).toBe(0x78);
+    expect(slab[47]).toBe(0x78);
+  });
+});
+
+describe('bytesKey', () => {
+  it('is equal for equal bytes and different for different bytes, at every length (both code paths)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), fc.uint8Array({ maxLength: 100 }), (a, b) => {
+        const same = a.length === b.length && a.every((x, i) => x === b[i]);
+        expect(bytesKey(offsetView(a)) === bytesKey(b)).toBe(same);
+        expect(bytesKey(a)).toBe(latin1Of(a));
+      }),
+    );
+  });
+});

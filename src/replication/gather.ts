@@ -8,6 +8,7 @@ import {
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import { onAbort } from '../internal/signals.js';
 import type { NodeInfo, ReplicaSet } from '../ring/index.js';
+import type { DeadlineEntry, DeadlineQueue, DeadlineWaiter } from './deadline-queue.js';
 import type { HopQueue, HopWaiter } from './hop-queue.js';
 
 /** The outcome of asking a set of replicas. */
@@ -58,6 +59,12 @@ export interface GatherOptions {
    * @default true
    */
   readonly timer?: boolean;
+  /**
+   * Where that deadline waits: one timer for every gather of a coordinator
+   * instead of a `setTimeout` per call.
+   * @default a clock timer of its own
+   */
+  readonly deadlines?: DeadlineQueue | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly clock: Clock;
   /**
@@ -119,7 +126,7 @@ const noop = (): void => {};
  * the node list, whom each stands in for, who was replaced) is allocated
  * the first time a stand-in is added.
  */
-class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
+class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter {
   readonly quorum: Promise<Gathered<T>>;
   readonly all: Promise<Gathered<T>>;
   /** The nodes asked, stand-ins appended (a copy of the caller's list once one is). */
@@ -143,6 +150,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
   readonly #okValues: T[] = [];
   readonly #failures: ReplicaFailure[] = [];
   #timer: TimerHandle | undefined;
+  #deadline: DeadlineEntry | undefined;
   /** Nodes whose answer still counts. */
   #open: number;
   /** Calls not settled yet (`all` waits for every one, even after the deadline). */
@@ -199,7 +207,8 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
     }
     if (this.#running > 0) {
       if (options.timer !== false) {
-        this.#timer = options.clock.setTimeout(() => this.#expire(), Math.max(0, options.deadline - options.clock.now()));
+        if (options.deadlines !== undefined) this.#deadline = options.deadlines.push(this, options.deadline);
+        else this.#timer = options.clock.setTimeout(() => this.#expire(), Math.max(0, options.deadline - options.clock.now()));
       }
       const signal = options.signal;
       if (signal) this.#offAbort = onAbort(signal, () => this.#aborted());
@@ -208,6 +217,12 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
     if (options.signal?.aborted) this.#aborted();
     this.#finish();
     if (this.#running === 0) this.#done();
+  }
+
+  /** The deadline passed (a {@link DeadlineQueue} calls this). */
+  deadlineDue(): void {
+    this.#deadline = undefined;
+    this.#expire();
   }
 
   /** The hop passed: every node still silent gets a stand-in (its own call goes on until the deadline). */
@@ -343,6 +358,10 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter {
   /** Every call settled: release the timer and listener. */
   #done(): void {
     if (this.#timer !== undefined) this.#options.clock.clearTimeout(this.#timer);
+    if (this.#deadline !== undefined) {
+      this.#options.deadlines?.cancel(this.#deadline);
+      this.#deadline = undefined;
+    }
     this.#offAbort();
     this.#resolveAll(this);
   }

@@ -19,6 +19,7 @@ import {
   encodeClock,
   encodeSiblingSet,
 } from '../versioning/index.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import { gather, type StandInPolicy } from './gather.js';
 import { HopQueue } from './hop-queue.js';
 import { toKeyRef } from './key-ref.js';
@@ -236,6 +237,8 @@ export class QuorumCoordinator {
   readonly #tokenOf = (bytes: Uint8Array): number => this.#o.ring().token(bytes);
   readonly #sloppy: boolean;
   readonly #hops: HopQueue;
+  /** The deadlines of reads (one timer for all of them). */
+  readonly #deadlines: DeadlineQueue;
   /** How long a node that let a hop pass stays unavailable, ms. */
   readonly #slowFor: number;
   /** Nodes that let a hop pass unanswered → until when they count as unavailable. */
@@ -260,6 +263,7 @@ export class QuorumCoordinator {
       throw new RangeError(`Expected \`hopTimeout\` to be a finite number of milliseconds >= 1, got ${String(hop)}`);
     }
     this.#hops = new HopQueue(options.clock, hop);
+    this.#deadlines = new DeadlineQueue(options.clock);
     this.#slowFor = Math.max(MIN_SLOW_FOR, 8 * hop);
     // Every background request listens on this signal; many may be in flight.
     setMaxListeners(0, this.#stopping.signal);
@@ -284,6 +288,7 @@ export class QuorumCoordinator {
       required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
       zones,
       deadline: options.deadline,
+      deadlines: this.#deadlines,
       signal: options.signal,
       clock: this.#o.clock,
     });
@@ -356,6 +361,8 @@ export class QuorumCoordinator {
   async stop(): Promise<void> {
     this.#stopping.abort();
     this.#hops.stop();
+    // The read deadlines are not stopped: a read in flight still ends at its
+    // deadline (as with a timer of its own), and the queue's timer ends with the last one.
     if (this.#background === 0) return;
     this.#idle ??= new Promise<void>((resolve) => {
       this.#drained = resolve;

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryNetwork, MemoryStorage, QuorumCoordinator, QuorumNotMetError, Ring, VectorClock, systemClock } from 'quorumkv';
+import { ManualClock } from 'quorumkv/testing';
 import { ReplicaServer, metadataCounterLease, type MemoryTransport } from 'quorumkv/internals';
 
 /** Three nodes wired by hand: QuorumCoordinator and ReplicaServer without Store. */
@@ -95,5 +96,55 @@ describe('QuorumCoordinator without Store', () => {
     const pending = t.get('a').coordinator.read(key, 3, { deadline: Date.now() + 1_000, signal: controller.signal });
     controller.abort();
     await expect(pending).rejects.toMatchObject({ code: 'KV_ABORTED', name: 'AbortError' });
+  });
+});
+
+describe('QuorumCoordinator read deadlines (one timer for all reads)', () => {
+  /** A MemoryStorage whose reads hang while `hang` is set. */
+  class HangingStorage extends MemoryStorage {
+    hang = false;
+    readonly held: (() => void)[] = [];
+    protected override _get(k: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+      if (!this.hang) return super._get(k);
+      return new Promise((resolve) => this.held.push(() => resolve(undefined)));
+    }
+  }
+
+  it('a read whose own replica hangs fails at its own deadline, each read at its own, on the injected clock', async () => {
+    const clock = new ManualClock(1_000_000);
+    const net = new MemoryNetwork({ clock, deliverOnClock: true });
+    const ring = Ring.from([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+    const storage = new HangingStorage();
+    await storage.open();
+    const replica = new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, lease: metadataCounterLease(storage, 'c') });
+    await replica.open();
+    const transport = net.transport('a');
+    await transport.start(() => ({ type: 'never' }));
+    const coordinator = new QuorumCoordinator({ self: 'a', cluster: 'x', n: 3, transport, replica, ring: () => ring, clock });
+    // b and c never answer and a's own read hangs: only the deadlines end the reads.
+    const silent = [net.transport('b'), net.transport('c')];
+    const unanswered: (() => void)[] = [];
+    for (const t of silent) await t.start(() => new Promise((resolve) => unanswered.push(() => resolve({ type: 'kv.record', record: null }))));
+    storage.hang = true;
+    const outcomes: { which: string; at: number; code: string }[] = [];
+    const settle = (which: string) => (err: unknown) =>
+      outcomes.push({ which, at: clock.now(), code: (err as { code: string }).code });
+    // R = 1: once b and c time out, a's own (hanging) read could still make the
+    // quorum, so only the read's own deadline ends it.
+    coordinator.read(key, 1, { deadline: clock.now() + 300 }).catch(settle('late'));
+    coordinator.read(key, 1, { deadline: clock.now() + 100 }).catch(settle('early'));
+    for (let i = 0; i < 40 && outcomes.length < 2; i++) {
+      clock.advance(10);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(outcomes.map((o) => [o.which, o.at - 1_000_000, o.code])).toEqual([
+      ['early', 100, 'KV_QUORUM_NOT_MET'],
+      ['late', 300, 'KV_QUORUM_NOT_MET'],
+    ]);
+    storage.hang = false;
+    for (const release of [...storage.held, ...unanswered]) release();
+    for (const t of [transport, ...silent]) await t.stop();
+    await coordinator.stop();
+    expect(clock.pending).toBe(0);
   });
 });

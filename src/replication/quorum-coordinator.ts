@@ -58,6 +58,8 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 class ReadAnswers {
   readonly #bytes: Uint8Array[] = [];
   readonly #sets: SiblingSet<Uint8Array>[] = [];
+  /** Some replica answered that it has no record. */
+  #sawEmpty = false;
 
   /**
    * The set of one answer. A record that does not decode is that replica's
@@ -65,7 +67,10 @@ class ReadAnswers {
    * `KV_INVALID_MESSAGE` (what `decodeSiblingSet` throws).
    */
   decode(key: Uint8Array, bytes: Uint8Array | undefined, local: boolean): SiblingSet<Uint8Array> {
-    if (bytes === undefined) return EMPTY;
+    if (bytes === undefined) {
+      this.#sawEmpty = true;
+      return EMPTY;
+    }
     for (let i = 0; i < this.#bytes.length; i++) if (sameBytes(this.#bytes[i]!, bytes)) return this.#sets[i]!;
     let set: SiblingSet<Uint8Array>;
     try {
@@ -76,6 +81,19 @@ class ReadAnswers {
     this.#bytes.push(bytes);
     this.#sets.push(set);
     return set;
+  }
+
+  /**
+   * True when every answer decoded so far was the same (the same bytes, or
+   * every one empty): nothing to merge or repair among them.
+   */
+  get unanimous(): boolean {
+    return this.#sets.length + (this.#sawEmpty ? 1 : 0) <= 1;
+  }
+
+  /** The merge of every answer decoded so far (all of them answers that succeeded). */
+  merged(): SiblingSet<Uint8Array> {
+    return this.#sets.length === 1 ? this.#sets[0]! : mergeAll(this.#sets);
   }
 
   /** The encoding of a set decoded here, or a fresh one. */
@@ -292,8 +310,10 @@ export class QuorumCoordinator {
       signal: options.signal,
       clock: this.#o.clock,
     });
-    this.#track(all.then((done) => this.#repair(ref, replicas, done.ok, answers)));
-    return mergeAll((await quorum).ok.values());
+    // Read repair once every replica answered; answers that all agree need no look at who said what.
+    this.#track(all.then((done) => (answers.unanimous ? undefined : this.#repair(ref, replicas, done.ok, answers))));
+    await quorum;
+    return answers.merged();
   }
 
   /** Quorum write. Rejects with `KV_QUORUM_NOT_MET` when fewer than W replicas stored it in time. */

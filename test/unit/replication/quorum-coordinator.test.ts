@@ -104,8 +104,8 @@ describe('QuorumCoordinator read deadlines (one timer for all reads)', () => {
   class HangingStorage extends MemoryStorage {
     hang = false;
     readonly held: (() => void)[] = [];
-    protected override _get(k: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
-      if (!this.hang) return super._get(k);
+    override get(k: Uint8Array): Promise<Uint8Array | undefined> {
+      if (!this.hang) return super.get(k);
       return new Promise((resolve) => this.held.push(() => resolve(undefined)));
     }
   }

@@ -127,6 +127,11 @@ function storageFailure(err: unknown): KvError {
   return toKvError(err, ErrorCodes.STORAGE_FAILURE);
 }
 
+/** Rejection handler: {@link storageFailure}. */
+const rethrowStorageFailure = (err: unknown): never => {
+  throw storageFailure(err);
+};
+
 function checkCount(name: string, value: unknown): number {
   if (typeof value !== 'number') {
     throw new TypeError(`Expected \`${name}\` to be a positive integer, got ${value === null ? 'null' : typeof value}`);
@@ -413,8 +418,16 @@ export class ReplicaServer {
     // Not an async function: the answer follows the storage's promise directly.
     try {
       switch (message.type) {
-        case 'kv.read':
-          return this.#get(readBytes(message, 'key', MAX_WIRE_KEY)).then(recordAnswer);
+        case 'kv.read': {
+          const key = readBytes(message, 'key', MAX_WIRE_KEY);
+          let pending: Promise<Uint8Array | undefined>;
+          try {
+            pending = this.#storage.get(key);
+          } catch (err) {
+            return Promise.reject(storageFailure(err));
+          }
+          return pending.then(recordAnswer, rethrowStorageFailure);
+        }
         case 'kv.apply': {
           const key = readBytes(message, 'key', MAX_WIRE_KEY);
           const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
@@ -475,12 +488,15 @@ export class ReplicaServer {
 
   // ---- storage, with its failures as KV_STORAGE_FAILURE ----------------------------------------
 
-  async #get(key: Uint8Array): Promise<Uint8Array | undefined> {
+  #get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    // A chained handler, not an async function: one promise and one turn fewer per read.
+    let pending: Promise<Uint8Array | undefined>;
     try {
-      return await this.#storage.get(key);
+      pending = this.#storage.get(key);
     } catch (err) {
-      throw storageFailure(err);
+      return Promise.reject(storageFailure(err));
     }
+    return pending.then(undefined, rethrowStorageFailure);
   }
 
   /** Decodes a record from this node's storage: a bad one is a storage failure, not a bad message. */

@@ -21,13 +21,15 @@
  * Then the time createTestCluster takes to return a converged 5-node cluster.
  *
  * `BENCH_STORE_MS` sets the window length (default 1000 ms),
- * `BENCH_STORE_ROUNDS` the store/echo window pairs per row (default 3).
+ * `BENCH_STORE_ROUNDS` the store/echo window pairs per row (default 3),
+ * `BENCH_DEBUG=1` prints the CPU of every replay run.
  *
  * @module
  */
 import { performance } from 'node:perf_hooks';
 import { MemoryNetwork, MemoryStorage, Store, VectorClock, hashKey, type GossipOptions, type Transport, type WireMessage } from '../src/index.js';
-import { SiblingSet, decodeSiblingSet, encodeSiblingSet, encodeValue, keyRef } from '../src/internals.js';
+import { SiblingSet, decodeSiblingSet, decodeValue, encodeSiblingSet, encodeValue, keyRef } from '../src/internals.js';
+import { sameBytes } from '../src/internal/bytes.js';
 import { createTestCluster } from '../src/testing/index.js';
 import { fmtOps, fmtRatio, type Row } from './harness.js';
 
@@ -419,7 +421,7 @@ async function coreRows(codec: boolean): Promise<{ rows: Row[]; puts: Measured; 
     if (codec) {
       rows.push(ownCpuRow('own CPU per put (store CPU - replay of its messages), codec on', puts, 20));
       rows.push(ownCpuRow('own CPU per get (store CPU - replay of its messages), codec on', gets, 12));
-      rows.push(await floorRow(puts));
+      rows.push(...(await floorRows(puts, gets)));
     }
     return { rows, puts, gets };
   } finally {
@@ -428,20 +430,24 @@ async function coreRows(codec: boolean): Promise<{ rows: Row[]; puts: Measured; 
 }
 
 /**
- * The work a quorum put cannot skip, done back to back with nothing else:
- * encode the value, hash the key, create and encode the version on one
- * replica (its storage read and write), and on each of the two others
- * hash the key, decode the incoming record (a replica validates what it
- * stores) and read and write its storage; fresh keys, three MemoryStorage
- * objects, every storage call awaited (the StorageAdapter seam is async).
- * No messages, no coordination, no locks. Against the own CPU per put it
- * shows how much of that is this fixed work and how much is the rest.
+ * The work a quorum operation cannot skip, done back to back with nothing
+ * else, on three MemoryStorage objects with every storage call awaited (the
+ * StorageAdapter seam is async); no messages, no coordination, no locks.
+ * - put (fresh keys): encode the value, hash the key, create and encode the
+ *   version on one replica (its storage read and write), and on each of the
+ *   two others hash the key, decode the incoming record (a replica validates
+ *   what it stores), read and write its storage;
+ * - get (the keys those puts wrote): hash the key, read it from three
+ *   storages, compare the three records' bytes, decode one, decode its
+ *   value and encode the context a get returns.
+ * Against the own CPU per operation it shows how much of that is this fixed
+ * work and how much is the rest (coordination, promises, locks, GC).
  */
-async function floorRow(puts: Measured): Promise<Row> {
+async function floorRows(puts: Measured, gets: Measured): Promise<Row[]> {
   const storages = [new MemoryStorage(), new MemoryStorage(), new MemoryStorage()];
   for (const s of storages) await s.open();
   const EMPTY = SiblingSet.empty<Uint8Array>();
-  const one = async (i: number): Promise<void> => {
+  const put = async (i: number): Promise<void> => {
     const bytes = encodeValue(value(i), 1 << 20);
     const ref = keyRef(`floor:${i}`);
     const stored = await storages[0]!.get(ref.bytes);
@@ -462,27 +468,50 @@ async function floorRow(puts: Measured): Promise<Row> {
       if (old === undefined) await storages[r]!.put(ref.bytes, token, record);
     }
   };
-  const cpuPerOp = async (first: number, count: number): Promise<number> => {
+  const get = async (i: number): Promise<void> => {
+    const ref = keyRef(`floor:${i}`);
+    const records: Uint8Array[] = [];
+    for (let r = 0; r < 3; r++) {
+      if (r > 0) hashKey(ref.bytes);
+      const record = await storages[r]!.get(ref.bytes);
+      if (record === undefined) throw new Error(`bench: floor:${i} is missing`);
+      records.push(record);
+    }
+    if (!sameBytes(records[0]!, records[1]!) || !sameBytes(records[0]!, records[2]!)) throw new Error('bench: replicas differ');
+    const set = decodeSiblingSet(records[0]!);
+    for (const v of set.live()) decodeValue(v.value!);
+    set.clock().encode();
+  };
+  const cpuPerOp = async (op: (i: number) => Promise<void>, first: number, count: number): Promise<number> => {
     await collectGarbage();
     const cpu0 = process.cpuUsage();
-    for (let i = first; i < first + count; i++) await one(i);
+    for (let i = first; i < first + count; i++) await op(i);
     const cpu = process.cpuUsage(cpu0);
     return (cpu.user + cpu.system) / count;
   };
-  await cpuPerOp(0, WARM_UP_OPS);
-  const runs: number[] = [];
-  for (let run = 0; run < 5; run++) runs.push(await cpuPerOp(WARM_UP_OPS + run * 20_000, 20_000));
+  const RUN = 20_000;
+  await cpuPerOp(put, 0, WARM_UP_OPS);
+  const putRuns: number[] = [];
+  for (let run = 0; run < 5; run++) putRuns.push(await cpuPerOp(put, WARM_UP_OPS + run * RUN, RUN));
+  await cpuPerOp(get, 0, WARM_UP_OPS);
+  const getRuns: number[] = [];
+  for (let run = 0; run < 5; run++) getRuns.push(await cpuPerOp(get, WARM_UP_OPS + run * RUN, RUN));
   await Promise.all(storages.map((s) => s.close()));
-  const floor = median(runs);
-  const own = puts.storeCpuUs - (puts.replayCpuUs ?? 0);
-  return {
-    suite: 'store',
-    metric: 'data-path floor per put: value + version + 3 storage reads/writes + 2 decodes, no messages',
-    value: `${floor.toFixed(1)} µs`,
-    baseline: `own CPU per put: ${own.toFixed(1)} µs`,
-    ratio: fmtRatio(floor, own),
-    goal: `(reference: leaves ${(20 - floor).toFixed(1)} µs of the 20 µs goal for the rest)`,
+  const row = (op: 'put' | 'get', floor: number, m: Measured, goal: number, what: string): Row => {
+    const own = m.storeCpuUs - (m.replayCpuUs ?? 0);
+    return {
+      suite: 'store',
+      metric: `data-path floor per ${op}: ${what}, no messages`,
+      value: `${floor.toFixed(1)} µs`,
+      baseline: `own CPU per ${op}: ${own.toFixed(1)} µs`,
+      ratio: fmtRatio(floor, own),
+      goal: `(reference: leaves ${(goal - floor).toFixed(1)} µs of the ${goal} µs goal for the rest)`,
+    };
   };
+  return [
+    row('put', median(putRuns), puts, 20, 'value + version + 3 storage reads/writes + 2 decodes'),
+    row('get', median(getRuns), gets, 12, '3 storage reads + 1 decode + value + context'),
+  ];
 }
 
 /**

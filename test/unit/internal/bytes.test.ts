@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { allocBytes, bytesKey, latin1Of, writeLatin1 } from '../../../src/internal/bytes.js';
+import { allocBytes, bytesKey, latin1Of, sameBytes, writeLatin1 } from '../../../src/internal/bytes.js';
 
 /** `bytes` at a non-zero offset of a larger buffer, so views are exercised, not whole buffers. */
 function offsetView(bytes: Uint8Array): Uint8Array {
@@ -46,6 +46,22 @@ describe('bytesKey', () => {
         const same = a.length === b.length && a.every((x, i) => x === b[i]);
         expect(bytesKey(offsetView(a)) === bytesKey(b)).toBe(same);
         expect(bytesKey(a)).toBe(latin1Of(a));
+      }),
+    );
+  });
+});
+
+describe('sameBytes', () => {
+  it('is true exactly for equal bytes, short and long, whatever the views offsets', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.integer({ min: 0, max: 255 }), (a, at, byte) => {
+        expect(sameBytes(offsetView(a), a.slice())).toBe(true);
+        if (a.length === 0) return;
+        const b = a.slice();
+        const i = at % a.length;
+        b[i] = byte;
+        expect(sameBytes(offsetView(a), b)).toBe(a[i] === byte);
+        expect(sameBytes(a, a.subarray(0, a.length - 1))).toBe(false);
       }),
     );
   });

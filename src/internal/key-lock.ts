@@ -25,6 +25,32 @@ export class KeyLock {
     });
   }
 
+  /**
+   * {@link KeyLock.run} for work that may finish synchronously: when the key
+   * is free, `fn` runs at once and, if it returns a value (or throws)
+   * rather than a promise, the key is free again before `runNow` returns,
+   * with no promise made; when the key is held, `fn` waits its turn and a
+   * promise is returned, as with `run`.
+   */
+  runNow<T>(key: string, fn: () => T | Promise<T>): T | Promise<T> {
+    if (this.#queues.has(key)) return this.run(key, () => Promise.resolve(fn()));
+    this.#queues.set(key, null);
+    let result: T | Promise<T>;
+    try {
+      result = fn();
+    } catch (err) {
+      this.#release(key);
+      throw err;
+    }
+    if (result instanceof Promise) {
+      const release = (): void => this.#release(key);
+      result.then(release, release);
+      return result;
+    }
+    this.#release(key);
+    return result;
+  }
+
   /** Number of keys with work queued or running. */
   get size(): number {
     return this.#queues.size;

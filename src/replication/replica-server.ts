@@ -94,6 +94,19 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 /** The answer to every `kv.apply` (the transport only reads answers). */
 const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
 const appliedAnswer = (): WireMessage => APPLIED;
+/** One settled promise of it, for applies that finished synchronously. */
+const APPLIED_NOW: Promise<WireMessage> = Promise.resolve(APPLIED);
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** `value` as a promise (a sync throw of `run` becomes a rejection). */
+function settled<T>(run: () => T | Promise<T>): Promise<T> {
+  try {
+    const value = run();
+    return value instanceof Promise ? value : Promise.resolve(value);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
 const recordAnswer = (record: Uint8Array | undefined): WireMessage => ({ type: 'kv.record', record: record ?? null });
 const versionedAnswer = (v: CoordinatedVersion): WireMessage => ({ type: 'kv.versioned', record: v.encoded });
 
@@ -278,19 +291,27 @@ export class ReplicaServer {
    * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
    */
   apply(key: KeyRef | Uint8Array, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
-    const ref = toKeyRef(key, this.#tokenOf);
-    return this.#locks.run(bytesKey(ref.bytes), () => this.#merge(ref, incoming, encoded));
+    try {
+      const ref = toKeyRef(key, this.#tokenOf);
+      const done = this.#locks.runNow(bytesKey(ref.bytes), () => this.#merge(ref, incoming, encoded));
+      return done instanceof Promise ? done : RESOLVED;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  // Storage calls are awaited in place, inside try/catch, rather than through
-  // wrappers: every async layer on this path costs a promise and a turn.
-  async #merge(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
-    let localBytes: Uint8Array | undefined;
-    try {
-      localBytes = await this.#storage.get(ref.bytes);
-    } catch (err) {
-      throw storageFailure(err);
-    }
+  // The read-merge-write runs synchronously when the storage answers
+  // synchronously (getNow/putNow, as MemoryStorage does): no promise, no
+  // turn, and the key's lock is taken and let go within the call. Only a
+  // step that returns a promise makes the rest asynchronous.
+  #merge(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): void | Promise<void> {
+    const local = this.#getNow(ref.bytes);
+    return local instanceof Promise
+      ? local.then((bytes) => this.#mergeWith(ref, incoming, encoded, bytes))
+      : this.#mergeWith(ref, incoming, encoded, local);
+  }
+
+  #mergeWith(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array, localBytes: Uint8Array | undefined): void | Promise<void> {
     let record = encoded;
     if (localBytes !== undefined) {
       if (sameBytes(localBytes, encoded)) return;
@@ -299,11 +320,7 @@ export class ReplicaServer {
       if (merged.equals(local)) return;
       if (!merged.equals(incoming)) record = encodeSiblingSet(merged);
     }
-    try {
-      await this.#storage.put(ref.bytes, ref.token, record);
-    } catch (err) {
-      throw storageFailure(err);
-    }
+    return this.#putNow(ref.bytes, ref.token, record);
   }
 
   /**
@@ -321,22 +338,30 @@ export class ReplicaServer {
    *   replica's clock) has passed when the key's turn comes; nothing is created then.
    */
   coordinateWrite(key: KeyRef | Uint8Array, write: Omit<WriteRequest, 'w'>, notAfter?: number): Promise<CoordinatedVersion> {
-    const ref = toKeyRef(key, this.#tokenOf);
-    return this.#locks.run(bytesKey(ref.bytes), () => this.#coordinate(ref, write, notAfter));
+    return settled(() => {
+      const ref = toKeyRef(key, this.#tokenOf);
+      return this.#locks.runNow(bytesKey(ref.bytes), () => this.#coordinate(ref, write, notAfter));
+    });
   }
 
-  async #coordinate(ref: KeyRef, write: Omit<WriteRequest, 'w'>, notAfter?: number): Promise<CoordinatedVersion> {
+  // Synchronous end to end when the storage answers synchronously (see #merge).
+  #coordinate(ref: KeyRef, write: Omit<WriteRequest, 'w'>, notAfter?: number): CoordinatedVersion | Promise<CoordinatedVersion> {
     // Checked under the key's lock, before anything is read or created: a write
     // whose sender has moved on to another replica must not become a version here.
     if (notAfter !== undefined && this.#clock.now() > notAfter) {
       throw new TimeoutError(`write of key ${describeKey(ref.bytes)} arrived after its sender stopped waiting`);
     }
-    let stored: Uint8Array | undefined;
-    try {
-      stored = await this.#storage.get(ref.bytes);
-    } catch (err) {
-      throw storageFailure(err);
-    }
+    const stored = this.#getNow(ref.bytes);
+    return stored instanceof Promise
+      ? stored.then((bytes) => this.#createVersion(ref, write, bytes))
+      : this.#createVersion(ref, write, stored);
+  }
+
+  #createVersion(
+    ref: KeyRef,
+    write: Omit<WriteRequest, 'w'>,
+    stored: Uint8Array | undefined,
+  ): CoordinatedVersion | Promise<CoordinatedVersion> {
     const local = stored === undefined ? EMPTY : this.#decodeStored(ref.bytes, stored);
     const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
     const timestamp = write.timestamp ?? this.#clock.now();
@@ -362,20 +387,24 @@ export class ReplicaServer {
     }
     const counter = version.dot.counter;
     if (counter > this.#issued) this.#issued = counter;
-    if (counter > this.#reserved) await this.#extendLease(counter);
+    if (counter > this.#reserved) return this.#extendLease(counter).then(() => this.#storeVersion(ref, set, local.size));
+    return this.#storeVersion(ref, set, local.size);
+  }
+
+  #storeVersion(ref: KeyRef, set: SiblingSet<Uint8Array>, before: number): CoordinatedVersion | Promise<CoordinatedVersion> {
     const encoded = encodeSiblingSet(set);
-    try {
-      await this.#storage.put(ref.bytes, ref.token, encoded);
-    } catch (err) {
-      throw storageFailure(err);
+    const stored = this.#putNow(ref.bytes, ref.token, encoded);
+    const version: CoordinatedVersion = { set, encoded };
+    if (this.#onSiblings !== undefined && set.size > this.#siblingWarning && before <= this.#siblingWarning) {
+      // Runs once this write is stored and its lock let go (the microtask comes
+      // after the synchronous release, or after the storage's promise), so an
+      // observer that writes the key waits its turn instead of deadlocking, and
+      // before the caller's continuation.
+      const size = set.size;
+      if (stored instanceof Promise) return stored.then(() => (queueMicrotask(() => this.#reportSiblings(ref.bytes, size)), version));
+      queueMicrotask(() => this.#reportSiblings(ref.bytes, size));
     }
-    if (this.#onSiblings !== undefined && set.size > this.#siblingWarning && local.size <= this.#siblingWarning) {
-      // Runs once this body has returned, so outside the key's lock (an observer
-      // that writes the key waits its turn instead of deadlocking), and before
-      // the caller's continuation.
-      queueMicrotask(() => this.#reportSiblings(ref.bytes, set.size));
-    }
-    return { set, encoded };
+    return stored instanceof Promise ? stored.then(() => version) : version;
   }
 
   #reportSiblings(key: Uint8Array, siblings: number): void {
@@ -433,7 +462,9 @@ export class ReplicaServer {
           const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
           // Decoding validates the record before anything is stored.
           const incoming = decodeSiblingSet(encoded);
-          return this.apply({ bytes: key, token: this.#tokenOf(key) }, incoming, encoded).then(appliedAnswer);
+          const ref: KeyRef = { bytes: key, token: this.#tokenOf(key) };
+          const done = this.#locks.runNow(bytesKey(key), () => this.#merge(ref, incoming, encoded));
+          return done instanceof Promise ? done.then(appliedAnswer) : APPLIED_NOW;
         }
         case 'kv.version':
           return this.#version(message);
@@ -487,6 +518,30 @@ export class ReplicaServer {
   }
 
   // ---- storage, with its failures as KV_STORAGE_FAILURE ----------------------------------------
+
+  /** The stored record, synchronously when the adapter can (`getNow`); failures are `KV_STORAGE_FAILURE`. */
+  #getNow(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    const storage = this.#storage;
+    let result: Uint8Array | undefined | Promise<Uint8Array | undefined>;
+    try {
+      result = storage.getNow !== undefined ? storage.getNow(key) : storage.get(key);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+    return result instanceof Promise ? result.then(undefined, rethrowStorageFailure) : result;
+  }
+
+  /** Stores a record, synchronously when the adapter can (`putNow`); failures are `KV_STORAGE_FAILURE`. */
+  #putNow(key: Uint8Array, token: number, record: Uint8Array): void | Promise<void> {
+    const storage = this.#storage;
+    let result: void | Promise<void>;
+    try {
+      result = storage.putNow !== undefined ? storage.putNow(key, token, record) : storage.put(key, token, record);
+    } catch (err) {
+      throw storageFailure(err);
+    }
+    return result instanceof Promise ? result.then(undefined, rethrowStorageFailure) : undefined;
+  }
 
   #get(key: Uint8Array): Promise<Uint8Array | undefined> {
     // A chained handler, not an async function: one promise and one turn fewer per read.

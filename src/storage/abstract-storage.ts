@@ -174,6 +174,55 @@ export abstract class AbstractStorage implements StorageAdapter {
     return result instanceof Promise ? this.#settle(result, 'get', key) : Promise.resolve(result);
   }
 
+  /**
+   * {@link AbstractStorage.get} without the promise when the `_get` hook
+   * answers synchronously: the same checks and errors, thrown instead of
+   * rejected; a hook's promise is returned (settled like `get`'s). In a
+   * subclass that overrides `get`, it calls that `get`.
+   */
+  getNow(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    // A subclass that overrides get() (to wrap, count or inject faults) is
+    // called through it: the fast path never skips an override.
+    if (this.get !== AbstractStorage.prototype.get) return this.get(key);
+    if (this.#status !== 'open' || !(key instanceof Uint8Array) || key.length === 0) {
+      const refused = this.#refusal('get', undefined) ?? checkKey(key, 'key');
+      if (refused !== undefined) throw refused;
+    }
+    let result: MaybePromise<Uint8Array | undefined>;
+    try {
+      result = this._get(key, NO_OPTIONS);
+    } catch (error) {
+      throw this.#failure(error, 'get', key);
+    }
+    return result instanceof Promise ? this.#settle(result, 'get', key) : result;
+  }
+
+  /**
+   * {@link AbstractStorage.put} without the promise when the `_put` hook
+   * finishes synchronously (see {@link AbstractStorage.getNow}).
+   */
+  putNow(key: Uint8Array, token: number, record: Uint8Array): void | Promise<void> {
+    if (this.put !== AbstractStorage.prototype.put) return this.put(key, token, record);
+    if (
+      this.#status !== 'open' ||
+      !(key instanceof Uint8Array) ||
+      key.length === 0 ||
+      typeof token !== 'number' ||
+      token >>> 0 !== token ||
+      !(record instanceof Uint8Array)
+    ) {
+      const refused = this.#refusal('put', undefined) ?? checkKey(key, 'key') ?? checkToken(token, 'token') ?? checkBytes(record, 'record');
+      if (refused !== undefined) throw refused;
+    }
+    let result: MaybePromise<void>;
+    try {
+      result = this._put(key, token, record, NO_OPTIONS);
+    } catch (error) {
+      throw this.#failure(error, 'put', key);
+    }
+    return result instanceof Promise ? this.#settle(result, 'put', key) : undefined;
+  }
+
   /** Stores (replaces) the record under `key`, with its ring token. */
   put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void> {
     if (

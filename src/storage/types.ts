@@ -86,6 +86,17 @@ export interface StorageAdapter {
   get(key: Uint8Array, options?: StorageCallOptions): Promise<Uint8Array | undefined>;
   /** Stores (replaces) the record under `key`, remembering its token. */
   put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void>;
+  /**
+   * Optional fast path of {@link StorageAdapter.get} for the data path: the
+   * same checks, result and errors, but an adapter that has the answer at
+   * hand gives it (or throws) synchronously, where `get` would wrap it in a
+   * promise; otherwise it returns the promise. `AbstractStorage` provides
+   * it (synchronously whenever the `_get` hook answers synchronously, as
+   * `MemoryStorage`'s does). A replica uses it for its read-merge-write.
+   */
+  getNow?(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** Optional fast path of {@link StorageAdapter.put}, as {@link StorageAdapter.getNow} is of `get`. */
+  putNow?(key: Uint8Array, token: number, record: Uint8Array): void | Promise<void>;
   /** Removes `key` physically (not a tombstone). */
   delete(key: Uint8Array, options?: StorageCallOptions): Promise<void>;
   /**

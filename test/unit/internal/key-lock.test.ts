@@ -40,3 +40,51 @@ describe('KeyLock', () => {
     expect(await next).toBe('ok');
   });
 });
+
+describe('KeyLock.runNow', () => {
+  it('runs synchronous work at once and leaves the key free, with no promise', () => {
+    const lock = new KeyLock();
+    const out = lock.runNow('k', () => 42);
+    expect(out).toBe(42);
+    expect(lock.size).toBe(0);
+    expect(() => lock.runNow('k', () => {
+      throw new Error('boom');
+    })).toThrow('boom');
+    expect(lock.size).toBe(0);
+  });
+
+  it('waits its turn behind work holding the key, in call order with run()', async () => {
+    const lock = new KeyLock();
+    const order: string[] = [];
+    let release!: () => void;
+    const first = lock.run('k', () => new Promise<void>((r) => (release = () => (order.push('first'), r()))));
+    const second = lock.runNow('k', () => {
+      order.push('second');
+      return 2;
+    });
+    const third = lock.run('k', async () => {
+      order.push('third');
+    });
+    expect(second).toBeInstanceOf(Promise);
+    expect(lock.size).toBe(1);
+    release();
+    await Promise.all([first, second, third]);
+    expect(await second).toBe(2);
+    expect(order).toEqual(['first', 'second', 'third']);
+    expect(lock.size).toBe(0);
+  });
+
+  it('work that turns asynchronous holds the key until it settles, and others queue behind it', async () => {
+    const lock = new KeyLock();
+    const order: string[] = [];
+    let finish!: () => void;
+    const slow = lock.runNow('k', () => new Promise<string>((r) => (finish = () => (order.push('slow'), r('s')))));
+    const next = lock.runNow('k', () => (order.push('next'), 'n'));
+    expect(lock.size).toBe(1);
+    finish();
+    expect(await slow).toBe('s');
+    expect(await next).toBe('n');
+    expect(order).toEqual(['slow', 'next']);
+    expect(lock.size).toBe(0);
+  });
+});

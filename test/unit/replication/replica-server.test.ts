@@ -243,3 +243,59 @@ describe('ReplicaServer corrupt local records', () => {
     });
   });
 });
+
+describe('ReplicaServer: the synchronous read-merge-write and storages that answer later', () => {
+  /** A MemoryStorage whose hooks answer after a macrotask, as a disk engine's do (getNow/putNow then return promises). */
+  class SlowStorage extends MemoryStorage {
+    protected override _get(k: Uint8Array): Uint8Array | undefined {
+      return new Promise((resolve) => setImmediate(() => resolve(super._get(k)))) as unknown as Uint8Array | undefined;
+    }
+    protected override _put(k: Uint8Array, token: number, record: Uint8Array): void {
+      return new Promise<void>((resolve) => setImmediate(() => resolve(super._put(k, token, record)))) as unknown as void;
+    }
+  }
+
+  for (const [name, make] of [
+    ['synchronous MemoryStorage', () => new MemoryStorage()],
+    ['a storage whose hooks answer a macrotask later', () => new SlowStorage()],
+  ] as const) {
+    it(`loses nothing when many writes and merges of one key run at once (${name})`, async () => {
+      const storage = make();
+      const r = await server(storage);
+      const k = key('hot');
+      const foreign = Array.from({ length: 20 }, (_, i) =>
+        SiblingSet.empty<Uint8Array>().write(`b${i}~1`, VectorClock.EMPTY, { value: value(`f${i}`), timestamp: 1 }).set,
+      );
+      const pending: Promise<unknown>[] = [];
+      for (let i = 0; i < 50; i++) {
+        pending.push(r.coordinateWrite(k, write(`own${i}`)));
+        if (i < 20) pending.push(r.apply(k, foreign[i]!, encodeSiblingSet(foreign[i]!)));
+        if (i % 10 === 0) pending.push(r.handle({ type: 'kv.apply', key: k, record: encodeSiblingSet(foreign[i % 20]!) }));
+      }
+      await Promise.all(pending);
+      const set = await r.read(k);
+      const values = set.values().map((v) => new TextDecoder().decode(v)).sort();
+      expect(values).toHaveLength(70);
+      expect(values.filter((v) => v.startsWith('own'))).toHaveLength(50);
+      expect(values.filter((v) => v.startsWith('f'))).toHaveLength(20);
+    });
+  }
+
+  it('a storage failure in the synchronous path is KV_STORAGE_FAILURE and releases the key', async () => {
+    let fail = true;
+    class Flaky extends MemoryStorage {
+      protected override _put(k: Uint8Array, token: number, record: Uint8Array): void {
+        if (fail) throw new Error('disk full');
+        super._put(k, token, record);
+      }
+    }
+    const r = await server(new Flaky());
+    await expect(r.coordinateWrite(key('k'), write('a'))).rejects.toMatchObject({ code: 'KV_STORAGE_FAILURE' });
+    const other = SiblingSet.empty<Uint8Array>().write('b~1', VectorClock.EMPTY, { value: value('b'), timestamp: 1 }).set;
+    await expect(r.apply(key('k'), other, encodeSiblingSet(other))).rejects.toMatchObject({ code: 'KV_STORAGE_FAILURE' });
+    fail = false;
+    // The key's lock was let go: the next write goes through.
+    await r.coordinateWrite(key('k'), write('c'));
+    expect((await r.read(key('k'))).values().map((v) => new TextDecoder().decode(v))).toEqual(['c']);
+  });
+});

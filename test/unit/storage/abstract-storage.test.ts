@@ -437,3 +437,76 @@ describe('AbstractStorage: checks and clean input', () => {
     expect(got).toEqual([4]);
   });
 });
+
+describe('AbstractStorage: getNow / putNow, the synchronous fast path', () => {
+  it('a hook that answers synchronously is answered synchronously, with the hook getting clean input', async () => {
+    const s = await opened();
+    const record = bytes('r1');
+    s.behave.get = () => record;
+    expect(s.getNow(bytes('k'))).toBe(record);
+    s.behave.get = () => undefined;
+    expect(s.getNow(bytes('k'))).toBeUndefined();
+    expect(s.putNow(bytes('k'), 7, bytes('r'))).toBeUndefined();
+    expect(s.log).toEqual(['get', 'get', 'put']);
+    expect(s.seen.options).toEqual({});
+  });
+
+  it('a hook that returns a promise gets its promise back, settled as get/put settle (failures mapped)', async () => {
+    const s = await opened();
+    s.behave.get = () => Promise.resolve(bytes('later'));
+    const got = s.getNow(bytes('k'));
+    expect(got).toBeInstanceOf(Promise);
+    expect(new TextDecoder().decode((await got)!)).toBe('later');
+    s.behave.put = () => Promise.reject(new Error('disk full'));
+    const put = s.putNow(bytes('user:1'), 1, bytes('r'));
+    expect(put).toBeInstanceOf(Promise);
+    const err = await rejection(put as Promise<void>);
+    expect(err).toMatchObject({ code: ErrorCodes.STORAGE_FAILURE });
+    expect((err as Error).message).toContain('put');
+    expect((err as Error).message).toContain('"user:1"');
+  });
+
+  it('refusals and failures are thrown, not returned, with the codes get/put reject with', async () => {
+    const s = await opened();
+    expect(() => s.getNow(new Uint8Array(0))).toThrow(TypeError);
+    expect(() => s.putNow(bytes('k'), -1, bytes('r'))).toThrow(RangeError);
+    expect(() => s.putNow(bytes('k'), 1, 'r' as unknown as Uint8Array)).toThrow(TypeError);
+    s.behave.get = () => {
+      throw new Error('engine broke');
+    };
+    expect(() => s.getNow(bytes('k'))).toThrow(expect.objectContaining({ code: ErrorCodes.STORAGE_FAILURE }));
+    const known = new KvError(ErrorCodes.NOT_STARTED, 'mine');
+    s.behave.put = () => {
+      throw known;
+    };
+    expect(() => s.putNow(bytes('k'), 1, bytes('r'))).toThrow(known);
+    await s.close();
+    s.log.length = 0;
+    expect(() => s.getNow(bytes('k'))).toThrow(expect.objectContaining({ code: ErrorCodes.NOT_STARTED }));
+    expect(() => s.putNow(bytes('k'), 1, bytes('r'))).toThrow(expect.objectContaining({ code: ErrorCodes.NOT_STARTED }));
+    expect(s.log).toEqual([]);
+  });
+
+  it('never skips a subclass that overrides get or put (they are called instead)', async () => {
+    class Counting extends ScriptedStorage {
+      gets = 0;
+      puts = 0;
+      override get(key: Uint8Array, options?: StorageCallOptions): Promise<Uint8Array | undefined> {
+        this.gets++;
+        return super.get(key, options);
+      }
+      override put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void> {
+        this.puts++;
+        return super.put(key, token, record, options);
+      }
+    }
+    const s = new Counting();
+    await s.open();
+    const got = s.getNow(bytes('k'));
+    const put = s.putNow(bytes('k'), 1, bytes('r'));
+    expect(got).toBeInstanceOf(Promise);
+    expect(put).toBeInstanceOf(Promise);
+    await Promise.all([got, put]);
+    expect([s.gets, s.puts]).toEqual([1, 1]);
+  });
+});

@@ -476,6 +476,40 @@ export function storageCompliance<S extends StorageAdapter>(options: StorageComp
           expect(await collect(s.scan())).toEqual([]);
         });
 
+        it('getNow/putNow, when the adapter has them, agree with get/put (a value or a promise of it; copies; the same refusals)', async () => {
+          const getNow = s.getNow?.bind(s);
+          const putNow = s.putNow?.bind(s);
+          if (getNow === undefined || putNow === undefined) {
+            expect(getNow === undefined && putNow === undefined).toBe(true);
+            return;
+          }
+          const record = bytes('now');
+          await putNow(bytes('n'), 5, record);
+          record[0] = 0;
+          expect(await s.get(bytes('n'))).toEqual(bytes('now'));
+          const got = (await getNow(bytes('n'))) as Uint8Array;
+          expect(got).toEqual(bytes('now'));
+          got[0] = 0;
+          expect(await getNow(bytes('n'))).toEqual(bytes('now'));
+          expect(await getNow(bytes('missing'))).toBeUndefined();
+          await s.put(bytes('n'), 6, bytes('later'));
+          expect(await getNow(bytes('n'))).toEqual(bytes('later'));
+          const all = await collect(s.scan());
+          expect(all.map((e) => [text(e.key), e.token])).toEqual([['n', 6]]);
+          // Refusals: thrown synchronously, or a rejected promise; never a stored record.
+          const refusal = async (call: () => unknown): Promise<unknown> => {
+            try {
+              await call();
+            } catch (err) {
+              return err;
+            }
+            return undefined;
+          };
+          expect(await refusal(() => getNow(new Uint8Array(0)))).toBeInstanceOf(TypeError);
+          expect(await refusal(() => putNow(bytes('bad'), -1, bytes('r')))).toBeInstanceOf(RangeError);
+          expect(await s.get(bytes('bad'))).toBeUndefined();
+        });
+
         it('keeps the token of the latest put', async () => {
           await s.put(bytes('k'), 10, bytes('v1'));
           await s.put(bytes('k'), 20, bytes('v2'));

@@ -518,7 +518,8 @@ export class QuorumCoordinator {
     const { set, encoded } = await this.#o.replica.coordinateWrite(ref, write);
     const self = this.#o.self;
     const others: NodeInfo[] = [];
-    for (const node of replicaSet.primaries) if (node.id !== self) others.push(node);
+    const primaries = replicaSet.primaries;
+    for (let i = 0; i < primaries.length; i++) if (primaries[i]!.id !== self) others.push(primaries[i]!);
     await this.#replicate(others, ref, set, encoded, replicaSet, write.w, options, sloppy);
   }
 
@@ -577,7 +578,7 @@ export class QuorumCoordinator {
       const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
       this.#policy.answered(node.id);
       const others: NodeInfo[] = [];
-      for (const other of targets) if (other.id !== node.id) others.push(other);
+      for (let i = 0; i < targets.length; i++) if (targets[i]!.id !== node.id) others.push(targets[i]!);
       try {
         await this.#replicate(others, ref, undefined, record, replicaSet, write.w, options, sloppy);
       } catch (err) {

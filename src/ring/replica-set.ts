@@ -145,7 +145,9 @@ export class ReplicaSet {
 
   /** True if `id` is one of the primaries. */
   isPrimary(id: string): boolean {
-    for (const p of this.primaries) if (p.id === id) return true;
+    // An index loop: `primaries` is frozen, and iterating a frozen array is slower on Node 20.
+    const primaries = this.primaries;
+    for (let i = 0; i < primaries.length; i++) if (primaries[i]!.id === id) return true;
     return false;
   }
 

@@ -122,7 +122,9 @@ export function encodeSiblingSet(set: SiblingSet<Uint8Array>): Uint8Array {
   const out = withWriter(1, (w) => {
     const versions = set.versions;
     w.arrayHeader(versions.length);
-    for (const v of versions) {
+    // An index loop: `versions` is frozen, and iterating a frozen array is slower on Node 20.
+    for (let i = 0; i < versions.length; i++) {
+      const v = versions[i]!;
       w.u8(0x95);
       w.string(v.dot.actor);
       w.number(v.dot.counter);

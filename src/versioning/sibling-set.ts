@@ -160,6 +160,18 @@ class CoverIndex {
   }
 }
 
+/**
+ * The versions of `versions` that `version` does not obsolete. A loop, not
+ * `filter`: a set's `versions` array is frozen, and on Node 20
+ * `Array.prototype.filter`/`every`/`some`/`slice` over a frozen array take a
+ * slow path (measured: 560-1100 ns against 20-40 ns for a 1-3 element array).
+ */
+function notObsoletedBy<V>(version: Version<V>, versions: readonly Version<V>[]): Version<V>[] {
+  const kept: Version<V>[] = [];
+  for (let i = 0; i < versions.length; i++) if (!obsoletes(version, versions[i]!)) kept.push(versions[i]!);
+  return kept;
+}
+
 /** Drops duplicate dots (first one wins) and obsoleted versions; sorts. Linear but for the sort. */
 function normalize<V>(candidates: readonly Version<V>[]): Version<V>[] {
   // Already in strictly ascending dot order (a set's own versions, as encoded): the
@@ -276,7 +288,10 @@ export class SiblingSet<V> {
 
   /** True if there are versions and all are tombstones: the key reads as absent. */
   get hasOnlyTombstones(): boolean {
-    return this.versions.length > 0 && this.versions.every((v) => v.tombstone);
+    const versions = this.versions;
+    if (versions.length === 0) return false;
+    for (let i = 0; i < versions.length; i++) if (!versions[i]!.tombstone) return false;
+    return true;
   }
 
   /**
@@ -298,10 +313,12 @@ export class SiblingSet<V> {
    */
   add(version: Version<V>): SiblingSet<V> {
     checkVersion(version);
-    for (const v of this.versions) {
+    const versions = this.versions;
+    for (let i = 0; i < versions.length; i++) {
+      const v = versions[i]!;
       if (sameDot(v.dot, version.dot) || obsoletes(v, version)) return this;
     }
-    const kept = this.versions.filter((v) => !obsoletes(version, v));
+    const kept = notObsoletedBy(version, versions);
     kept.push(version);
     return new SiblingSet(kept.sort(compareVersions));
   }
@@ -314,8 +331,17 @@ export class SiblingSet<V> {
   merge(other: SiblingSet<V>): SiblingSet<V> {
     if (other === this || other.versions.length === 0) return this;
     if (this.versions.length === 0) return other;
-    const result = normalize([...this.versions, ...other.versions]);
-    if (result.length === this.versions.length && result.every((v, i) => v === this.versions[i])) return this;
+    const mine = this.versions;
+    const theirs = other.versions;
+    const all: Version<V>[] = new Array<Version<V>>(mine.length + theirs.length);
+    for (let i = 0; i < mine.length; i++) all[i] = mine[i]!;
+    for (let i = 0; i < theirs.length; i++) all[mine.length + i] = theirs[i]!;
+    const result = normalize(all);
+    if (result.length === mine.length) {
+      let same = true;
+      for (let i = 0; i < result.length && same; i++) same = result[i] === mine[i];
+      if (same) return this;
+    }
     return new SiblingSet(result);
   }
 
@@ -373,19 +399,25 @@ export class SiblingSet<V> {
     });
     checkVersion(version);
     // The new dot is above everything this set knows of `actor`, so nothing here can obsolete it.
-    const kept = this.versions.filter((v) => !obsoletes(version, v));
+    const kept = notObsoletedBy(version, this.versions);
     kept.push(version);
     return { set: new SiblingSet(kept.sort(compareVersions)), version };
   }
 
   /** The non-tombstone versions. */
   live(): Version<V>[] {
-    return this.versions.filter((v) => !v.tombstone);
+    const versions = this.versions;
+    const out: Version<V>[] = [];
+    for (let i = 0; i < versions.length; i++) if (!versions[i]!.tombstone) out.push(versions[i]!);
+    return out;
   }
 
   /** The live values (concurrent siblings when more than one). */
   values(): V[] {
-    return this.live().map((v) => v.value as V);
+    const versions = this.versions;
+    const out: V[] = [];
+    for (let i = 0; i < versions.length; i++) if (!versions[i]!.tombstone) out.push(versions[i]!.value as V);
+    return out;
   }
 
   /**
@@ -398,7 +430,8 @@ export class SiblingSet<V> {
     if (this.versions.length === 0) return false;
     if (this.#dots === undefined) {
       this.#dots = new Map();
-      for (const v of this.versions) {
+      for (let i = 0; i < this.versions.length; i++) {
+        const v = this.versions[i]!;
         let counters = this.#dots.get(v.dot.actor);
         if (counters === undefined) this.#dots.set(v.dot.actor, (counters = new Set()));
         counters.add(v.dot.counter);
@@ -406,7 +439,12 @@ export class SiblingSet<V> {
     }
     const dots = this.#dots;
     const index = (this.#index ??= new CoverIndex(this.versions));
-    return other.versions.every((x) => dots.get(x.dot.actor)?.has(x.dot.counter) === true || index.obsoleted(x));
+    const theirs = other.versions;
+    for (let i = 0; i < theirs.length; i++) {
+      const x = theirs[i]!;
+      if (dots.get(x.dot.actor)?.has(x.dot.counter) !== true && !index.obsoleted(x)) return false;
+    }
+    return true;
   }
 
   /** Same set of dots (values are not compared: a dot identifies its version). */
@@ -414,7 +452,10 @@ export class SiblingSet<V> {
     if (other === this) return true;
     if (other.versions.length !== this.versions.length) return false;
     // Both are sorted by dot.
-    return this.versions.every((v, i) => sameDot(v.dot, other.versions[i]!.dot));
+    const mine = this.versions;
+    const theirs = other.versions;
+    for (let i = 0; i < mine.length; i++) if (!sameDot(mine[i]!.dot, theirs[i]!.dot)) return false;
+    return true;
   }
 
   /** The same versions with every live value mapped (tombstones stay tombstones). */

@@ -49,6 +49,8 @@ const MIN_SLOW_FOR = 1_000;
 const MAX_FORWARD_TIMEOUT = 24 * 3600 * 1000;
 
 const EMPTY = SiblingSet.empty<Uint8Array>();
+/** Decode option of read answers (see ReadAnswers.decode). */
+const VIEWS = Object.freeze({ copyValues: false });
 
 /**
  * The replica answers of one read, decoded once per distinct encoding: in
@@ -74,7 +76,8 @@ class ReadAnswers {
     for (let i = 0; i < this.#bytes.length; i++) if (sameBytes(this.#bytes[i]!, bytes)) return this.#sets[i]!;
     let set: SiblingSet<Uint8Array>;
     try {
-      set = decodeSiblingSet(bytes);
+      // Values as views into the answer's bytes: this read's own copy, decoded once.
+      set = decodeSiblingSet(bytes, VIEWS);
     } catch (err) {
       throw local ? corruptStoredRecord(key, err) : err;
     }

@@ -97,6 +97,11 @@ const appliedAnswer = (): WireMessage => APPLIED;
 /** One settled promise of it, for applies that finished synchronously. */
 const APPLIED_NOW: Promise<WireMessage> = Promise.resolve(APPLIED);
 const RESOLVED: Promise<void> = Promise.resolve();
+/**
+ * Records decoded here are this node's own bytes (a storage read, a
+ * message's own copy) and their sets live for one merge: values stay views.
+ */
+const VIEWS = Object.freeze({ copyValues: false });
 
 /** `value` as a promise (a sync throw of `run` becomes a rejection). */
 function settled<T>(run: () => T | Promise<T>): Promise<T> {
@@ -461,7 +466,7 @@ export class ReplicaServer {
           const key = readBytes(message, 'key', MAX_WIRE_KEY);
           const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
           // Decoding validates the record before anything is stored.
-          const incoming = decodeSiblingSet(encoded);
+          const incoming = decodeSiblingSet(encoded, VIEWS);
           const ref: KeyRef = { bytes: key, token: this.#tokenOf(key) };
           const done = this.#locks.runNow(bytesKey(key), () => this.#merge(ref, incoming, encoded));
           return done instanceof Promise ? done.then(appliedAnswer) : APPLIED_NOW;
@@ -557,7 +562,7 @@ export class ReplicaServer {
   /** Decodes a record from this node's storage: a bad one is a storage failure, not a bad message. */
   #decodeStored(key: Uint8Array, bytes: Uint8Array): SiblingSet<Uint8Array> {
     try {
-      return decodeSiblingSet(bytes);
+      return decodeSiblingSet(bytes, VIEWS);
     } catch (err) {
       throw corruptStoredRecord(key, err);
     }

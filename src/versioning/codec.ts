@@ -163,18 +163,22 @@ const ACTOR_CACHE = 8;
 const actorBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(ACTOR_CACHE).fill(undefined);
 const actorStrings: string[] = new Array<string>(ACTOR_CACHE).fill('');
 let actorNext = 0;
+/** The slot that matched last: tried first (a record's versions mostly name one actor). */
+let actorLast = 0;
 
 function cachedString(r: MsgpackReader, n: number): string {
   if (n > 256 || n > r.left) return r.string(n);
   const bytes = r.bytes;
   const start = r.pos;
-  for (let c = 0; c < ACTOR_CACHE; c++) {
+  for (let k = 0; k < ACTOR_CACHE; k++) {
+    const c = k === 0 ? actorLast : k === actorLast ? 0 : k;
     const known = actorBytes[c];
     if (known === undefined || known.length !== n) continue;
     let i = 0;
     while (i < n && known[i] === bytes[start + i]) i++;
     if (i === n) {
       r.pos += n;
+      actorLast = c;
       return actorStrings[c]!;
     }
   }
@@ -218,13 +222,26 @@ function skipScalar(r: MsgpackReader, h: number): void {
   fail(`unexpected msgpack type 0x${h.toString(16)}`);
 }
 
+/** Options of {@link decodeSiblingSet}. */
+export interface DecodeSiblingSetOptions {
+  /**
+   * Copy each version's value out of `bytes` (true), or give views into
+   * `bytes` (false: no allocation per version, but the values are only as
+   * immutable as `bytes` and keep all of it alive). A replica decoding a
+   * record it owns for one merge passes false.
+   * @default true
+   */
+  readonly copyValues?: boolean;
+}
+
 /**
  * Reads the output of {@link encodeSiblingSet} (or any msgpack encoding of
  * the same wire form).
  *
  * @throws KvError `KV_INVALID_MESSAGE` on malformed or hostile input.
  */
-export function decodeSiblingSet(bytes: Uint8Array): SiblingSet<Uint8Array> {
+export function decodeSiblingSet(bytes: Uint8Array, options?: DecodeSiblingSetOptions): SiblingSet<Uint8Array> {
+  const copy = options?.copyValues ?? true;
   if (!(bytes instanceof Uint8Array)) fail('expected a Uint8Array');
   if (bytes.byteLength === 0) fail('no bytes');
   if (bytes[0] !== SIBLING_SET_FORMAT) fail(`unknown format byte ${bytes[0]}`);
@@ -248,7 +265,7 @@ export function decodeSiblingSet(bytes: Uint8Array): SiblingSet<Uint8Array> {
       if (h !== 0xc0) {
         const length = r.binaryLength(h);
         if (length < 0) fail('a version value is neither bytes nor null');
-        value = copyBytes(r.view(length));
+        value = copy ? copyBytes(r.view(length)) : r.view(length);
       }
       versions.push({
         dot: { actor: actor!, counter: counter! },

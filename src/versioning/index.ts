@@ -19,4 +19,5 @@ export {
   SIBLING_SET_FORMAT,
   MAX_DECODED_SIBLINGS,
   type VersionWire,
+  type DecodeSiblingSetOptions,
 } from './codec.js';

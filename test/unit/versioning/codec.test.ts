@@ -248,3 +248,47 @@ describe('hand-written record codec', () => {
     expect(back.values()[0]).toEqual(new Uint8Array(300).fill(9));
   });
 });
+
+describe('decodeSiblingSet: values copied or viewed', () => {
+  const record = (): Uint8Array => {
+    let set = SiblingSet.empty<Uint8Array>();
+    for (const [actor, v] of [['b~1', 'beta'], ['a~1', 'alpha'], ['b~1', 'beta2'], ['c~2', 'gamma']] as const) {
+      set = set.write(actor, VectorClock.EMPTY, { value: new TextEncoder().encode(v), timestamp: 1 }).set;
+    }
+    return encodeSiblingSet(set);
+  };
+
+  it('copies values by default: changing the input changes nothing decoded', () => {
+    const bytes = record();
+    const set = decodeSiblingSet(bytes);
+    bytes.fill(0);
+    expect(set.values().map((v) => new TextDecoder().decode(v)).sort()).toEqual(['alpha', 'beta', 'beta2', 'gamma']);
+  });
+
+  it('with copyValues: false, values are views into the input (same buffer), equal to the copies', () => {
+    const bytes = record();
+    const views = decodeSiblingSet(bytes, { copyValues: false });
+    const copies = decodeSiblingSet(bytes);
+    expect(views.versions.map((v) => [v.dot.actor, v.dot.counter, new TextDecoder().decode(v.value)])).toEqual(
+      copies.versions.map((v) => [v.dot.actor, v.dot.counter, new TextDecoder().decode(v.value)]),
+    );
+    for (const v of views.versions) {
+      expect(v.value!.buffer).toBe(bytes.buffer);
+      expect(v.value!.byteOffset).toBeGreaterThanOrEqual(bytes.byteOffset);
+      expect(v.value!.byteOffset + v.value!.byteLength).toBeLessThanOrEqual(bytes.byteOffset + bytes.byteLength);
+    }
+    expect(encodeSiblingSet(views)).toEqual(bytes);
+  });
+
+  it('names the right actor when records alternate between actors (the actor cache tries its last hit first)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('x~1', 'yy~1', 'zzz~3', 'x~2'), { minLength: 1, maxLength: 30 }), (actors) => {
+        let set = SiblingSet.empty<Uint8Array>();
+        for (const a of actors) set = set.write(a, VectorClock.EMPTY, { value: new TextEncoder().encode(a), timestamp: 1 }).set;
+        const decoded = decodeSiblingSet(encodeSiblingSet(set));
+        expect(decoded.versions.map((v) => [v.dot.actor, v.dot.counter])).toEqual(set.versions.map((v) => [v.dot.actor, v.dot.counter]));
+        for (const v of decoded.versions) expect(new TextDecoder().decode(v.value)).toBe(v.dot.actor);
+      }),
+    );
+  });
+});

@@ -282,7 +282,12 @@ export class ReplicaServer {
    * @throws KvError `KV_STORAGE_FAILURE` if the storage fails.
    */
   readEncoded(key: KeyRef | Uint8Array): Promise<Uint8Array | undefined> {
-    return this.#get(key instanceof Uint8Array ? key : key.bytes);
+    try {
+      const record = this.#getNow(key instanceof Uint8Array ? key : key.bytes);
+      return record instanceof Promise ? record : Promise.resolve(record);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -453,14 +458,9 @@ export class ReplicaServer {
     try {
       switch (message.type) {
         case 'kv.read': {
-          const key = readBytes(message, 'key', MAX_WIRE_KEY);
-          let pending: Promise<Uint8Array | undefined>;
-          try {
-            pending = this.#storage.get(key);
-          } catch (err) {
-            return Promise.reject(storageFailure(err));
-          }
-          return pending.then(recordAnswer, rethrowStorageFailure);
+          // A storage that answers synchronously answers the message with one settled promise.
+          const record = this.#getNow(readBytes(message, 'key', MAX_WIRE_KEY));
+          return record instanceof Promise ? record.then(recordAnswer) : Promise.resolve(recordAnswer(record));
         }
         case 'kv.apply': {
           const key = readBytes(message, 'key', MAX_WIRE_KEY);

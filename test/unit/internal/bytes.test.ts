@@ -66,3 +66,21 @@ describe('sameBytes', () => {
     );
   });
 });
+
+describe('bytesKey on a reused array', () => {
+  it('gives the string of the bytes the array holds now, not of what it held at the last call', () => {
+    const key = new TextEncoder().encode('user:0001');
+    const first = bytesKey(key);
+    expect(bytesKey(key)).toBe(first);
+    key[8] = 0x32; // 'user:0002'
+    expect(bytesKey(key)).toBe('user:0002');
+    key.set(new TextEncoder().encode('zzzz'), 0);
+    expect(bytesKey(key)).toBe('zzzz:0002');
+    const long = new Uint8Array(100).fill(0x61);
+    expect(bytesKey(long)).toBe('a'.repeat(100));
+    long[99] = 0x62;
+    expect(bytesKey(long)).toBe(`${'a'.repeat(99)}b`);
+    const view = key.subarray(0, 4);
+    expect(bytesKey(view)).toBe('zzzz');
+  });
+});

@@ -4,15 +4,18 @@
  * queued), in call order. Keys with no queued work hold no memory.
  *
  * The uncontended path (the common one) costs one map entry and one
- * reaction on `fn`'s promise: no promise of its own.
+ * reaction on `fn`'s promise: no promise of its own; with `runNow`, work
+ * that stays synchronous costs neither.
  */
 export class KeyLock {
   /** Per held key: the waiters, in order (null while held with nobody waiting). */
   readonly #queues = new Map<string, (() => void)[] | null>();
+  /** Keys whose runNow work is running synchronously right now (held without a map entry; nested calls stack). */
+  readonly #syncKeys: string[] = [];
 
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const queue = this.#queues.get(key);
-    if (queue === undefined) {
+    if (queue === undefined && !this.#heldNow(key)) {
       this.#queues.set(key, null);
       return this.#start(key, fn);
     }
@@ -20,7 +23,7 @@ export class KeyLock {
       const waiter = (): void => {
         this.#start(key, fn).then(resolve, reject);
       };
-      if (queue === null) this.#queues.set(key, [waiter]);
+      if (queue === null || queue === undefined) this.#queues.set(key, [waiter]);
       else queue.push(waiter);
     });
   }
@@ -33,22 +36,36 @@ export class KeyLock {
    * promise is returned, as with `run`.
    */
   runNow<T>(key: string, fn: () => T | Promise<T>): T | Promise<T> {
-    if (this.#queues.has(key)) return this.run(key, () => Promise.resolve(fn()));
-    this.#queues.set(key, null);
+    if (this.#queues.has(key) || this.#heldNow(key)) return this.run(key, () => Promise.resolve(fn()));
+    // While `fn` runs synchronously nothing else can run, so the key needs no
+    // entry (a map entry per call was a set, a delete and rehashing garbage):
+    // only a re-entrant call for the same key (#syncKeys) queues, and the key
+    // is entered once `fn` has returned a promise.
+    this.#syncKeys.push(key);
     let result: T | Promise<T>;
     try {
       result = fn();
     } catch (err) {
-      this.#release(key);
+      this.#syncKeys.pop();
+      if (this.#queues.has(key)) this.#release(key);
       throw err;
     }
+    this.#syncKeys.pop();
     if (result instanceof Promise) {
+      // Waiters queued re-entrantly are behind `fn`, as with run().
+      if (!this.#queues.has(key)) this.#queues.set(key, null);
       const release = (): void => this.#release(key);
       result.then(release, release);
       return result;
     }
-    this.#release(key);
+    if (this.#queues.has(key)) this.#release(key);
     return result;
+  }
+
+  #heldNow(key: string): boolean {
+    const keys = this.#syncKeys;
+    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return true;
+    return false;
   }
 
   /** Number of keys with work queued or running. */

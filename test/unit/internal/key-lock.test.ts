@@ -88,3 +88,55 @@ describe('KeyLock.runNow', () => {
     expect(lock.size).toBe(0);
   });
 });
+
+describe('KeyLock.runNow: re-entrant calls', () => {
+  it('a call for the same key made inside synchronous work waits until that work is done, then runs', async () => {
+    const lock = new KeyLock();
+    const order: string[] = [];
+    let inner: Promise<unknown> | undefined;
+    let nested: unknown;
+    lock.runNow('k', () => {
+      order.push('outer start');
+      inner = lock.run('k', async () => {
+        order.push('inner');
+      });
+      nested = lock.runNow('other', () => {
+        order.push('other key');
+        // The outer key is still held by the work that is running.
+        return lock.runNow('k', () => order.push('inner now'));
+      });
+      order.push('outer end');
+      return 1;
+    });
+    expect(nested).toBeInstanceOf(Promise);
+    await inner;
+    await nested;
+    expect(order).toEqual(['outer start', 'other key', 'outer end', 'inner', 'inner now']);
+    expect(lock.size).toBe(0);
+  });
+
+  it('a re-entrant waiter still runs when the synchronous work throws, or turns asynchronous', async () => {
+    const lock = new KeyLock();
+    const order: string[] = [];
+    let waiter: Promise<unknown> | undefined;
+    expect(() =>
+      lock.runNow('k', () => {
+        waiter = lock.run('k', async () => order.push('after throw'));
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    await waiter;
+    let finish!: () => void;
+    const slow = lock.runNow('k', () => {
+      waiter = lock.run('k', async () => order.push('after async'));
+      return new Promise<void>((r) => (finish = r));
+    });
+    await Promise.resolve();
+    expect(order).toEqual(['after throw']);
+    finish();
+    await slow;
+    await waiter;
+    expect(order).toEqual(['after throw', 'after async']);
+    expect(lock.size).toBe(0);
+  });
+});

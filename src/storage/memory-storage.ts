@@ -141,16 +141,39 @@ export class MemoryStorage extends AbstractStorage {
   readonly #hints = new Map<string, HintRow>();
   readonly #meta = new Map<string, Uint8Array>();
   #hintSeq = 0;
+  /** The key array and id of the last {@link MemoryStorage.#idOf}. */
+  #lastKey: Uint8Array | undefined;
+  #lastId = '';
+
+  /**
+   * `bytesKey(key)`, reusing the last id when the same key array comes again
+   * with the same bytes (a replica reads a key, then writes it, with one
+   * array): the bytes are compared with the id's chars, so a reused array
+   * holding another key gets its own id. A string already hashed by the map
+   * is also looked up faster.
+   */
+  #idOf(key: Uint8Array): string {
+    const last = this.#lastId;
+    if (key === this.#lastKey && last.length === key.length) {
+      let i = 0;
+      while (i < last.length && last.charCodeAt(i) === key[i]) i++;
+      if (i === last.length) return last;
+    }
+    const id = bytesKey(key);
+    this.#lastKey = key;
+    this.#lastId = id;
+    return id;
+  }
 
   protected _get(key: Uint8Array): Uint8Array | undefined {
-    const row = this.#rows.get(bytesKey(key));
+    const row = this.#rows.get(this.#idOf(key));
     // The caller's copy comes from a shared slab (no off-heap allocation per read);
     // the stored copy is a string, so a long-lived record pins no slab.
     return row === undefined ? undefined : fromLatin1(row.record);
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
-    const id = bytesKey(key);
+    const id = this.#idOf(key);
     const old = this.#rows.get(id);
     if (old !== undefined && old.token === token) {
       // Same place in the index: replace the row where it sits (no re-sort).

@@ -210,3 +210,43 @@ describe('MemoryStorage', () => {
     ]);
   });
 });
+
+describe('MemoryStorage: one key array reused for other keys', () => {
+  it('finds the key the array holds at each call (ids are never reused across different bytes)', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    const key = new TextEncoder().encode('key:1');
+    await s.put(key, 1, Uint8Array.of(1));
+    expect(s.getNow(key)).toEqual(Uint8Array.of(1));
+    key[4] = 0x32; // now 'key:2'
+    expect(s.getNow(key)).toBeUndefined();
+    s.putNow(key, 2, Uint8Array.of(2));
+    key[4] = 0x31;
+    expect(s.getNow(key)).toEqual(Uint8Array.of(1));
+    const shorter = key.subarray(0, 4);
+    expect(await s.get(shorter)).toBeUndefined();
+    expect(await s.get(new TextEncoder().encode('key:2'))).toEqual(Uint8Array.of(2));
+  });
+
+  it('property: a reused array behaves as fresh arrays holding the same bytes would', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 12 }), fc.boolean()), { maxLength: 40 }), async (steps) => {
+        const s = new MemoryStorage();
+        await s.open();
+        const model = new Map<string, number>();
+        const reused = new Uint8Array(12);
+        steps.forEach(([bytes, write], i) => {
+          const k = reused.subarray(0, bytes.length);
+          k.set(bytes);
+          const id = Buffer.from(bytes).toString('hex');
+          if (write) {
+            s.putNow(k, 0, Uint8Array.of(i & 0xff));
+            model.set(id, i & 0xff);
+          }
+          const got = s.getNow(k) as Uint8Array | undefined;
+          expect(got === undefined ? undefined : got[0]).toBe(model.get(id));
+        });
+      }),
+    );
+  });
+});

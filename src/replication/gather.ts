@@ -43,7 +43,7 @@ export interface StandInPolicy {
   silent(id: string): void;
 }
 
-export interface GatherOptions {
+export interface GatherOptions<T = unknown> {
   readonly operation: 'read' | 'write';
   /** Successful answers needed from distinct nodes. */
   readonly required: number;
@@ -88,6 +88,12 @@ export interface GatherOptions {
   readonly replicaSet?: ReplicaSet | undefined;
   /** Per-hop timeouts (with `standIns`): a node still silent after a hop gets a stand-in, its own call goes on. */
   readonly hops?: HopQueue | undefined;
+  /**
+   * Called once every call settled, as `all` resolves but without a promise
+   * (a coordinator's read repair and background accounting run on every
+   * operation).
+   */
+  readonly onAll?: ((gathered: Gathered<T>) => void) | undefined;
 }
 
 /** What {@link gather} returns. */
@@ -110,7 +116,7 @@ export interface Gathering<T> {
  * node with its error's code (`KV_TIMEOUT` at the deadline; a node skipped
  * as unavailable by `standIns` is `KV_UNREACHABLE`).
  */
-export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions): Gathering<T> {
+export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>): Gathering<T> {
   const g = new Gather<T>(nodes, call, options);
   g.begin();
   return g;
@@ -128,13 +134,15 @@ const noop = (): void => {};
  */
 class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter {
   readonly quorum: Promise<Gathered<T>>;
-  readonly all: Promise<Gathered<T>>;
+  /** Made when `all` is first read (most callers take `onAll`). */
+  #all: Promise<Gathered<T>> | undefined;
+  #allDone = false;
   /** The nodes asked, stand-ins appended (a copy of the caller's list once one is). */
   #nodes: readonly NodeInfo[];
   /** Per node, the primary it stands in for (allocated with the first stand-in). */
   #standInFor: (string | undefined)[] | undefined;
   readonly #call: GatherCall<T>;
-  readonly #options: GatherOptions;
+  readonly #options: GatherOptions<T>;
   /** Nodes the caller gave (the first `#primaries` of `#nodes`). */
   readonly #primaries: number;
   /** Of those, how many have not answered or failed yet. */
@@ -161,9 +169,9 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
   #offAbort: () => void = noop;
   #resolve!: (g: Gathered<T>) => void;
   #reject!: (e: unknown) => void;
-  #resolveAll!: (g: Gathered<T>) => void;
+  #resolveAll: ((g: Gathered<T>) => void) | undefined;
 
-  constructor(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions) {
+  constructor(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>) {
     this.#nodes = nodes;
     this.#call = call;
     this.#options = options;
@@ -177,9 +185,17 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
     });
     // The caller may ignore `quorum` after an early failure path; never leave it unhandled.
     this.quorum.catch(noop);
-    this.all = new Promise<Gathered<T>>((resolve) => {
-      this.#resolveAll = resolve;
-    });
+  }
+
+  get all(): Promise<Gathered<T>> {
+    if (this.#all === undefined) {
+      this.#all = this.#allDone
+        ? Promise.resolve<Gathered<T>>(this)
+        : new Promise<Gathered<T>>((resolve) => {
+            this.#resolveAll = resolve;
+          });
+    }
+    return this.#all;
   }
 
   get ok(): ReadonlyMap<string, T> {
@@ -363,7 +379,9 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
       this.#deadline = undefined;
     }
     this.#offAbort();
-    this.#resolveAll(this);
+    this.#allDone = true;
+    this.#resolveAll?.(this);
+    this.#options.onAll?.(this);
   }
 
   #expire(): void {

@@ -20,7 +20,7 @@ import {
   encodeSiblingSet,
 } from '../versioning/index.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { gather, type StandInPolicy } from './gather.js';
+import { gather, type Gathering, type StandInPolicy } from './gather.js';
 import { HopQueue } from './hop-queue.js';
 import { toKeyRef } from './key-ref.js';
 import {
@@ -304,18 +304,29 @@ export class QuorumCoordinator {
     // A zone level asks the replicas of the zones that count only.
     if (zones !== undefined) replicas = replicas.filter((node) => node.zone !== undefined && zones.has(node.zone));
     const answers = new ReadAnswers();
-    const { quorum, all } = gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
-      operation: 'read',
-      required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
-      zones,
-      deadline: options.deadline,
-      deadlines: this.#deadlines,
-      signal: options.signal,
-      clock: this.#o.clock,
-    });
-    // Read repair once every replica answered; answers that all agree need no look at who said what.
-    this.#track(all.then((done) => (answers.unanimous ? undefined : this.#repair(ref, replicas, done.ok, answers))));
-    await quorum;
+    // Background work from here until every replica answered (stop() waits for it).
+    this.#background++;
+    let gathering: Gathering<SiblingSet<Uint8Array>>;
+    try {
+      gathering = gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
+        operation: 'read',
+        required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
+        zones,
+        deadline: options.deadline,
+        deadlines: this.#deadlines,
+        signal: options.signal,
+        clock: this.#o.clock,
+        // Read repair once every replica answered; answers that all agree need no look at who said what.
+        onAll: (done) => {
+          if (answers.unanimous) this.#untrack();
+          else this.#repair(ref, replicas, done.ok, answers).then(this.#untrack, this.#untrack);
+        },
+      });
+    } catch (err) {
+      this.#untrack();
+      throw err;
+    }
+    await gathering.quorum;
     return answers.merged();
   }
 
@@ -482,33 +493,41 @@ export class QuorumCoordinator {
         }
       }
     }
-    const { quorum, all } = gather(
-      others,
-      (node, signal, standInFor) =>
-        standInFor !== undefined
-          ? this.#hintTo(node, standInFor, ref, record, deadline, signal)
-          : set !== undefined
-            ? this.#applyTo(node, ref, set, record, deadline, signal)
-            : this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal).then(
-                expectApplied,
-              ),
-      {
-        operation: 'write',
-        required,
-        counted,
-        zones,
-        deadline,
-        // Every call is a request whose timeout is this deadline.
-        timer: false,
-        signal: options.signal,
-        clock: this.#o.clock,
-        standIns: sloppy ? this.#policy : undefined,
-        replicaSet: sloppy ? replicaSet : undefined,
-        hops: sloppy ? this.#hops : undefined,
-      },
-    );
-    this.#track(all);
-    return quorum;
+    this.#background++;
+    let gathering: Gathering<unknown>;
+    try {
+      gathering = gather<unknown>(
+        others,
+        (node, signal, standInFor) =>
+          standInFor !== undefined
+            ? this.#hintTo(node, standInFor, ref, record, deadline, signal)
+            : set !== undefined
+              ? this.#applyTo(node, ref, set, record, deadline, signal)
+              : this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal).then(
+                  expectApplied,
+                ),
+        {
+          operation: 'write',
+          required,
+          counted,
+          zones,
+          deadline,
+          // Every call is a request whose timeout is this deadline.
+          timer: false,
+          signal: options.signal,
+          clock: this.#o.clock,
+          standIns: sloppy ? this.#policy : undefined,
+          replicaSet: sloppy ? replicaSet : undefined,
+          hops: sloppy ? this.#hops : undefined,
+          // Replication past W goes on in the background until every call settled.
+          onAll: this.#untrack,
+        },
+      );
+    } catch (err) {
+      this.#untrack();
+      throw err;
+    }
+    return gathering.quorum;
   }
 
   async #coordinateLocally(
@@ -682,9 +701,4 @@ export class QuorumCoordinator {
     return down === undefined ? targets : [...up!, ...down];
   }
 
-  /** Keeps `p` (which never rejects, or whose rejection nobody needs) until it settles; `stop()` waits for it. */
-  #track(p: Promise<unknown>): void {
-    this.#background++;
-    p.then(this.#untrack, this.#untrack);
-  }
 }

@@ -106,3 +106,47 @@ describe('gather', () => {
     expect(clock.pending).toBe(0);
   });
 });
+
+describe('gather: onAll and a lazy `all`', () => {
+  it('calls onAll once, after the last call settled (not at the quorum), with every answer and failure', async () => {
+    const clock = new ManualClock();
+    const { calls, call } = controlled();
+    const seen: { ok: [string, string][]; failures: number }[] = [];
+    const g = gather(nodes(3), call, {
+      operation: 'read',
+      required: 1,
+      deadline: clock.now() + 100,
+      clock,
+      onAll: (done) => seen.push({ ok: [...done.ok], failures: done.failures.length }),
+    });
+    calls.get('n0')!.resolve('a');
+    await g.quorum;
+    expect(seen).toEqual([]);
+    calls.get('n2')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
+    calls.get('n1')!.resolve('b');
+    await settle();
+    expect(seen).toEqual([{ ok: [['n0', 'a'], ['n1', 'b']], failures: 1 }]);
+    // `all` made after the fact resolves at once with the same view.
+    expect((await g.all).ok.size).toBe(2);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('calls onAll at the deadline for calls that never answer (with the timer), and with no nodes at once', async () => {
+    const clock = new ManualClock();
+    const { calls, call } = controlled();
+    let done = 0;
+    const g = gather(nodes(2), call, { operation: 'write', required: 2, deadline: clock.now() + 50, clock, onAll: () => done++ });
+    calls.get('n0')!.resolve('x');
+    await settle();
+    expect(done).toBe(0);
+    clock.advance(50);
+    await expect(g.quorum).rejects.toMatchObject({ code: 'KV_QUORUM_NOT_MET' });
+    expect(done).toBe(0); // the silent call itself has not settled yet
+    calls.get('n1')!.reject(new KvError('KV_TIMEOUT', 'late'));
+    await settle();
+    expect(done).toBe(1);
+    let empty = 0;
+    gather([], call, { operation: 'read', required: 0, deadline: clock.now() + 50, clock, onAll: () => empty++ });
+    expect(empty).toBe(1);
+  });
+});

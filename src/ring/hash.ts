@@ -134,8 +134,24 @@ export function hashKey(key: string | Uint8Array, maxKeyBytes: number = DEFAULT_
  */
 export function keyBytes(key: string | Uint8Array, maxKeyBytes: number = DEFAULT_MAX_KEY_BYTES): Uint8Array {
   checkMax(maxKeyBytes);
+  // Fast path: a short non-empty ASCII string within the limit is well-formed and
+  // its UTF-8 bytes are its code units (copied in JS: no native encode, no view).
+  if (typeof key === 'string' && key.length !== 0 && key.length <= ASCII_FAST_MAX && key.length <= maxKeyBytes) {
+    const n = key.length;
+    const out = new Uint8Array(n);
+    let i = 0;
+    for (; i < n; i++) {
+      const c = key.charCodeAt(i);
+      if (c >= 0x80) break;
+      out[i] = c;
+    }
+    if (i === n) return out;
+  }
   return validBytes(key, maxKeyBytes).slice();
 }
+
+/** Keys up to this many code units take {@link keyBytes}'s ASCII path (a typed array this small lives on the JS heap). */
+const ASCII_FAST_MAX = 64;
 
 /** Murmur of any string, without the key length limit (used for token generation). */
 function hashString(s: string): number {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, KvError } from '../../../src/errors/index.js';
 import { defaultTokens, hashKey, keyBytes, validateKey } from '../../../src/ring/index.js';
@@ -74,6 +75,27 @@ describe('keyBytes / validateKey', () => {
     const copy = keyBytes(src);
     src[0] = 9;
     expect(copy[0]).toBe(1);
+  });
+
+  it('property: the bytes are exactly TextEncoder\'s, for ASCII (fast path) and any well-formed string, fresh each call', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ minLength: 1, maxLength: 80 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 40 })), (s) => {
+        const a = keyBytes(s);
+        expect([...a]).toEqual([...new TextEncoder().encode(s)]);
+        const b = keyBytes(s);
+        expect(b).not.toBe(a);
+        b[0] = (b[0]! + 1) & 0xff;
+        expect(keyBytes(s)[0]).toBe(a[0]);
+      }),
+    );
+  });
+
+  it('the ASCII path keeps the limits: over maxKeyBytes and empty are KV_INVALID_KEY', () => {
+    expect(keyBytes('abc', 3)).toEqual(new Uint8Array([97, 98, 99]));
+    expect(codeOf(() => keyBytes('abcd', 3))).toBe(ErrorCodes.INVALID_KEY);
+    expect(codeOf(() => keyBytes('a'.repeat(65), 64))).toBe(ErrorCodes.INVALID_KEY);
+    expect(keyBytes('a'.repeat(64), 64)).toHaveLength(64);
+    expect(codeOf(() => keyBytes('é'.repeat(33), 64))).toBe(ErrorCodes.INVALID_KEY); // 66 UTF-8 bytes
   });
 
   it('validates like hashKey', () => {

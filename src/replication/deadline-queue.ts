@@ -1,4 +1,5 @@
 import type { Clock, TimerHandle } from '../internal/clock.js';
+import { MinHeap } from '../internal/min-heap.js';
 
 /** Something waiting in a {@link DeadlineQueue}. */
 export interface DeadlineWaiter {
@@ -23,6 +24,8 @@ interface Entry {
 
 /** Earlier deadline first, then earlier queued. */
 const before = (a: Entry, b: Entry): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq);
+/** Not cancelled (nor called). */
+const live = (e: Entry): boolean => e.waiter !== undefined;
 
 /**
  * The deadlines of every quorum call of one coordinator, with one clock
@@ -37,7 +40,7 @@ const before = (a: Entry, b: Entry): boolean => a.at < b.at || (a.at === b.at &&
  */
 export class DeadlineQueue {
   readonly #clock: Clock;
-  #heap: Entry[] = [];
+  readonly #heap = new MinHeap<Entry>(before);
   #live = 0;
   #seq = 0;
   #timer: TimerHandle | undefined;
@@ -61,7 +64,7 @@ export class DeadlineQueue {
 
   /** Entries held, cancelled ones not dropped yet included (at most about twice {@link DeadlineQueue.size}, or 64). */
   get held(): number {
-    return this.#heap.length;
+    return this.#heap.size;
   }
 
   /**
@@ -76,9 +79,10 @@ export class DeadlineQueue {
       return entry as unknown as DeadlineEntry;
     }
     const heap = this.#heap;
-    if (heap.length >= 64 && heap.length >= 2 * this.#live) this.#compact();
+    // Cancelled entries are half the heap: drop them (amortised O(1) per push).
+    if (heap.size >= 64 && heap.size >= 2 * this.#live) heap.retain(live);
     this.#live++;
-    this.#siftUp(entry, this.#heap.length);
+    heap.push(entry);
     if (at < this.#timerAt) this.#arm(at);
     return entry as unknown as DeadlineEntry;
   }
@@ -90,7 +94,7 @@ export class DeadlineQueue {
     entry.waiter = undefined;
     if (--this.#live === 0) {
       // Nothing left to wait for: no timer outlives the calls, and no stale heap.
-      this.#heap = [];
+      this.#heap.clear();
       this.#disarm();
     }
   }
@@ -98,8 +102,8 @@ export class DeadlineQueue {
   /** Clears the timer and forgets every entry (none is called); later pushes are inert. */
   stop(): void {
     this.#stopped = true;
-    for (const entry of this.#heap) entry.waiter = undefined;
-    this.#heap = [];
+    for (const entry of this.#heap.items()) entry.waiter = undefined;
+    this.#heap.clear();
     this.#live = 0;
     this.#disarm();
   }
@@ -119,10 +123,9 @@ export class DeadlineQueue {
   #run(): void {
     const now = this.#clock.now();
     // A waiter called below may push (a new entry lands in the heap and is handled in order).
-    while (this.#heap.length > 0) {
-      const top = this.#heap[0]!;
+    for (let top = this.#heap.peek(); top !== undefined; top = this.#heap.peek()) {
       if (top.waiter !== undefined && top.at > now) break;
-      this.#pop();
+      this.#heap.pop();
       const waiter = top.waiter;
       if (waiter === undefined) continue;
       top.waiter = undefined;
@@ -130,52 +133,7 @@ export class DeadlineQueue {
       waiter.deadlineDue();
       if (this.#stopped) return;
     }
-    const next = this.#heap[0];
+    const next = this.#heap.peek();
     if (next !== undefined && next.at < this.#timerAt) this.#arm(next.at);
-  }
-
-  #siftUp(entry: Entry, from: number): void {
-    const heap = this.#heap;
-    let i = from;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = heap[parent]!;
-      if (!before(entry, p)) break;
-      heap[i] = p;
-      i = parent;
-    }
-    heap[i] = entry;
-  }
-
-  #pop(): void {
-    const heap = this.#heap;
-    const last = heap.pop()!;
-    if (heap.length === 0) return;
-    this.#siftDown(last, 0);
-  }
-
-  #siftDown(entry: Entry, from: number): void {
-    const heap = this.#heap;
-    const n = heap.length;
-    let i = from;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      const right = child + 1;
-      if (right < n && before(heap[right]!, heap[child]!)) child = right;
-      const c = heap[child]!;
-      if (!before(c, entry)) break;
-      heap[i] = c;
-      i = child;
-    }
-    heap[i] = entry;
-  }
-
-  /** Drops cancelled entries (amortised O(1) per push: runs once they are half the heap). */
-  #compact(): void {
-    const heap = this.#heap.filter((e) => e.waiter !== undefined);
-    this.#heap = heap;
-    for (let i = (heap.length >> 1) - 1; i >= 0; i--) this.#siftDown(heap[i]!, i);
-    // The earliest entry may have been a cancelled one the timer was armed for: keep the timer (it re-arms when it fires).
   }
 }

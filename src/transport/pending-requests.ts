@@ -1,5 +1,6 @@
 import { AbortError, ErrorCodes, KvError, TimeoutError } from '../errors/index.js';
 import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js';
+import { MinHeap } from '../internal/min-heap.js';
 import { onAbort } from '../internal/signals.js';
 
 /**
@@ -152,7 +153,7 @@ export class PendingRequests<T> {
    * the heap lazily (when they reach the top, or at a compaction once they
    * are most of it); the heap is emptied when the table is.
    */
-  #heap: Entry<T>[] = [];
+  readonly #heap = new MinHeap<Entry<T>>(before);
   #timer: TimerHandle | undefined = undefined;
   /** The deadline the timer is armed for. */
   #timerAt = Infinity;
@@ -216,7 +217,9 @@ export class PendingRequests<T> {
     });
     this.#entries.set(requestId, entry);
     if (timeout !== Infinity) {
-      this.#push(entry);
+      // Settled requests are most of the heap: drop them (amortised O(1) per request).
+      if (this.#heap.size >= 64 && this.#heap.size > 2 * this.#entries.size) this.#heap.retain((e) => this.#entries.get(e.id) === e);
+      this.#heap.push(entry);
       if (deadline < this.#timerAt) this.#arm(deadline);
     }
     if (signal) {
@@ -270,7 +273,7 @@ export class PendingRequests<T> {
     this.#entries.delete(id);
     if (this.#entries.size === 0) {
       // Nothing left to time out: no timer outlives the requests, and no stale heap.
-      this.#heap = [];
+      this.#heap.clear();
       this.#disarm();
     }
     if (entry.offAbort) {
@@ -305,7 +308,7 @@ export class PendingRequests<T> {
     for (;;) {
       const top = this.#top();
       if (top === undefined || top.deadline > due) break;
-      this.#pop();
+      this.#heap.pop();
       // Settling runs callbacks that may open or settle requests (the heap is re-read each round).
       this.#settle(top.id, new TimeoutError(`${top.label} timed out after ${top.timeout} ms`));
     }
@@ -316,59 +319,10 @@ export class PendingRequests<T> {
   /** The live request with the earliest deadline (settled ones above it are dropped). */
   #top(): Entry<T> | undefined {
     for (;;) {
-      const top = this.#heap[0];
+      const top = this.#heap.peek();
       if (top === undefined || this.#entries.get(top.id) === top) return top;
-      this.#pop();
+      this.#heap.pop();
     }
-  }
-
-  #push(entry: Entry<T>): void {
-    const heap = this.#heap;
-    if (heap.length >= 64 && heap.length > 2 * this.#entries.size) {
-      this.#compact();
-      return this.#push(entry);
-    }
-    let i = heap.length;
-    heap.push(entry);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = heap[parent] as Entry<T>;
-      if (!before(entry, p)) break;
-      heap[i] = p;
-      i = parent;
-    }
-    heap[i] = entry;
-  }
-
-  #pop(): void {
-    const heap = this.#heap;
-    const last = heap.pop() as Entry<T>;
-    if (heap.length === 0) return;
-    this.#siftDown(last, 0);
-  }
-
-  #siftDown(entry: Entry<T>, from: number): void {
-    const heap = this.#heap;
-    const n = heap.length;
-    let i = from;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      const right = child + 1;
-      if (right < n && before(heap[right] as Entry<T>, heap[child] as Entry<T>)) child = right;
-      const c = heap[child] as Entry<T>;
-      if (!before(c, entry)) break;
-      heap[i] = c;
-      i = child;
-    }
-    heap[i] = entry;
-  }
-
-  /** Drops settled requests from the heap (once they are most of it; amortised O(1) per request). */
-  #compact(): void {
-    const heap = this.#heap.filter((e) => this.#entries.get(e.id) === e);
-    this.#heap = heap;
-    for (let i = (heap.length >> 1) - 1; i >= 0; i--) this.#siftDown(heap[i] as Entry<T>, i);
   }
 
   #freeId(): number {

@@ -60,7 +60,7 @@ export type {
 
 // Versioning
 export { SiblingSet, actorId, parseActorId, encodeSiblingSet, decodeSiblingSet, encodeClock, decodeClock } from './versioning/index.js';
-export type { Version, WriteChange, WriteResult } from './versioning/index.js';
+export type { Version, WriteChange, WriteResult, DecodeSiblingSetOptions } from './versioning/index.js';
 
 // Ring helpers
 export { packTokens, unpackTokens, MAX_TOKENS, validateKey, DEFAULT_MAX_KEY_BYTES, DEFAULT_TOKENS_PER_WEIGHT } from './ring/index.js';

@@ -36,7 +36,7 @@ import {
   readOptionalBytes,
   readOptionalNumber,
 } from './messages.js';
-import { corruptStoredRecord, type ReplicaServer } from './replica-server.js';
+import { corruptStoredRecord, type CoordinatedVersion, type ReplicaServer } from './replica-server.js';
 import type { KeyRef, WriteRequest } from './types.js';
 
 /** How long read repair may take after the read answered, ms. */
@@ -331,7 +331,16 @@ export class QuorumCoordinator {
   }
 
   /** Quorum write. Rejects with `KV_QUORUM_NOT_MET` when fewer than W replicas stored it in time. */
-  async write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
+  write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
+    // Not async: returning the inner promise from an async function would cost a promise and two turns.
+    try {
+      return this.#write(key, write, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
     throwIfAborted(options.signal);
     const ref = toKeyRef(key, this.#tokenOf);
     const ring = this.#o.ring();
@@ -530,19 +539,23 @@ export class QuorumCoordinator {
     return gathering.quorum;
   }
 
-  async #coordinateLocally(
+  #coordinateLocally(
     ref: KeyRef,
     replicaSet: ReplicaSet,
     write: WriteRequest,
     options: CoordinatorCallOptions,
     sloppy: boolean,
   ): Promise<void> {
-    const { set, encoded } = await this.#o.replica.coordinateWrite(ref, write);
-    const self = this.#o.self;
-    const others: NodeInfo[] = [];
-    const primaries = replicaSet.primaries;
-    for (let i = 0; i < primaries.length; i++) if (primaries[i]!.id !== self) others.push(primaries[i]!);
-    await this.#replicate(others, ref, set, encoded, replicaSet, write.w, options, sloppy);
+    // The version is usually created synchronously (coordinateWriteNow): no turn before replication starts.
+    const version = this.#o.replica.coordinateWriteNow(ref, write);
+    const replicate = ({ set, encoded }: CoordinatedVersion): Promise<void> => {
+      const self = this.#o.self;
+      const others: NodeInfo[] = [];
+      const primaries = replicaSet.primaries;
+      for (let i = 0; i < primaries.length; i++) if (primaries[i]!.id !== self) others.push(primaries[i]!);
+      return this.#replicate(others, ref, set, encoded, replicaSet, write.w, options, sloppy).then(noop);
+    };
+    return version instanceof Promise ? version.then(replicate) : replicate(version);
   }
 
   async #forward(

@@ -348,10 +348,22 @@ export class ReplicaServer {
    *   replica's clock) has passed when the key's turn comes; nothing is created then.
    */
   coordinateWrite(key: KeyRef | Uint8Array, write: Omit<WriteRequest, 'w'>, notAfter?: number): Promise<CoordinatedVersion> {
-    return settled(() => {
-      const ref = toKeyRef(key, this.#tokenOf);
-      return this.#locks.runNow(bytesKey(ref.bytes), () => this.#coordinate(ref, write, notAfter));
-    });
+    return settled(() => this.coordinateWriteNow(key, write, notAfter));
+  }
+
+  /**
+   * {@link ReplicaServer.coordinateWrite} for a caller on the data path: the
+   * version itself when it was created and stored synchronously (a storage
+   * that answers synchronously, a free key, no lease to extend), else a
+   * promise of it. Errors are thrown (or the promise rejects) as there.
+   */
+  coordinateWriteNow(
+    key: KeyRef | Uint8Array,
+    write: Omit<WriteRequest, 'w'>,
+    notAfter?: number,
+  ): CoordinatedVersion | Promise<CoordinatedVersion> {
+    const ref = toKeyRef(key, this.#tokenOf);
+    return this.#locks.runNow(bytesKey(ref.bytes), () => this.#coordinate(ref, write, notAfter));
   }
 
   // Synchronous end to end when the storage answers synchronously (see #merge).

@@ -299,3 +299,28 @@ describe('ReplicaServer: the synchronous read-merge-write and storages that answ
     expect((await r.read(key('k'))).values().map((v) => new TextDecoder().decode(v))).toEqual(['c']);
   });
 });
+
+describe('ReplicaServer.coordinateWriteNow', () => {
+  it('returns the version itself over a synchronous storage, a promise over one that answers later, the same version either way', async () => {
+    const sync = await server(new MemoryStorage());
+    // The first version extends the counter lease (a metadata write: asynchronous).
+    expect(sync.coordinateWriteNow(key('first'), write('x'))).toBeInstanceOf(Promise);
+    await Promise.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
+    const now = sync.coordinateWriteNow(key('k'), write('a'));
+    expect(now).not.toBeInstanceOf(Promise);
+    expect((now as { set: SiblingSet<Uint8Array> }).set.size).toBe(1);
+    class Later extends MemoryStorage {
+      protected override _get(k: Uint8Array): Uint8Array | undefined {
+        return new Promise((resolve) => setImmediate(() => resolve(super._get(k)))) as unknown as Uint8Array | undefined;
+      }
+    }
+    const slow = await server(new Later());
+    const later = slow.coordinateWriteNow(key('k'), write('a'));
+    expect(later).toBeInstanceOf(Promise);
+    const v = await later;
+    expect(v.set.values().map((x) => new TextDecoder().decode(x))).toEqual(['a']);
+    // Refusals are thrown, not returned.
+    expect(() => sync.coordinateWriteNow(key('k'), write('b'), Date.now() - 1)).toThrow(expect.objectContaining({ code: 'KV_TIMEOUT' }));
+  });
+});

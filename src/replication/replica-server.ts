@@ -94,8 +94,6 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 /** The answer to every `kv.apply` (the transport only reads answers). */
 const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
 const appliedAnswer = (): WireMessage => APPLIED;
-/** One settled promise of it, for applies that finished synchronously. */
-const APPLIED_NOW: Promise<WireMessage> = Promise.resolve(APPLIED);
 const RESOLVED: Promise<void> = Promise.resolve();
 /**
  * Records decoded here are this node's own bytes (a storage read, a
@@ -464,15 +462,19 @@ export class ReplicaServer {
    * Handles `kv.read`, `kv.apply` and `kv.version` (create a forwarded
    * write's version; see `messages.ts`). The key's token is computed here
    * from its bytes, never taken from the message (see the class notes).
+   *
+   * The answer comes synchronously when the work was synchronous (a read
+   * or a merge over a storage that answers synchronously): a transport then
+   * sends it in the same turn, with no promise. Failures always come as a
+   * rejected promise.
    */
-  handle(message: WireMessage): Promise<WireMessage> {
+  handle(message: WireMessage): WireMessage | Promise<WireMessage> {
     // Not an async function: the answer follows the storage's promise directly.
     try {
       switch (message.type) {
         case 'kv.read': {
-          // A storage that answers synchronously answers the message with one settled promise.
           const record = this.#getNow(readBytes(message, 'key', MAX_WIRE_KEY));
-          return record instanceof Promise ? record.then(recordAnswer) : Promise.resolve(recordAnswer(record));
+          return record instanceof Promise ? record.then(recordAnswer) : recordAnswer(record);
         }
         case 'kv.apply': {
           const key = readBytes(message, 'key', MAX_WIRE_KEY);
@@ -481,7 +483,7 @@ export class ReplicaServer {
           const incoming = decodeSiblingSet(encoded, VIEWS);
           const ref: KeyRef = { bytes: key, token: this.#tokenOf(key) };
           const done = this.#locks.runNow(bytesKey(key), () => this.#merge(ref, incoming, encoded));
-          return done instanceof Promise ? done.then(appliedAnswer) : APPLIED_NOW;
+          return done instanceof Promise ? done.then(appliedAnswer) : APPLIED;
         }
         case 'kv.version':
           return this.#version(message);

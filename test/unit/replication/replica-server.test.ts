@@ -270,7 +270,7 @@ describe('ReplicaServer: the synchronous read-merge-write and storages that answ
       for (let i = 0; i < 50; i++) {
         pending.push(r.coordinateWrite(k, write(`own${i}`)));
         if (i < 20) pending.push(r.apply(k, foreign[i]!, encodeSiblingSet(foreign[i]!)));
-        if (i % 10 === 0) pending.push(r.handle({ type: 'kv.apply', key: k, record: encodeSiblingSet(foreign[i % 20]!) }));
+        if (i % 10 === 0) pending.push(Promise.resolve(r.handle({ type: 'kv.apply', key: k, record: encodeSiblingSet(foreign[i % 20]!) })));
       }
       await Promise.all(pending);
       const set = await r.read(k);

@@ -28,6 +28,15 @@ const TRIALS = Math.max(1, Number(process.env.BENCH_FAILURE_TRIALS ?? 5));
 const CAPACITY_MS = 2_000;
 const IN_FLIGHT = 64;
 const KEYS = 2_000;
+/**
+ * Keys of the steady load. Its puts are blind (no context), so every put to
+ * a key adds a sibling until `maxSiblings` (100) refuses the next with
+ * KV_TOO_MANY_SIBLINGS: the load's key space must be large enough that no
+ * key gets near that in a run (about 260k puts at 2026-11-25 speeds: under 3
+ * per key). With 2,000 keys a faster store filled them during the 60 s row,
+ * and the crash trials then counted those refusals as failed puts.
+ */
+const LOAD_KEYS = 100_000;
 const VALUE = { pad: 'x'.repeat(100) };
 /** Store defaults, spelled out: the test cluster's own gossip preset is faster. */
 const GOSSIP = { interval: 250, timeout: 1_000 } as const;
@@ -85,7 +94,7 @@ function steadyLoad(
       const issuedAt = performance.now();
       const p = cluster
         .store(via)
-        .put(`load:${k % KEYS}`, VALUE)
+        .put(`load:${k % LOAD_KEYS}`, VALUE)
         .then(
           () => void ok++,
           (err: unknown) => {

@@ -23,7 +23,7 @@ export interface Gathered<T> {
  * `node` stands in for (a sloppy quorum's fallback, which must keep what it
  * gets under a hint for that primary), undefined when `node` is asked for itself.
  */
-export type GatherCall<T> = (node: NodeInfo, signal: AbortSignal | undefined, standInFor: string | undefined) => Promise<T>;
+export type GatherCall<T> = (node: NodeInfo, signal: AbortSignal | undefined, standInFor: string | undefined) => T | Promise<T>;
 
 /**
  * Where a sloppy quorum finds its stand-ins and what it learns about nodes
@@ -164,6 +164,8 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
   /** Calls not settled yet (`all` waits for every one, even after the deadline). */
   #running: number;
   #settled = false;
+  /** True while begin() asks the nodes: an answer given synchronously then leaves #done to begin(). */
+  #beginning = false;
   /** Slot in `options.hops` while the hop is pending (-1: none). */
   #hopSlot = -1;
   #offAbort: () => void = noop;
@@ -217,10 +219,13 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
   begin(): void {
     const options = this.#options;
     const policy = options.standIns;
+    // Calls may answer synchronously (a local read): the end of this method settles what they decided.
+    this.#beginning = true;
     for (let i = 0; i < this.#primaries; i++) {
       // An unavailable node is skipped only for a stand-in: with none left it is asked anyway.
       if (policy === undefined || policy.available(this.#nodes[i]!) || !this.#skip(i)) this.#ask(i);
     }
+    this.#beginning = false;
     if (this.#running > 0) {
       if (options.timer !== false) {
         if (options.deadlines !== undefined) this.#deadline = options.deadlines.push(this, options.deadline);
@@ -256,12 +261,14 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
 
   #ask(i: number): void {
     const node = this.#nodes[i]!;
-    let pending: Promise<T>;
+    let pending: T | Promise<T>;
     try {
       pending = this.#call(node, this.#options.signal, this.#standInFor?.[i]);
     } catch (err) {
       pending = Promise.reject(err);
     }
+    // A call that answered synchronously (no promise) is counted at once.
+    if (!(pending instanceof Promise)) return this.#answered(i, node.id, pending);
     pending.then(
       (value) => this.#answered(i, node.id, value),
       (err: unknown) => this.#failed(i, node.id, err),
@@ -352,7 +359,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
       if (zone !== undefined) (this.#zoneAcks ??= new Map()).set(zone, (this.#zoneAcks?.get(zone) ?? 0) + 1);
       this.#finish();
     }
-    if (--this.#running === 0) this.#done();
+    if (--this.#running === 0 && !this.#beginning) this.#done();
   }
 
   #failed(i: number, id: string, err: unknown): void {
@@ -362,7 +369,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
       if (this.#options.standIns !== undefined && this.#replaced?.has(i) !== true) this.#replace(i);
       this.#finish();
     }
-    if (--this.#running === 0) this.#done();
+    if (--this.#running === 0 && !this.#beginning) this.#done();
   }
 
   #aborted(): void {

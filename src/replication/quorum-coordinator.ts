@@ -427,9 +427,13 @@ export class QuorumCoordinator {
     answers: ReadAnswers,
     deadline: number,
     signal: AbortSignal | undefined,
-  ): Promise<SiblingSet<Uint8Array>> {
+  ): SiblingSet<Uint8Array> | Promise<SiblingSet<Uint8Array>> {
     if (node.id === this.#o.self) {
-      return this.#o.replica.readEncoded(ref).then((bytes) => answers.decode(ref.bytes, bytes, true));
+      // This node's own record, synchronously when its storage answers so (gather counts it at once).
+      const bytes = this.#o.replica.readEncodedNow(ref);
+      return bytes instanceof Promise
+        ? bytes.then((b) => answers.decode(ref.bytes, b, true))
+        : answers.decode(ref.bytes, bytes, true);
     }
     return this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }, deadline, signal).then((answer) => {
       if (answer.type !== 'kv.record') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);

@@ -275,6 +275,15 @@ export class ReplicaServer {
   }
 
   /**
+   * {@link ReplicaServer.readEncoded} for a caller on the data path: the
+   * record itself when the storage answers synchronously, else a promise of
+   * it. Storage failures are thrown (or reject) as `KV_STORAGE_FAILURE`.
+   */
+  readEncodedNow(key: KeyRef | Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    return this.#getNow(key instanceof Uint8Array ? key : key.bytes);
+  }
+
+  /**
    * The encoded local record of `key`, undefined when absent.
    *
    * @throws KvError `KV_STORAGE_FAILURE` if the storage fails.

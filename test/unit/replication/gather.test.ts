@@ -150,3 +150,48 @@ describe('gather: onAll and a lazy `all`', () => {
     expect(empty).toBe(1);
   });
 });
+
+describe('gather: calls that answer synchronously', () => {
+  it('counts a synchronous answer at once; onAll comes once, after begin, when every call answered synchronously', async () => {
+    const clock = new ManualClock();
+    let all = 0;
+    const g = gather(nodes(3), (node) => `v-${node.id}`, {
+      operation: 'read',
+      required: 2,
+      deadline: clock.now() + 100,
+      clock,
+      onAll: () => all++,
+    });
+    expect(all).toBe(1);
+    expect(clock.pending).toBe(0); // nothing left to wait for: no timer
+    const q = await g.quorum;
+    expect([...q.ok.keys()]).toEqual(['n0', 'n1', 'n2']);
+    expect(all).toBe(1);
+  });
+
+  it('mixes synchronous and asynchronous answers (a local read and remote ones), and a synchronous throw is that node failing', async () => {
+    const clock = new ManualClock();
+    const { calls, call } = controlled();
+    let all = 0;
+    const g = gather(
+      nodes(3),
+      (node) => {
+        if (node.id === 'n0') return 'local';
+        if (node.id === 'n1') throw new KvError('KV_STORAGE_FAILURE', 'disk');
+        return call(node);
+      },
+      { operation: 'read', required: 2, deadline: clock.now() + 100, clock, onAll: () => all++ },
+    );
+    expect(all).toBe(0);
+    calls.get('n2')!.resolve('remote');
+    const q = await g.quorum;
+    expect([...q.ok]).toEqual([
+      ['n0', 'local'],
+      ['n2', 'remote'],
+    ]);
+    await settle();
+    expect(q.failures).toEqual([{ node: 'n1', code: 'KV_STORAGE_FAILURE' }]);
+    expect(all).toBe(1);
+    expect(clock.pending).toBe(0);
+  });
+});

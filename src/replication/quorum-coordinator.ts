@@ -199,6 +199,13 @@ function totalOf(need: ReadonlyMap<string, number>): number {
 }
 
 const alive = (): MemberStatus => 'alive';
+
+/** `nodes` without the one whose id is `id` (an index loop: replica lists are frozen, see SiblingSet). */
+function othersThan(nodes: readonly NodeInfo[], id: string): NodeInfo[] {
+  const out: NodeInfo[] = [];
+  for (let i = 0; i < nodes.length; i++) if (nodes[i]!.id !== id) out.push(nodes[i]!);
+  return out;
+}
 const noop = (): void => {};
 
 function expectApplied(answer: WireMessage): void {
@@ -304,11 +311,9 @@ export class QuorumCoordinator {
     // A zone level asks the replicas of the zones that count only.
     if (zones !== undefined) replicas = replicas.filter((node) => node.zone !== undefined && zones.has(node.zone));
     const answers = new ReadAnswers();
-    // Background work from here until every replica answered (stop() waits for it).
-    this.#background++;
-    let gathering: Gathering<SiblingSet<Uint8Array>>;
-    try {
-      gathering = gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
+    // Background work until every replica answered (stop() waits for it): onAll lets it go.
+    const gathering = this.#tracked(() =>
+      gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
         operation: 'read',
         required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
         zones,
@@ -321,11 +326,8 @@ export class QuorumCoordinator {
           if (answers.unanimous) this.#untrack();
           else this.#repair(ref, replicas, done.ok, answers).then(this.#untrack, this.#untrack);
         },
-      });
-    } catch (err) {
-      this.#untrack();
-      throw err;
-    }
+      }),
+    );
     await gathering.quorum;
     return answers.merged();
   }
@@ -506,10 +508,9 @@ export class QuorumCoordinator {
         }
       }
     }
-    this.#background++;
-    let gathering: Gathering<unknown>;
-    try {
-      gathering = gather<unknown>(
+    // Replication past W goes on in the background until every call settled.
+    return this.#tracked(() =>
+      gather<unknown>(
         others,
         (node, signal, standInFor) =>
           standInFor !== undefined
@@ -532,15 +533,10 @@ export class QuorumCoordinator {
           standIns: sloppy ? this.#policy : undefined,
           replicaSet: sloppy ? replicaSet : undefined,
           hops: sloppy ? this.#hops : undefined,
-          // Replication past W goes on in the background until every call settled.
           onAll: this.#untrack,
         },
-      );
-    } catch (err) {
-      this.#untrack();
-      throw err;
-    }
-    return gathering.quorum;
+      ),
+    ).quorum;
   }
 
   #coordinateLocally(
@@ -552,13 +548,8 @@ export class QuorumCoordinator {
   ): Promise<void> {
     // The version is usually created synchronously (coordinateWriteNow): no turn before replication starts.
     const version = this.#o.replica.coordinateWriteNow(ref, write);
-    const replicate = ({ set, encoded }: CoordinatedVersion): Promise<void> => {
-      const self = this.#o.self;
-      const others: NodeInfo[] = [];
-      const primaries = replicaSet.primaries;
-      for (let i = 0; i < primaries.length; i++) if (primaries[i]!.id !== self) others.push(primaries[i]!);
-      return this.#replicate(others, ref, set, encoded, replicaSet, write.w, options, sloppy).then(noop);
-    };
+    const replicate = ({ set, encoded }: CoordinatedVersion): Promise<void> =>
+      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, set, encoded, replicaSet, write.w, options, sloppy).then(noop);
     return version instanceof Promise ? version.then(replicate) : replicate(version);
   }
 
@@ -616,10 +607,8 @@ export class QuorumCoordinator {
       if (answer.type !== 'kv.versioned') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
       const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
       this.#policy.answered(node.id);
-      const others: NodeInfo[] = [];
-      for (let i = 0; i < targets.length; i++) if (targets[i]!.id !== node.id) others.push(targets[i]!);
       try {
-        await this.#replicate(others, ref, undefined, record, replicaSet, write.w, options, sloppy);
+        await this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy);
       } catch (err) {
         if (err instanceof QuorumNotMetError && failures.length > 0) {
           throw new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]);
@@ -671,6 +660,20 @@ export class QuorumCoordinator {
     );
     const repaired = stale.filter((_, i) => done[i]?.status === 'fulfilled').map((n) => n.id);
     if (repaired.length > 0) this.#o.onRepair?.({ key: ref.bytes, nodes: repaired });
+  }
+
+  /**
+   * Starts a gather (`start`, whose `onAll` must call #untrack once its
+   * background work is done) as background work that `stop()` waits for.
+   */
+  #tracked<T>(start: () => Gathering<T>): Gathering<T> {
+    this.#background++;
+    try {
+      return start();
+    } catch (err) {
+      this.#untrack();
+      throw err;
+    }
   }
 
   /** Not down and not silent for a hop lately. */

@@ -94,7 +94,6 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 /** The answer to every `kv.apply` (the transport only reads answers). */
 const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
 const appliedAnswer = (): WireMessage => APPLIED;
-const RESOLVED: Promise<void> = Promise.resolve();
 /**
  * Records decoded here are this node's own bytes (a storage read, a
  * message's own copy) and their sets live for one merge: values stay views.
@@ -289,12 +288,7 @@ export class ReplicaServer {
    * @throws KvError `KV_STORAGE_FAILURE` if the storage fails.
    */
   readEncoded(key: KeyRef | Uint8Array): Promise<Uint8Array | undefined> {
-    try {
-      const record = this.#getNow(key instanceof Uint8Array ? key : key.bytes);
-      return record instanceof Promise ? record : Promise.resolve(record);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return settled(() => this.readEncodedNow(key));
   }
 
   /**
@@ -308,13 +302,12 @@ export class ReplicaServer {
    * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
    */
   apply(key: KeyRef | Uint8Array, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): Promise<void> {
-    try {
-      const ref = toKeyRef(key, this.#tokenOf);
-      const done = this.#locks.runNow(bytesKey(ref.bytes), () => this.#merge(ref, incoming, encoded));
-      return done instanceof Promise ? done : RESOLVED;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return settled(() => this.#applyNow(toKeyRef(key, this.#tokenOf), incoming, encoded));
+  }
+
+  /** The merge under the key's lock: synchronous when the storage is (see #merge). */
+  #applyNow(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): void | Promise<void> {
+    return this.#locks.runNow(bytesKey(ref.bytes), () => this.#merge(ref, incoming, encoded));
   }
 
   // The read-merge-write runs synchronously when the storage answers
@@ -490,8 +483,7 @@ export class ReplicaServer {
           const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
           // Decoding validates the record before anything is stored.
           const incoming = decodeSiblingSet(encoded, VIEWS);
-          const ref: KeyRef = { bytes: key, token: this.#tokenOf(key) };
-          const done = this.#locks.runNow(bytesKey(key), () => this.#merge(ref, incoming, encoded));
+          const done = this.#applyNow({ bytes: key, token: this.#tokenOf(key) }, incoming, encoded);
           return done instanceof Promise ? done.then(appliedAnswer) : APPLIED;
         }
         case 'kv.version':

@@ -160,18 +160,12 @@ export abstract class AbstractStorage implements StorageAdapter {
 
   /** The record stored under `key`, or undefined. */
   get(key: Uint8Array, options?: StorageCallOptions): Promise<Uint8Array | undefined> {
-    // The common case (open, no options, a good key) costs three comparisons.
-    if (this.#status !== 'open' || options !== undefined || !(key instanceof Uint8Array) || key.length === 0) {
-      const refused = this.#refusal('get', options) ?? checkKey(key, 'key');
-      if (refused !== undefined) return Promise.reject(refused);
-    }
-    let result: MaybePromise<Uint8Array | undefined>;
     try {
-      result = this._get(key, options ?? NO_OPTIONS);
+      const result = this.#get(key, options);
+      return result instanceof Promise ? result : Promise.resolve(result);
     } catch (error) {
-      return Promise.reject(this.#failure(error, 'get', key));
+      return Promise.reject(error);
     }
-    return result instanceof Promise ? this.#settle(result, 'get', key) : Promise.resolve(result);
   }
 
   /**
@@ -184,17 +178,17 @@ export abstract class AbstractStorage implements StorageAdapter {
     // A subclass that overrides get() (to wrap, count or inject faults) is
     // called through it: the fast path never skips an override.
     if (this.get !== AbstractStorage.prototype.get) return this.get(key);
-    if (this.#status !== 'open' || !(key instanceof Uint8Array) || key.length === 0) {
-      const refused = this.#refusal('get', undefined) ?? checkKey(key, 'key');
-      if (refused !== undefined) throw refused;
-    }
-    let result: MaybePromise<Uint8Array | undefined>;
+    return this.#get(key, undefined);
+  }
+
+  /** Stores (replaces) the record under `key`, with its ring token. */
+  put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void> {
     try {
-      result = this._get(key, NO_OPTIONS);
+      const result = this.#put(key, token, record, options);
+      return result instanceof Promise ? result : RESOLVED;
     } catch (error) {
-      throw this.#failure(error, 'get', key);
+      return Promise.reject(error);
     }
-    return result instanceof Promise ? this.#settle(result, 'get', key) : result;
   }
 
   /**
@@ -203,28 +197,27 @@ export abstract class AbstractStorage implements StorageAdapter {
    */
   putNow(key: Uint8Array, token: number, record: Uint8Array): void | Promise<void> {
     if (this.put !== AbstractStorage.prototype.put) return this.put(key, token, record);
-    if (
-      this.#status !== 'open' ||
-      !(key instanceof Uint8Array) ||
-      key.length === 0 ||
-      typeof token !== 'number' ||
-      token >>> 0 !== token ||
-      !(record instanceof Uint8Array)
-    ) {
-      const refused = this.#refusal('put', undefined) ?? checkKey(key, 'key') ?? checkToken(token, 'token') ?? checkBytes(record, 'record');
-      if (refused !== undefined) throw refused;
-    }
-    let result: MaybePromise<void>;
-    try {
-      result = this._put(key, token, record, NO_OPTIONS);
-    } catch (error) {
-      throw this.#failure(error, 'put', key);
-    }
-    return result instanceof Promise ? this.#settle(result, 'put', key) : undefined;
+    return this.#put(key, token, record, undefined);
   }
 
-  /** Stores (replaces) the record under `key`, with its ring token. */
-  put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void> {
+  /** get's checks and hook call: refusals and failures are thrown; a hook's promise is settled like every call's. */
+  #get(key: Uint8Array, options: StorageCallOptions | undefined): MaybePromise<Uint8Array | undefined> {
+    // The common case (open, no options, a good key) costs three comparisons.
+    if (this.#status !== 'open' || options !== undefined || !(key instanceof Uint8Array) || key.length === 0) {
+      const refused = this.#refusal('get', options) ?? checkKey(key, 'key');
+      if (refused !== undefined) throw refused;
+    }
+    let result: MaybePromise<Uint8Array | undefined>;
+    try {
+      result = this._get(key, options ?? NO_OPTIONS);
+    } catch (error) {
+      throw this.#failure(error, 'get', key);
+    }
+    return result instanceof Promise ? this.#settle(result, 'get', key) : result;
+  }
+
+  /** put's checks and hook call, as {@link AbstractStorage.#get}. */
+  #put(key: Uint8Array, token: number, record: Uint8Array, options: StorageCallOptions | undefined): MaybePromise<void> {
     if (
       this.#status !== 'open' ||
       options !== undefined ||
@@ -239,15 +232,15 @@ export abstract class AbstractStorage implements StorageAdapter {
         checkKey(key, 'key') ??
         checkToken(token, 'token') ??
         checkBytes(record, 'record');
-      if (refused !== undefined) return Promise.reject(refused);
+      if (refused !== undefined) throw refused;
     }
     let result: MaybePromise<void>;
     try {
       result = this._put(key, token, record, options ?? NO_OPTIONS);
     } catch (error) {
-      return Promise.reject(this.#failure(error, 'put', key));
+      throw this.#failure(error, 'put', key);
     }
-    return result instanceof Promise ? this.#settle(result, 'put', key) : RESOLVED;
+    return result instanceof Promise ? this.#settle(result, 'put', key) : undefined;
   }
 
   /** Removes `key` (a missing key is not an error). */

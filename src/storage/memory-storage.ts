@@ -46,9 +46,6 @@ const copy = (b: Uint8Array): Uint8Array => {
   return out;
 };
 
-/** `bytes` as a latin1 string, one char per byte (the stored form of a record). */
-const toLatin1 = (bytes: Uint8Array): string => latin1Of(bytes);
-
 /** Fresh bytes (from a shared slab when small) holding the latin1 string `s`. */
 function fromLatin1(s: string): Uint8Array {
   const out = allocBytes(s.length);
@@ -177,13 +174,13 @@ export class MemoryStorage extends AbstractStorage {
     const old = this.#rows.get(id);
     if (old !== undefined && old.token === token) {
       // Same place in the index: replace the row where it sits (no re-sort).
-      const row: Row = { id, token, record: toLatin1(record), sorted: old.sorted, slot: old.slot, dead: false };
+      const row: Row = { id, token, record: latin1Of(record), sorted: old.sorted, slot: old.slot, dead: false };
       (old.sorted ? this.#sorted : this.#pending)[old.slot] = row;
       this.#rows.set(id, row);
       return;
     }
     if (old !== undefined) this.#unindex(old);
-    const row: Row = { id, token, record: toLatin1(record), sorted: false, slot: this.#pending.length, dead: false };
+    const row: Row = { id, token, record: latin1Of(record), sorted: false, slot: this.#pending.length, dead: false };
     this.#pending.push(row);
     this.#rows.set(id, row);
   }

@@ -1,6 +1,6 @@
 import { KvError, ErrorCodes } from '../errors/index.js';
 import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes } from '../internal/bytes.js';
-import { SiblingSet, type Version } from './sibling-set.js';
+import { SiblingSet, siblingSetOfChecked, type Version } from './sibling-set.js';
 import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, clockFromWireTriples, type ClockEntry } from './vector-clock.js';
 
 /** First byte of {@link encodeSiblingSet}'s output. */
@@ -282,7 +282,8 @@ export function decodeSiblingSet(bytes: Uint8Array, options?: DecodeSiblingSetOp
     fail(err instanceof Error ? err.message : String(err), err);
   }
   checkNoDuplicateDots(versions);
-  return SiblingSet.of(versions);
+  // Every field was checked above (checkDot, readClock, the value's type).
+  return siblingSetOfChecked(versions);
 }
 
 /**

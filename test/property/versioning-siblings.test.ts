@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { encode as msgpackEncode } from '@msgpack/msgpack';
 import {
   SiblingSet,
   VectorClock,
@@ -342,6 +343,27 @@ describe('SiblingSet fast paths equal the quadratic definitions', () => {
         sameVersions(SiblingSet.of(xs).versions, reference.normalize(xs));
         const [a, b] = [SiblingSet.of(xs), SiblingSet.of(ys)];
         sameVersions(a.merge(b).versions, reference.normalize([...a.versions, ...b.versions]));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('decoding a record in any order, with obsoleted versions, keeps what of() keeps (the decoder builds its set unchecked)', () => {
+    const utf8 = new TextEncoder();
+    fc.assert(
+      fc.property(forgedListArb, (xs) => {
+        // One version per dot: a record holding a dot twice is refused as hostile.
+        const unique = xs.filter((v, i) => xs.findIndex((y) => y.dot.actor === v.dot.actor && y.dot.counter === v.dot.counter) === i);
+        const wire = unique.map((v) => [v.dot.actor, v.dot.counter, v.timestamp, v.past.toWire(), v.tombstone ? null : utf8.encode(v.value!)]);
+        const body = msgpackEncode(wire);
+        const record = new Uint8Array(1 + body.length);
+        record[0] = 1;
+        record.set(body, 1);
+        const decoded = decodeSiblingSet(record);
+        const want = SiblingSet.of(unique).versions;
+        expect(decoded.versions.map((v) => [v.dot.actor, v.dot.counter])).toEqual(want.map((v) => [v.dot.actor, v.dot.counter]));
+        expect(decoded.versions.map((v) => (v.tombstone ? null : new TextDecoder().decode(v.value)))).toEqual(want.map((v) => v.value ?? null));
+        expect(Object.isFrozen(decoded.versions)).toBe(true);
       }),
       { numRuns: 500 },
     );

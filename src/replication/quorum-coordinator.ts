@@ -303,7 +303,16 @@ export class QuorumCoordinator {
   }
 
   /** Quorum read; resolves with the merged sibling set (empty if no replica has the key). */
-  async read(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
+  read(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
+    // Not async (as write): a promise and a turn fewer per read; failures still reject.
+    try {
+      return this.#read(key, r, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #read(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
     throwIfAborted(options.signal);
     const ref = toKeyRef(key, this.#tokenOf);
     let replicas = this.#o.ring().preferenceListForToken(ref.token, this.#o.n);
@@ -328,8 +337,7 @@ export class QuorumCoordinator {
         },
       }),
     );
-    await gathering.quorum;
-    return answers.merged();
+    return gathering.quorum.then(() => answers.merged());
   }
 
   /** Quorum write. Rejects with `KV_QUORUM_NOT_MET` when fewer than W replicas stored it in time. */

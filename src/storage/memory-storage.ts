@@ -1,4 +1,5 @@
 import { allocBytes, bytesKey, latin1Of, writeLatin1 } from '../internal/bytes.js';
+import { KeyIndex, keyHash } from './key-index.js';
 import { AbstractStorage } from './abstract-storage.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
@@ -10,7 +11,7 @@ import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } fr
  * `dead` say where the row sits in the scan index.
  */
 interface Row {
-  /** `bytesKey(key)`: the map key; one char per byte, so comparing ids compares key bytes. */
+  /** `bytesKey(key)`: one char per byte, so comparing ids compares key bytes. */
   readonly id: string;
   readonly token: number;
   /**
@@ -129,7 +130,8 @@ function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, unde
 export class MemoryStorage extends AbstractStorage {
   /** `{ durable: false, orderedScan: true }` */
   readonly capabilities: StorageCapabilities = CAPABILITIES;
-  readonly #rows = new Map<string, Row>();
+  /** Key bytes → row (no string is made to look a key up). */
+  readonly #rows = new KeyIndex<Row>();
   /** Rows in (token, key) order, some possibly dead. */
   #sorted: Row[] = [];
   /** Rows written under a new key (or a new token) since the last merge, unordered. */
@@ -138,59 +140,34 @@ export class MemoryStorage extends AbstractStorage {
   readonly #hints = new Map<string, HintRow>();
   readonly #meta = new Map<string, Uint8Array>();
   #hintSeq = 0;
-  /** The key array and id of the last {@link MemoryStorage.#idOf}. */
-  #lastKey: Uint8Array | undefined;
-  #lastId = '';
-
-  /**
-   * `bytesKey(key)`, reusing the last id when the same key array comes again
-   * with the same bytes (a replica reads a key, then writes it, with one
-   * array): the bytes are compared with the id's chars, so a reused array
-   * holding another key gets its own id. A string already hashed by the map
-   * is also looked up faster.
-   */
-  #idOf(key: Uint8Array): string {
-    const last = this.#lastId;
-    if (key === this.#lastKey && last.length === key.length) {
-      let i = 0;
-      while (i < last.length && last.charCodeAt(i) === key[i]) i++;
-      if (i === last.length) return last;
-    }
-    const id = bytesKey(key);
-    this.#lastKey = key;
-    this.#lastId = id;
-    return id;
-  }
 
   protected _get(key: Uint8Array): Uint8Array | undefined {
-    const row = this.#rows.get(this.#idOf(key));
+    const row = this.#rows.get(key, keyHash(key));
     // The caller's copy comes from a shared slab (no off-heap allocation per read);
     // the stored copy is a string, so a long-lived record pins no slab.
     return row === undefined ? undefined : fromLatin1(row.record);
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
-    const id = this.#idOf(key);
-    const old = this.#rows.get(id);
+    const hash = keyHash(key);
+    const old = this.#rows.get(key, hash);
     if (old !== undefined && old.token === token) {
       // Same place in the index: replace the row where it sits (no re-sort).
-      const row: Row = { id, token, record: latin1Of(record), sorted: old.sorted, slot: old.slot, dead: false };
+      const row: Row = { id: old.id, token, record: latin1Of(record), sorted: old.sorted, slot: old.slot, dead: false };
       (old.sorted ? this.#sorted : this.#pending)[old.slot] = row;
-      this.#rows.set(id, row);
+      this.#rows.set(row, hash);
       return;
     }
     if (old !== undefined) this.#unindex(old);
+    const id = old === undefined ? bytesKey(key) : old.id;
     const row: Row = { id, token, record: latin1Of(record), sorted: false, slot: this.#pending.length, dead: false };
     this.#pending.push(row);
-    this.#rows.set(id, row);
+    this.#rows.set(row, hash);
   }
 
   protected _delete(key: Uint8Array): void {
-    const id = bytesKey(key);
-    const old = this.#rows.get(id);
-    if (old === undefined) return;
-    this.#rows.delete(id);
-    this.#unindex(old);
+    const old = this.#rows.delete(key, keyHash(key));
+    if (old !== undefined) this.#unindex(old);
   }
 
   /** Entries in `range`, in ascending token order, then key bytes; a snapshot of the range. */

@@ -4,7 +4,7 @@ import type { Clock } from '../internal/clock.js';
 import { throwIfAborted } from '../internal/signals.js';
 import type { Member } from '../membership/index.js';
 import { Node, type NodeComponents } from '../node/index.js';
-import { keyRef } from '../replication/index.js';
+import { keyRef, type WriteRequest } from '../replication/index.js';
 import { keyBytes, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
@@ -180,17 +180,24 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * Reads a key with quorum R. Resolves with the live values and a context,
    * or `undefined` when no replica has a live version.
    */
-  async get(key: Key, options: GetOptions = {}): Promise<GetResult<V> | undefined> {
-    const { coordinator } = this.#started();
-    const ref = keyRef(key, this.#o.maxKeyBytes);
-    const r = this.#level('r', options.r, options.consistency, this.r);
-    throwIfAborted(options.signal);
-    const call = this.#call(options);
-    const admitted = this.#node.admit(call.deadline, call.signal);
-    if (admitted) await admitted;
-    const set = await coordinator.read(ref, r, call);
-    return this.#present(set);
+  get(key: Key, options: GetOptions = {}): Promise<GetResult<V> | undefined> {
+    // Not async (nor put): an async function costs a promise and a turn more
+    // per call, and every failure still comes as a rejection.
+    try {
+      const { coordinator } = this.#started();
+      const ref = keyRef(key, this.#o.maxKeyBytes);
+      const r = this.#level('r', options.r, options.consistency, this.r);
+      throwIfAborted(options.signal);
+      const call = this.#call(options);
+      const admitted = this.#node.admit(call.deadline, call.signal);
+      if (admitted) return admitted.then(() => coordinator.read(ref, r, call).then(this.#presentSet));
+      return coordinator.read(ref, r, call).then(this.#presentSet);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
+
+  readonly #presentSet = (set: SiblingSet<Uint8Array>): GetResult<V> | undefined => this.#present(set);
 
   /**
    * Writes a value with quorum W. With `context` (from a `get`), the write
@@ -198,21 +205,29 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * blind write, concurrent with what is stored (a sibling), except in
    * `'lww'` mode where it overwrites.
    */
-  async put(key: Key, value: V, options: PutOptions = {}): Promise<void> {
-    const { coordinator } = this.#started();
-    const ref = keyRef(key, this.#o.maxKeyBytes);
-    const encoded = this.#encodeValue(value);
-    const w = this.#level('w', options.w, options.consistency, this.w);
-    const context = this.#context(options.context);
-    throwIfAborted(options.signal);
-    const call = this.#call(options);
-    const admitted = this.#node.admit(call.deadline, call.signal);
-    if (admitted) await admitted;
-    await coordinator.write(
-      ref,
-      { value: encoded, tombstone: false, context, overwrite: this.#conflict === 'lww' && options.context === undefined, w },
-      call,
-    );
+  put(key: Key, value: V, options: PutOptions = {}): Promise<void> {
+    try {
+      const { coordinator } = this.#started();
+      const ref = keyRef(key, this.#o.maxKeyBytes);
+      const encoded = this.#encodeValue(value);
+      const w = this.#level('w', options.w, options.consistency, this.w);
+      const context = this.#context(options.context);
+      throwIfAborted(options.signal);
+      const call = this.#call(options);
+      const admitted = this.#node.admit(call.deadline, call.signal);
+      const write: WriteRequest = {
+        value: encoded,
+        tombstone: false,
+        context,
+        overwrite: this.#conflict === 'lww' && options.context === undefined,
+        w,
+      };
+      // The coordinator's promise resolves with nothing: it is the caller's as it is.
+      if (admitted) return admitted.then(() => coordinator.write(ref, write, call));
+      return coordinator.write(ref, write, call);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**

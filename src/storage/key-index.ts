@@ -1,0 +1,133 @@
+/**
+ * An open-addressing hash index from key bytes to rows, for
+ * {@link MemoryStorage}: linear probing, backward-shift deletion, load at most
+ * one half.
+ *
+ * Why not a `Map<string, Row>`: a lookup then needs the key as a string
+ * first (a conversion per call), and a `Map` lookup in a large table walks a
+ * bucket chain through the entries and their key strings, one cache miss
+ * each (measured in a five-node put profile: ~1.5 µs per missing key, the
+ * largest single cost of a replica's write). Here a slot's hash sits in a
+ * dense `Int32Array`, so a missing key usually costs one cache line, a
+ * present one the row and its id besides, and no string is made to look a
+ * key up.
+ *
+ * A row's `id` is its key's bytes as a latin1 string (one char per byte),
+ * which is what a lookup compares with.
+ */
+export interface IndexedRow {
+  readonly id: string;
+}
+
+const MIN_CAPACITY = 16;
+
+/** FNV-1a over the bytes, never 0 (0 marks an empty slot). */
+export function keyHash(key: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ (key[i] as number), 0x01000193);
+  return h === 0 ? 1 : h;
+}
+
+/** True if the latin1 string `id` holds exactly the bytes of `key`. */
+function idIs(id: string, key: Uint8Array): boolean {
+  if (id.length !== key.length) return false;
+  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) !== key[i]) return false;
+  return true;
+}
+
+export class KeyIndex<R extends IndexedRow> {
+  /** Per slot: the key's hash, 0 when the slot is empty. */
+  #hashes = new Int32Array(MIN_CAPACITY);
+  /** Per slot: the row (undefined when empty). */
+  #rows: (R | undefined)[] = new Array<R | undefined>(MIN_CAPACITY).fill(undefined);
+  #mask = MIN_CAPACITY - 1;
+  #size = 0;
+
+  /** Number of keys. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The row of `key` (with `hash`, its {@link keyHash}), or undefined. */
+  get(key: Uint8Array, hash: number): R | undefined {
+    const hashes = this.#hashes;
+    const mask = this.#mask;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const h = hashes[i]!;
+      if (h === 0) return undefined;
+      if (h === hash) {
+        const row = this.#rows[i]!;
+        if (idIs(row.id, key)) return row;
+      }
+    }
+  }
+
+  /** Stores `row` under its id (whose {@link keyHash} is `hash`), replacing the row of the same id. */
+  set(row: R, hash: number): void {
+    const hashes = this.#hashes;
+    const mask = this.#mask;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const h = hashes[i]!;
+      if (h === 0) {
+        hashes[i] = hash;
+        this.#rows[i] = row;
+        if (++this.#size * 2 > hashes.length) this.#grow();
+        return;
+      }
+      if (h === hash && this.#rows[i]!.id === row.id) {
+        this.#rows[i] = row;
+        return;
+      }
+    }
+  }
+
+  /** Removes the row of `key` (with `hash`); returns it, or undefined if there was none. */
+  delete(key: Uint8Array, hash: number): R | undefined {
+    const hashes = this.#hashes;
+    const rows = this.#rows;
+    const mask = this.#mask;
+    let i = hash & mask;
+    for (; ; i = (i + 1) & mask) {
+      const h = hashes[i]!;
+      if (h === 0) return undefined;
+      if (h === hash && idIs(rows[i]!.id, key)) break;
+    }
+    const removed = rows[i];
+    // Backward shift: move later entries of the probe run into the hole, so
+    // that no lookup stops early at it (no tombstones needed).
+    let hole = i;
+    for (let j = (i + 1) & mask; hashes[j] !== 0; j = (j + 1) & mask) {
+      const home = hashes[j]! & mask;
+      // Entry j may move to the hole if its home slot is not in (hole, j] (cyclically).
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+      if (stays) continue;
+      hashes[hole] = hashes[j]!;
+      rows[hole] = rows[j];
+      hole = j;
+    }
+    hashes[hole] = 0;
+    rows[hole] = undefined;
+    this.#size--;
+    return removed;
+  }
+
+  #grow(): void {
+    const oldHashes = this.#hashes;
+    const oldRows = this.#rows;
+    const capacity = oldHashes.length * 2;
+    const hashes = new Int32Array(capacity);
+    const rows = new Array<R | undefined>(capacity).fill(undefined);
+    const mask = capacity - 1;
+    for (let s = 0; s < oldHashes.length; s++) {
+      const h = oldHashes[s]!;
+      if (h === 0) continue;
+      let i = h & mask;
+      while (hashes[i] !== 0) i = (i + 1) & mask;
+      hashes[i] = h;
+      rows[i] = oldRows[s];
+    }
+    this.#hashes = hashes;
+    this.#rows = rows;
+    this.#mask = mask;
+  }
+}

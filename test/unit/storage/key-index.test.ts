@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { KeyIndex, keyHash } from '../../../src/storage/key-index.js';
+
+interface TestRow {
+  readonly id: string;
+  readonly n: number;
+}
+
+const latin1 = (key: Uint8Array): string => String.fromCharCode(...key);
+
+type Op = { kind: 'set' | 'get' | 'delete'; key: Uint8Array; n: number };
+
+const keyArb = fc.uint8Array({ minLength: 1, maxLength: 6, max: 7 }); // few distinct bytes: keys repeat
+const opArb: fc.Arbitrary<Op> = fc.record({ kind: fc.constantFrom('set', 'set', 'get', 'delete'), key: keyArb, n: fc.nat() });
+
+/** Runs `ops` on a KeyIndex and on a Map model, comparing every answer and, at the end, every key. */
+function runAgainstModel(ops: Op[], hashOf: (key: Uint8Array) => number): void {
+  const index = new KeyIndex<TestRow>();
+  const model = new Map<string, TestRow>();
+  for (const op of ops) {
+    const id = latin1(op.key);
+    const hash = hashOf(op.key);
+    if (op.kind === 'set') {
+      const row = { id, n: op.n };
+      index.set(row, hash);
+      model.set(id, row);
+    } else if (op.kind === 'get') {
+      expect(index.get(op.key, hash)).toBe(model.get(id));
+    } else {
+      expect(index.delete(op.key, hash)).toBe(model.get(id));
+      model.delete(id);
+    }
+    expect(index.size).toBe(model.size);
+  }
+  for (const [id, row] of model) {
+    const key = Uint8Array.from(id, (c) => c.charCodeAt(0));
+    expect(index.get(key, hashOf(key))).toBe(row);
+  }
+}
+
+describe('KeyIndex (the memory storage key table)', () => {
+  it('agrees with a Map under random sets, gets and deletes (real hash)', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => runAgainstModel(ops, keyHash)),
+      { numRuns: 300 },
+    );
+  });
+
+  it('agrees with a Map when most keys share a hash (long probe runs, backward-shift deletes across the wrap)', () => {
+    // Five hash values for every key: long runs, deletes in the middle of runs,
+    // and runs that wrap past the last slot (-1 and -2 land in the last two slots
+    // at every capacity).
+    const colliding = (key: Uint8Array): number => [-1, -2, 15, 30, 7][key[0]! % 5]!;
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => runAgainstModel(ops, colliding)),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a delete keeps an entry that wrapped past the last slot where its lookup finds it', () => {
+    // Slots of the first capacity (16): a (home 14) at 14, b (home 15) at 15, c (home 15) wrapped to 0.
+    const index = new KeyIndex<TestRow>();
+    const [a, b, c] = [Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)];
+    index.set({ id: latin1(a), n: 1 }, -2);
+    index.set({ id: latin1(b), n: 2 }, -1);
+    index.set({ id: latin1(c), n: 3 }, -1);
+    expect(index.delete(a, -2)?.n).toBe(1);
+    // c must not move into a's slot (14): its probe starts at 15.
+    expect(index.get(c, -1)?.n).toBe(3);
+    expect(index.get(b, -1)?.n).toBe(2);
+    expect(index.delete(b, -1)?.n).toBe(2);
+    // Now c may move back to its home slot.
+    expect(index.get(c, -1)?.n).toBe(3);
+    expect(index.size).toBe(1);
+  });
+
+  it('grows past its first capacity and keeps every key', () => {
+    const index = new KeyIndex<TestRow>();
+    const keys = Array.from({ length: 5000 }, (_, i) => new TextEncoder().encode(`key:${i}`));
+    keys.forEach((key, n) => index.set({ id: latin1(key), n }, keyHash(key)));
+    expect(index.size).toBe(5000);
+    keys.forEach((key, n) => expect(index.get(key, keyHash(key))?.n).toBe(n));
+    for (let i = 0; i < 5000; i += 2) expect(index.delete(keys[i]!, keyHash(keys[i]!))?.n).toBe(i);
+    keys.forEach((key, n) => expect(index.get(key, keyHash(key))?.n).toBe(n % 2 === 0 ? undefined : n));
+    expect(index.size).toBe(2500);
+  });
+
+  it('keyHash is never 0 (0 marks an empty slot) and differs for keys that differ in one byte', () => {
+    expect(keyHash(new Uint8Array(0))).not.toBe(0);
+    expect(keyHash(Uint8Array.of(1))).not.toBe(keyHash(Uint8Array.of(2)));
+    expect(keyHash(Uint8Array.of(1, 2))).not.toBe(keyHash(Uint8Array.of(2, 1)));
+  });
+});

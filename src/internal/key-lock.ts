@@ -1,3 +1,12 @@
+import { bytesKey } from './bytes.js';
+
+/** True if the latin1 string `id` holds exactly the bytes of `key`. */
+function isLatin1Of(id: string, key: Uint8Array): boolean {
+  if (id.length !== key.length) return false;
+  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) !== key[i]) return false;
+  return true;
+}
+
 /**
  * Serialises async work per key: `run(key, fn)` starts `fn` once every earlier
  * call for the same key has settled (at once, synchronously, when none is
@@ -11,7 +20,7 @@ export class KeyLock {
   /** Per held key: the waiters, in order (null while held with nobody waiting). */
   readonly #queues = new Map<string, (() => void)[] | null>();
   /** Keys whose runNow work is running synchronously right now (held without a map entry; nested calls stack). */
-  readonly #syncKeys: string[] = [];
+  readonly #syncKeys: (string | Uint8Array)[] = [];
 
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const queue = this.#queues.get(key);
@@ -34,9 +43,16 @@ export class KeyLock {
    * rather than a promise, the key is free again before `runNow` returns,
    * with no promise made; when the key is held, `fn` waits its turn and a
    * promise is returned, as with `run`.
+   *
+   * `key` may be given as bytes (a latin1 string of them is the same key):
+   * while no key is held, which is the common case, no string is made.
    */
-  runNow<T>(key: string, fn: () => T | Promise<T>): T | Promise<T> {
-    if (this.#queues.has(key) || this.#heldNow(key)) return this.run(key, () => Promise.resolve(fn()));
+  runNow<T>(key: string | Uint8Array, fn: () => T | Promise<T>): T | Promise<T> {
+    if (this.#queues.size > 0 || this.#syncKeys.length > 0) {
+      const id = typeof key === 'string' ? key : bytesKey(key);
+      if (this.#queues.has(id) || this.#heldNow(id)) return this.run(id, () => Promise.resolve(fn()));
+      key = id;
+    }
     // While `fn` runs synchronously nothing else can run, so the key needs no
     // entry (a map entry per call was a set, a delete and rehashing garbage):
     // only a re-entrant call for the same key (#syncKeys) queues, and the key
@@ -47,24 +63,35 @@ export class KeyLock {
       result = fn();
     } catch (err) {
       this.#syncKeys.pop();
-      if (this.#queues.has(key)) this.#release(key);
+      this.#releaseIfQueued(key);
       throw err;
     }
     this.#syncKeys.pop();
     if (result instanceof Promise) {
       // Waiters queued re-entrantly are behind `fn`, as with run().
-      if (!this.#queues.has(key)) this.#queues.set(key, null);
-      const release = (): void => this.#release(key);
+      const id = typeof key === 'string' ? key : bytesKey(key);
+      if (!this.#queues.has(id)) this.#queues.set(id, null);
+      const release = (): void => this.#release(id);
       result.then(release, release);
       return result;
     }
-    if (this.#queues.has(key)) this.#release(key);
+    this.#releaseIfQueued(key);
     return result;
   }
 
-  #heldNow(key: string): boolean {
+  /** After synchronous work: lets waiters that queued re-entrantly behind it go. */
+  #releaseIfQueued(key: string | Uint8Array): void {
+    if (this.#queues.size === 0) return;
+    const id = typeof key === 'string' ? key : bytesKey(key);
+    if (this.#queues.has(id)) this.#release(id);
+  }
+
+  #heldNow(id: string): boolean {
     const keys = this.#syncKeys;
-    for (let i = 0; i < keys.length; i++) if (keys[i] === key) return true;
+    for (let i = 0; i < keys.length; i++) {
+      const held = keys[i]!;
+      if (typeof held === 'string' ? held === id : isLatin1Of(id, held)) return true;
+    }
     return false;
   }
 

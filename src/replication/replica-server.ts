@@ -307,7 +307,7 @@ export class ReplicaServer {
 
   /** The merge under the key's lock: synchronous when the storage is (see #merge). */
   #applyNow(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): void | Promise<void> {
-    return this.#locks.runNow(bytesKey(ref.bytes), () => this.#merge(ref, incoming, encoded));
+    return this.#locks.runNow(ref.bytes, () => this.#merge(ref, incoming, encoded));
   }
 
   // The read-merge-write runs synchronously when the storage answers
@@ -363,7 +363,7 @@ export class ReplicaServer {
     notAfter?: number,
   ): CoordinatedVersion | Promise<CoordinatedVersion> {
     const ref = toKeyRef(key, this.#tokenOf);
-    return this.#locks.runNow(bytesKey(ref.bytes), () => this.#coordinate(ref, write, notAfter));
+    return this.#locks.runNow(ref.bytes, () => this.#coordinate(ref, write, notAfter));
   }
 
   // Synchronous end to end when the storage answers synchronously (see #merge).

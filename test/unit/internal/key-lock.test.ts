@@ -139,4 +139,44 @@ describe('KeyLock.runNow: re-entrant calls', () => {
     expect(order).toEqual(['after throw', 'after async']);
     expect(lock.size).toBe(0);
   });
+
+  it('a key given as bytes is the same key as its latin1 string, whichever form holds it', async () => {
+    const lock = new KeyLock();
+    const order: string[] = [];
+    const bytes = Uint8Array.of(0x6b, 0xe9, 0x31); // 'ké1' in latin1
+    const id = String.fromCharCode(...bytes);
+    let nested: Promise<unknown> | undefined;
+    let nestedBytes: unknown;
+    // Bytes hold the key: a string call (and a bytes call) for it queue behind.
+    lock.runNow(bytes, () => {
+      nested = lock.run(id, async () => order.push('string waited'));
+      nestedBytes = lock.runNow(Uint8Array.of(0x6b, 0xe9, 0x31), () => order.push('bytes waited'));
+      expect(lock.runNow(Uint8Array.of(0x6b, 0xe9, 0x32), () => 'other key')).toBe('other key');
+      order.push('bytes held');
+    });
+    expect(nestedBytes).toBeInstanceOf(Promise);
+    await nested;
+    await nestedBytes;
+    expect(order).toEqual(['bytes held', 'string waited', 'bytes waited']);
+    // A string holds the key asynchronously: a bytes call queues behind it.
+    let finish!: () => void;
+    const slow = lock.run(id, () => new Promise<void>((r) => (finish = r)));
+    const behind = lock.runNow(bytes, () => order.push('bytes after async'));
+    expect(behind).toBeInstanceOf(Promise);
+    finish();
+    await slow;
+    await behind;
+    expect(order.at(-1)).toBe('bytes after async');
+    // Bytes work that turns asynchronous holds the key under its string.
+    let finish2!: () => void;
+    const slow2 = lock.runNow(bytes, () => new Promise<void>((r) => (finish2 = r)));
+    expect(lock.size).toBe(1);
+    const behind2 = lock.runNow(id, () => order.push('string after bytes'));
+    expect(behind2).toBeInstanceOf(Promise);
+    finish2();
+    await slow2;
+    await behind2;
+    expect(order.at(-1)).toBe('string after bytes');
+    expect(lock.size).toBe(0);
+  });
 });

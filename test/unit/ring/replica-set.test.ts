@@ -27,6 +27,15 @@ describe('ReplicaSet', () => {
     expect(rs.isPrimary('b')).toBe(true);
     expect(rs.isPrimary('d')).toBe(false);
     expect(Object.isFrozen(rs)).toBe(true);
+    expect(Object.isFrozen(rs.primaries)).toBe(true);
+    expect(Object.isFrozen(rs.fallbacks)).toBe(true);
+    // Built by hand from unfrozen lists: frozen copies (the caller's arrays stay theirs).
+    const primaries = [...rs.primaries];
+    const own = new ReplicaSet({ token: 1, n: 3, primaries, successors: [...rs.primaries, ...rs.fallbacks] });
+    expect(Object.isFrozen(own.primaries)).toBe(true);
+    expect(own.primaries).not.toBe(primaries);
+    expect(Object.isFrozen(primaries)).toBe(false);
+    expect(ids(own.fallbacks)).toEqual(['d', 'e']);
   });
 
   it('fallbacks are clockwise from the token', () => {

@@ -122,6 +122,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** The zone map (normalized), refused when a peer's differs. */
   readonly #zones: ZoneReplication | undefined;
   readonly #entries = new Map<string, Entry>();
+  /** {@link Membership.knowsAddress}'s cache: address → the entry last found there. */
+  readonly #byAddress = new Map<string, Entry>();
   #self: MemberRecord;
   #ring: Ring;
   #timer: TimerHandle | undefined;
@@ -258,7 +260,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** Whether `address` belongs to a known member. */
   knowsAddress(address: string): boolean {
-    for (const e of this.#entries.values()) if (e.record.address === address) return true;
+    // Asked for every message a peer sends (the router's admission check): a
+    // cache of the entries found by address, each checked to be still current
+    // and still at that address, so no change to the entries can make it lie.
+    const cached = this.#byAddress.get(address);
+    if (cached !== undefined && cached.record.address === address && this.#entries.get(cached.record.id) === cached) return true;
+    for (const e of this.#entries.values()) {
+      if (e.record.address !== address) continue;
+      // Addresses of nodes that moved stay behind: start over past twice the members.
+      if (this.#byAddress.size > 2 * this.#entries.size + 8) this.#byAddress.clear();
+      this.#byAddress.set(address, e);
+      return true;
+    }
     return false;
   }
 

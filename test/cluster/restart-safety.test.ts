@@ -207,6 +207,9 @@ describe('a node restarted at a new address', () => {
     await a.start();
     await b.start();
     await b.waitForMembers(2);
+    const key = new TextEncoder().encode('k');
+    // a admits b's requests from b-old (and remembers where it found b).
+    expect(await b.transport.request('a', { type: 'kv.read', cluster: 'addr', key })).toMatchObject({ type: 'kv.record' });
     // b crashes: its shutdown announcement is lost, so a still believes it alive at b-old.
     net.isolate('b-old');
     await b.stop();
@@ -218,6 +221,15 @@ describe('a node restarted at a new address', () => {
       await reborn.waitForMembers(2, { timeout: 2_000 }); // long before the old address would be declared down (4 s)
       expect(a.members().find((m) => m.id === 'b')).toMatchObject({ address: 'b-new', status: 'alive' });
       expect(a.ring.node('b')?.address).toBe('b-new');
+      // b-old is nobody now: a request from there is refused, one from b-new admitted.
+      const ghost = net.transport('b-old');
+      await ghost.start(() => ({ type: 'nothing' }));
+      try {
+        await expect(ghost.request('a', { type: 'kv.read', cluster: 'addr', key }, { timeout: 1_000 })).rejects.toMatchObject({ code: 'KV_UNKNOWN_PEER' });
+      } finally {
+        await ghost.stop();
+      }
+      expect(await reborn.transport.request('a', { type: 'kv.read', cluster: 'addr', key })).toMatchObject({ type: 'kv.record' });
       // An impostor with a lower generation at a third address is still a duplicate.
       const impostor = new Store({ ...opts, id: 'b', transport: net.transport('b-fake'), seeds: ['a'], clock: skewedClock(-3_600_000) });
       await impostor.start();

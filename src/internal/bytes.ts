@@ -622,6 +622,12 @@ export class MsgpackReader {
     return out + String.fromCharCode(...units);
   }
 
+  /** Steps over `length` bytes (what {@link MsgpackReader.view} checks, without the view). */
+  skip(length: number): void {
+    this.#need(length);
+    this.pos += length;
+  }
+
   /** `length` bytes as a view into the input (copy it if the input is reused). */
   view(length: number): Uint8Array {
     this.#need(length);

@@ -7,6 +7,7 @@ import type { Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { WireMessage } from '../transport/index.js';
 import { SiblingSet, VectorClock, decodeClock, decodeSiblingSet, decodeTombstones, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
+import { checkSiblingSet } from '../versioning/codec.js';
 import { toKeyRef } from './key-ref.js';
 import {
   MAX_WIRE_CLOCK,
@@ -305,8 +306,13 @@ export class ReplicaServer {
     return settled(() => this.#applyNow(toKeyRef(key, this.#tokenOf), incoming, encoded));
   }
 
-  /** The merge under the key's lock: synchronous when the storage is (see #merge). */
-  #applyNow(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): void | Promise<void> {
+  /**
+   * The merge under the key's lock: synchronous when the storage is (see
+   * #merge). `incoming` undefined: not decoded yet — it is decoded only if
+   * the key holds a record to merge with, and otherwise only checked (a
+   * bad record is still refused before anything is stored).
+   */
+  #applyNow(ref: KeyRef, incoming: SiblingSet<Uint8Array> | undefined, encoded: Uint8Array): void | Promise<void> {
     return this.#locks.runNow(ref.bytes, () => this.#merge(ref, incoming, encoded));
   }
 
@@ -314,21 +320,31 @@ export class ReplicaServer {
   // synchronously (getNow/putNow, as MemoryStorage does): no promise, no
   // turn, and the key's lock is taken and let go within the call. Only a
   // step that returns a promise makes the rest asynchronous.
-  #merge(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array): void | Promise<void> {
+  #merge(ref: KeyRef, incoming: SiblingSet<Uint8Array> | undefined, encoded: Uint8Array): void | Promise<void> {
     const local = this.#getNow(ref.bytes);
     return local instanceof Promise
       ? local.then((bytes) => this.#mergeWith(ref, incoming, encoded, bytes))
       : this.#mergeWith(ref, incoming, encoded, local);
   }
 
-  #mergeWith(ref: KeyRef, incoming: SiblingSet<Uint8Array>, encoded: Uint8Array, localBytes: Uint8Array | undefined): void | Promise<void> {
+  #mergeWith(
+    ref: KeyRef,
+    incoming: SiblingSet<Uint8Array> | undefined,
+    encoded: Uint8Array,
+    localBytes: Uint8Array | undefined,
+  ): void | Promise<void> {
     let record = encoded;
-    if (localBytes !== undefined) {
+    if (localBytes === undefined) {
+      // Nothing to merge with: the record is stored as it came, once checked.
+      if (incoming === undefined) checkSiblingSet(encoded);
+    } else {
       if (sameBytes(localBytes, encoded)) return;
+      // The sender's record first: a bad one is the sender's fault (KV_INVALID_MESSAGE).
+      const theirs = incoming ?? decodeSiblingSet(encoded, VIEWS);
       const local = this.#decodeStored(ref.bytes, localBytes);
-      const merged = local.merge(incoming);
+      const merged = local.merge(theirs);
       if (merged.equals(local)) return;
-      if (!merged.equals(incoming)) record = encodeSiblingSet(merged);
+      if (!merged.equals(theirs)) record = encodeSiblingSet(merged);
     }
     return this.#putNow(ref.bytes, ref.token, record);
   }
@@ -481,9 +497,8 @@ export class ReplicaServer {
         case 'kv.apply': {
           const key = readBytes(message, 'key', MAX_WIRE_KEY);
           const encoded = readBytes(message, 'record', MAX_WIRE_RECORD);
-          // Decoding validates the record before anything is stored.
-          const incoming = decodeSiblingSet(encoded, VIEWS);
-          const done = this.#applyNow({ bytes: key, token: this.#tokenOf(key) }, incoming, encoded);
+          // The record is checked (or decoded, to merge) before anything is stored.
+          const done = this.#applyNow({ bytes: key, token: this.#tokenOf(key) }, undefined, encoded);
           return done instanceof Promise ? done.then(appliedAnswer) : APPLIED;
         }
         case 'kv.version':

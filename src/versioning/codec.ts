@@ -241,12 +241,39 @@ export interface DecodeSiblingSetOptions {
  * @throws KvError `KV_INVALID_MESSAGE` on malformed or hostile input.
  */
 export function decodeSiblingSet(bytes: Uint8Array, options?: DecodeSiblingSetOptions): SiblingSet<Uint8Array> {
-  const copy = options?.copyValues ?? true;
+  const versions = parseRecord(bytes, options?.copyValues ?? true, true)!;
+  checkNoDuplicateDots(versions);
+  // Every field was checked by parseRecord (checkDot, readClock, the value's type).
+  return siblingSetOfChecked(versions);
+}
+
+/**
+ * Checks `bytes` as {@link decodeSiblingSet} would, without building the set
+ * (no version objects, no value views): what a replica asks of a record it
+ * stores as it came because it holds nothing for the key yet. Throws exactly
+ * what decodeSiblingSet throws for the same bytes.
+ *
+ * @throws KvError `KV_INVALID_MESSAGE` on malformed or hostile input.
+ */
+export function checkSiblingSet(bytes: Uint8Array): void {
+  // parseRecord without building answers whether the dots were strictly
+  // ascending (then they are distinct); otherwise the full decode decides.
+  if (parseRecord(bytes, false, false) === undefined) decodeSiblingSet(bytes, { copyValues: false });
+}
+
+/**
+ * The record's versions (`build`), or, without `build`, an empty array when
+ * the dots came in strictly ascending order and undefined when not.
+ */
+function parseRecord(bytes: Uint8Array, copy: boolean, build: boolean): Version<Uint8Array>[] | undefined {
   if (!(bytes instanceof Uint8Array)) fail('expected a Uint8Array');
   if (bytes.byteLength === 0) fail('no bytes');
   if (bytes[0] !== SIBLING_SET_FORMAT) fail(`unknown format byte ${bytes[0]}`);
   const r = new MsgpackReader(bytes, 1);
   const versions: Version<Uint8Array>[] = [];
+  let ascending = true;
+  let lastActor = '';
+  let lastCounter = 0;
   try {
     const n = r.arrayLength(r.byte());
     if (n < 0) fail('expected an array of versions');
@@ -265,7 +292,14 @@ export function decodeSiblingSet(bytes: Uint8Array, options?: DecodeSiblingSetOp
       if (h !== 0xc0) {
         const length = r.binaryLength(h);
         if (length < 0) fail('a version value is neither bytes nor null');
-        value = copy ? copyBytes(r.view(length)) : r.view(length);
+        if (!build) r.skip(length);
+        else value = copy ? copyBytes(r.view(length)) : r.view(length);
+      }
+      if (!build) {
+        if (i > 0 && !(lastActor < actor! || (lastActor === actor && lastCounter < counter!))) ascending = false;
+        lastActor = actor!;
+        lastCounter = counter!;
+        continue;
       }
       versions.push({
         dot: { actor: actor!, counter: counter! },
@@ -281,9 +315,7 @@ export function decodeSiblingSet(bytes: Uint8Array, options?: DecodeSiblingSetOp
     if (err instanceof MsgpackFormatError) fail('not valid msgpack', err);
     fail(err instanceof Error ? err.message : String(err), err);
   }
-  checkNoDuplicateDots(versions);
-  // Every field was checked above (checkDot, readClock, the value's type).
-  return siblingSetOfChecked(versions);
+  return build || ascending ? versions : undefined;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   siblingSetToWire,
   SIBLING_SET_FORMAT,
 } from '../../../src/versioning/index.js';
+import { checkSiblingSet } from '../../../src/versioning/codec.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -140,6 +141,61 @@ describe('sibling set codec', () => {
         expect((err as KvError).code).toBe('KV_INVALID_MESSAGE');
       }
     }
+  });
+});
+
+describe('checkSiblingSet (what a replica asks of a record it stores as it came)', () => {
+  const outcome = (f: () => unknown): string => {
+    try {
+      f();
+      return 'ok';
+    } catch (err) {
+      return err instanceof KvError ? `${err.code}: ${err.message}` : `not a KvError: ${String(err)}`;
+    }
+  };
+
+  it('property: accepts exactly what decodeSiblingSet accepts, refusing with the same error', () => {
+    // Records of 1-4 versions (dots out of order and repeated sometimes), then cut,
+    // bit-flipped or overwritten; and plain random bytes behind the format byte.
+    const actorArb = fc.constantFrom('a~1', 'b~2', 'c~3');
+    const versionArb = fc.tuple(
+      actorArb,
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 0, max: 5 }),
+      fc.uniqueArray(fc.tuple(actorArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 5 })), { selector: (e) => e[0], maxLength: 2 }),
+      fc.option(fc.uint8Array({ maxLength: 8 }), { nil: null }),
+    );
+    const recordArb = fc.array(versionArb, { maxLength: 4 }).map((versions) => {
+      const body = msgpackEncode(versions);
+      const out = new Uint8Array(1 + body.length);
+      out[0] = SIBLING_SET_FORMAT;
+      out.set(body, 1);
+      return out;
+    });
+    const mutatedArb = fc.oneof(
+      recordArb,
+      fc.tuple(recordArb, fc.nat(), fc.nat(7)).map(([r, at, bit]) => {
+        const m = r.slice();
+        if (m.length > 1) m[1 + (at % (m.length - 1))]! ^= 1 << bit;
+        return m;
+      }),
+      fc.tuple(recordArb, fc.nat()).map(([r, cut]) => r.slice(0, cut % (r.length + 1))),
+      fc.uint8Array({ maxLength: 40 }).map((b) => Uint8Array.of(SIBLING_SET_FORMAT, ...b)),
+    );
+    fc.assert(
+      fc.property(mutatedArb, (record) => {
+        expect(outcome(() => checkSiblingSet(record))).toBe(outcome(() => decodeSiblingSet(record)));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('refuses duplicate dots and accepts out-of-order ones, as decoding does', () => {
+    const record = (versions: unknown[]): Uint8Array => Uint8Array.of(SIBLING_SET_FORMAT, ...msgpackEncode(versions));
+    const v = (actor: string, counter: number) => [actor, counter, 1, [], null];
+    expect(outcome(() => checkSiblingSet(record([v('b~1', 1), v('a~1', 1)])))).toBe('ok');
+    expect(outcome(() => checkSiblingSet(record([v('a~1', 2), v('a~1', 2)])))).toMatch(/KV_INVALID_MESSAGE: .*duplicate dot a~1:2/);
+    expect(outcome(() => checkSiblingSet(encodeSiblingSet(sample())))).toBe('ok');
   });
 });
 

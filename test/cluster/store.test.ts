@@ -81,6 +81,37 @@ describe('a 5-node cluster', () => {
     for (const s of cluster.stores) expect((await s.get('doc'))?.values).toEqual(['merged']);
   });
 
+  it('a get result behaves as a plain { values, context } object (its context is encoded when first read)', async () => {
+    cluster = await createTestCluster({ nodes: 3 });
+    const [a, b] = cluster.stores as [Store, Store];
+    await a.put('plain', { n: 1 });
+    const read = (await b.get('plain'))!;
+    const context = read.context;
+    expect(typeof context).toBe('string');
+    expect(read.context).toBe(context);
+    expect(Object.keys(read)).toEqual(['values', 'context']);
+    expect(JSON.parse(JSON.stringify(read))).toEqual({ values: [{ n: 1 }], context });
+    expect({ ...read }).toEqual({ values: [{ n: 1 }], context });
+    expect(read).toEqual({ values: [{ n: 1 }], context });
+    // The context supersedes exactly what was read, whenever it is first read.
+    const later = (await b.get('plain'))!;
+    await a.put('plain', { n: 2 }, { context: later.context });
+    expect((await b.get('plain'))?.values).toEqual([{ n: 2 }]);
+    // Assignable, as a plain object's field is.
+    read.context = 'replaced';
+    expect(read.context).toBe('replaced');
+    // LWW and resolver stores give the same shape.
+    const lww = (await createTestCluster({ nodes: 1, conflict: 'lww' }).then(async (c) => {
+      try {
+        await c.stores[0]!.put('k', 'v');
+        return await c.stores[0]!.get('k');
+      } finally {
+        await c.stop();
+      }
+    }))!;
+    expect(JSON.parse(JSON.stringify(lww))).toEqual({ values: ['v'], context: lww.context });
+  });
+
   it('two concurrent writes through the same coordinator are both kept', async () => {
     cluster = await createTestCluster({ nodes: 5 });
     const key = keyOwnedBy(cluster, 'n1');

@@ -9,6 +9,7 @@ import { keyBytes, type Ring, type ZoneConsistencyLevel } from '../ring/index.js
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
 import { SiblingSet, VectorClock, type Version } from '../versioning/index.js';
+import { encodeDotContext } from '../versioning/vector-clock.js';
 import { decodeValue, encodeValue } from './value-codec.js';
 import { milliseconds, positiveInt, resolveStoreOptions, type ResolvedStoreOptions } from './options.js';
 import type {
@@ -29,23 +30,14 @@ import type {
 
 type Lifecycle = 'stopped' | 'starting' | 'started' | 'stopping';
 
-/**
- * A get's result. `context` is encoded when first read (an own, enumerable
- * property like any other: JSON, spreads and assignment work as on a plain
- * object): a read whose caller never writes back skips the ~1 µs of
- * building and encoding the clock.
- */
+/** A get's result (a plain literal: an accessor literal measured ~850 ns to create on Node 20). */
 function result<V>(values: V[], set: SiblingSet<Uint8Array>): GetResult<V> {
-  let context: string | undefined;
-  return {
-    values,
-    get context(): string {
-      return (context ??= set.clock().encode());
-    },
-    set context(value: string) {
-      context = value;
-    },
-  };
+  const versions = set.versions;
+  const only = versions.length === 1 ? versions[0]! : undefined;
+  // One version written without context (the common record): its dot is the whole clock.
+  const context =
+    only !== undefined && only.past.size === 0 ? encodeDotContext(only.dot.actor, only.dot.counter, only.timestamp) : set.clock().encode();
+  return { values, context };
 }
 
 /**

@@ -33,6 +33,40 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 // Shared, lazily built msgpack codecs (building them per call was a measured hot spot).
 let sharedDecoder: Decoder | undefined;
 let sharedWriter: MsgpackWriter | undefined;
+
+/** The shared writer, reset, with a context's header for `entries` entries written. */
+function contextWriter(entries: number): MsgpackWriter {
+  const w = (sharedWriter ??= new MsgpackWriter(256));
+  w.reset();
+  w.arrayHeader(2);
+  w.number(CONTEXT_FORMAT);
+  w.arrayHeader(entries);
+  return w;
+}
+
+function writeContextEntry(w: MsgpackWriter, actor: string, counter: number, time: number): void {
+  w.arrayHeader(3);
+  w.string(actor);
+  w.number(counter);
+  w.number(time);
+}
+
+/**
+ * `VectorClock.encode()` of the clock of a set holding one version with an
+ * empty past, `{ actor: counter }` at `max(0, timestamp)`, without building
+ * the clock: a read of a key written without context (the common record)
+ * answers its context this way. The dot comes from a checked version.
+ *
+ * @internal
+ */
+export function encodeDotContext(actor: string, counter: number, timestamp: number): string {
+  const time = Math.max(0, timestamp);
+  const problem = entryProblem(actor, counter, time);
+  if (problem !== undefined) throw new TypeError(problem);
+  const w = contextWriter(1);
+  writeContextEntry(w, actor, counter, time);
+  return base64url(w.view());
+}
 function contextDecoder(): Decoder {
   return (sharedDecoder ??= new Decoder({
     maxArrayLength: MAX_DECODED_CLOCK_ENTRIES,
@@ -436,17 +470,11 @@ export class VectorClock {
     // Written by hand into a reused buffer, byte for byte what the msgpack
     // Encoder made of `[CONTEXT_FORMAT, entries]` (contexts are stored by users).
     if (this.#encoded !== undefined) return this.#encoded;
-    const w = (sharedWriter ??= new MsgpackWriter(256));
-    w.reset();
-    w.arrayHeader(2);
-    w.number(CONTEXT_FORMAT);
     const entries = this.#sortedEntries();
-    w.arrayHeader(entries.length);
-    for (const [actor, counter, time] of entries) {
-      w.arrayHeader(3);
-      w.string(actor);
-      w.number(counter);
-      w.number(time);
+    const w = contextWriter(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const [actor, counter, time] = entries[i]!;
+      writeContextEntry(w, actor, counter, time);
     }
     return (this.#encoded = base64url(w.view()));
   }

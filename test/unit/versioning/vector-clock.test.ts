@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { encode as msgpackEncode } from '@msgpack/msgpack';
 import { KvError } from '../../../src/errors/index.js';
-import { VectorClock } from '../../../src/versioning/index.js';
+import { SiblingSet, VectorClock } from '../../../src/versioning/index.js';
+import { encodeDotContext } from '../../../src/versioning/vector-clock.js';
 
 const vc = (...entries: [string, number, number?][]) => VectorClock.from(entries);
 
@@ -301,5 +303,28 @@ describe('toWire / fromWire', () => {
 
   it('toString is readable', () => {
     expect(vc(['b', 2], ['a', 1]).toString()).toBe('VectorClock{a:1, b:2}');
+  });
+});
+
+describe("encodeDotContext (a one-version set's context without building its clock)", () => {
+  it('property: equals the clock().encode() of a set holding that one version', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 40, unit: 'binary' }),
+        fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+        fc.oneof(fc.integer({ min: -5, max: 5 }), fc.integer({ min: 0, max: 2 ** 53 - 1 }), fc.double({ min: -1e3, max: 1e15, noNaN: true })),
+        (actor, counter, timestamp) => {
+          const set = SiblingSet.of([{ dot: { actor, counter }, past: VectorClock.EMPTY, value: new Uint8Array(1), tombstone: false, timestamp }]);
+          expect(encodeDotContext(actor, counter, timestamp)).toBe(set.clock().encode());
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('refuses what a clock refuses', () => {
+    expect(() => encodeDotContext('', 1, 0)).toThrow(TypeError);
+    expect(() => encodeDotContext('a', 0, 0)).toThrow(TypeError);
+    expect(() => encodeDotContext('a', 1, Number.POSITIVE_INFINITY)).toThrow(TypeError);
   });
 });

@@ -76,6 +76,13 @@ export function bytesKey(bytes: Uint8Array): string {
   return latin1Of(bytes);
 }
 
+/** True if the latin1 string `id` (see {@link bytesKey}) holds exactly the bytes of `key`. */
+export function isLatin1Of(id: string, key: Uint8Array): boolean {
+  if (id.length !== key.length) return false;
+  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) !== key[i]) return false;
+  return true;
+}
+
 /** Byte equality. */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;

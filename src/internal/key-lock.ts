@@ -1,11 +1,4 @@
-import { bytesKey } from './bytes.js';
-
-/** True if the latin1 string `id` holds exactly the bytes of `key`. */
-function isLatin1Of(id: string, key: Uint8Array): boolean {
-  if (id.length !== key.length) return false;
-  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) !== key[i]) return false;
-  return true;
-}
+import { bytesKey, isLatin1Of } from './bytes.js';
 
 /**
  * Serialises async work per key: `run(key, fn)` starts `fn` once every earlier

@@ -1,3 +1,5 @@
+import { isLatin1Of } from '../internal/bytes.js';
+
 /**
  * An open-addressing hash index from key bytes to rows, for
  * {@link MemoryStorage}: linear probing, backward-shift deletion, load at most
@@ -28,12 +30,6 @@ export function keyHash(key: Uint8Array): number {
   return h === 0 ? 1 : h;
 }
 
-/** True if the latin1 string `id` holds exactly the bytes of `key`. */
-function idIs(id: string, key: Uint8Array): boolean {
-  if (id.length !== key.length) return false;
-  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) !== key[i]) return false;
-  return true;
-}
 
 export class KeyIndex<R extends IndexedRow> {
   /** Per slot: the key's hash, 0 when the slot is empty. */
@@ -57,7 +53,7 @@ export class KeyIndex<R extends IndexedRow> {
       if (h === 0) return undefined;
       if (h === hash) {
         const row = this.#rows[i]!;
-        if (idIs(row.id, key)) return row;
+        if (isLatin1Of(row.id, key)) return row;
       }
     }
   }
@@ -90,7 +86,7 @@ export class KeyIndex<R extends IndexedRow> {
     for (; ; i = (i + 1) & mask) {
       const h = hashes[i]!;
       if (h === 0) return undefined;
-      if (h === hash && idIs(rows[i]!.id, key)) break;
+      if (h === hash && isLatin1Of(rows[i]!.id, key)) break;
     }
     const removed = rows[i];
     // Backward shift: move later entries of the probe run into the hole, so

@@ -232,16 +232,41 @@ export class VectorClock {
   /** The clock that knows no events. */
   static readonly EMPTY: VectorClock = new VectorClock(new Map());
 
-  readonly #map: ReadonlyMap<string, Entry>;
+  /** Actor → entry; built on first use for a clock made from sorted triples (see #sorted). */
+  #entries: ReadonlyMap<string, Entry> | undefined;
+  /** The entries sorted by actor: set at construction when they come sorted, else built on first use. */
   #sorted: readonly ClockEntry[] | undefined;
   #encoded: string | undefined;
 
-  private constructor(map: ReadonlyMap<string, Entry>) {
-    this.#map = map;
+  private constructor(map: ReadonlyMap<string, Entry> | undefined, sorted?: readonly ClockEntry[]) {
+    this.#entries = map;
+    this.#sorted = sorted;
+  }
+
+  /** The entry map (a record's versions mostly carry one-entry pasts that never need it). */
+  get #map(): ReadonlyMap<string, Entry> {
+    if (this.#entries !== undefined) return this.#entries;
+    const map = new Map<string, Entry>();
+    const sorted = this.#sorted!;
+    for (let i = 0; i < sorted.length; i++) {
+      const [actor, counter, time] = sorted[i]!;
+      map.set(actor, { counter, time });
+    }
+    return (this.#entries = map);
   }
 
   static {
     fromTriplesImpl = (triples) => {
+      if (triples.length === 0) return VectorClock.EMPTY;
+      // Valid entries in strictly ascending actor order (what every encoder
+      // writes): the clock keeps the array and builds no map until asked.
+      // Anything else goes through parseEntries, which names what is wrong.
+      let fast = triples.length <= MAX_DECODED_CLOCK_ENTRIES;
+      for (let i = 0; i < triples.length && fast; i++) {
+        const [actor, counter, time] = triples[i]!;
+        fast = entryProblem(actor, counter, time) === undefined && (i === 0 || triples[i - 1]![0] < actor);
+      }
+      if (fast) return new VectorClock(undefined, triples);
       const map = parseEntries(triples, ErrorCodes.INVALID_MESSAGE, 'clock in message');
       if (map.size === 0) return VectorClock.EMPTY;
       const clock = new VectorClock(map);
@@ -334,12 +359,18 @@ export class VectorClock {
 
   /** Number of actors with a non-zero counter. */
   get size(): number {
-    return this.#map.size;
+    return this.#entries !== undefined ? this.#entries.size : this.#sorted!.length;
   }
 
   /** The counter of `actor` (0 if absent). */
   get(actor: string): number {
-    return this.#map.get(actor)?.counter ?? 0;
+    if (this.#entries === undefined) {
+      // Sorted triples, no map yet: a scan (pasts hold a few entries).
+      const sorted = this.#sorted!;
+      for (let i = 0; i < sorted.length; i++) if (sorted[i]![0] === actor) return sorted[i]![1];
+      return 0;
+    }
+    return this.#entries.get(actor)?.counter ?? 0;
   }
 
   /** The time of `actor`'s last increment (0 if absent or unknown). */

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { encode as msgpackEncode } from '@msgpack/msgpack';
 import { KvError } from '../../../src/errors/index.js';
 import { SiblingSet, VectorClock } from '../../../src/versioning/index.js';
-import { encodeDotContext } from '../../../src/versioning/vector-clock.js';
+import { clockFromWireTriples, encodeDotContext } from '../../../src/versioning/vector-clock.js';
 
 const vc = (...entries: [string, number, number?][]) => VectorClock.from(entries);
 
@@ -326,5 +326,42 @@ describe("encodeDotContext (a one-version set's context without building its clo
     expect(() => encodeDotContext('', 1, 0)).toThrow(TypeError);
     expect(() => encodeDotContext('a', 0, 0)).toThrow(TypeError);
     expect(() => encodeDotContext('a', 1, Number.POSITIVE_INFINITY)).toThrow(TypeError);
+  });
+});
+
+describe('clocks read from a record (sorted triples, no map until needed)', () => {
+  it('property: answer every question as the same clock built with VectorClock.from', () => {
+    const entryArb = fc.tuple(fc.constantFrom('a', 'b', 'c~1', 'd~2', '__proto__'), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 0, max: 9 }));
+    const clockArb = fc.uniqueArray(entryArb, { selector: (e) => e[0], maxLength: 5 });
+    fc.assert(
+      fc.property(clockArb, clockArb, fc.boolean(), (xs, ys, sortFirst) => {
+        // The record codec hands over triples sorted by actor; unsorted ones take the map path.
+        const triples = (sortFirst ? [...xs].sort((p, q) => (p[0] < q[0] ? -1 : 1)) : xs).map((e) => [...e] as [string, number, number]);
+        const lazy = clockFromWireTriples(triples);
+        const eager = VectorClock.from(xs);
+        const other = VectorClock.from(ys);
+        expect(lazy.size).toBe(eager.size);
+        for (const actor of ['a', 'b', 'c~1', 'd~2', '__proto__', 'zz']) {
+          expect(lazy.get(actor)).toBe(eager.get(actor));
+          expect(lazy.covers({ actor, counter: 3 })).toBe(eager.covers({ actor, counter: 3 }));
+        }
+        expect(lazy.entries()).toEqual(eager.entries());
+        expect(lazy.equals(eager)).toBe(true);
+        expect(lazy.compare(other)).toBe(eager.compare(other));
+        expect(other.compare(lazy)).toBe(other.compare(eager));
+        expect(lazy.merge(other).entries()).toEqual(eager.merge(other).entries());
+        expect(other.merge(lazy).entries()).toEqual(other.merge(eager).entries());
+        expect(lazy.encode()).toBe(eager.encode());
+        expect(lazy.prune(2).entries()).toEqual(eager.prune(2).entries());
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('bad triples are refused as before, naming the problem', () => {
+    expect(() => clockFromWireTriples([['b', 1, 0], ['a', 1, 0]] as never)).not.toThrow();
+    expect(() => clockFromWireTriples([['a', 1, 0], ['a', 2, 0]] as never)).toThrow(/duplicate actor "a"/);
+    expect(() => clockFromWireTriples([['a', 0, 0]] as never)).toThrow(KvError);
+    expect(() => clockFromWireTriples([[null, 1, 0]] as never)).toThrow(KvError);
   });
 });

@@ -2,8 +2,8 @@ import { isLatin1Of } from '../internal/bytes.js';
 
 /**
  * An open-addressing hash index from key bytes to rows, for
- * {@link MemoryStorage}: linear probing, backward-shift deletion, load at most
- * one half.
+ * `MemoryStorage`: linear probing, backward-shift deletion, load at most one
+ * half (it doubles past that, and halves below one eighth).
  *
  * Why not a `Map<string, Row>`: a lookup then needs the key as a string
  * first (a conversion per call), and a `Map` lookup in a large table walks a
@@ -42,6 +42,11 @@ export class KeyIndex<R extends IndexedRow> {
   /** Number of keys. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Number of slots (between 2 and 8 per key, at least 16). */
+  get capacity(): number {
+    return this.#hashes.length;
   }
 
   /** The row of `key` (with `hash`, its {@link keyHash}), or undefined. */
@@ -104,13 +109,18 @@ export class KeyIndex<R extends IndexedRow> {
     hashes[hole] = 0;
     rows[hole] = undefined;
     this.#size--;
+    // Give memory back once most keys are gone (load under 1/8: half the slots).
+    if (hashes.length > MIN_CAPACITY && this.#size * 8 < hashes.length) this.#resize(hashes.length / 2);
     return removed;
   }
 
   #grow(): void {
+    this.#resize(this.#hashes.length * 2);
+  }
+
+  #resize(capacity: number): void {
     const oldHashes = this.#hashes;
     const oldRows = this.#rows;
-    const capacity = oldHashes.length * 2;
     const hashes = new Int32Array(capacity);
     const rows = new Array<R | undefined>(capacity).fill(undefined);
     const mask = capacity - 1;

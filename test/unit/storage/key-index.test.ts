@@ -84,6 +84,13 @@ describe('KeyIndex (the memory storage key table)', () => {
     for (let i = 0; i < 5000; i += 2) expect(index.delete(keys[i]!, keyHash(keys[i]!))?.n).toBe(i);
     keys.forEach((key, n) => expect(index.get(key, keyHash(key))?.n).toBe(n % 2 === 0 ? undefined : n));
     expect(index.size).toBe(2500);
+    expect(index.capacity).toBe(16384); // 5000 keys passed half of 8192; 2500 are more than an eighth
+    // Most keys gone: the slots shrink with them, and the rest are still found.
+    for (let i = 1; i < 4990; i += 2) index.delete(keys[i]!, keyHash(keys[i]!));
+    expect(index.size).toBe(5);
+    expect(index.capacity).toBeLessThanOrEqual(64);
+    for (let i = 4991; i < 5000; i += 2) expect(index.get(keys[i]!, keyHash(keys[i]!))?.n).toBe(i);
+    expect(index.get(keys[1]!, keyHash(keys[1]!))).toBeUndefined();
   });
 
   it('keyHash is never 0 (0 marks an empty slot) and differs for keys that differ in one byte', () => {

@@ -533,7 +533,7 @@ export class ReplicaServer {
     });
   }
 
-  #version(message: WireMessage): Promise<WireMessage> {
+  #version(message: WireMessage): WireMessage | Promise<WireMessage> {
     const key = readBytes(message, 'key', MAX_WIRE_KEY);
     const value = readOptionalBytes(message, 'value', MAX_WIRE_RECORD);
     const tombstone = readBoolean(message, 'tombstone');
@@ -545,11 +545,13 @@ export class ReplicaServer {
       throw new KvError(ErrorCodes.INVALID_MESSAGE, 'malformed kv.version: exactly one of value and tombstone');
     }
     const context = contextBytes === undefined ? VectorClock.EMPTY : decodeClock(contextBytes);
-    return this.coordinateWrite(
+    // Answered in the same turn when the version was created synchronously (handle() turns a throw into a rejection).
+    const version = this.coordinateWriteNow(
       { bytes: key, token: this.#tokenOf(key) },
       { value, tombstone, overwrite, context, timestamp },
       expires,
-    ).then(versionedAnswer);
+    );
+    return version instanceof Promise ? version.then(versionedAnswer) : versionedAnswer(version);
   }
 
   // ---- storage, with its failures as KV_STORAGE_FAILURE ----------------------------------------

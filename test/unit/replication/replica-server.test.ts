@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStorage, Ring, VectorClock } from 'quorumkv';
-import { ReplicaServer, SiblingSet, encodeSiblingSet, metadataCounterLease } from 'quorumkv/internals';
+import { ReplicaServer, SiblingSet, decodeSiblingSet, encodeSiblingSet, metadataCounterLease } from 'quorumkv/internals';
 import { TooManySiblingsError } from '../../../src/errors/index.js';
 import type { ReplicaServerOptions, SiblingsEvent } from '../../../src/replication/index.js';
 
@@ -322,5 +322,37 @@ describe('ReplicaServer.coordinateWriteNow', () => {
     expect(v.set.values().map((x) => new TextDecoder().decode(x))).toEqual(['a']);
     // Refusals are thrown, not returned.
     expect(() => sync.coordinateWriteNow(key('k'), write('b'), Date.now() - 1)).toThrow(expect.objectContaining({ code: 'KV_TIMEOUT' }));
+  });
+
+  it('kv.version is answered in the same turn over a synchronous storage, later over a slow one; refusals still reject', async () => {
+    const sync = await server(new MemoryStorage());
+    await sync.coordinateWrite(key('warm'), write('lease')); // the first version extends the counter lease
+    const message = (k: string, expires?: number) => ({
+      type: 'kv.version',
+      key: key(k),
+      value: new TextEncoder().encode('v'),
+      tombstone: false,
+      overwrite: false,
+      context: null,
+      timestamp: null,
+      expires: expires ?? null,
+    });
+    const answer = sync.handle(message('k'));
+    expect(answer).not.toBeInstanceOf(Promise);
+    expect(answer).toMatchObject({ type: 'kv.versioned' });
+    expect(decodeSiblingSet((answer as unknown as { record: Uint8Array }).record).size).toBe(1);
+    const late = sync.handle(message('k', Date.now() - 1));
+    expect(late).toBeInstanceOf(Promise);
+    await expect(late).rejects.toMatchObject({ code: 'KV_TIMEOUT' });
+    class Later extends MemoryStorage {
+      protected override _get(k: Uint8Array): Uint8Array | undefined {
+        return new Promise((resolve) => setImmediate(() => resolve(super._get(k)))) as unknown as Uint8Array | undefined;
+      }
+    }
+    const slow = await server(new Later());
+    await slow.coordinateWrite(key('warm'), write('lease'));
+    const pending = slow.handle(message('k'));
+    expect(pending).toBeInstanceOf(Promise);
+    expect(await pending).toMatchObject({ type: 'kv.versioned' });
   });
 });

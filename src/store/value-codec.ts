@@ -477,13 +477,11 @@ class ValueWriter {
 
   #string(s: string): void {
     const length = s.length;
-    if (length < 0x100) {
-      // Short ASCII (most keys, many values): one pass, fixstr or str 8. Up to
-      // 255 units a loop beats isWellFormed() plus a native UTF-8 write.
-      const head = length < 32 ? 1 : 2;
-      this.#room(head + length);
+    if (length < 32) {
+      // Short ASCII (most keys, many values): one pass, fixstr.
+      this.#room(1 + length);
       const bytes = this.#bytes;
-      let at = this.#pos + head;
+      let at = this.#pos + 1;
       let i = 0;
       for (; i < length; i++) {
         const c = s.charCodeAt(i);
@@ -491,11 +489,7 @@ class ValueWriter {
         bytes[at++] = c;
       }
       if (i === length) {
-        if (head === 1) bytes[this.#pos] = 0xa0 | length;
-        else {
-          bytes[this.#pos] = 0xd9;
-          bytes[this.#pos + 1] = length;
-        }
+        bytes[this.#pos] = 0xa0 | length;
         this.#pos = at;
         return this.#check();
       }

@@ -38,7 +38,9 @@ export class KeyLock {
    * promise is returned, as with `run`.
    *
    * `key` may be given as bytes (a latin1 string of them is the same key):
-   * while no key is held, which is the common case, no string is made.
+   * while no key is held, which is the common case, no string is made. The
+   * bytes must not change until `runNow` returns (its string is taken then
+   * if `fn` went asynchronous).
    */
   runNow<T>(key: string | Uint8Array, fn: () => T | Promise<T>): T | Promise<T> {
     if (this.#queues.size > 0 || this.#syncKeys.length > 0) {

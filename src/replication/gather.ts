@@ -89,6 +89,16 @@ export interface GatherOptions<T = unknown> {
   /** Per-hop timeouts (with `standIns`): a node still silent after a hop gets a stand-in, its own call goes on. */
   readonly hops?: HopQueue | undefined;
   /**
+   * Turns the value of a call that answered with a promise into its answer
+   * (a throw counts as that node's failure). With it a call may return a
+   * transport's promise as it is, and the check or decoding of its answer
+   * runs in gather's own reaction: one promise and one turn fewer per
+   * request than a `.then()` of the caller's. Synchronous answers are
+   * taken as they are.
+   * @default the value is the answer
+   */
+  readonly settle?: ((value: unknown, node: NodeInfo) => T) | undefined;
+  /**
    * Called once every call settled, as `all` resolves but without a promise
    * (a coordinator's read repair and background accounting run on every
    * operation).
@@ -269,10 +279,22 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
     }
     // A call that answered synchronously (no promise) is counted at once.
     if (!(pending instanceof Promise)) return this.#answered(i, node.id, pending);
+    const settle = this.#options.settle;
     pending.then(
-      (value) => this.#answered(i, node.id, value),
+      settle === undefined ? (value) => this.#answered(i, node.id, value) : (value) => this.#answeredAs(i, node, value, settle),
       (err: unknown) => this.#failed(i, node.id, err),
     );
+  }
+
+  /** An asynchronous answer through `options.settle`. */
+  #answeredAs(i: number, node: NodeInfo, value: unknown, settle: (value: unknown, node: NodeInfo) => T): void {
+    let answer: T;
+    try {
+      answer = settle(value, node);
+    } catch (err) {
+      return this.#failed(i, node.id, err);
+    }
+    this.#answered(i, node.id, answer);
   }
 
   /**

@@ -212,6 +212,18 @@ function expectApplied(answer: WireMessage): void {
   if (answer.type !== 'kv.applied') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
 }
 
+/** A write gather's asynchronous answers: a replica's `kv.applied`, or nothing (a local apply, a hint checked already). */
+function settleApplied(value: unknown): unknown {
+  if (value !== undefined) expectApplied(value as WireMessage);
+  return undefined;
+}
+
+/** A replica's answer to `kv.read`, decoded into `answers`. */
+function readAnswer(ref: KeyRef, answers: ReadAnswers, answer: WireMessage): SiblingSet<Uint8Array> {
+  if (answer.type !== 'kv.record') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+  return answers.decode(ref.bytes, readOptionalBytes(answer, 'record', MAX_WIRE_RECORD), false);
+}
+
 function expectHinted(answer: WireMessage): void {
   if (answer.type !== 'kv.hinted') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
 }
@@ -324,6 +336,8 @@ export class QuorumCoordinator {
     const gathering = this.#tracked(() =>
       gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
         operation: 'read',
+        // A replica's kv.record answer (this node's own record comes decoded, as a set).
+        settle: (value) => (value instanceof SiblingSet ? value : readAnswer(ref, answers, value as WireMessage)),
         required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
         zones,
         deadline: options.deadline,
@@ -445,10 +459,10 @@ export class QuorumCoordinator {
         ? bytes.then((b) => answers.decode(ref.bytes, b, true))
         : answers.decode(ref.bytes, bytes, true);
     }
-    return this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }, deadline, signal).then((answer) => {
-      if (answer.type !== 'kv.record') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
-      return answers.decode(ref.bytes, readOptionalBytes(answer, 'record', MAX_WIRE_RECORD), false);
-    });
+    // The answer as it came: the read's gather decodes it (settleRead), one reaction per request.
+    return this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }, deadline, signal) as Promise<unknown> as Promise<
+      SiblingSet<Uint8Array>
+    >;
   }
 
   #applyTo(
@@ -523,11 +537,10 @@ export class QuorumCoordinator {
         (node, signal, standInFor) =>
           standInFor !== undefined
             ? this.#hintTo(node, standInFor, ref, record, deadline, signal)
-            : set !== undefined
-              ? this.#applyTo(node, ref, set, record, deadline, signal)
-              : this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal).then(
-                  expectApplied,
-                ),
+            : set !== undefined && node.id === this.#o.self
+              ? this.#o.replica.apply(ref, set, record)
+              : // The answer as it came: gather checks it (settleApplied), one reaction per request.
+                this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal),
         {
           operation: 'write',
           required,
@@ -541,6 +554,7 @@ export class QuorumCoordinator {
           standIns: sloppy ? this.#policy : undefined,
           replicaSet: sloppy ? replicaSet : undefined,
           hops: sloppy ? this.#hops : undefined,
+          settle: settleApplied,
           onAll: this.#untrack,
         },
       ),

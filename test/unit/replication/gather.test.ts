@@ -194,4 +194,32 @@ describe('gather: calls that answer synchronously', () => {
     expect(all).toBe(1);
     expect(clock.pending).toBe(0);
   });
+
+  it('settle turns asynchronous answers into answers (a throw is that node failing); synchronous answers skip it', async () => {
+    const clock = new ManualClock();
+    const seen: string[] = [];
+    const g = gather<number>(
+      nodes(4),
+      (node) => (node.id === 'n0' ? 7 : (Promise.resolve(node.id === 'n3' ? 'bad' : `${node.id.length}`) as Promise<unknown> as Promise<number>)),
+      {
+        operation: 'read',
+        required: 3,
+        deadline: clock.now() + 100,
+        clock,
+        settle: (value, node) => {
+          seen.push(node.id);
+          if (value === 'bad') throw new KvError('KV_INVALID_MESSAGE', 'not an answer');
+          return Number(value) * 10;
+        },
+      },
+    );
+    const all = await g.all;
+    expect([...all.ok].sort()).toEqual([
+      ['n0', 7],
+      ['n1', 20],
+      ['n2', 20],
+    ]);
+    expect(all.failures).toEqual([{ node: 'n3', code: 'KV_INVALID_MESSAGE' }]);
+    expect(seen.sort()).toEqual(['n1', 'n2', 'n3']);
+  });
 });

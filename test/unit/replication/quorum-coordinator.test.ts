@@ -75,6 +75,22 @@ describe('QuorumCoordinator without Store', () => {
     expect(read.values().map(text).sort()).toEqual(['v', 'w']);
   });
 
+  it('an answer of the wrong type counts as that replica failing with KV_INVALID_MESSAGE, on writes and reads', async () => {
+    t = await trio();
+    await t.get('a').coordinator.write(key, write('v', VectorClock.EMPTY, 3), deadline());
+    // c now answers every request with a message of no known type.
+    const c = t.get('c').transport;
+    await c.stop();
+    await c.start(() => ({ type: 'kv.nonsense' }));
+    const writeErr = await t.get('a').coordinator.write(key, write('w', VectorClock.EMPTY, 3), deadline()).catch((e: unknown) => e);
+    expect(writeErr).toMatchObject({ required: 3, acknowledged: 2, failures: [{ node: 'c', code: 'KV_INVALID_MESSAGE' }] });
+    const readErr = await t.get('a').coordinator.read(key, 3, deadline()).catch((e: unknown) => e);
+    expect(readErr).toMatchObject({ code: 'KV_QUORUM_NOT_MET', failures: [{ node: 'c', code: 'KV_INVALID_MESSAGE' }] });
+    // The two good replicas still make W=2 and R=2.
+    await t.get('a').coordinator.write(key, write('x', (await t.get('a').coordinator.read(key, 2, deadline())).clock()), deadline());
+    expect((await t.get('b').coordinator.read(key, 2, deadline())).values().map(text)).toEqual(['x']);
+  });
+
   it('repairs a stale replica after the read, merging only', async () => {
     t = await trio();
     t.net.isolate('c');

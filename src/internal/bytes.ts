@@ -76,6 +76,13 @@ export function bytesKey(bytes: Uint8Array): string {
   return latin1Of(bytes);
 }
 
+/** 32-bit FNV-1a of `bytes[start, end)` (a signed int32; for hash tables and caches, not security). */
+export function fnv1a(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
+  return h;
+}
+
 /** True if the latin1 string `id` (see {@link bytesKey}) holds exactly the bytes of `key`. */
 export function isLatin1Of(id: string, key: Uint8Array): boolean {
   if (id.length !== key.length) return false;

@@ -459,7 +459,7 @@ export class QuorumCoordinator {
         ? bytes.then((b) => answers.decode(ref.bytes, b, true))
         : answers.decode(ref.bytes, bytes, true);
     }
-    // The answer as it came: the read's gather decodes it (settleRead), one reaction per request.
+    // The answer as it came: the read's gather decodes it (its settle, readAnswer), one reaction per request.
     return this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }, deadline, signal) as Promise<unknown> as Promise<
       SiblingSet<Uint8Array>
     >;
@@ -742,5 +742,4 @@ export class QuorumCoordinator {
     }
     return down === undefined ? targets : [...up!, ...down];
   }
-
 }

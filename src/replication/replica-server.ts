@@ -265,12 +265,7 @@ export class ReplicaServer {
    */
   async read(key: KeyRef | Uint8Array): Promise<SiblingSet<Uint8Array>> {
     const bytes = key instanceof Uint8Array ? key : key.bytes;
-    let record: Uint8Array | undefined;
-    try {
-      record = await this.#storage.get(bytes);
-    } catch (err) {
-      throw storageFailure(err);
-    }
+    const record = await this.readEncoded(bytes);
     return record === undefined ? EMPTY : this.#decodeStored(bytes, record);
   }
 
@@ -522,7 +517,7 @@ export class ReplicaServer {
    */
   purgeTombstone(key: Uint8Array, matches: (record: Uint8Array) => boolean): Promise<boolean> {
     return this.#locks.run(bytesKey(key), async () => {
-      const record = await this.#get(key);
+      const record = await this.readEncoded(key);
       if (record === undefined || !matches(record) || decodeTombstones(record) === undefined) return false;
       try {
         await this.#storage.delete(key);
@@ -578,17 +573,6 @@ export class ReplicaServer {
       throw storageFailure(err);
     }
     return result instanceof Promise ? result.then(undefined, rethrowStorageFailure) : undefined;
-  }
-
-  #get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    // A chained handler, not an async function: one promise and one turn fewer per read.
-    let pending: Promise<Uint8Array | undefined>;
-    try {
-      pending = this.#storage.get(key);
-    } catch (err) {
-      return Promise.reject(storageFailure(err));
-    }
-    return pending.then(undefined, rethrowStorageFailure);
   }
 
   /** Decodes a record from this node's storage: a bad one is a storage failure, not a bad message. */

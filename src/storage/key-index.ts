@@ -1,4 +1,17 @@
-import { isLatin1Of } from '../internal/bytes.js';
+import { fnv1a, isLatin1Of } from '../internal/bytes.js';
+
+/** What a {@link KeyIndex} holds: a row whose `id` is its key's bytes as a latin1 string (one char per byte). */
+export interface IndexedRow {
+  readonly id: string;
+}
+
+const MIN_CAPACITY = 16;
+
+/** FNV-1a over the bytes, never 0 (0 marks an empty slot). */
+export function keyHash(key: Uint8Array): number {
+  const h = fnv1a(key);
+  return h === 0 ? 1 : h;
+}
 
 /**
  * An open-addressing hash index from key bytes to rows, for
@@ -14,23 +27,8 @@ import { isLatin1Of } from '../internal/bytes.js';
  * present one the row and its id besides, and no string is made to look a
  * key up.
  *
- * A row's `id` is its key's bytes as a latin1 string (one char per byte),
- * which is what a lookup compares with.
+ * A lookup compares the key with the row's `id`.
  */
-export interface IndexedRow {
-  readonly id: string;
-}
-
-const MIN_CAPACITY = 16;
-
-/** FNV-1a over the bytes, never 0 (0 marks an empty slot). */
-export function keyHash(key: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ (key[i] as number), 0x01000193);
-  return h === 0 ? 1 : h;
-}
-
-
 export class KeyIndex<R extends IndexedRow> {
   /** Per slot: the key's hash, 0 when the slot is empty. */
   #hashes = new Int32Array(MIN_CAPACITY);

@@ -1,5 +1,5 @@
 import { ErrorCodes, KvError, isErrorCode, type ErrorCode } from '../errors/index.js';
-import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes } from '../internal/bytes.js';
+import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes, fnv1a } from '../internal/bytes.js';
 import type { WireMessage, WireValue } from './types.js';
 
 /**
@@ -548,9 +548,7 @@ function readString(r: MsgpackReader, length: number): string {
   if (length > MAX_CACHED_STRING || length > r.left) return r.string(length);
   const bytes = r.bytes;
   const start = r.pos;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < length; i++) h = Math.imul(h ^ bytes[start + i]!, 0x01000193);
-  const slot = (h >>> 0) & (STRING_CACHE_SLOTS - 1);
+  const slot = (fnv1a(bytes, start, start + length) >>> 0) & (STRING_CACHE_SLOTS - 1);
   const known = cachedBytes[slot];
   if (known !== undefined && known.length === length) {
     let same = true;

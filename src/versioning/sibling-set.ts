@@ -267,6 +267,19 @@ function checkVersion(v: Version<unknown>): void {
   }
 }
 
+/** Set by the class below (it alone may call the constructor); see {@link siblingSetOfChecked}. */
+let ofChecked: <V>(versions: Version<V>[]) => SiblingSet<V>;
+
+/**
+ * `SiblingSet.of` for versions their maker has already checked field by
+ * field (the record codec's decoder does, byte by byte): no second check and
+ * no copy of the array, which becomes the set's. Duplicates and obsoleted
+ * versions are still dropped. Not exported from the package.
+ */
+export function siblingSetOfChecked<V>(versions: Version<V>[]): SiblingSet<V> {
+  return ofChecked(versions);
+}
+
 /**
  * The versions of one key held by one replica: an immutable set of
  * causally-concurrent siblings (dotted version vectors, Riak 2.0 style).
@@ -290,19 +303,6 @@ function checkVersion(v: Version<unknown>): void {
  * set.values();                                             // ['xy']
  * ```
  */
-/** Set by the class below (it alone may call the constructor); see {@link siblingSetOfChecked}. */
-let ofChecked: <V>(versions: Version<V>[]) => SiblingSet<V>;
-
-/**
- * `SiblingSet.of` for versions their maker has already checked field by
- * field (the record codec's decoder does, byte by byte): no second check and
- * no copy of the array, which becomes the set's. Duplicates and obsoleted
- * versions are still dropped. Not exported from the package.
- */
-export function siblingSetOfChecked<V>(versions: Version<V>[]): SiblingSet<V> {
-  return ofChecked(versions);
-}
-
 export class SiblingSet<V> {
   static readonly #EMPTY = new SiblingSet<never>([]);
 

@@ -67,6 +67,7 @@ export function encodeDotContext(actor: string, counter: number, timestamp: numb
   writeContextEntry(w, actor, counter, time);
   return base64url(w.view());
 }
+
 function contextDecoder(): Decoder {
   return (sharedDecoder ??= new Decoder({
     maxArrayLength: MAX_DECODED_CLOCK_ENTRIES,

@@ -49,13 +49,17 @@ export class MinHeap<T> {
 
   /** Keeps only the entries `keep` accepts, in heap order again (O(n)). */
   retain(keep: (item: T) => boolean): void {
-    const items = this.#items.filter(keep);
+    const old = this.#items;
+    const items = old.filter(keep);
+    // A dropped array left as it was would keep what it held alive in minor GCs if it is in the old generation.
+    old.fill(undefined as T);
     this.#items = items;
     for (let i = (items.length >> 1) - 1; i >= 0; i--) this.#siftDown(items[i] as T, i);
   }
 
   /** Drops every entry. */
   clear(): void {
+    this.#items.fill(undefined as T);
     this.#items = [];
   }
 

@@ -9,11 +9,21 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 interface Subscription {
   readonly callback: () => void;
   active: boolean;
+  prev: Subscription | undefined;
+  next: Subscription | undefined;
 }
 
-/** The callbacks waiting on each signal, with the one listener that runs them. */
+/**
+ * The callbacks waiting on each signal, in registration order, with the one
+ * listener that runs them. A doubly linked list rather than a `Set`: a
+ * signal shared by many calls sees a registration and a removal per call,
+ * and a `Set` under that churn leaves a chain of replaced tables that keeps
+ * removed callbacks (and what they hold) alive in minor GCs (see IdTable).
+ * A removed subscription's links are cleared for the same reason.
+ */
 interface SignalEntry {
-  readonly subscriptions: Set<Subscription>;
+  head: Subscription | undefined;
+  tail: Subscription | undefined;
   readonly listener: () => void;
 }
 
@@ -22,12 +32,14 @@ const entries = new WeakMap<AbortSignal, SignalEntry>();
 const noop = (): void => {};
 
 function entryFor(signal: AbortSignal): SignalEntry {
-  let entry = entries.get(signal);
-  if (entry) return entry;
-  const subscriptions = new Set<Subscription>();
+  const known = entries.get(signal);
+  if (known) return known;
   const listener = (): void => {
     // The signal fires once: forget it, then run every callback still registered, in order.
     entries.delete(signal);
+    const subscriptions: Subscription[] = [];
+    for (let s = created.head; s !== undefined; s = s.next) subscriptions.push(s);
+    created.head = created.tail = undefined;
     for (const s of subscriptions) {
       if (!s.active) continue; // removed by an earlier callback
       s.active = false;
@@ -41,12 +53,11 @@ function entryFor(signal: AbortSignal): SignalEntry {
         });
       }
     }
-    subscriptions.clear();
   };
-  entry = { subscriptions, listener };
-  entries.set(signal, entry);
+  const created: SignalEntry = { head: undefined, tail: undefined, listener };
+  entries.set(signal, created);
   signal.addEventListener('abort', listener, { once: true });
-  return entry;
+  return created;
 }
 
 /**
@@ -82,13 +93,22 @@ export function onAbort(signal: AbortSignal, callback: () => void): () => void {
   }
   if (signal.aborted) return noop;
   const entry = entryFor(signal);
-  const subscription: Subscription = { callback, active: true };
-  entry.subscriptions.add(subscription);
+  const subscription: Subscription = { callback, active: true, prev: entry.tail, next: undefined };
+  if (entry.tail === undefined) entry.head = subscription;
+  else entry.tail.next = subscription;
+  entry.tail = subscription;
   return () => {
     if (!subscription.active) return;
     subscription.active = false;
-    entry.subscriptions.delete(subscription);
-    if (entry.subscriptions.size === 0 && entries.get(signal) === entry) {
+    const { prev, next } = subscription;
+    if (prev === undefined) {
+      if (entry.head === subscription) entry.head = next;
+    } else prev.next = next;
+    if (next === undefined) {
+      if (entry.tail === subscription) entry.tail = prev;
+    } else next.prev = prev;
+    subscription.prev = subscription.next = undefined;
+    if (entry.head === undefined && entries.get(signal) === entry) {
       entries.delete(signal);
       signal.removeEventListener('abort', entry.listener);
     }

@@ -115,6 +115,10 @@ class Exchange {
   wire: Wire | undefined = undefined;
   /** The latency timer of the message on its way, if it has latency. */
   timer: TimerHandle | undefined = undefined;
+  /** Index in the network's list of exchanges in flight (-1: not in it). */
+  slot = -1;
+  /** Sending order, network-wide. */
+  seq = 0;
   /** The caller's request settled (any route): stop delivering its messages. */
   readonly settled = (): void => this.network.release(this);
   readonly answered = (body: WireMessage): void => this.network.answer(this, undefined, body);
@@ -205,7 +209,14 @@ export class MemoryNetwork {
   readonly #linkLatency = new Map<string, { min: number; max: number }>();
   #dropRate = 0;
   /** Requests not yet settled at their caller, in the order they were sent. */
-  readonly #exchanges = new Set<Exchange>();
+  /**
+   * Exchanges in flight, in slots 0..#exchangeCount (each knows its slot; a
+   * removal moves the last one into it). Not a `Set`: see IdTable, whose
+   * notes say why a `Set` that every request passes through costs GC time.
+   */
+  #exchanges: (Exchange | undefined)[] = new Array<Exchange | undefined>(16).fill(undefined);
+  #exchangeCount = 0;
+  #exchangeSeq = 0;
   #stats = { sent: 0, delivered: 0, dropped: 0, bytes: 0 };
   /** Messages without latency, waiting for the next turn of the event loop. */
   #ready: Exchange[] = [];
@@ -493,7 +504,7 @@ export class MemoryNetwork {
       pending.reject(id, new KvError(ErrorCodes.UNREACHABLE, `${to} is not reachable: no started transport at that address`));
       return promise;
     }
-    this.#exchanges.add(ex);
+    this.#track(ex);
     const delay = this.#route(caller.address, to, wire.bytes);
     if (delay === undefined) {
       ex.phase = 'lost';
@@ -511,7 +522,33 @@ export class MemoryNetwork {
       this.clock.clearTimeout(exchange.timer);
       exchange.timer = undefined;
     }
-    this.#exchanges.delete(exchange);
+    this.#untrack(exchange);
+  }
+
+  #track(ex: Exchange): void {
+    let list = this.#exchanges;
+    if (this.#exchangeCount === list.length) {
+      const bigger = new Array<Exchange | undefined>(list.length * 2).fill(undefined);
+      for (let i = 0; i < list.length; i++) bigger[i] = list[i];
+      list.fill(undefined);
+      this.#exchanges = list = bigger;
+    }
+    ex.seq = this.#exchangeSeq++;
+    ex.slot = this.#exchangeCount++;
+    list[ex.slot] = ex;
+  }
+
+  #untrack(ex: Exchange): void {
+    const i = ex.slot;
+    if (i < 0) return;
+    ex.slot = -1;
+    const list = this.#exchanges;
+    const last = list[--this.#exchangeCount]!;
+    list[this.#exchangeCount] = undefined;
+    if (last !== ex) {
+      list[i] = last;
+      last.slot = i;
+    }
   }
 
   /** The request reaches its target. */
@@ -572,7 +609,10 @@ export class MemoryNetwork {
 
   /** @internal `t` stopped: fail everything it is part of (see class docs). */
   stopped(t: MemoryTransport): void {
-    for (const ex of [...this.#exchanges]) {
+    // A snapshot, in sending order (rejecting runs callbacks that may send or settle).
+    const inFlight = this.#exchanges.slice(0, this.#exchangeCount) as Exchange[];
+    inFlight.sort((a, b) => a.seq - b.seq);
+    for (const ex of inFlight) {
       if (ex.caller === t) {
         ex.pending.reject(
           ex.id,

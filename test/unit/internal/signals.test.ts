@@ -1,4 +1,5 @@
 import { getEventListeners } from 'node:events';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { onAbort, throwIfAborted } from '../../../src/internal/signals.js';
 
@@ -49,6 +50,33 @@ describe('onAbort', () => {
     ac.abort();
     expect(calls).toEqual([0, 1, 2, 3, 4]);
     expect(listeners(ac.signal)).toBe(0);
+  });
+
+  it('property: after any interleaving of registrations and removals, exactly the registered ones run, in order', () => {
+    // Removals from the front, the back and the middle of the list, and re-registrations
+    // after the list emptied (the listener is removed and added again).
+    const step = fc.oneof(fc.constant({ add: true as const, pick: 0 }), fc.record({ add: fc.constant(false as const), pick: fc.nat() }));
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const ac = new AbortController();
+        const ran: number[] = [];
+        const live: { n: number; off: () => void }[] = [];
+        let n = 0;
+        for (const s of steps) {
+          if (s.add) {
+            const k = n++;
+            live.push({ n: k, off: onAbort(ac.signal, () => ran.push(k)) });
+          } else if (live.length > 0) {
+            live.splice(s.pick % live.length, 1)[0]!.off();
+          }
+          expect(listeners(ac.signal)).toBe(live.length > 0 ? 1 : 0);
+        }
+        ac.abort();
+        expect(ran).toEqual(live.map((l) => l.n));
+        expect(listeners(ac.signal)).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('keeps registrations of the same function apart', () => {

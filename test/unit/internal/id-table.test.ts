@@ -74,10 +74,27 @@ describe('IdTable (requests in flight by id)', () => {
     for (let id = 1; id <= 5000; id++) expect(table.get(id)).toBe(id * 2);
     for (let id = 1; id <= 4990; id++) expect(table.delete(id)).toBe(id * 2);
     expect(table.size).toBe(10);
-    expect(table.capacity).toBeLessThanOrEqual(80);
+    expect(table.capacity).toBe(256);
     for (let id = 4991; id <= 5000; id++) expect(table.get(id)).toBe(id * 2);
     expect(table.get(1)).toBeUndefined();
     expect(table.delete(1)).toBeUndefined();
+  });
+
+  it('keeps its capacity while its size swings between 0 and 100 (no resize per swing)', () => {
+    const table = new IdTable<number>();
+    let id = 0;
+    for (let k = 0; k < 100; k++) table.set(id++, k);
+    for (let k = 0; k < 100; k++) table.delete(id - 100 + k);
+    const capacity = table.capacity;
+    expect(capacity).toBe(256);
+    for (let swing = 0; swing < 50; swing++) {
+      const first = id;
+      for (let k = 0; k < 100; k++) table.set(id++, k);
+      expect(table.capacity).toBe(capacity);
+      for (let k = first; k < id; k++) table.delete(k);
+      expect(table.size).toBe(0);
+      expect(table.capacity).toBe(capacity);
+    }
   });
 
   it('a set of a present id replaces its value without adding one', () => {

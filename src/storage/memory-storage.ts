@@ -1,25 +1,28 @@
-import { allocBytes, bytesKey, latin1Of, writeLatin1 } from '../internal/bytes.js';
+import { allocBytes, bytesKey, writeLatin1 } from '../internal/bytes.js';
 import { KeyIndex, keyHash } from './key-index.js';
 import { AbstractStorage } from './abstract-storage.js';
+import { RecordArena, readPlaced, type Placed } from './record-arena.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
 import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } from './types.js';
 
 /**
- * One record. `id`, `key`, `token` and `record` never change (a put makes a
- * new row), so a scan's snapshot of rows stays exact; `sorted`, `slot` and
+ * One record. `id`, `token` and the record's bytes never change (a put makes
+ * a new row), so a scan's snapshot of rows stays exact; `sorted`, `slot` and
  * `dead` say where the row sits in the scan index.
  */
-interface Row {
+interface Row extends Placed {
   /** `bytesKey(key)`: one char per byte, so comparing ids compares key bytes. */
   readonly id: string;
   readonly token: number;
   /**
-   * The record's bytes as a latin1 string (one char per byte): a string on
-   * the JS heap is far cheaper to make and collect than a typed array with
-   * its own off-heap backing store. The key's bytes are `id`, likewise.
+   * The record's bytes lie in the storage's {@link RecordArena}, outside the
+   * JS heap (`slab`, `offset`, `length`; a compaction may move them, never
+   * change them).
    */
-  readonly record: string;
+  slab: Uint8Array;
+  offset: number;
+  readonly length: number;
   /** In `#sorted` (true) or `#pending` (false)? */
   sorted: boolean;
   /** Index in that array. */
@@ -95,7 +98,7 @@ function mergeRows(a: readonly Row[], b: readonly Row[], dropDead = false): Row[
 }
 
 function* entries(rows: readonly Row[]): Generator<StoredEntry, void, undefined> {
-  for (const row of rows) yield { key: fromLatin1(row.id), token: row.token, record: fromLatin1(row.record) };
+  for (const row of rows) yield { key: fromLatin1(row.id), token: row.token, record: readPlaced(row, allocBytes) };
 }
 
 function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, undefined> {
@@ -132,6 +135,8 @@ export class MemoryStorage extends AbstractStorage {
   readonly capabilities: StorageCapabilities = CAPABILITIES;
   /** Key bytes → row (no string is made to look a key up). */
   readonly #rows = new KeyIndex<Row>();
+  /** The records' bytes. */
+  readonly #arena = new RecordArena();
   /** Rows in (token, key) order, some possibly dead. */
   #sorted: Row[] = [];
   /** Rows written under a new key (or a new token) since the last merge, unordered. */
@@ -143,9 +148,8 @@ export class MemoryStorage extends AbstractStorage {
 
   protected _get(key: Uint8Array): Uint8Array | undefined {
     const row = this.#rows.get(key, keyHash(key));
-    // The caller's copy comes from a shared slab (no off-heap allocation per read);
-    // the stored copy is a string, so a long-lived record pins no slab.
-    return row === undefined ? undefined : fromLatin1(row.record);
+    // The caller's copy comes from a shared slab (no off-heap allocation per read).
+    return row === undefined ? undefined : readPlaced(row, allocBytes);
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
@@ -153,21 +157,45 @@ export class MemoryStorage extends AbstractStorage {
     const old = this.#rows.get(key, hash);
     if (old !== undefined && old.token === token) {
       // Same place in the index: replace the row where it sits (no re-sort).
-      const row: Row = { id: old.id, token, record: latin1Of(record), sorted: old.sorted, slot: old.slot, dead: false };
+      const row = this.#row(old.id, token, record, old.sorted, old.slot);
       (old.sorted ? this.#sorted : this.#pending)[old.slot] = row;
       this.#rows.set(row, hash);
+      this.#free(old);
       return;
     }
     if (old !== undefined) this.#unindex(old);
     const id = old === undefined ? bytesKey(key) : old.id;
-    const row: Row = { id, token, record: latin1Of(record), sorted: false, slot: this.#pending.length, dead: false };
+    const row = this.#row(id, token, record, false, this.#pending.length);
     this.#pending.push(row);
     this.#rows.set(row, hash);
+    if (old !== undefined) this.#free(old);
   }
 
   protected _delete(key: Uint8Array): void {
     const old = this.#rows.delete(key, keyHash(key));
-    if (old !== undefined) this.#unindex(old);
+    if (old !== undefined) {
+      this.#unindex(old);
+      this.#free(old);
+    }
+  }
+
+  /** A new row, its record copied into the arena. */
+  #row(id: string, token: number, record: Uint8Array, sorted: boolean, slot: number): Row {
+    const row: Row = { id, token, slab: record, offset: 0, length: record.byteLength, sorted, slot, dead: false };
+    this.#arena.place(row, record);
+    return row;
+  }
+
+  /** `row` left the store: its bytes are garbage; compacts the arena once that pays. */
+  #free(row: Row): void {
+    this.#arena.free(row);
+    if (this.#arena.shouldCompact) this.#arena.compact(this.#liveRows());
+  }
+
+  /** Every stored row, once. */
+  *#liveRows(): Generator<Row, void, undefined> {
+    for (const row of this.#sorted) if (!row.dead) yield row;
+    yield* this.#pending;
   }
 
   /** Entries in `range`, in ascending token order, then key bytes; a snapshot of the range. */

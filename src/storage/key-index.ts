@@ -1,8 +1,20 @@
-import { fnv1a, isLatin1Of } from '../internal/bytes.js';
+import { fnv1a } from '../internal/bytes.js';
 
-/** What a {@link KeyIndex} holds: a row whose `id` is its key's bytes as a latin1 string (one char per byte). */
+/** What a {@link KeyIndex} holds: a row whose key's bytes are `slab[offset, offset + keyLength)`. */
 export interface IndexedRow {
-  readonly id: string;
+  readonly slab: Uint8Array;
+  readonly offset: number;
+  readonly keyLength: number;
+}
+
+/** True if `row`'s key bytes are `key`'s. */
+function holds(row: IndexedRow, key: Uint8Array): boolean {
+  const n = key.length;
+  if (row.keyLength !== n) return false;
+  const slab = row.slab;
+  const at = row.offset;
+  for (let i = 0; i < n; i++) if (slab[at + i] !== key[i]) return false;
+  return true;
 }
 
 const MIN_CAPACITY = 16;
@@ -27,7 +39,8 @@ export function keyHash(key: Uint8Array): number {
  * present one the row and its id besides, and no string is made to look a
  * key up.
  *
- * A lookup compares the key with the row's `id`.
+ * A lookup compares the key with the row's key bytes (where the row keeps
+ * them: for `MemoryStorage`, next to its record in the record arena).
  */
 export class KeyIndex<R extends IndexedRow> {
   /** Per slot: the key's hash, 0 when the slot is empty. */
@@ -56,13 +69,13 @@ export class KeyIndex<R extends IndexedRow> {
       if (h === 0) return undefined;
       if (h === hash) {
         const row = this.#rows[i]!;
-        if (isLatin1Of(row.id, key)) return row;
+        if (holds(row, key)) return row;
       }
     }
   }
 
-  /** Stores `row` under its id (whose {@link keyHash} is `hash`), replacing the row of the same id. */
-  set(row: R, hash: number): void {
+  /** Stores `row` under `key` (the row's key bytes, whose {@link keyHash} is `hash`), replacing the row of the same key. */
+  set(row: R, key: Uint8Array, hash: number): void {
     const hashes = this.#hashes;
     const mask = this.#mask;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
@@ -73,7 +86,7 @@ export class KeyIndex<R extends IndexedRow> {
         if (++this.#size * 2 > hashes.length) this.#grow();
         return;
       }
-      if (h === hash && this.#rows[i]!.id === row.id) {
+      if (h === hash && holds(this.#rows[i]!, key)) {
         this.#rows[i] = row;
         return;
       }
@@ -89,7 +102,7 @@ export class KeyIndex<R extends IndexedRow> {
     for (; ; i = (i + 1) & mask) {
       const h = hashes[i]!;
       if (h === 0) return undefined;
-      if (h === hash && isLatin1Of(rows[i]!.id, key)) break;
+      if (h === hash && holds(rows[i]!, key)) break;
     }
     const removed = rows[i];
     // Backward shift: move later entries of the probe run into the hole, so

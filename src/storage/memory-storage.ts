@@ -1,27 +1,28 @@
-import { allocBytes, bytesKey, writeLatin1 } from '../internal/bytes.js';
+import { allocBytes } from '../internal/bytes.js';
 import { KeyIndex, keyHash } from './key-index.js';
 import { AbstractStorage } from './abstract-storage.js';
-import { RecordArena, readPlaced, type Placed } from './record-arena.js';
+import { RecordArena, readPlaced, readPlacedHead, type Placed } from './record-arena.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
 import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } from './types.js';
 
 /**
- * One record. `id`, `token` and the record's bytes never change (a put makes
- * a new row), so a scan's snapshot of rows stays exact; `sorted`, `slot` and
+ * One record. Its key, token and record never change (a put makes a new
+ * row), so a scan's snapshot of rows stays exact; `sorted`, `slot` and
  * `dead` say where the row sits in the scan index.
  */
 interface Row extends Placed {
-  /** `bytesKey(key)`: one char per byte, so comparing ids compares key bytes. */
-  readonly id: string;
   readonly token: number;
   /**
-   * The record's bytes lie in the storage's {@link RecordArena}, outside the
-   * JS heap (`slab`, `offset`, `length`; a compaction may move them, never
-   * change them).
+   * The key's bytes, then the record's, lie in the storage's
+   * {@link RecordArena}, outside the JS heap: `slab[offset, offset +
+   * keyLength)` is the key, the rest up to `offset + length` the record (a
+   * compaction may move them, never change them). A row is the one object
+   * the heap holds per stored key.
    */
   slab: Uint8Array;
   offset: number;
+  readonly keyLength: number;
   readonly length: number;
   /** In `#sorted` (true) or `#pending` (false)? */
   sorted: boolean;
@@ -50,15 +51,18 @@ const copy = (b: Uint8Array): Uint8Array => {
   return out;
 };
 
-/** Fresh bytes (from a shared slab when small) holding the latin1 string `s`. */
-function fromLatin1(s: string): Uint8Array {
-  const out = allocBytes(s.length);
-  writeLatin1(out, s);
-  return out;
+/** Token, then key bytes (a shorter key before the longer one it starts). */
+function compareRows(a: Row, b: Row): number {
+  if (a.token !== b.token) return a.token - b.token;
+  const n = Math.min(a.keyLength, b.keyLength);
+  const x = a.slab;
+  const y = b.slab;
+  for (let i = 0; i < n; i++) {
+    const d = x[a.offset + i]! - y[b.offset + i]!;
+    if (d !== 0) return d;
+  }
+  return a.keyLength - b.keyLength;
 }
-
-/** Token, then key bytes. */
-const compareRows = (a: Row, b: Row): number => a.token - b.token || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /** The first index in `rows` (sorted) whose token is greater than `token`. */
 function firstAbove(rows: readonly Row[], token: number): number {
@@ -98,7 +102,9 @@ function mergeRows(a: readonly Row[], b: readonly Row[], dropDead = false): Row[
 }
 
 function* entries(rows: readonly Row[]): Generator<StoredEntry, void, undefined> {
-  for (const row of rows) yield { key: fromLatin1(row.id), token: row.token, record: readPlaced(row, allocBytes) };
+  for (const row of rows) {
+    yield { key: readPlacedHead(row, allocBytes, row.keyLength), token: row.token, record: readPlaced(row, allocBytes, row.keyLength) };
+  }
 }
 
 function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, undefined> {
@@ -149,7 +155,7 @@ export class MemoryStorage extends AbstractStorage {
   protected _get(key: Uint8Array): Uint8Array | undefined {
     const row = this.#rows.get(key, keyHash(key));
     // The caller's copy comes from a shared slab (no off-heap allocation per read).
-    return row === undefined ? undefined : readPlaced(row, allocBytes);
+    return row === undefined ? undefined : readPlaced(row, allocBytes, row.keyLength);
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
@@ -157,17 +163,16 @@ export class MemoryStorage extends AbstractStorage {
     const old = this.#rows.get(key, hash);
     if (old !== undefined && old.token === token) {
       // Same place in the index: replace the row where it sits (no re-sort).
-      const row = this.#row(old.id, token, record, old.sorted, old.slot);
+      const row = this.#row(key, token, record, old.sorted, old.slot);
       (old.sorted ? this.#sorted : this.#pending)[old.slot] = row;
-      this.#rows.set(row, hash);
+      this.#rows.set(row, key, hash);
       this.#free(old);
       return;
     }
     if (old !== undefined) this.#unindex(old);
-    const id = old === undefined ? bytesKey(key) : old.id;
-    const row = this.#row(id, token, record, false, this.#pending.length);
+    const row = this.#row(key, token, record, false, this.#pending.length);
     this.#pending.push(row);
-    this.#rows.set(row, hash);
+    this.#rows.set(row, key, hash);
     if (old !== undefined) this.#free(old);
   }
 
@@ -179,10 +184,11 @@ export class MemoryStorage extends AbstractStorage {
     }
   }
 
-  /** A new row, its record copied into the arena. */
-  #row(id: string, token: number, record: Uint8Array, sorted: boolean, slot: number): Row {
-    const row: Row = { id, token, slab: record, offset: 0, length: record.byteLength, sorted, slot, dead: false };
-    this.#arena.place(row, record);
+  /** A new row, its key and record copied into the arena. */
+  #row(key: Uint8Array, token: number, record: Uint8Array, sorted: boolean, slot: number): Row {
+    const keyLength = key.byteLength;
+    const row: Row = { token, slab: record, offset: 0, keyLength, length: keyLength + record.byteLength, sorted, slot, dead: false };
+    this.#arena.place(row, key, record);
     return row;
   }
 

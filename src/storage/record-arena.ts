@@ -47,25 +47,40 @@ export class RecordArena {
   }
 
   /**
-   * Copies `bytes` into the arena and points `target` (whose `length` is
-   * `bytes.byteLength`) at them: a row places its own record, no object is
-   * made per record.
+   * Copies `first` then `second` (a key, then its record) into the arena,
+   * next to each other, and points `target` (whose `length` is their total)
+   * at them: a row places its own bytes, no object is made per record.
    */
-  place(target: Placed, bytes: Uint8Array): void {
+  place(target: Placed, first: Uint8Array, second: Uint8Array = EMPTY): void {
     const length = target.length;
-    if (length !== bytes.byteLength) throw new RangeError(`Expected ${length} bytes to place, got ${bytes.byteLength}`);
+    const split = first.byteLength;
+    if (length !== split + second.byteLength) {
+      throw new RangeError(`Expected ${length} bytes to place, got ${split + second.byteLength}`);
+    }
     if (length === 0) {
       target.slab = EMPTY;
       target.offset = 0;
-    } else if (length > MAX_SHARED) {
-      const own = new Uint8Array(length);
-      own.set(bytes);
-      target.slab = own;
-      target.offset = 0;
+      return;
+    }
+    let slab: Uint8Array;
+    let at: number;
+    if (length > MAX_SHARED) {
+      slab = new Uint8Array(length);
+      at = 0;
     } else {
-      this.#append(target, bytes, 0);
+      if (this.#used + length > this.#slab.byteLength) {
+        this.#slab = new Uint8Array(SLAB_BYTES);
+        this.#used = 0;
+      }
+      slab = this.#slab;
+      at = this.#used;
+      this.#used = at + length;
       this.#live += length;
     }
+    copyInto(slab, at, first, 0, split);
+    copyInto(slab, at + split, second, 0, length - split);
+    target.slab = slab;
+    target.offset = at;
   }
 
   /** The record is no longer stored (its bytes stay readable until nothing points into its slab). */
@@ -89,37 +104,40 @@ export class RecordArena {
     this.#used = 0;
     for (const placed of live) {
       if (placed.length === 0 || placed.length > MAX_SHARED) continue;
-      this.#append(placed, placed.slab, placed.offset);
+      const length = placed.length;
+      if (this.#used + length > this.#slab.byteLength) {
+        this.#slab = new Uint8Array(SLAB_BYTES);
+        this.#used = 0;
+      }
+      copyInto(this.#slab, this.#used, placed.slab, placed.offset, length);
+      placed.slab = this.#slab;
+      placed.offset = this.#used;
+      this.#used += length;
     }
     this.#garbage = 0;
   }
+}
 
-  /** Copies `from[start, start + placed.length)` to the end of the current slab (a new one when full) and points `placed` there. */
-  #append(placed: Placed, from: Uint8Array, start: number): void {
-    const length = placed.length;
-    if (this.#used + length > this.#slab.byteLength) {
-      this.#slab = new Uint8Array(SLAB_BYTES);
-      this.#used = 0;
-    }
-    const slab = this.#slab;
-    const at = this.#used;
-    if (length <= 64) {
-      for (let i = 0; i < length; i++) slab[at + i] = from[start + i]!;
-    } else {
-      slab.set(start === 0 && length === from.byteLength ? from : from.subarray(start, start + length), at);
-    }
-    this.#used = at + length;
-    placed.slab = slab;
-    placed.offset = at;
+/** Copies `from[start, start + length)` to `to[at…]`: a loop for a few bytes, memcpy for more. */
+function copyInto(to: Uint8Array, at: number, from: Uint8Array, start: number, length: number): void {
+  if (length <= 64) {
+    for (let i = 0; i < length; i++) to[at + i] = from[start + i]!;
+  } else {
+    to.set(start === 0 && length === from.byteLength ? from : from.subarray(start, start + length), at);
   }
 }
 
-/** A fresh copy of the placed bytes, in `alloc(length)`. */
-export function readPlaced(placed: Placed, alloc: (n: number) => Uint8Array): Uint8Array {
-  const { slab, offset, length } = placed;
-  const out = alloc(length);
-  if (length <= 64) {
-    for (let i = 0; i < length; i++) out[i] = slab[offset + i]!;
-  } else out.set(slab.subarray(offset, offset + length));
+/** A fresh copy, in `alloc(n)`, of the placed bytes past the first `skip` (e.g. a record past its key). */
+export function readPlaced(placed: Placed, alloc: (n: number) => Uint8Array, skip = 0): Uint8Array {
+  const n = placed.length - skip;
+  const out = alloc(n);
+  copyInto(out, 0, placed.slab, placed.offset + skip, n);
+  return out;
+}
+
+/** A fresh copy, in `alloc(n)`, of the first `n` placed bytes (e.g. a key before its record). */
+export function readPlacedHead(placed: Placed, alloc: (n: number) => Uint8Array, n: number): Uint8Array {
+  const out = alloc(n);
+  copyInto(out, 0, placed.slab, placed.offset, n);
   return out;
 }

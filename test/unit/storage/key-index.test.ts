@@ -3,11 +3,20 @@ import fc from 'fast-check';
 import { KeyIndex, keyHash } from '../../../src/storage/key-index.js';
 
 interface TestRow {
-  readonly id: string;
+  readonly slab: Uint8Array;
+  readonly offset: number;
+  readonly keyLength: number;
   readonly n: number;
 }
 
 const latin1 = (key: Uint8Array): string => String.fromCharCode(...key);
+
+/** A row holding a copy of `key` at an offset inside a larger array (as a storage's arena would). */
+function rowOf(key: Uint8Array, n: number): TestRow {
+  const slab = new Uint8Array(key.length + 7).fill(0xee);
+  slab.set(key, 3);
+  return { slab, offset: 3, keyLength: key.length, n };
+}
 
 type Op = { kind: 'set' | 'get' | 'delete'; key: Uint8Array; n: number };
 
@@ -22,8 +31,8 @@ function runAgainstModel(ops: Op[], hashOf: (key: Uint8Array) => number): void {
     const id = latin1(op.key);
     const hash = hashOf(op.key);
     if (op.kind === 'set') {
-      const row = { id, n: op.n };
-      index.set(row, hash);
+      const row = rowOf(op.key, op.n);
+      index.set(row, op.key, hash);
       model.set(id, row);
     } else if (op.kind === 'get') {
       expect(index.get(op.key, hash)).toBe(model.get(id));
@@ -62,9 +71,9 @@ describe('KeyIndex (the memory storage key table)', () => {
     // Slots of the first capacity (16): a (home 14) at 14, b (home 15) at 15, c (home 15) wrapped to 0.
     const index = new KeyIndex<TestRow>();
     const [a, b, c] = [Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)];
-    index.set({ id: latin1(a), n: 1 }, -2);
-    index.set({ id: latin1(b), n: 2 }, -1);
-    index.set({ id: latin1(c), n: 3 }, -1);
+    index.set(rowOf(a, 1), a, -2);
+    index.set(rowOf(b, 2), b, -1);
+    index.set(rowOf(c, 3), c, -1);
     expect(index.delete(a, -2)?.n).toBe(1);
     // c must not move into a's slot (14): its probe starts at 15.
     expect(index.get(c, -1)?.n).toBe(3);
@@ -78,7 +87,7 @@ describe('KeyIndex (the memory storage key table)', () => {
   it('grows past its first capacity and keeps every key', () => {
     const index = new KeyIndex<TestRow>();
     const keys = Array.from({ length: 5000 }, (_, i) => new TextEncoder().encode(`key:${i}`));
-    keys.forEach((key, n) => index.set({ id: latin1(key), n }, keyHash(key)));
+    keys.forEach((key, n) => index.set(rowOf(key, n), key, keyHash(key)));
     expect(index.size).toBe(5000);
     keys.forEach((key, n) => expect(index.get(key, keyHash(key))?.n).toBe(n));
     for (let i = 0; i < 5000; i += 2) expect(index.delete(keys[i]!, keyHash(keys[i]!))?.n).toBe(i);

@@ -183,6 +183,16 @@ describe('MemoryStorage', () => {
     expect(tokens.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 
+  it('scans keys under one token in key-byte order, a key before the longer keys it starts', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    const names = ['abc', 'b', 'ab', 'a', 'abd', 'aa'];
+    for (const name of names) await s.put(new TextEncoder().encode(name), 7, Uint8Array.of(name.length));
+    const seen: string[] = [];
+    for await (const e of s.scan({ start: 0, end: 100 })) seen.push(new TextDecoder().decode(e.key));
+    expect(seen).toEqual(['a', 'aa', 'ab', 'abc', 'abd', 'b']);
+  });
+
   it('scans a snapshot taken at the first step', async () => {
     const s = new MemoryStorage();
     await s.open();

@@ -339,26 +339,44 @@ const HOT_SHAPES = new Map<string, HotShape>(
 
 /**
  * Strings that repeat in every frame (the sender's address, the cluster
- * name) are written from their bytes of the last time: one entry per use.
+ * name) are written from their bytes of an earlier time. A few entries, not
+ * one: the nodes of an in-process network share this module, so `from`
+ * takes as many values as there are nodes (one entry missed on almost every
+ * frame there: a copy of the bytes per frame).
  */
 class StringBytesCache {
-  #s: string | undefined = undefined;
-  #bytes: Uint8Array = new Uint8Array(0);
-  #utf8Length = 0;
+  static readonly SLOTS = 8;
+  readonly #strings: (string | undefined)[] = new Array<string | undefined>(StringBytesCache.SLOTS).fill(undefined);
+  readonly #bytes: Uint8Array[] = new Array<Uint8Array>(StringBytesCache.SLOTS).fill(new Uint8Array(0));
+  readonly #lengths: number[] = new Array<number>(StringBytesCache.SLOTS).fill(0);
+  /** The slot that matched last (tried first), and the next one to replace. */
+  #last = 0;
+  #next = 0;
 
   /** Writes `s` as {@link MsgpackWriter.string} does; returns its UTF-8 length. */
   write(w: MsgpackWriter, s: string): number {
-    if (s === this.#s) {
-      w.raw(this.#bytes);
-      return this.#utf8Length;
+    const strings = this.#strings;
+    if (strings[this.#last] === s) {
+      w.raw(this.#bytes[this.#last]!);
+      return this.#lengths[this.#last]!;
+    }
+    for (let i = 0; i < strings.length; i++) {
+      if (strings[i] === s) {
+        this.#last = i;
+        w.raw(this.#bytes[i]!);
+        return this.#lengths[i]!;
+      }
     }
     const start = w.pos;
     const length = w.string(s);
     // Only short strings: a long one would be kept alive and copied for nothing.
     if (w.pos - start <= 64) {
-      this.#s = s;
-      this.#bytes = w.view().slice(start);
-      this.#utf8Length = length;
+      const i = this.#next;
+      this.#next = (i + 1) % strings.length;
+      strings[i] = s;
+      this.#bytes[i] = w.view().slice(start);
+      this.#lengths[i] = length;
+      this.#last = i;
     }
     return length;
   }

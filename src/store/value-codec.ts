@@ -941,6 +941,11 @@ function fastValue(r: MsgpackReader, depth: number): unknown {
     case 0xde:
     case 0xdf:
       return fastMap(r, r.mapLength(h), depth);
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+      // A Uint8Array: a view into `bytes`, as @msgpack/msgpack's decoder gives it.
+      return r.view(r.binaryLength(h));
     default:
       return r.number(h) ?? FALLBACK;
   }

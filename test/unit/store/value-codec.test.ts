@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import vm from 'node:vm';
-import { encode as msgpackEncode } from '@msgpack/msgpack';
+import fc from 'fast-check';
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../../src/errors/index.js';
 import {
@@ -277,6 +278,34 @@ describe('encodeValue / decodeValue: what round-trips', () => {
       z: [1, 2, 3],
     };
     expect(roundTrip(o)).toStrictEqual({ a: 'outer', inner: { nested: new Map([[1, 'x'.repeat(3000)]]) }, z: [1, 2, 3] });
+  });
+});
+
+describe('decodeValue: plain MessagePack', () => {
+  it('property: reads what @msgpack/msgpack writes as @msgpack/msgpack reads it (bins, nested, as views)', () => {
+    const leaf = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double({ noNaN: true }),
+      fc.boolean(),
+      fc.constant(null),
+      fc.uint8Array({ maxLength: 300 }),
+    );
+    const value = fc.letrec((tie) => ({
+      v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 4 }), fc.dictionary(fc.string({ maxLength: 6 }), tie('v'), { maxKeys: 4 })),
+    })).v;
+    fc.assert(
+      fc.property(value, (v) => {
+        const bytes = msgpackEncode(v);
+        expect(decodeValue(bytes)).toStrictEqual(msgpackDecode(bytes));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a truncated bin is refused with KV_INVALID_MESSAGE', () => {
+    const bytes = msgpackEncode(new Uint8Array(40)).subarray(0, 20);
+    expect(() => decodeValue(bytes)).toThrow(expect.objectContaining({ code: 'KV_INVALID_MESSAGE' }));
   });
 });
 

@@ -32,9 +32,18 @@ interface Row extends Placed {
   dead: boolean;
 }
 
-interface HintRow {
-  readonly hint: StoredHint;
+/** A stored hint: its key and record lie in the arena, as a row's do. */
+interface HintRow extends Placed {
+  readonly id: string;
+  readonly target: string;
+  readonly token: number;
+  readonly createdAt: number;
+  /** Insertion order (kept by a replacement). */
   readonly seq: number;
+  slab: Uint8Array;
+  offset: number;
+  readonly keyLength: number;
+  readonly length: number;
 }
 
 /** Pending (or dead) rows are merged into the index once there are this many… */
@@ -108,7 +117,16 @@ function* entries(rows: readonly Row[]): Generator<StoredEntry, void, undefined>
 }
 
 function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, undefined> {
-  for (const { hint } of rows) yield { ...hint, key: copy(hint.key), record: copy(hint.record) };
+  for (const row of rows) {
+    yield {
+      id: row.id,
+      target: row.target,
+      key: readPlacedHead(row, allocBytes, row.keyLength),
+      token: row.token,
+      record: readPlaced(row, allocBytes, row.keyLength),
+      createdAt: row.createdAt,
+    };
+  }
 }
 
 /**
@@ -192,16 +210,17 @@ export class MemoryStorage extends AbstractStorage {
     return row;
   }
 
-  /** `row` left the store: its bytes are garbage; compacts the arena once that pays. */
-  #free(row: Row): void {
+  /** `row` (or a hint) left the store: its bytes are garbage; compacts the arena once that pays. */
+  #free(row: Placed): void {
     this.#arena.free(row);
     if (this.#arena.shouldCompact) this.#arena.compact(this.#liveRows());
   }
 
-  /** Every stored row, once. */
-  *#liveRows(): Generator<Row, void, undefined> {
+  /** Everything placed in the arena and still stored (rows and hints), once each. */
+  *#liveRows(): Generator<Placed, void, undefined> {
     for (const row of this.#sorted) if (!row.dead) yield row;
     yield* this.#pending;
+    yield* this.#hints.values();
   }
 
   /** Entries in `range`, in ascending token order, then key bytes; a snapshot of the range. */
@@ -230,28 +249,37 @@ export class MemoryStorage extends AbstractStorage {
   }
 
   protected _putHint(hint: StoredHint): void {
-    const stored: StoredHint = {
+    const old = this.#hints.get(hint.id);
+    const keyLength = hint.key.byteLength;
+    const row: HintRow = {
       id: hint.id,
       target: hint.target,
-      key: copy(hint.key),
       token: hint.token,
-      record: copy(hint.record),
       createdAt: hint.createdAt,
+      // Replacing keeps the hint's place in insertion order.
+      seq: old?.seq ?? this.#hintSeq++,
+      slab: hint.record,
+      offset: 0,
+      keyLength,
+      length: keyLength + hint.record.byteLength,
     };
-    // Replacing keeps the hint's place in insertion order.
-    const seq = this.#hints.get(hint.id)?.seq ?? this.#hintSeq++;
-    this.#hints.set(hint.id, { hint: stored, seq });
+    this.#arena.place(row, hint.key, hint.record);
+    this.#hints.set(hint.id, row);
+    if (old !== undefined) this.#free(old);
   }
 
   /** Hints (only those for `target` if given), oldest `createdAt` first, then insertion order; a snapshot. */
   protected _hints(target: string | undefined): StorageIterable<StoredHint> {
-    const rows = [...this.#hints.values()].filter((r) => target === undefined || r.hint.target === target);
-    rows.sort((a, b) => a.hint.createdAt - b.hint.createdAt || a.seq - b.seq);
+    const rows = [...this.#hints.values()].filter((r) => target === undefined || r.target === target);
+    rows.sort((a, b) => a.createdAt - b.createdAt || a.seq - b.seq);
     return hintCopies(rows);
   }
 
   protected _deleteHint(id: string): void {
+    const old = this.#hints.get(id);
+    if (old === undefined) return;
     this.#hints.delete(id);
+    this.#free(old);
   }
 
   protected _getMeta(name: string): Uint8Array | undefined {

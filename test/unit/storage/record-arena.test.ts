@@ -99,4 +99,37 @@ describe('MemoryStorage over its arena', () => {
       expect(await s.get(key(i))).toEqual(i % 2 === 0 ? undefined : filled(2000, i + 20_000));
     }
   });
+
+  it('hints live in the arena too: compactions keep them, and an open hints() snapshot reads what it saw', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    const key = (i: number): Uint8Array => new TextEncoder().encode(`h${i}`);
+    for (let i = 0; i < 100; i++) {
+      await s.putHint({ id: `hint-${i}`, target: i % 2 === 0 ? 'n1' : 'n2', key: key(i), token: i, record: filled(3000, i), createdAt: 1000 + i });
+    }
+    const snapshot = s.hints('n1');
+    const first = await snapshot.next();
+    expect(first.value?.id).toBe('hint-0');
+    // Replace half the hints, delete the others, and write enough rows to compact several times.
+    for (let i = 0; i < 100; i += 2) {
+      await s.putHint({ id: `hint-${i}`, target: 'n1', key: key(i), token: i, record: filled(3000, i + 500), createdAt: 1000 + i });
+    }
+    for (let i = 1; i < 100; i += 2) await s.deleteHint(`hint-${i}`);
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 100; i++) await s.put(key(1000 + i), i, filled(3000, round * 100 + i));
+    }
+    // The snapshot: the n1 hints as they were when it started.
+    let n = 1;
+    for await (const h of snapshot) {
+      expect(h.record).toEqual(filled(3000, h.token));
+      expect(h.key).toEqual(key(h.token));
+      n++;
+    }
+    expect(n).toBe(50);
+    // Now: the replaced n1 hints, in createdAt order; the deleted n2 hints are gone.
+    const now = [];
+    for await (const h of s.hints()) now.push(h);
+    expect(now.map((h) => h.id)).toEqual(Array.from({ length: 50 }, (_, k) => `hint-${2 * k}`));
+    for (const h of now) expect(h.record).toEqual(filled(3000, h.token + 500));
+  });
 });

@@ -36,8 +36,8 @@ export function keyHash(key: Uint8Array): number {
  * each (measured in a five-node put profile: ~1.5 µs per missing key, the
  * largest single cost of a replica's write). Here a slot's hash sits in a
  * dense `Int32Array`, so a missing key usually costs one cache line, a
- * present one the row and its id besides, and no string is made to look a
- * key up.
+ * present one the row and its key bytes besides, and no string is made to
+ * look a key up.
  *
  * A lookup compares the key with the row's key bytes (where the row keeps
  * them: for `MemoryStorage`, next to its record in the record arena).

@@ -1,29 +1,29 @@
 import { allocBytes } from '../internal/bytes.js';
 import { KeyIndex, keyHash } from './key-index.js';
 import { AbstractStorage } from './abstract-storage.js';
-import { RecordArena, readPlaced, readPlacedHead, type Placed } from './record-arena.js';
+import { RecordArena, readPlaced, type Placed } from './record-arena.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
 import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } from './types.js';
 
 /**
- * One record. Its key, token and record never change (a put makes a new
- * row), so a scan's snapshot of rows stays exact; `sorted`, `slot` and
- * `dead` say where the row sits in the scan index.
+ * A key and its record, one after the other in the storage's
+ * {@link RecordArena}, outside the JS heap: `slab[offset, offset +
+ * keyLength)` is the key, the rest up to `offset + length` the record (a
+ * compaction may move them, never change them).
  */
-interface Row extends Placed {
-  readonly token: number;
-  /**
-   * The key's bytes, then the record's, lie in the storage's
-   * {@link RecordArena}, outside the JS heap: `slab[offset, offset +
-   * keyLength)` is the key, the rest up to `offset + length` the record (a
-   * compaction may move them, never change them). A row is the one object
-   * the heap holds per stored key.
-   */
-  slab: Uint8Array;
-  offset: number;
+interface KeyAndRecord extends Placed {
   readonly keyLength: number;
-  readonly length: number;
+}
+
+/**
+ * One record, the one object the heap holds per stored key. Its key, token
+ * and record never change (a put makes a new row), so a scan's snapshot of
+ * rows stays exact; `sorted`, `slot` and `dead` say where the row sits in
+ * the scan index.
+ */
+interface Row extends KeyAndRecord {
+  readonly token: number;
   /** In `#sorted` (true) or `#pending` (false)? */
   sorted: boolean;
   /** Index in that array. */
@@ -33,17 +33,13 @@ interface Row extends Placed {
 }
 
 /** A stored hint: its key and record lie in the arena, as a row's do. */
-interface HintRow extends Placed {
+interface HintRow extends KeyAndRecord {
   readonly id: string;
   readonly target: string;
   readonly token: number;
   readonly createdAt: number;
   /** Insertion order (kept by a replacement). */
   readonly seq: number;
-  slab: Uint8Array;
-  offset: number;
-  readonly keyLength: number;
-  readonly length: number;
 }
 
 /** Pending (or dead) rows are merged into the index once there are this many… */
@@ -112,7 +108,7 @@ function mergeRows(a: readonly Row[], b: readonly Row[], dropDead = false): Row[
 
 function* entries(rows: readonly Row[]): Generator<StoredEntry, void, undefined> {
   for (const row of rows) {
-    yield { key: readPlacedHead(row, allocBytes, row.keyLength), token: row.token, record: readPlaced(row, allocBytes, row.keyLength) };
+    yield { key: readPlaced(row, allocBytes, 0, row.keyLength), token: row.token, record: readPlaced(row, allocBytes, row.keyLength) };
   }
 }
 
@@ -121,7 +117,7 @@ function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, unde
     yield {
       id: row.id,
       target: row.target,
-      key: readPlacedHead(row, allocBytes, row.keyLength),
+      key: readPlaced(row, allocBytes, 0, row.keyLength),
       token: row.token,
       record: readPlaced(row, allocBytes, row.keyLength),
       createdAt: row.createdAt,

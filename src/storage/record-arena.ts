@@ -62,25 +62,15 @@ export class RecordArena {
       target.offset = 0;
       return;
     }
-    let slab: Uint8Array;
-    let at: number;
     if (length > MAX_SHARED) {
-      slab = new Uint8Array(length);
-      at = 0;
+      target.slab = new Uint8Array(length);
+      target.offset = 0;
     } else {
-      if (this.#used + length > this.#slab.byteLength) {
-        this.#slab = new Uint8Array(SLAB_BYTES);
-        this.#used = 0;
-      }
-      slab = this.#slab;
-      at = this.#used;
-      this.#used = at + length;
+      this.#reserve(target);
       this.#live += length;
     }
-    copyInto(slab, at, first, 0, split);
-    copyInto(slab, at + split, second, 0, length - split);
-    target.slab = slab;
-    target.offset = at;
+    copyInto(target.slab, target.offset, first, 0, split);
+    copyInto(target.slab, target.offset + split, second, 0, length - split);
   }
 
   /** The record is no longer stored (its bytes stay readable until nothing points into its slab). */
@@ -104,17 +94,23 @@ export class RecordArena {
     this.#used = 0;
     for (const placed of live) {
       if (placed.length === 0 || placed.length > MAX_SHARED) continue;
-      const length = placed.length;
-      if (this.#used + length > this.#slab.byteLength) {
-        this.#slab = new Uint8Array(SLAB_BYTES);
-        this.#used = 0;
-      }
-      copyInto(this.#slab, this.#used, placed.slab, placed.offset, length);
-      placed.slab = this.#slab;
-      placed.offset = this.#used;
-      this.#used += length;
+      const from = placed.slab;
+      const start = placed.offset;
+      this.#reserve(placed);
+      copyInto(placed.slab, placed.offset, from, start, placed.length);
     }
     this.#garbage = 0;
+  }
+
+  /** Points `placed` at `placed.length` free bytes at the end of the current slab (a new one when it is full). */
+  #reserve(placed: Placed): void {
+    if (this.#used + placed.length > this.#slab.byteLength) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#used = 0;
+    }
+    placed.slab = this.#slab;
+    placed.offset = this.#used;
+    this.#used += placed.length;
   }
 }
 
@@ -127,17 +123,9 @@ function copyInto(to: Uint8Array, at: number, from: Uint8Array, start: number, l
   }
 }
 
-/** A fresh copy, in `alloc(n)`, of the placed bytes past the first `skip` (e.g. a record past its key). */
-export function readPlaced(placed: Placed, alloc: (n: number) => Uint8Array, skip = 0): Uint8Array {
-  const n = placed.length - skip;
-  const out = alloc(n);
-  copyInto(out, 0, placed.slab, placed.offset + skip, n);
-  return out;
-}
-
-/** A fresh copy, in `alloc(n)`, of the first `n` placed bytes (e.g. a key before its record). */
-export function readPlacedHead(placed: Placed, alloc: (n: number) => Uint8Array, n: number): Uint8Array {
-  const out = alloc(n);
-  copyInto(out, 0, placed.slab, placed.offset, n);
+/** A fresh copy, in `alloc(end - start)`, of the placed bytes `[start, end)` (e.g. a key, or the record after it). */
+export function readPlaced(placed: Placed, alloc: (n: number) => Uint8Array, start = 0, end = placed.length): Uint8Array {
+  const out = alloc(end - start);
+  copyInto(out, 0, placed.slab, placed.offset + start, end - start);
   return out;
 }

@@ -208,10 +208,10 @@ export class MemoryNetwork {
   /** Latency of single links, over the network's. */
   readonly #linkLatency = new Map<string, { min: number; max: number }>();
   #dropRate = 0;
-  /** Requests not yet settled at their caller, in the order they were sent. */
   /**
-   * Exchanges in flight, in slots 0..#exchangeCount (each knows its slot; a
-   * removal moves the last one into it). Not a `Set`: see IdTable, whose
+   * Requests not yet settled at their caller, in slots 0..#exchangeCount
+   * (each knows its slot; a removal moves the last one into it; `seq` keeps
+   * the sending order). Not a `Set`: see IdTable, whose
    * notes say why a `Set` that every request passes through costs GC time.
    */
   #exchanges: (Exchange | undefined)[] = new Array<Exchange | undefined>(16).fill(undefined);

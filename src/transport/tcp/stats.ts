@@ -43,6 +43,12 @@ export interface TcpTransportStats {
   readonly requestsReceived: number;
   /** Frames written, handshake included. */
   readonly framesSent: number;
+  /**
+   * Batches handed to sockets: the frames of one event-loop turn leave a
+   * connection in one write (one `writev` when they span several buffers),
+   * so `framesSent / socketWrites` is how many frames share a system call.
+   */
+  readonly socketWrites: number;
   /** Frames received and decoded, handshake included. */
   readonly framesReceived: number;
   /** Bytes written, length prefixes included. */
@@ -73,6 +79,7 @@ export function newCounters(): TcpCounters {
     requestsSent: 0,
     requestsReceived: 0,
     framesSent: 0,
+    socketWrites: 0,
     framesReceived: 0,
     bytesSent: 0,
     bytesReceived: 0,

@@ -68,7 +68,7 @@ function socketClosed(socket: Socket): Promise<void> {
  *   (msgpack, validated, size- and depth-limited). Requests to one peer are
  *   multiplexed by id over one persistent connection this node dials lazily
  *   (answers come back on it); the peer's requests arrive on the
- *   connection it dialled. Writes of one tick are corked into one batch;
+ *   connection it dialled. Writes of one event-loop turn go out as one batch;
  *   Nagle is off.
  * - **Handshake** on every connection, before anything else: protocol
  *   versions (the highest common one is used), cluster name, node id,

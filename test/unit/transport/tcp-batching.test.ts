@@ -54,6 +54,27 @@ describe('TcpTransport output batching', () => {
     expect(sb.bytesSent).toBe(sa.bytesReceived);
   });
 
+  it('frames sent from several callbacks of one event-loop turn leave in one write', async () => {
+    const [a, b] = await pair(reverse);
+    await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
+    const before = a.stats();
+    // Two timers due together run in one timers phase, and Node runs the tick
+    // queue between them: batched per tick, these would be two writes.
+    const answers = await new Promise<WireMessage[]>((resolve, reject) => {
+      const sent: Promise<WireMessage>[] = [];
+      const send = (i: number): void => {
+        sent.push(a.request(b.address, { type: 'data', data: payload(i, 100 + i) }));
+        if (sent.length === 2) Promise.all(sent).then(resolve, reject);
+      };
+      setTimeout(() => send(1), 0);
+      setTimeout(() => send(2), 0);
+    });
+    expect(answers.map((m) => (m['data'] as Uint8Array).length)).toEqual([101, 102]);
+    const after = a.stats();
+    expect(after.framesSent - before.framesSent).toBe(2);
+    expect(after.socketWrites - before.socketWrites).toBe(1);
+  });
+
   it('frames written over many ticks keep their order and bytes (regions of a chunk are never written over)', async () => {
     const [a, b] = await pair(reverse);
     for (let tick = 0; tick < 200; tick++) {

@@ -181,9 +181,9 @@ export class Connection {
    * Not on `process.nextTick`: Node runs the tick queue after every I/O
    * and timer callback, so answers to the requests of several sockets'
    * reads (a coordinator hears from every replica) would leave in one write
-   * per read; gathered to the check phase they leave in one per turn
-   * (measured on the tcp bench's coordinator: the write system calls were
-   * 15-19% of its CPU).
+   * per read; gathered to the check phase they leave in one per turn. The
+   * trade (less CPU per operation, a later first write) is measured in
+   * docs/tcp.md.
    */
   send(bytes: Uint8Array): void {
     if (this.state === 'closed' || this.socket.destroyed) return;

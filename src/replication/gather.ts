@@ -104,17 +104,23 @@ export interface GatherOptions<T = unknown> {
    * operation).
    */
   readonly onAll?: ((gathered: Gathered<T>) => void) | undefined;
+  /**
+   * What `quorum` resolves with: the gathering (`'gathered'`, the default),
+   * or nothing (`'none'`, for a write, whose caller wants no answer: it
+   * returns `quorum` as it is instead of chaining a promise to drop it).
+   */
+  readonly quorumValue?: 'gathered' | 'none' | undefined;
 }
 
-/** What {@link gather} returns. */
-export interface Gathering<T> {
+/** What {@link gather} returns (`Q`: what `quorum` resolves with, see `GatherOptions.quorumValue`). */
+export interface Gathering<T, Q = Gathered<T>> {
   /**
    * Resolves as soon as `required` distinct nodes answered, or rejects with
    * `KV_QUORUM_NOT_MET` once that became impossible or the deadline passed
    * (`KV_ABORTED` if the caller aborted). What it resolves with shows the
    * answers as they are when it is read (later answers may have joined).
    */
-  readonly quorum: Promise<Gathered<T>>;
+  readonly quorum: Promise<Q>;
   /** Resolves once every call settled (never rejects), for read repair and `stop()`. */
   readonly all: Promise<Gathered<T>>;
 }
@@ -126,7 +132,13 @@ export interface Gathering<T> {
  * node with its error's code (`KV_TIMEOUT` at the deadline; a node skipped
  * as unavailable by `standIns` is `KV_UNREACHABLE`).
  */
-export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>): Gathering<T> {
+export function gather<T>(
+  nodes: readonly NodeInfo[],
+  call: GatherCall<T>,
+  options: GatherOptions<T> & { readonly quorumValue: 'none' },
+): Gathering<T, undefined>;
+export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>): Gathering<T>;
+export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>): Gathering<T, Gathered<T> | undefined> {
   const g = new Gather<T>(nodes, call, options);
   g.begin();
   return g;
@@ -142,8 +154,8 @@ const noop = (): void => {};
  * the node list, whom each stands in for, who was replaced) is allocated
  * the first time a stand-in is added.
  */
-class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter {
-  readonly quorum: Promise<Gathered<T>>;
+class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, HopWaiter, DeadlineWaiter {
+  readonly quorum: Promise<Gathered<T> | undefined>;
   /** Made when `all` is first read (most callers take `onAll`). */
   #all: Promise<Gathered<T>> | undefined;
   #allDone = false;
@@ -179,7 +191,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
   /** Slot in `options.hops` while the hop is pending (-1: none). */
   #hopSlot = -1;
   #offAbort: () => void = noop;
-  #resolve!: (g: Gathered<T>) => void;
+  #resolve!: (g: Gathered<T> | undefined) => void;
   #reject!: (e: unknown) => void;
   #resolveAll: ((g: Gathered<T>) => void) | undefined;
 
@@ -191,12 +203,20 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
     this.#primariesOpen = nodes.length;
     this.#open = nodes.length;
     this.#running = nodes.length;
-    this.quorum = new Promise<Gathered<T>>((resolve, reject) => {
+    this.quorum = new Promise<Gathered<T> | undefined>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    // The caller may ignore `quorum` after an early failure path; never leave it unhandled.
+  }
+
+  /**
+   * Rejects `quorum`, marked handled first: the caller may ignore it after
+   * an early failure path. Only here, not at construction: a handler
+   * attached to every gathering was a promise and a reaction per operation.
+   */
+  #fail(error: Error): void {
     this.quorum.catch(noop);
+    this.#reject(error);
   }
 
   get all(): Promise<Gathered<T>> {
@@ -397,7 +417,7 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
   #aborted(): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#reject(new AbortError(undefined, { cause: this.#options.signal?.reason }));
+    this.#fail(new AbortError(undefined, { cause: this.#options.signal?.reason }));
   }
 
   /** Every call settled: release the timer and listener. */
@@ -430,10 +450,10 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
     const acks = (this.#options.counted ?? 0) + this.#okIds.length;
     if (acks >= required) {
       this.#settled = true;
-      this.#resolve(this);
+      this.#resolve(this.#options.quorumValue === 'none' ? undefined : this);
     } else if (acks + this.#open < required) {
       this.#settled = true;
-      this.#reject(new QuorumNotMetError(operation, required, acks, this.#failures.slice()));
+      this.#fail(new QuorumNotMetError(operation, required, acks, this.#failures.slice()));
     }
   }
 
@@ -453,10 +473,10 @@ class Gather<T> implements Gathering<T>, Gathered<T>, HopWaiter, DeadlineWaiter 
     }
     if (met) {
       this.#settled = true;
-      this.#resolve(this);
+      this.#resolve(this.#options.quorumValue === 'none' ? undefined : this);
     } else if (impossible) {
       this.#settled = true;
-      this.#reject(new QuorumNotMetError(this.#options.operation, this.#options.required, acknowledged, this.#failures.slice()));
+      this.#fail(new QuorumNotMetError(this.#options.operation, this.#options.required, acknowledged, this.#failures.slice()));
     }
   }
 }

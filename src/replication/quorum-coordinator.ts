@@ -511,7 +511,7 @@ export class QuorumCoordinator {
     w: number,
     options: CoordinatorCallOptions,
     sloppy: boolean,
-  ): Promise<unknown> {
+  ): Promise<undefined> {
     const deadline = options.deadline;
     // A zone level: what each zone still needs once the replica that created the version (not in `others`) counted.
     let zones: Map<string, number> | undefined;
@@ -556,6 +556,8 @@ export class QuorumCoordinator {
           hops: sloppy ? this.#hops : undefined,
           settle: settleApplied,
           onAll: this.#untrack,
+          // The write's caller wants nothing back: no promise chained to drop the gathering.
+          quorumValue: 'none',
         },
       ),
     ).quorum;
@@ -571,7 +573,7 @@ export class QuorumCoordinator {
     // The version is usually created synchronously (coordinateWriteNow): no turn before replication starts.
     const version = this.#o.replica.coordinateWriteNow(ref, write);
     const replicate = ({ set, encoded }: CoordinatedVersion): Promise<void> =>
-      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, set, encoded, replicaSet, write.w, options, sloppy).then(noop);
+      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, set, encoded, replicaSet, write.w, options, sloppy);
     return version instanceof Promise ? version.then(replicate) : replicate(version);
   }
 
@@ -688,7 +690,7 @@ export class QuorumCoordinator {
    * Starts a gather (`start`, whose `onAll` must call #untrack once its
    * background work is done) as background work that `stop()` waits for.
    */
-  #tracked<T>(start: () => Gathering<T>): Gathering<T> {
+  #tracked<T, Q>(start: () => Gathering<T, Q>): Gathering<T, Q> {
     this.#background++;
     try {
       return start();

@@ -36,6 +36,36 @@ describe('gather', () => {
     expect(all.ok.size).toBe(2);
   });
 
+  it('a gathering whose quorum nobody reads fails without an unhandled rejection (quorum out of reach, deadline, abort)', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const clock = new ManualClock();
+      const { calls, call } = controlled();
+      const failed = gather(nodes(3), call, { operation: 'write', required: 3, deadline: clock.now() + 100, clock });
+      calls.get('n0')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
+      const late = gather(nodes(2), controlled().call, { operation: 'read', required: 2, deadline: clock.now() + 100, clock });
+      clock.advance(100);
+      const controller = new AbortController();
+      const aborted = gather(nodes(2), controlled().call, { operation: 'read', required: 1, deadline: clock.now() + 100, clock, signal: controller.signal });
+      controller.abort();
+      await settle();
+      await settle();
+      expect(unhandled).toEqual([]);
+      // Read later, each still gives its failure.
+      await expect(failed.quorum).rejects.toMatchObject({ code: 'KV_QUORUM_NOT_MET' });
+      await expect(late.quorum).rejects.toMatchObject({ code: 'KV_QUORUM_NOT_MET' });
+      await expect(aborted.quorum).rejects.toMatchObject({ code: 'KV_ABORTED' });
+      calls.get('n1')!.resolve('ok');
+      calls.get('n2')!.resolve('ok');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('counts each node once and fails as soon as the quorum is out of reach, beyond 31 nodes too', async () => {
     const clock = new ManualClock();
     const { calls, call } = controlled();

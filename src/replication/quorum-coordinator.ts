@@ -208,8 +208,13 @@ function othersThan(nodes: readonly NodeInfo[], id: string): NodeInfo[] {
 }
 const noop = (): void => {};
 
+/** Refuses an answer that is not of `type` (a replica that answered something else is that replica's failure). */
+function expectAnswer(answer: WireMessage, type: string): void {
+  if (answer.type !== type) throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+}
+
 function expectApplied(answer: WireMessage): void {
-  if (answer.type !== 'kv.applied') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+  expectAnswer(answer, 'kv.applied');
 }
 
 /** A write gather's asynchronous answers: a replica's `kv.applied`, or nothing (a local apply, a hint checked already). */
@@ -220,12 +225,12 @@ function settleApplied(value: unknown): unknown {
 
 /** A replica's answer to `kv.read`, decoded into `answers`. */
 function readAnswer(ref: KeyRef, answers: ReadAnswers, answer: WireMessage): SiblingSet<Uint8Array> {
-  if (answer.type !== 'kv.record') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+  expectAnswer(answer, 'kv.record');
   return answers.decode(ref.bytes, readOptionalBytes(answer, 'record', MAX_WIRE_RECORD), false);
 }
 
 function expectHinted(answer: WireMessage): void {
-  if (answer.type !== 'kv.hinted') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+  expectAnswer(answer, 'kv.hinted');
 }
 
 /**
@@ -628,7 +633,7 @@ export class QuorumCoordinator {
         // `expires` has passed), so the next one may create it.
         continue;
       }
-      if (answer.type !== 'kv.versioned') throw new KvError(ErrorCodes.INVALID_MESSAGE, `unexpected answer ${answer.type}`);
+      expectAnswer(answer, 'kv.versioned');
       const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
       this.#policy.answered(node.id);
       try {

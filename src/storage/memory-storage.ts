@@ -1,7 +1,7 @@
 import { allocBytes } from '../internal/bytes.js';
 import { KeyIndex, keyHash } from './key-index.js';
 import { AbstractStorage } from './abstract-storage.js';
-import { RecordArena, readPlaced, type Placed } from './record-arena.js';
+import { RecordArena, readPlaced, readRange, type Placed } from './record-arena.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
 import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } from './types.js';
@@ -58,11 +58,7 @@ class IdList {
   }
 
   push(id: number): void {
-    if (this.length === this.items.length) {
-      const grown = new Int32Array(this.items.length * 2);
-      grown.set(this.items);
-      this.items = grown;
-    }
+    if (this.length === this.items.length) this.items = grown(this.items, new Int32Array(this.items.length * 2));
     this.items[this.length++] = id;
   }
 }
@@ -147,21 +143,20 @@ class Rows {
 
   #grow(): void {
     const n = this.state.length * 2;
-    const grow32 = <T extends Int32Array | Uint32Array>(old: T, make: (n: number) => T): T => {
-      const out = make(n);
-      out.set(old);
-      return out;
-    };
-    this.token = grow32(this.token, (k) => new Uint32Array(k));
-    this.offset = grow32(this.offset, (k) => new Int32Array(k));
-    this.keyLength = grow32(this.keyLength, (k) => new Int32Array(k));
-    this.length = grow32(this.length, (k) => new Int32Array(k));
-    this.slot = grow32(this.slot, (k) => new Int32Array(k));
-    const state = new Uint8Array(n);
-    state.set(this.state);
-    this.state = state;
+    this.token = grown(this.token, new Uint32Array(n));
+    this.offset = grown(this.offset, new Int32Array(n));
+    this.keyLength = grown(this.keyLength, new Int32Array(n));
+    this.length = grown(this.length, new Int32Array(n));
+    this.slot = grown(this.slot, new Int32Array(n));
+    this.state = grown(this.state, new Uint8Array(n));
     for (let i = this.slab.length; i < n; i++) this.slab.push(EMPTY);
   }
+}
+
+/** `to`, holding `from`'s items first. */
+function grown<A extends Uint8Array | Int32Array | Uint32Array>(from: A, to: A): A {
+  to.set(from);
+  return to;
 }
 
 /**
@@ -196,20 +191,15 @@ function snapshotOf(rows: Rows, ids: Int32Array, count: number): ScanSnapshot {
   return { count, token, slab, offset, keyLength, length };
 }
 
-/** A fresh copy, in {@link allocBytes}, of `slab[start, end)`. */
-function copyOut(slab: Uint8Array, start: number, end: number): Uint8Array {
-  const out = allocBytes(end - start);
-  const n = end - start;
-  if (n <= 64) for (let i = 0; i < n; i++) out[i] = slab[start + i]!;
-  else out.set(slab.subarray(start, end));
-  return out;
-}
-
 function* entries(s: ScanSnapshot): Generator<StoredEntry, void, undefined> {
   for (let i = 0; i < s.count; i++) {
     const at = s.offset[i]!;
     const split = at + s.keyLength[i]!;
-    yield { key: copyOut(s.slab[i]!, at, split), token: s.token[i]!, record: copyOut(s.slab[i]!, split, at + s.length[i]!) };
+    yield {
+      key: readRange(s.slab[i]!, at, split, allocBytes),
+      token: s.token[i]!,
+      record: readRange(s.slab[i]!, split, at + s.length[i]!, allocBytes),
+    };
   }
 }
 
@@ -311,7 +301,7 @@ export class MemoryStorage extends AbstractStorage {
     // The caller's copy comes from a shared slab (no off-heap allocation per read).
     const rows = this.#rows;
     const at = rows.offset[id]!;
-    return copyOut(rows.slab[id]!, at + rows.keyLength[id]!, at + rows.length[id]!);
+    return readRange(rows.slab[id]!, at + rows.keyLength[id]!, at + rows.length[id]!, allocBytes);
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {

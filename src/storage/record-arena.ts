@@ -123,9 +123,14 @@ function copyInto(to: Uint8Array, at: number, from: Uint8Array, start: number, l
   }
 }
 
+/** A fresh copy, in `alloc(end - start)`, of `slab[start, end)`. */
+export function readRange(slab: Uint8Array, start: number, end: number, alloc: (n: number) => Uint8Array): Uint8Array {
+  const out = alloc(end - start);
+  copyInto(out, 0, slab, start, end - start);
+  return out;
+}
+
 /** A fresh copy, in `alloc(end - start)`, of the placed bytes `[start, end)` (e.g. a key, or the record after it). */
 export function readPlaced(placed: Placed, alloc: (n: number) => Uint8Array, start = 0, end = placed.length): Uint8Array {
-  const out = alloc(end - start);
-  copyInto(out, 0, placed.slab, placed.offset + start, end - start);
-  return out;
+  return readRange(placed.slab, placed.offset + start, placed.offset + end, alloc);
 }

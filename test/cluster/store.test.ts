@@ -81,6 +81,17 @@ describe('a 5-node cluster', () => {
     for (const s of cluster.stores) expect((await s.get('doc'))?.values).toEqual(['merged']);
   });
 
+  it('put and delete resolve with nothing, coordinated here or forwarded to a replica', async () => {
+    cluster = await createTestCluster({ nodes: 5 });
+    const through = cluster.stores[0]!;
+    const here = keyOwnedBy(cluster, through.id, 'first');
+    const forwarded = keyOwnedBy(cluster, through.id, 'none');
+    for (const key of [here, forwarded]) {
+      expect(await through.put(key, 'v')).toBeUndefined();
+      expect(await through.delete(key)).toBeUndefined();
+    }
+  });
+
   it('a get result is a plain { values, context } object', async () => {
     cluster = await createTestCluster({ nodes: 3 });
     const [a, b] = cluster.stores as [Store, Store];

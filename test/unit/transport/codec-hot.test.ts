@@ -172,6 +172,105 @@ describe('codec: dedicated encoders of the hot messages', () => {
   });
 });
 
+/** The frame @msgpack/msgpack reads from `bytes`, as decodeFrame gives it (the reference for the dedicated decoders). */
+function referenceFrame(bytes: Uint8Array): Frame {
+  const t = decode(bytes) as unknown[];
+  return t[0] === 0
+    ? ({ kind: 'req', id: t[1], from: t[2], body: t[3] } as Frame)
+    : ({ kind: 'res', id: t[1], body: t[2] } as Frame);
+}
+
+/** Member names at every level, in order: toEqual does not compare the order of keys. */
+function keyOrder(v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return null;
+  if (Array.isArray(v)) return v.map(keyOrder);
+  return Object.entries(v).map(([k, x]) => [k, keyOrder(x)]);
+}
+
+function expectSameFrame(got: Frame, want: Frame): void {
+  expect(got).toEqual(want);
+  expect(keyOrder(got)).toEqual(keyOrder(want));
+  if (got.kind !== 'err') expect(Object.getPrototypeOf(got.body)).toBe(Object.prototype);
+}
+
+describe('codec: dedicated decoders of the hot messages', () => {
+  it('property: read what @msgpack/msgpack reads, members in the order written', () => {
+    fc.assert(
+      fc.property(hotFrame, (f) => {
+        const bytes = encodeFrame(f);
+        expectSameFrame(decodeFrame(bytes), referenceFrame(bytes));
+        expectSameFrame(decodeFrame(bytes), f);
+        expectSameFrame(decodeFrameIn(bytes, 0, bytes.length), f);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('property: a hot frame with one byte changed, cut or added reads as @msgpack/msgpack reads it, or is refused with KV_INVALID_MESSAGE', () => {
+    const mutated = fc
+      .tuple(hotFrame, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'cut', 'insert'))
+      .map(([f, at, byte, how]) => {
+        const bytes = Uint8Array.from(encodeFrame(f));
+        const i = at % bytes.length;
+        if (how === 'set') bytes[i] = byte;
+        if (how === 'cut') return bytes.subarray(0, i);
+        if (how === 'insert') return Uint8Array.from([...bytes.subarray(0, i), byte, ...bytes.subarray(i)]);
+        return bytes;
+      });
+    let decoded = 0;
+    fc.assert(
+      fc.property(mutated, (bytes) => {
+        let got: Frame;
+        try {
+          got = decodeFrame(bytes);
+        } catch (err) {
+          expect((err as KvError).code).toBe('KV_INVALID_MESSAGE');
+          return;
+        }
+        decoded++;
+        expectSameFrame(got, referenceFrame(bytes));
+      }),
+      { numRuns: 3000 },
+    );
+    // The property is not vacuous: many mutations (a changed id, a byte of a binary) still decode.
+    expect(decoded).toBeGreaterThan(300);
+  });
+
+  it('near misses (members added, missing, reordered, of another kind) read as @msgpack/msgpack reads them', () => {
+    const bodies: unknown[] = [
+      { type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]), record: new Uint8Array([2]), extra: 1 },
+      { type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]) },
+      { type: 'kv.apply', key: new Uint8Array([1]), cluster: 'c', record: new Uint8Array([2]) },
+      { cluster: 'c', type: 'kv.read', key: new Uint8Array([1]) },
+      { type: 'kv.read', cluster: 'c', key: 'a string key' },
+      { type: 'kv.versioned', record: null },
+      { type: 'kv.record', record: { nested: [1, 2] } },
+      { type: 'kv.version', cluster: 'c', key: new Uint8Array([1]), value: null, tombstone: 0, overwrite: false, context: null, timestamp: null, expires: 5 },
+      { type: 'kv.version', cluster: 'c', key: new Uint8Array([1]), value: null, tombstone: false, overwrite: false, context: null, timestamp: null, expires: null },
+      { type: 'kv.applied', note: 'x' },
+      { type: 'kv.unknown', cluster: 'c' },
+    ];
+    for (const body of bodies) {
+      const bytes = encode([1, 3, body]);
+      expectSameFrame(decodeFrame(bytes), referenceFrame(bytes));
+    }
+  });
+
+  it('limits still apply to a hot body: maxDepth 0 and a maxCollectionLength below its member count refuse it', () => {
+    const bytes = encodeFrame({ kind: 'res', id: 1, body: { type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]), record: new Uint8Array([2]) } });
+    expect(codeOf(() => decodeFrame(bytes, { maxCollectionLength: 3 }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => decodeFrame(bytes, { maxDepth: 0 }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => decodeFrame(bytes, { maxCollectionLength: 4 }))).toBeUndefined();
+  });
+
+  it('decoded hot bodies hold no reference to each other (the decoder reuses one scratch array)', () => {
+    const a = decodeFrame(encodeFrame({ kind: 'res', id: 1, body: { type: 'kv.versioned', record: new Uint8Array([1]) } }));
+    const b = decodeFrame(encodeFrame({ kind: 'res', id: 2, body: { type: 'kv.versioned', record: new Uint8Array([2]) } }));
+    expect((a as unknown as { body: { record: Uint8Array } }).body.record).toEqual(new Uint8Array([1]));
+    expect((b as unknown as { body: { record: Uint8Array } }).body.record).toEqual(new Uint8Array([2]));
+  });
+});
+
 describe('codec: decodeFrameIn (in place)', () => {
   it('property: decodes a frame where it lies, as decodeFrame does, with binaries that are plain copies', () => {
     fc.assert(

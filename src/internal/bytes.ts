@@ -137,16 +137,6 @@ let slabUsed = 0;
  * `.byteOffset` may be non-zero: always go through the view), which no
  * other allocation ever overlaps.
  */
-/**
- * `bytes[start, end)` as a view sharing its memory: what `subarray` gives,
- * at about half the cost on Node 20 (45 ns against 86 ns: `subarray` looks
- * up the species constructor on every call). Always a plain `Uint8Array`,
- * even over a `Buffer`.
- */
-export function viewOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
-}
-
 export function allocBytes(n: number): Uint8Array {
   if (n > SLAB_MAX_ALLOCATION) return new Uint8Array(n);
   if (slabUsed + n > SLAB_BYTES) {
@@ -162,7 +152,20 @@ export function allocBytes(n: number): Uint8Array {
 /** A fresh copy of `bytes[start, end)` (see {@link allocBytes}). */
 export function copyBytes(bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
   const out = allocBytes(end - start);
-  out.set(start === 0 && end === bytes.length ? bytes : viewOf(bytes, start, end));
+  out.set(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
+  return out;
+}
+
+/**
+ * A fresh copy (see {@link allocBytes}) of `length` bytes at `start` of
+ * `buffer`. For a caller that keeps its own `ArrayBuffer`: a view made from
+ * it costs about half of `subarray` on Node 20 (75 ns against 133 ns; the
+ * `.buffer` getter alone costs ~100 ns, so a view made from a typed array's
+ * `.buffer` is slower than `subarray`).
+ */
+export function copyFromBuffer(buffer: ArrayBuffer, start: number, length: number): Uint8Array {
+  const out = allocBytes(length);
+  out.set(new Uint8Array(buffer, start, length));
   return out;
 }
 
@@ -209,33 +212,37 @@ export class MsgpackWriter {
   /** Set by the owner while an encoding is in progress. */
   busy = false;
   #buf: Uint8Array;
+  /** `#buf`'s buffer (its `.buffer` getter costs ~100 ns a call). */
+  #ab: ArrayBuffer;
   #view: DataView;
   readonly #initial: number;
 
   constructor(initialBytes = 4096) {
     this.#initial = initialBytes;
-    this.#buf = new Uint8Array(initialBytes);
-    this.#view = new DataView(this.#buf.buffer);
+    this.#ab = new ArrayBuffer(initialBytes);
+    this.#buf = new Uint8Array(this.#ab);
+    this.#view = new DataView(this.#ab);
   }
 
   /** Starts a new output; a buffer grown past 1 MiB by an earlier one is dropped. */
   reset(): void {
     this.pos = 0;
     if (this.#buf.length > 1024 * 1024) {
-      this.#buf = new Uint8Array(this.#initial);
-      this.#view = new DataView(this.#buf.buffer);
+      this.#ab = new ArrayBuffer(this.#initial);
+      this.#buf = new Uint8Array(this.#ab);
+      this.#view = new DataView(this.#ab);
     }
   }
 
   /** The bytes written so far, as a view into the shared buffer: use before the next write. */
   view(): Uint8Array {
-    return new Uint8Array(this.#buf.buffer, 0, this.pos);
+    return new Uint8Array(this.#ab, 0, this.pos);
   }
 
   /** A fresh copy of the bytes written so far, with `prefix` spare bytes in front (see {@link allocBytes}). */
   copy(prefix = 0): Uint8Array {
     const out = allocBytes(prefix + this.pos);
-    out.set(new Uint8Array(this.#buf.buffer, 0, this.pos), prefix);
+    out.set(new Uint8Array(this.#ab, 0, this.pos), prefix);
     return out;
   }
 
@@ -243,10 +250,12 @@ export class MsgpackWriter {
     if (this.pos + n <= this.#buf.length) return;
     let size = this.#buf.length * 2;
     while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
+    const ab = new ArrayBuffer(size);
+    const next = new Uint8Array(ab);
     next.set(this.#buf.subarray(0, this.pos));
+    this.#ab = ab;
     this.#buf = next;
-    this.#view = new DataView(next.buffer);
+    this.#view = new DataView(ab);
   }
 
   u8(b: number): void {
@@ -657,6 +666,6 @@ export class MsgpackReader {
     this.#need(length);
     const start = this.pos;
     this.pos += length;
-    return viewOf(this.bytes, start, start + length);
+    return this.bytes.subarray(start, start + length);
   }
 }

@@ -77,7 +77,7 @@ function validBytes(key: unknown, maxKeyBytes: number): Uint8Array {
     if (written > maxKeyBytes) {
       throw invalid(`Invalid key: a key must be at most ${maxKeyBytes} UTF-8 bytes, got ${written}`);
     }
-    return new Uint8Array(buf.buffer, 0, written);
+    return buf.subarray(0, written);
   }
   if (key instanceof Uint8Array) {
     if (key.length === 0) throw invalid('Invalid key: a key must not be empty');

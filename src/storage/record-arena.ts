@@ -1,5 +1,3 @@
-import { viewOf } from '../internal/bytes.js';
-
 /** Where a record's bytes lie: `slab[offset, offset + length)`. */
 export interface Placed {
   slab: Uint8Array;
@@ -121,7 +119,7 @@ function copyInto(to: Uint8Array, at: number, from: Uint8Array, start: number, l
   if (length <= 64) {
     for (let i = 0; i < length; i++) to[at + i] = from[start + i]!;
   } else {
-    to.set(start === 0 && length === from.byteLength ? from : viewOf(from, start, start + length), at);
+    to.set(start === 0 && length === from.byteLength ? from : from.subarray(start, start + length), at);
   }
 }
 

@@ -130,6 +130,35 @@ describe('codec: dedicated encoders of the hot messages', () => {
     expect(codeOf(() => encodeFrame({ kind: 'req', id: 1, from: 'a', body: body as never }))).toBe('KV_INVALID_MESSAGE');
   });
 
+  it('a frozen answer without members is written as the walk writes it, the first time and every time after', () => {
+    const applied = Object.freeze({ type: 'kv.applied' });
+    const viaGeneric = bytesOf({ kind: 'res', id: 5, body: generic({ type: 'kv.applied' }) });
+    for (let i = 0; i < 3; i++) expect(Buffer.compare(bytesOf({ kind: 'res', id: 5, body: applied }), viaGeneric)).toBe(0);
+    // Limits apply to it as to any body.
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 5, body: applied }, { maxCollectionLength: 0 }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 5, body: applied }, { maxDepth: 0 }))).toBe('KV_INVALID_MESSAGE');
+  });
+
+  it('an answer that is not frozen is checked every time: a symbol key added later is refused', () => {
+    const applied: Record<string | symbol, unknown> = { type: 'kv.hinted' };
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body: applied as WireMessage }))).toBeUndefined();
+    applied[Symbol('late')] = 1;
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body: applied as WireMessage }))).toBe('KV_INVALID_MESSAGE');
+  });
+
+  it('a frozen answer whose type is a getter is read every time it is written', () => {
+    let reads = 0;
+    const body = Object.freeze({
+      get type() {
+        reads++;
+        return reads > 3 ? 'kv.hinted' : 'kv.applied';
+      },
+    });
+    for (let i = 0; i < 3; i++) encodeFrame({ kind: 'res', id: 1, body: body as WireMessage });
+    const later = decodeFrame(encodeFrame({ kind: 'res', id: 1, body: body as WireMessage }));
+    expect((later as { body: WireMessage }).body.type).toBe('kv.hinted');
+  });
+
   it('limits still apply: maxFrameBytes, and a maxCollectionLength below the member count', () => {
     const body: WireMessage = { type: 'kv.apply', cluster: 'c', key: new Uint8Array([1]), record: new Uint8Array(2000) };
     expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body }, { maxFrameBytes: 1000 }))).toBe('KV_INVALID_MESSAGE');

@@ -2,6 +2,7 @@ import { AbortError, ErrorCodes, KvError, toKvError } from '../errors/index.js';
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import type { MemberStatus, Ring } from '../ring/index.js';
 import type { StorageAdapter, StoredHint } from '../storage/index.js';
+import { ownBody } from '../transport/codec.js';
 import type { Transport, WireMessage } from '../transport/index.js';
 import { decodeSiblingSet, type SiblingSet } from '../versioning/index.js';
 import { MAX_WIRE_KEY, MAX_WIRE_RECORD, readBytes, readString } from './messages.js';
@@ -339,7 +340,7 @@ export class HintedHandoff {
     try {
       answer = await this.#o.transport.request(
         address,
-        { type: 'kv.apply', cluster: this.#o.cluster, key: hint.key, record: hint.record },
+        ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: hint.key, record: hint.record }),
         { timeout: this.#deliveryTimeout, signal },
       );
     } catch (err) {

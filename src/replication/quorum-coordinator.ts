@@ -10,6 +10,7 @@ import { sameBytes } from '../internal/bytes.js';
 import type { Clock } from '../internal/clock.js';
 import { onAbort, throwIfAborted } from '../internal/signals.js';
 import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
+import { ownBody } from '../transport/codec.js';
 import type { Transport, WireMessage } from '../transport/index.js';
 import {
   SiblingSet,
@@ -465,7 +466,7 @@ export class QuorumCoordinator {
         : answers.decode(ref.bytes, bytes, true);
     }
     // The answer as it came: the read's gather decodes it (its settle, readAnswer), one reaction per request.
-    return this.#request(node, { type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }, deadline, signal) as Promise<unknown> as Promise<
+    return this.#request(node, ownBody({ type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }), deadline, signal) as Promise<unknown> as Promise<
       SiblingSet<Uint8Array>
     >;
   }
@@ -479,7 +480,7 @@ export class QuorumCoordinator {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     if (node.id === this.#o.self) return this.#o.replica.apply(ref, set, record);
-    return this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal).then(
+    return this.#request(node, ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }), deadline, signal).then(
       expectApplied,
     );
   }
@@ -500,7 +501,7 @@ export class QuorumCoordinator {
     }
     return this.#request(
       node,
-      { type: 'kv.hint', cluster: this.#o.cluster, key: ref.bytes, record, target },
+      ownBody({ type: 'kv.hint', cluster: this.#o.cluster, key: ref.bytes, record, target }),
       deadline,
       signal,
     ).then(expectHinted);
@@ -545,7 +546,7 @@ export class QuorumCoordinator {
             : set !== undefined && node.id === this.#o.self
               ? this.#o.replica.apply(ref, set, record)
               : // The answer as it came: gather checks it (settleApplied), one reaction per request.
-                this.#request(node, { type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }, deadline, signal),
+                this.#request(node, ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }), deadline, signal),
         {
           operation: 'write',
           required,
@@ -620,7 +621,7 @@ export class QuorumCoordinator {
       try {
         answer = await this.#o.transport.request(
           node.address,
-          message,
+          ownBody(message),
           options.signal ? { timeout: Math.min(remaining, hop * 1.5), signal: options.signal } : { timeout: Math.min(remaining, hop * 1.5) },
         );
       } catch (err) {

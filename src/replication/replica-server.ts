@@ -5,6 +5,7 @@ import { Defaults } from '../internal/defaults.js';
 import { KeyLock } from '../internal/key-lock.js';
 import type { Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
+import { ownBody } from '../transport/codec.js';
 import type { WireMessage } from '../transport/index.js';
 import { SiblingSet, VectorClock, decodeClock, decodeSiblingSet, decodeTombstones, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
 import { checkSiblingSet } from '../versioning/codec.js';
@@ -110,8 +111,8 @@ function settled<T>(run: () => T | Promise<T>): Promise<T> {
     return Promise.reject(err);
   }
 }
-const recordAnswer = (record: Uint8Array | undefined): WireMessage => ({ type: 'kv.record', record: record ?? null });
-const versionedAnswer = (v: CoordinatedVersion): WireMessage => ({ type: 'kv.versioned', record: v.encoded });
+const recordAnswer = (record: Uint8Array | undefined): WireMessage => ownBody({ type: 'kv.record', record: record ?? null });
+const versionedAnswer = (v: CoordinatedVersion): WireMessage => ownBody({ type: 'kv.versioned', record: v.encoded });
 
 /** A key for messages: quoted UTF-8 when printable, else hex (both cut at 64 bytes). */
 export function describeKey(key: Uint8Array): string {

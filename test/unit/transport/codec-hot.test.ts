@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { decode, encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../../src/errors/index.js';
-import { decodeFrame, decodeFrameIn, encodeFrame, encodeFrameWith, passFrame, type Frame } from '../../../src/transport/codec.js';
+import { decodeFrame, decodeFrameIn, encodeFrame, encodeFrameWith, ownBody, passFrame, type Frame } from '../../../src/transport/codec.js';
 import type { WireMessage } from '../../../src/transport/types.js';
 
 // The dedicated encoders of the replica protocol's messages (codec.ts, "hot
@@ -141,9 +141,9 @@ describe('codec: dedicated encoders of the hot messages', () => {
 
   it('an answer that is not frozen is checked every time: a symbol key added later is refused', () => {
     const applied: Record<string | symbol, unknown> = { type: 'kv.hinted' };
-    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body: applied as WireMessage }))).toBeUndefined();
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body: applied as unknown as WireMessage }))).toBeUndefined();
     applied[Symbol('late')] = 1;
-    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body: applied as WireMessage }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => encodeFrame({ kind: 'res', id: 1, body: applied as unknown as WireMessage }))).toBe('KV_INVALID_MESSAGE');
   });
 
   it('a frozen answer whose type is a getter is read every time it is written', () => {
@@ -157,6 +157,40 @@ describe('codec: dedicated encoders of the hot messages', () => {
     for (let i = 0; i < 3; i++) encodeFrame({ kind: 'res', id: 1, body: body as WireMessage });
     const later = decodeFrame(encodeFrame({ kind: 'res', id: 1, body: body as WireMessage }));
     expect((later as { body: WireMessage }).body.type).toBe('kv.hinted');
+  });
+
+  it('property: a body marked as built by the protocol (ownBody) is written as the walk writes it', () => {
+    fc.assert(
+      fc.property(hotFrame, (f) => {
+        const body = (f as { body: WireMessage }).body;
+        const marked = bytesOf(withBody(f, ownBody({ ...body })));
+        expect(Buffer.compare(marked, bytesOf(withBody(f, generic(body))))).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('ownBody skips only the look for symbol keys, for the next body written only', () => {
+    type Loose = Record<string | symbol, unknown>;
+    const read = (): Loose => ({ type: 'kv.read', cluster: 'c', key: new Uint8Array([1]) });
+    const mark = (body: Loose): Loose => ownBody(body as unknown as WireMessage) as unknown as Loose;
+    const req = (body: object): Frame => ({ kind: 'req', id: 1, from: 'a', body: body as WireMessage });
+    // The documented trade: a symbol key added after the mark is not looked for.
+    const marked = mark(read());
+    marked[Symbol('s')] = 1;
+    expect(decodeFrame(encodeFrame(req(marked)))).toEqual(req(read()));
+    // Once written, the mark is gone: the same body is checked again, and refused.
+    expect(codeOf(() => encodeFrame(req(marked)))).toBe('KV_INVALID_MESSAGE');
+    // A mark holds for the next body written only.
+    const first = mark(read());
+    encodeFrame(req(read()));
+    first[Symbol('s')] = 1;
+    expect(codeOf(() => encodeFrame(req(first)))).toBe('KV_INVALID_MESSAGE');
+    // Everything else is still checked: an extra member takes the walk, a class instance is refused.
+    const extra = mark({ ...read(), extra: 1 });
+    expect(Buffer.compare(bytesOf(req(extra)), bytesOf(req(generic({ ...read(), extra: 1 } as unknown as WireMessage))))).toBe(0);
+    const instance = ownBody(Object.assign(new (class Msg {})(), read()) as unknown as WireMessage);
+    expect(codeOf(() => encodeFrame(req(instance)))).toBe('KV_INVALID_MESSAGE');
   });
 
   it('limits still apply: maxFrameBytes, and a maxCollectionLength below the member count', () => {

@@ -58,16 +58,18 @@ describe('TcpTransport output batching', () => {
     const [a, b] = await pair(reverse);
     await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
     const before = a.stats();
-    // Two timers due together run in one timers phase, and Node runs the tick
-    // queue between them: batched per tick, these would be two writes.
+    // Two immediates queued together run in one check phase, and Node runs
+    // the tick queue between them: batched per tick, these would be two
+    // writes. (Not two timers: each setTimeout reads the clock anew, so under
+    // load the second can come due one millisecond, and one turn, later.)
     const answers = await new Promise<WireMessage[]>((resolve, reject) => {
       const sent: Promise<WireMessage>[] = [];
       const send = (i: number): void => {
         sent.push(a.request(b.address, { type: 'data', data: payload(i, 100 + i) }));
         if (sent.length === 2) Promise.all(sent).then(resolve, reject);
       };
-      setTimeout(() => send(1), 0);
-      setTimeout(() => send(2), 0);
+      setImmediate(() => send(1));
+      setImmediate(() => send(2));
     });
     expect(answers.map((m) => (m['data'] as Uint8Array).length)).toEqual([101, 102]);
     const after = a.stats();

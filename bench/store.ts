@@ -242,8 +242,12 @@ async function replayCpuPerOp(log: readonly Recorded[], ops: number, codec: bool
   // An answer without members is one frozen constant in the store (kv.applied, kv.hinted: the
   // encoder checks it once), where the log holds the decoded copies the requesters got: so here too.
   const constants = new Map<string, WireMessage>();
-  const asSent = (a: WireMessage): WireMessage =>
-    Object.keys(a).length === 1 ? (constants.get(a.type) ?? constants.set(a.type, Object.freeze({ type: a.type })).get(a.type)!) : a;
+  const asSent = (a: WireMessage): WireMessage => {
+    if (Object.keys(a).length !== 1) return a;
+    let constant = constants.get(a.type);
+    if (constant === undefined) constants.set(a.type, (constant = Object.freeze({ type: a.type })));
+    return constant;
+  };
   for (const r of log) {
     let list = answers.get(r.message.type);
     if (!list) answers.set(r.message.type, (list = []));

@@ -583,10 +583,7 @@ export class QuorumCoordinator {
     return version instanceof Promise ? version.then(replicate) : replicate(version);
   }
 
-  // Not an async function: the common case (the first primary answers) is two
-  // reactions, where an async function with two awaits allocated ~1.6 KB per
-  // forwarded put (the largest allocation of the coordinator's own).
-  #forward(
+  async #forward(
     ref: KeyRef,
     replicaSet: ReplicaSet,
     write: WriteRequest,
@@ -599,26 +596,13 @@ export class QuorumCoordinator {
     const failures: ReplicaFailure[] = [];
     const context = write.context.size === 0 ? null : encodeClock(write.context);
     const hop = this.#hops.hop;
-    const notMet = (): Promise<never> => {
-      try {
-        const need = this.#zoneQuorum(ref, options, replicaSet);
-        return Promise.reject(
-          new QuorumNotMetError('write', need === undefined ? Math.min(write.w, targets.length) : totalOf(need), 0, failures),
-        );
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    };
-    // Asks order[i] to create the version; on failure, the next one.
-    const attempt = (i: number): Promise<void> => {
-      const node = order[i];
-      if (node === undefined) return notMet();
+    for (const node of order) {
       const now = this.#o.clock.now();
       const remaining = options.deadline - now;
       if (remaining <= 0) {
         // Out of time before this target could be asked: it is the one that timed out.
         failures.push({ node: node.id, code: ErrorCodes.TIMEOUT });
-        return notMet();
+        break;
       }
       const message: WireMessage = {
         type: 'kv.version',
@@ -633,40 +617,38 @@ export class QuorumCoordinator {
         // after the hop (and half a hop for the answer) the next one may be asked.
         expires: now + hop,
       };
-      let request: Promise<WireMessage>;
+      let answer: WireMessage;
       try {
-        const timeout = Math.min(remaining, hop * 1.5);
-        request = this.#o.transport.request(node.address, ownBody(message), options.signal ? { timeout, signal: options.signal } : { timeout });
+        answer = await this.#o.transport.request(
+          node.address,
+          ownBody(message),
+          options.signal ? { timeout: Math.min(remaining, hop * 1.5), signal: options.signal } : { timeout: Math.min(remaining, hop * 1.5) },
+        );
       } catch (err) {
-        request = Promise.reject(err);
+        const e = toKvError(err);
+        // A replica that refused the write itself (too many siblings: nothing stored) answers for all.
+        if (e.code === ErrorCodes.ABORTED || e.code === ErrorCodes.TOO_MANY_SIBLINGS) throw e;
+        failures.push({ node: node.id, code: e.code });
+        if (e.code === ErrorCodes.TIMEOUT) this.#markSlow(node.id);
+        // The replica created no version (it failed, refused, or will refuse:
+        // `expires` has passed), so the next one may create it.
+        continue;
       }
-      return request.then(
-        (answer) => {
-          expectAnswer(answer, 'kv.versioned');
-          const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
-          this.#policy.answered(node.id);
-          const replicated = this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy);
-          if (failures.length === 0) return replicated;
-          return replicated.then(undefined, (err: unknown) => {
-            if (err instanceof QuorumNotMetError) {
-              throw new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]);
-            }
-            throw err;
-          });
-        },
-        (err: unknown) => {
-          const e = toKvError(err);
-          // A replica that refused the write itself (too many siblings: nothing stored) answers for all.
-          if (e.code === ErrorCodes.ABORTED || e.code === ErrorCodes.TOO_MANY_SIBLINGS) throw e;
-          failures.push({ node: node.id, code: e.code });
-          if (e.code === ErrorCodes.TIMEOUT) this.#markSlow(node.id);
-          // The replica created no version (it failed, refused, or will refuse:
-          // `expires` has passed), so the next one may create it.
-          return attempt(i + 1);
-        },
-      );
-    };
-    return attempt(0);
+      expectAnswer(answer, 'kv.versioned');
+      const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
+      this.#policy.answered(node.id);
+      try {
+        await this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy);
+      } catch (err) {
+        if (err instanceof QuorumNotMetError && failures.length > 0) {
+          throw new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]);
+        }
+        throw err;
+      }
+      return;
+    }
+    const need = this.#zoneQuorum(ref, options, replicaSet);
+    throw new QuorumNotMetError('write', need === undefined ? Math.min(write.w, targets.length) : totalOf(need), 0, failures);
   }
 
   /**

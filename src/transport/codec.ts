@@ -490,8 +490,7 @@ function constantsOf(type: string): Uint8Array[] {
     const cluster = o['cluster'];
     const key = o['key'];
     const record = o['record'];
-    if (typeof cluster !== 'string' || !(key instanceof Uint8Array) || !(record instanceof Uint8Array)) return false;
-    if (!noSymbols(o, own)) return false;
+    if (typeof cluster !== 'string' || !(key instanceof Uint8Array) || !(record instanceof Uint8Array) || !noSymbols(o, own)) return false;
     w.raw(applyHead!);
     clusterCache.write(w, cluster);
     w.raw(applyKey!);
@@ -504,13 +503,9 @@ function constantsOf(type: string): Uint8Array[] {
   HOT_SHAPES.get('kv.record')!.write = (w, o, own) => {
     const record = o['record'];
     if (!(record === null || record instanceof Uint8Array) || !noSymbols(o, own)) return false;
-    if (record === null) {
-      w.raw(recordHead!);
-      w.nil();
-      return true;
-    }
     w.raw(recordHead!);
-    w.binary(record);
+    if (record === null) w.nil();
+    else w.binary(record);
     return true;
   };
   const [versionedHead] = constantsOf('kv.versioned');

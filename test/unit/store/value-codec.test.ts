@@ -186,6 +186,27 @@ describe('encodeValue / decodeValue: what round-trips', () => {
     expect(Object.keys(back as object)).toEqual(Object.keys(o));
   });
 
+  it('object keys decoded through the key cache: thousands of keys sharing its slots, equal lengths, the 16/17-byte edge, non-ASCII', () => {
+    // The decoder keeps the string of each short key it read, in 256 slots chosen by a hash of the bytes: 3,000 keys
+    // of one length must share slots, so a lookup that trusted the slot or the length alone would return a wrong key.
+    const keys: string[] = [];
+    for (let i = 0; i < 3_000; i++) keys.push(`k${String(i).padStart(5, '0')}`);
+    keys.push('x'.repeat(16), 'x'.repeat(17), 'y'.repeat(16), `${'x'.repeat(15)}y`, 'ü', 'üü', 'éa', 'aé', '日本', '', '0', '__proto__x');
+    for (let round = 0; round < 2; round++) {
+      // One object per key, read twice (the second read finds every key cached), and the keys in big objects.
+      for (const key of keys) expect(Object.keys(roundTrip({ [key]: 1, z: key }) as object)).toEqual([key, 'z']);
+      const big = Object.fromEntries(keys.map((k, i) => [k, i]));
+      expect(roundTrip(big)).toStrictEqual(big);
+    }
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.string({ maxLength: 20, unit: 'binary' }), fc.integer()), { maxLength: 8 }), (entries) => {
+        const o = Object.fromEntries(entries.filter(([k]) => k !== '__proto__'));
+        expect(roundTrip(o)).toStrictEqual(o);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
   it('null-prototype objects keep their null prototype (nested too)', () => {
     const o = Object.assign(Object.create(null) as Record<string, unknown>, { x: 1, inner: Object.assign(Object.create(null) as object, { y: [2] }) });
     const back = roundTrip(o) as Record<string, unknown>;

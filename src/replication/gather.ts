@@ -1,6 +1,7 @@
 import {
   AbortError,
   ErrorCodes,
+  type ErrorCode,
   QuorumNotMetError,
   toKvError,
   type ReplicaFailure,
@@ -110,6 +111,14 @@ export interface GatherOptions<T = unknown> {
    * returns `quorum` as it is instead of chaining a promise to drop it).
    */
   readonly quorumValue?: 'gathered' | 'none' | undefined;
+  /**
+   * Whether the answers are kept (`'keep'`, the default: `ok` holds them) or
+   * only counted (`'count'`: `ok` stays empty; for a write, whose answers say
+   * nothing beyond arriving, so that it allocates nothing per answer).
+   */
+  readonly answers?: 'keep' | 'count' | undefined;
+  /** The clock's reading as the gather starts, if the caller has just taken it (the hop is timed from it). */
+  readonly now?: number | undefined;
 }
 
 /** What {@link gather} returns (`Q`: what `quorum` resolves with, see `GatherOptions.quorumValue`). */
@@ -175,10 +184,13 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   /** Nodes already replaced by a stand-in (or that found none): never replaced twice. */
   #replaced: Set<number> | undefined;
   readonly #okIds: string[] = [];
+  /** Answers counted (kept in `#okIds`/`#okValues` unless `options.answers` is `'count'`). */
+  #okCount = 0;
   /** With `zones`: answers per zone. */
   #zoneAcks: Map<string, number> | undefined;
   readonly #okValues: T[] = [];
-  readonly #failures: ReplicaFailure[] = [];
+  /** Made at the first failure (most gathers have none). */
+  #failures: ReplicaFailure[] | undefined;
   #timer: TimerHandle | undefined;
   #deadline: DeadlineEntry | undefined;
   /** Nodes whose answer still counts. */
@@ -237,7 +249,11 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   }
 
   get failures(): readonly ReplicaFailure[] {
-    return this.#failures.slice();
+    return this.#failures?.slice() ?? [];
+  }
+
+  #failure(node: string, code: ErrorCode): void {
+    (this.#failures ??= []).push({ node, code });
   }
 
   /** Every node the caller gave has answered or failed: no hop is needed any more. */
@@ -263,7 +279,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
       }
       const signal = options.signal;
       if (signal) this.#offAbort = onAbort(signal, () => this.#aborted());
-      if (policy !== undefined && options.hops !== undefined && this.#primariesOpen > 0) this.#hopSlot = options.hops.push(this);
+      if (policy !== undefined && options.hops !== undefined && this.#primariesOpen > 0) this.#hopSlot = options.hops.push(this, options.now);
     }
     if (options.signal?.aborted) this.#aborted();
     this.#finish();
@@ -327,7 +343,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     this.#close(i);
     this.#open--;
     this.#running--;
-    this.#failures.push({ node: this.#nodes[i]!.id, code: ErrorCodes.UNREACHABLE });
+    this.#failure(this.#nodes[i]!.id, ErrorCodes.UNREACHABLE);
     (this.#replaced ??= new Set()).add(i);
     this.#add(node, i);
     return true;
@@ -395,8 +411,11 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     this.#options.standIns?.answered(id);
     if (this.#close(i)) {
       this.#open--;
-      this.#okIds.push(id);
-      this.#okValues.push(value);
+      this.#okCount++;
+      if (this.#options.answers !== 'count') {
+        this.#okIds.push(id);
+        this.#okValues.push(value);
+      }
       const zone = this.#options.zones === undefined ? undefined : this.#nodes[i]!.zone;
       if (zone !== undefined) (this.#zoneAcks ??= new Map()).set(zone, (this.#zoneAcks?.get(zone) ?? 0) + 1);
       this.#finish();
@@ -407,7 +426,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   #failed(i: number, id: string, err: unknown): void {
     if (this.#close(i)) {
       this.#open--;
-      this.#failures.push({ node: id, code: toKvError(err).code });
+      this.#failure(id, toKvError(err).code);
       if (this.#options.standIns !== undefined && this.#replaced?.has(i) !== true) this.#replace(i);
       this.#finish();
     }
@@ -436,7 +455,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   #expire(): void {
     this.#timer = undefined;
     for (let i = 0; i < this.#nodes.length; i++) {
-      if (this.#close(i)) this.#failures.push({ node: this.#nodes[i]!.id, code: ErrorCodes.TIMEOUT });
+      if (this.#close(i)) this.#failure(this.#nodes[i]!.id, ErrorCodes.TIMEOUT);
     }
     // The requests themselves carry the same deadline and end on their own.
     this.#open = 0;
@@ -447,13 +466,13 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     if (this.#settled) return;
     if (this.#options.zones !== undefined) return this.#finishZones(this.#options.zones);
     const { required, operation } = this.#options;
-    const acks = (this.#options.counted ?? 0) + this.#okIds.length;
+    const acks = (this.#options.counted ?? 0) + this.#okCount;
     if (acks >= required) {
       this.#settled = true;
       this.#resolve(this.#options.quorumValue === 'none' ? undefined : this);
     } else if (acks + this.#open < required) {
       this.#settled = true;
-      this.#fail(new QuorumNotMetError(operation, required, acks, this.#failures.slice()));
+      this.#fail(new QuorumNotMetError(operation, required, acks, this.failures));
     }
   }
 
@@ -476,7 +495,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
       this.#resolve(this.#options.quorumValue === 'none' ? undefined : this);
     } else if (impossible) {
       this.#settled = true;
-      this.#fail(new QuorumNotMetError(this.#options.operation, this.#options.required, acknowledged, this.#failures.slice()));
+      this.#fail(new QuorumNotMetError(this.#options.operation, this.#options.required, acknowledged, this.failures));
     }
   }
 }

@@ -68,12 +68,15 @@ export class HopQueue {
   /**
    * Queues `waiter` for `hop` ms from now and returns its slot (for
    * {@link HopQueue.release}); -1 once stopped (nothing is queued).
+   *
+   * @param now - the clock's reading, if the caller has just taken it
    */
-  push(waiter: HopWaiter): number {
+  push(waiter: HopWaiter, now: number = this.#clock.now()): number {
     if (this.#stopped) return -1;
     const slot = this.#base + this.#waiters.length;
     this.#waiters.push(waiter);
-    this.#due.push(this.#clock.now() + this.#hop);
+    // A reading a moment older than the entry ahead's only makes this entry wait for that one.
+    this.#due.push(now + this.#hop);
     if (this.#timer === undefined) this.#timer = this.#clock.setTimeout(this.#fire, this.#hop);
     return slot;
   }

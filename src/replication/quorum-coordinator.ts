@@ -338,9 +338,11 @@ export class QuorumCoordinator {
     // A zone level asks the replicas of the zones that count only.
     if (zones !== undefined) replicas = replicas.filter((node) => node.zone !== undefined && zones.has(node.zone));
     const answers = new ReadAnswers();
+    // The requests gather() makes as it begins (in this turn) share one reading of the clock; later ones read it anew.
+    let now: number | undefined = this.#o.clock.now();
     // Background work until every replica answered (stop() waits for it): onAll lets it go.
     const gathering = this.#tracked(() =>
-      gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal), {
+      gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal, now), {
         operation: 'read',
         // A replica's kv.record answer (this node's own record comes decoded, as a set).
         settle: (value) => (value instanceof SiblingSet ? value : readAnswer(ref, answers, value as WireMessage)),
@@ -357,6 +359,7 @@ export class QuorumCoordinator {
         },
       }),
     );
+    now = undefined;
     return gathering.quorum.then(() => answers.merged());
   }
 
@@ -445,8 +448,15 @@ export class QuorumCoordinator {
 
   // ---- internals ---------------------------------------------------------------------------
 
-  #request(node: NodeInfo, message: WireMessage, deadline: number, signal: AbortSignal | undefined): Promise<WireMessage> {
-    const timeout = Math.max(0, deadline - this.#o.clock.now());
+  /** `now`: the clock's reading if the caller has just taken it (the calls a gather makes as it begins share one). */
+  #request(
+    node: NodeInfo,
+    message: WireMessage,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    now: number = this.#o.clock.now(),
+  ): Promise<WireMessage> {
+    const timeout = Math.max(0, deadline - now);
     return this.#o.transport.request(node.address, message, signal ? { timeout, signal } : { timeout });
   }
 
@@ -457,6 +467,7 @@ export class QuorumCoordinator {
     answers: ReadAnswers,
     deadline: number,
     signal: AbortSignal | undefined,
+    now: number | undefined,
   ): SiblingSet<Uint8Array> | Promise<SiblingSet<Uint8Array>> {
     if (node.id === this.#o.self) {
       // This node's own record, synchronously when its storage answers so (gather counts it at once).
@@ -466,7 +477,7 @@ export class QuorumCoordinator {
         : answers.decode(ref.bytes, bytes, true);
     }
     // The answer as it came: the read's gather decodes it (its settle, readAnswer), one reaction per request.
-    return this.#request(node, ownBody({ type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }), deadline, signal) as Promise<unknown> as Promise<
+    return this.#request(node, ownBody({ type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }), deadline, signal, now) as Promise<unknown> as Promise<
       SiblingSet<Uint8Array>
     >;
   }
@@ -536,8 +547,10 @@ export class QuorumCoordinator {
         }
       }
     }
+    // The requests gather() makes as it begins (in this turn) share one reading of the clock; stand-ins asked later read it anew.
+    let now: number | undefined = this.#o.clock.now();
     // Replication past W goes on in the background until every call settled.
-    return this.#tracked(() =>
+    const gathering = this.#tracked(() =>
       gather<unknown>(
         others,
         (node, signal, standInFor) =>
@@ -546,7 +559,7 @@ export class QuorumCoordinator {
             : set !== undefined && node.id === this.#o.self
               ? this.#o.replica.apply(ref, set, record)
               : // The answer as it came: gather checks it (settleApplied), one reaction per request.
-                this.#request(node, ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }), deadline, signal),
+                this.#request(node, ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }), deadline, signal, now),
         {
           operation: 'write',
           required,
@@ -564,9 +577,14 @@ export class QuorumCoordinator {
           onAll: this.#untrack,
           // The write's caller wants nothing back: no promise chained to drop the gathering.
           quorumValue: 'none',
+          // A replica's kv.applied says nothing beyond its arrival: counted, not kept.
+          answers: 'count',
+          now,
         },
       ),
-    ).quorum;
+    );
+    now = undefined;
+    return gathering.quorum;
   }
 
   #coordinateLocally(

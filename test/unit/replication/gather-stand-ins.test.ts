@@ -54,3 +54,25 @@ describe('gather with stand-ins', () => {
     hops.stop();
   });
 });
+
+describe('HopQueue: the reading a caller passes', () => {
+  it('times an entry from the given reading; one due before the entry ahead of it waits for that one', () => {
+    const clock = new ManualClock();
+    const hops = new HopQueue(clock, 100);
+    const fired: string[] = [];
+    const waiter = (name: string) => ({ hopSettled: false, hopDue: () => void fired.push(name) });
+    clock.advance(50);
+    hops.push(waiter('a')); // due at 150 (the clock's reading)
+    hops.push(waiter('b'), 20); // a stale reading: due at 120, behind a (150)
+    hops.push(waiter('c'), 60); // due at 160
+    clock.advance(99); // 149
+    expect(fired).toEqual([]);
+    clock.advance(1); // 150: a, and b with it
+    expect(fired).toEqual(['a', 'b']);
+    clock.advance(9); // 159
+    expect(fired).toEqual(['a', 'b']);
+    clock.advance(1); // 160
+    expect(fired).toEqual(['a', 'b', 'c']);
+    hops.stop();
+  });
+});

@@ -135,6 +135,51 @@ describe('gather', () => {
     await g.all;
     expect(clock.pending).toBe(0);
   });
+
+  it("answers: 'count' counts answers toward the quorum without keeping them; failures and the error's numbers are as with 'keep'", async () => {
+    const clock = new ManualClock();
+    for (const answers of ['keep', 'count'] as const) {
+      // Reaches its quorum (1 counted + 1 answer), the last answer comes after it.
+      const { calls, call } = controlled();
+      const alls: number[] = [];
+      const g = gather(nodes(3), call, {
+        operation: 'write',
+        required: 2,
+        counted: 1,
+        deadline: clock.now() + 100,
+        clock,
+        answers,
+        onAll: (done) => alls.push(done.ok.size),
+      });
+      calls.get('n0')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
+      calls.get('n1')!.resolve('a');
+      const q = await g.quorum;
+      expect(q.failures).toEqual([{ node: 'n0', code: 'KV_UNREACHABLE' }]);
+      calls.get('n2')!.resolve('b');
+      await g.all;
+      expect(alls).toEqual([answers === 'keep' ? 2 : 0]);
+      // Out of reach: the error counts what answered, kept or not.
+      const other = controlled();
+      const failed = gather(nodes(3), other.call, { operation: 'write', required: 3, counted: 1, deadline: clock.now() + 100, clock, answers });
+      other.calls.get('n0')!.resolve('a');
+      other.calls.get('n1')!.reject(new KvError('KV_TIMEOUT', 'slow'));
+      other.calls.get('n2')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
+      await expect(failed.quorum).rejects.toMatchObject({
+        code: 'KV_QUORUM_NOT_MET',
+        required: 3,
+        acknowledged: 2,
+        failures: [
+          { node: 'n1', code: 'KV_TIMEOUT' },
+          { node: 'n2', code: 'KV_UNREACHABLE' },
+        ],
+      });
+      // A gathering with no failure reports none.
+      const clean = controlled();
+      const ok = gather(nodes(1), clean.call, { operation: 'write', required: 1, deadline: clock.now() + 100, clock, answers });
+      clean.calls.get('n0')!.resolve('a');
+      expect((await ok.quorum).failures).toEqual([]);
+    }
+  });
 });
 
 describe('gather: onAll and a lazy `all`', () => {

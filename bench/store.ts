@@ -14,6 +14,11 @@
  *   (`process.cpuUsage()`: this process's CPU, which load from other
  *   processes inflates far less than it stretches wall-clock windows).
  *
+ * A reference row counts this process's minor page faults per put in the
+ * store windows against the echo windows, with what one fault costs on the
+ * machine (measured in the same run): a put stores data, so it lands on
+ * fresh pages, which costs little on bare metal and microseconds in some VMs.
+ *
  * Rows at 25 siblings use keys that hold 25 concurrent versions: a put
  * carries the context of one of them (so the key keeps 25), a get reads all 25;
  * their goals are scaling goals against the one-sibling rows (see `scalingRow`).
@@ -148,6 +153,8 @@ interface Window {
   readonly ops: number;
   readonly opsPerSec: number;
   readonly cpuUsPerOp: number;
+  /** Minor page faults of this process per operation (first touches of fresh memory). */
+  readonly faultsPerOp: number;
 }
 
 /**
@@ -158,6 +165,7 @@ async function timed(op: (i: number) => Promise<unknown>, first: number, ms = WI
   let started = 0;
   let done = 0;
   const cpu0 = process.cpuUsage();
+  const faults0 = process.resourceUsage().minorPageFault;
   const t0 = performance.now();
   const until = t0 + ms;
   await Promise.all(
@@ -170,7 +178,8 @@ async function timed(op: (i: number) => Promise<unknown>, first: number, ms = WI
   );
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { ops: done, opsPerSec: (done / wall) * 1000, cpuUsPerOp: (cpu.user + cpu.system) / done };
+  const faults = process.resourceUsage().minorPageFault - faults0;
+  return { ops: done, opsPerSec: (done / wall) * 1000, cpuUsPerOp: (cpu.user + cpu.system) / done, faultsPerOp: faults / done };
 }
 
 /** The echo baseline: N transports whose handlers answer at once with a fixed reply. */
@@ -311,6 +320,9 @@ interface Measured {
   readonly requestsPerOp: number;
   readonly bytesPerMessage: number;
   readonly storeCpuUs: number;
+  /** Minor page faults per operation, medians of the store and of the echo windows. */
+  readonly storeFaults: number;
+  readonly echoFaults: number;
   readonly replayCpuUs: number | undefined;
 }
 
@@ -356,6 +368,8 @@ async function measureStore(
       requestsPerOp: messages / 2 / ops,
       bytesPerMessage: codec ? bytes / messages : 0,
       storeCpuUs: median(stores.map((w) => w.cpuUsPerOp)),
+      storeFaults: median(stores.map((w) => w.faultsPerOp)),
+      echoFaults: median(echoes.map((w) => w.faultsPerOp)),
       replayCpuUs,
     };
   } finally {
@@ -385,6 +399,35 @@ function ownCpuRow(label: string, m: Measured, goalUs: number): Row {
     baseline: `store ${m.storeCpuUs.toFixed(1)} µs/op - replay of its messages ${replay.toFixed(1)} µs/op`,
     ratio: fmtRatio(m.storeCpuUs, replay),
     goal: `<= ${goalUs} µs ${own <= goalUs ? 'PASS' : 'MISS'}`,
+  };
+}
+
+/**
+ * What one minor page fault costs on this machine: µs per first touch of a
+ * fresh 4 KiB page (32 MiB touched once, best of three). Cheap on bare
+ * metal; several µs in some VMs, where a store that keeps its data pays it
+ * for every page its data grows by and the echo, which keeps nothing, does not.
+ */
+function pageFaultUs(): number {
+  let best = Infinity;
+  for (let run = 0; run < 3; run++) {
+    const bytes = new Uint8Array(32 * 1024 * 1024);
+    const t0 = performance.now();
+    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1;
+    best = Math.min(best, ((performance.now() - t0) * 1000) / (bytes.length / 4096));
+  }
+  return best;
+}
+
+/** Page faults per put (the data a put stores lands on fresh pages) against the echo's, with what they cost here. */
+function faultRow(m: Measured, faultUs: number): Row {
+  return {
+    suite: 'store',
+    metric: 'minor page faults per put, codec on (store windows vs echo windows)',
+    value: `${m.storeFaults.toFixed(3)} per put`,
+    baseline: `echo ${m.echoFaults.toFixed(3)} per op; a fault costs ${faultUs.toFixed(2)} µs here`,
+    ratio: '',
+    goal: `(reference: ~${(m.storeFaults * faultUs).toFixed(2)} µs of a put)`,
   };
 }
 
@@ -439,6 +482,7 @@ async function coreRows(codec: boolean): Promise<{ rows: Row[]; puts: Measured; 
     if (codec) {
       rows.push(ownCpuRow('own CPU per put (store CPU - replay of its messages), codec on', puts, 20));
       rows.push(ownCpuRow('own CPU per get (store CPU - replay of its messages), codec on', gets, 12));
+      rows.push(faultRow(puts, pageFaultUs()));
     }
     return { rows, puts, gets };
   } finally {

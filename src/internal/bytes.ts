@@ -669,3 +669,55 @@ export class MsgpackReader {
     return this.bytes.subarray(start, start + length);
   }
 }
+
+/**
+ * Short strings that repeat (field names, message types, cluster names,
+ * addresses, object keys), read by their bytes: the string made the last
+ * time the same bytes were read into the same slot (chosen by a hash of
+ * them; the bytes are compared in full) is given again instead of a new
+ * one. Besides the decoding, a string V8 has already seen as a property key
+ * is found again at once, where a fresh one has to be looked up in its
+ * string table at every use as a key.
+ */
+export class StringCache {
+  readonly #bytes: (Uint8Array | undefined)[];
+  readonly #strings: string[];
+  readonly #mask: number;
+  readonly #maxLength: number;
+
+  /**
+   * @param slots - a power of two
+   * @param maxLength - longer strings are decoded each time
+   */
+  constructor(slots: number, maxLength: number) {
+    if (!Number.isInteger(slots) || slots < 1 || (slots & (slots - 1)) !== 0) {
+      throw new RangeError(`Expected \`slots\` to be a power of two, got ${String(slots)}`);
+    }
+    this.#bytes = new Array<Uint8Array | undefined>(slots).fill(undefined);
+    this.#strings = new Array<string>(slots).fill('');
+    this.#mask = slots - 1;
+    this.#maxLength = maxLength;
+  }
+
+  /** A UTF-8 string of `length` bytes at `r` (as {@link MsgpackReader.string} reads it). */
+  read(r: MsgpackReader, length: number): string {
+    if (length === 0) return '';
+    if (length > this.#maxLength || length > r.left) return r.string(length);
+    const bytes = r.bytes;
+    const start = r.pos;
+    const slot = (fnv1a(bytes, start, start + length) >>> 0) & this.#mask;
+    const known = this.#bytes[slot];
+    if (known !== undefined && known.length === length) {
+      let i = 0;
+      while (i < length && known[i] === bytes[start + i]) i++;
+      if (i === length) {
+        r.pos = start + length;
+        return this.#strings[slot]!;
+      }
+    }
+    const s = r.string(length);
+    this.#bytes[slot] = bytes.slice(start, start + length);
+    this.#strings[slot] = s;
+    return s;
+  }
+}

@@ -26,7 +26,7 @@ import {
   type ExtensionCodecType,
 } from '@msgpack/msgpack';
 import { ErrorCodes, KvError } from '../errors/index.js';
-import { MsgpackReader, copyFromBuffer, latin1Of } from '../internal/bytes.js';
+import { MsgpackReader, StringCache, copyFromBuffer, latin1Of } from '../internal/bytes.js';
 
 /**
  * The MessagePack extension type numbers of the value codec (application
@@ -979,39 +979,8 @@ function fastArray(r: MsgpackReader, n: number, depth: number): unknown {
   return out;
 }
 
-/** Map keys up to this many bytes are looked up in {@link KEY_CACHE} (as @msgpack/msgpack's decoder caches keys). */
-const CACHED_KEY_MAX = 16;
-const KEY_CACHE_SLOTS = 256;
-/** Per slot: a key's UTF-8 bytes and the string made of them, the last key that hashed there. */
-const keyCacheBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(KEY_CACHE_SLOTS).fill(undefined);
-const keyCacheStrings: string[] = new Array<string>(KEY_CACHE_SLOTS).fill('');
-
-/**
- * A map key: the same string object as the last time these bytes were read.
- * A property key V8 has already seen is found again at once; a fresh string
- * each time had to be looked up in its string table at every store.
- */
-function mapKey(r: MsgpackReader, length: number): string {
-  if (length > CACHED_KEY_MAX || length > r.left) return fastString(r, length);
-  const bytes = r.bytes;
-  const start = r.pos;
-  let h = length;
-  for (let i = 0; i < length; i++) h = Math.imul(h ^ (bytes[start + i] as number), 0x01000193);
-  const slot = (h >>> 0) & (KEY_CACHE_SLOTS - 1);
-  const known = keyCacheBytes[slot];
-  if (known !== undefined && known.length === length) {
-    let i = 0;
-    while (i < length && known[i] === bytes[start + i]) i++;
-    if (i === length) {
-      r.pos = start + length;
-      return keyCacheStrings[slot]!;
-    }
-  }
-  const key = fastString(r, length);
-  keyCacheBytes[slot] = bytes.slice(start, start + length);
-  keyCacheStrings[slot] = key;
-  return key;
-}
+/** Object keys up to 16 bytes: the same string each time (as @msgpack/msgpack's decoder caches keys), see {@link StringCache}. */
+const mapKeys = new StringCache(256, 16);
 
 function fastMap(r: MsgpackReader, n: number, depth: number): unknown {
   if (depth >= MAX_VALUE_DEPTH || 2 * n > r.left) return FALLBACK;
@@ -1019,7 +988,7 @@ function fastMap(r: MsgpackReader, n: number, depth: number): unknown {
   for (let i = 0; i < n; i++) {
     const length = r.stringLength(r.byte());
     if (length < 0) return FALLBACK;
-    const key = mapKey(r, length);
+    const key = mapKeys.read(r, length);
     if (key === '__proto__') return FALLBACK;
     const v = fastValue(r, depth + 1);
     if (v === FALLBACK) return FALLBACK;

@@ -1,5 +1,5 @@
 import { ErrorCodes, KvError, isErrorCode, type ErrorCode } from '../errors/index.js';
-import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes, fnv1a } from '../internal/bytes.js';
+import { MsgpackFormatError, MsgpackReader, MsgpackWriter, StringCache, copyBytes } from '../internal/bytes.js';
 import type { WireMessage, WireValue } from './types.js';
 
 /**
@@ -708,35 +708,10 @@ function describeTag(h: number): string {
  * Short strings (field names, message types, cluster names, addresses) repeat
  * in every frame: they are looked up by their bytes instead of decoded anew.
  */
-const STRING_CACHE_SLOTS = 1024;
-const MAX_CACHED_STRING = 24;
-const cachedBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(STRING_CACHE_SLOTS).fill(undefined);
-const cachedStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
+const frameStrings = new StringCache(1024, 24);
 
 function readString(r: MsgpackReader, length: number): string {
-  if (length === 0) return '';
-  if (length > MAX_CACHED_STRING || length > r.left) return r.string(length);
-  const bytes = r.bytes;
-  const start = r.pos;
-  const slot = (fnv1a(bytes, start, start + length) >>> 0) & (STRING_CACHE_SLOTS - 1);
-  const known = cachedBytes[slot];
-  if (known !== undefined && known.length === length) {
-    let same = true;
-    for (let i = 0; i < length; i++) {
-      if (known[i] !== bytes[start + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) {
-      r.pos += length;
-      return cachedStrings[slot]!;
-    }
-  }
-  const s = r.string(length);
-  cachedBytes[slot] = bytes.slice(start, start + length);
-  cachedStrings[slot] = s;
-  return s;
+  return frameStrings.read(r, length);
 }
 
 /**

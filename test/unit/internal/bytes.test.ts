@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { allocBytes, bytesKey, latin1Of, sameBytes, writeLatin1 } from '../../../src/internal/bytes.js';
+import { MsgpackReader, MsgpackWriter, StringCache, allocBytes, bytesKey, latin1Of, sameBytes, writeLatin1 } from '../../../src/internal/bytes.js';
 
 /** `bytes` at a non-zero offset of a larger buffer, so views are exercised, not whole buffers. */
 function offsetView(bytes: Uint8Array): Uint8Array {
@@ -82,5 +82,35 @@ describe('bytesKey on a reused array', () => {
     expect(bytesKey(long)).toBe(`${'a'.repeat(99)}b`);
     const view = key.subarray(0, 4);
     expect(bytesKey(view)).toBe('zzzz');
+  });
+});
+
+describe('StringCache', () => {
+  const encoded = (strings: readonly string[]): Uint8Array => {
+    const w = new MsgpackWriter(64);
+    for (const s of strings) w.string(s);
+    return w.copy();
+  };
+  /** Reads every string of `bytes` through `cache`, as a decoder does. */
+  const readAll = (cache: StringCache, bytes: Uint8Array, count: number): string[] => {
+    const r = new MsgpackReader(bytes);
+    const out: string[] = [];
+    for (let i = 0; i < count; i++) out.push(cache.read(r, r.stringLength(r.byte())));
+    expect(r.left).toBe(0);
+    return out;
+  };
+
+  it('gives back what was written, through slots shared by many strings of one length, past its length limit, non-ASCII and empty', () => {
+    const cache = new StringCache(4, 8);
+    const strings = ['', 'a', 'b', 'ab', 'ba', 'abcdefgh', 'abcdefghi', 'ü', 'üü', '日本', ...Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(3, '0')}`)];
+    const bytes = encoded(strings);
+    // Twice: the second pass finds many cached, and some slots taken by another string since.
+    expect(readAll(cache, bytes, strings.length)).toEqual(strings);
+    expect(readAll(cache, bytes, strings.length)).toEqual(strings);
+  });
+
+  it('takes a power of two of slots', () => {
+    expect(() => new StringCache(3, 8)).toThrow(RangeError);
+    expect(() => new StringCache(0, 8)).toThrow(RangeError);
   });
 });

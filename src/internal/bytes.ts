@@ -716,8 +716,27 @@ export class StringCache {
       }
     }
     const s = r.string(length);
-    this.#bytes[slot] = bytes.slice(start, start + length);
-    this.#strings[slot] = s;
+    // A string whose last character is cut short was decoded with the bytes
+    // after it (as @msgpack/msgpack does): the same bytes elsewhere decode
+    // otherwise, so it is not kept.
+    if (!cutShort(bytes, start, start + length)) {
+      this.#bytes[slot] = bytes.slice(start, start + length);
+      this.#strings[slot] = s;
+    }
     return s;
   }
+}
+
+/**
+ * True if decoding `bytes[start, end)` as {@link MsgpackReader.string} does
+ * reads past `end`: a lead byte's sequence does not fit before it (only in
+ * malformed UTF-8). Steps as that decoder does.
+ */
+function cutShort(bytes: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end) {
+    const b = bytes[i]!;
+    i += b < 0x80 ? 1 : (b & 0xe0) === 0xc0 ? 2 : (b & 0xf0) === 0xe0 ? 3 : (b & 0xf8) === 0xf0 ? 4 : 1;
+  }
+  return i > end;
 }

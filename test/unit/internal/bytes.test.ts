@@ -109,6 +109,21 @@ describe('StringCache', () => {
     expect(readAll(cache, bytes, strings.length)).toEqual(strings);
   });
 
+  it('a string whose last character is cut short (malformed UTF-8) reads as uncached each time, whatever bytes follow it', () => {
+    // The lenient decoder (as @msgpack/msgpack's) completes a cut sequence with the bytes after the string,
+    // so the same six bytes give different strings in different places: one must not be handed out for the other.
+    const cache = new StringCache(4, 8);
+    const head = [0xa6, 0x72, 0x65, 0x63, 0x6f, 0x72, 0xed];
+    for (const after of [[0xc4, 0x07], [0xa0, 0x80], [], [0xc4, 0x07]]) {
+      const bytes = Uint8Array.from([...head, ...after]);
+      const uncached = new MsgpackReader(bytes);
+      const want = uncached.string(uncached.stringLength(uncached.byte()));
+      const r = new MsgpackReader(bytes);
+      expect(cache.read(r, r.stringLength(r.byte()))).toBe(want);
+      expect(r.pos).toBe(head.length);
+    }
+  });
+
   it('takes a power of two of slots', () => {
     expect(() => new StringCache(3, 8)).toThrow(RangeError);
     expect(() => new StringCache(0, 8)).toThrow(RangeError);

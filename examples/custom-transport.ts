@@ -34,6 +34,8 @@ import {
   KvError,
   PendingRequests,
   Store,
+  type AnswerReceiver,
+  type OpenRequestOptions,
   type RequestHandler,
   type RequestOptions,
   type Transport,
@@ -238,27 +240,52 @@ export class PortTransport implements Transport {
    * timeout.
    */
   async request(to: string, message: WireMessage, options: RequestOptions = {}): Promise<WireMessage> {
+    const conn = this.#connectFor(to);
+    // Throws (nothing sent) when aborted, out of time, overloaded, or on a bad timeout.
+    const { id, promise } = conn.pending.open(this.#openOptions(to, message, options));
+    this.#post(conn, id, message);
+    return promise;
+  }
+
+  /**
+   * Optional (`Transport.send`): {@link PortTransport.request} without a
+   * promise. The answer or the error goes to `receiver` with `tag`; the
+   * coordinator uses this when a transport has it.
+   */
+  send(to: string, message: WireMessage, options: RequestOptions | undefined, receiver: AnswerReceiver, tag: number): void {
+    try {
+      const conn = this.#connectFor(to);
+      const id = conn.pending.openFor(this.#openOptions(to, message, options ?? {}), receiver, tag);
+      this.#post(conn, id, message);
+    } catch (err) {
+      receiver.failed(tag, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** A request's checks, then its connection. */
+  #connectFor(to: string): Connection {
     if (typeof to !== 'string' || to.length === 0) {
       throw new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`);
     }
     if (!this.#handler) throw new KvError(ErrorCodes.NOT_STARTED, `transport ${this.address} is not started`);
-    const conn = this.#connect(to);
-    // Throws (nothing sent) when aborted, out of time, overloaded, or on a bad timeout.
-    const { id, promise } = conn.pending.open({
-      timeout: options.timeout ?? this.defaultTimeout,
-      signal: options.signal,
-      label: `request ${message.type} to ${to}`,
-    });
+    return this.#connect(to);
+  }
+
+  #openOptions(to: string, message: WireMessage, options: RequestOptions): OpenRequestOptions {
+    return { timeout: options.timeout ?? this.defaultTimeout, signal: options.signal, label: `request ${message.type} to ${to}` };
+  }
+
+  /** Encodes and posts request `id` (fails it if it cannot go on the wire). */
+  #post(conn: Connection, id: number, message: WireMessage): void {
     let bytes: Uint8Array;
     try {
       bytes = encodeFrame({ kind: 'req', id, from: this.address, body: message }, this.#limits);
     } catch (err) {
       conn.pending.reject(id, err instanceof KvError ? err : new KvError(ErrorCodes.INVALID_MESSAGE, String(err)));
-      return promise;
+      return;
     }
     const out = transferable(bytes);
     conn.port.postMessage(out.bytes, out.transfer);
-    return promise;
   }
 
   /** The open connection to `to`, dialing one if needed. */

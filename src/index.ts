@@ -68,6 +68,7 @@ export type {
   Transport,
   TransportCapabilities,
   RequestHandler,
+  AnswerReceiver,
   RequestOptions,
   TransportContext,
   Frame,

@@ -9,6 +9,7 @@ import {
 import type { Clock, TimerHandle } from '../internal/clock.js';
 import { onAbort } from '../internal/signals.js';
 import type { NodeInfo, ReplicaSet } from '../ring/index.js';
+import type { AnswerReceiver } from '../transport/index.js';
 import type { DeadlineEntry, DeadlineQueue, DeadlineWaiter } from './deadline-queue.js';
 import type { HopQueue, HopWaiter } from './hop-queue.js';
 
@@ -20,11 +21,27 @@ export interface Gathered<T> {
 }
 
 /**
+ * What a {@link GatherCall} returns when it sent a transport request whose
+ * outcome goes to the gather itself (`Transport.send` with the call's
+ * `receiver` and `tag`): no promise per request.
+ */
+export const SENT: unique symbol = Symbol('quorumkv.gather.sent');
+
+/**
  * One call of a gather: ask `node`. `standInFor` is the id of the primary
  * `node` stands in for (a sloppy quorum's fallback, which must keep what it
- * gets under a hint for that primary), undefined when `node` is asked for itself.
+ * gets under a hint for that primary), undefined when `node` is asked for
+ * itself. The call answers with its value, a promise of it, or
+ * {@link SENT} once it has handed `receiver` and `tag` to a transport's
+ * `send` (the answer then goes through `settle`, as a promise's would).
  */
-export type GatherCall<T> = (node: NodeInfo, signal: AbortSignal | undefined, standInFor: string | undefined) => T | Promise<T>;
+export type GatherCall<T> = (
+  node: NodeInfo,
+  signal: AbortSignal | undefined,
+  standInFor: string | undefined,
+  receiver: AnswerReceiver<unknown>,
+  tag: number,
+) => T | Promise<T> | typeof SENT;
 
 /**
  * Where a sloppy quorum finds its stand-ins and what it learns about nodes
@@ -163,7 +180,7 @@ const noop = (): void => {};
  * the node list, whom each stands in for, who was replaced) is allocated
  * the first time a stand-in is added.
  */
-class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, HopWaiter, DeadlineWaiter {
+class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, HopWaiter, DeadlineWaiter, AnswerReceiver<unknown> {
   readonly quorum: Promise<Gathered<T> | undefined>;
   /** Made when `all` is first read (most callers take `onAll`). */
   #all: Promise<Gathered<T>> | undefined;
@@ -307,12 +324,14 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
 
   #ask(i: number): void {
     const node = this.#nodes[i]!;
-    let pending: T | Promise<T>;
+    let pending: T | Promise<T> | typeof SENT;
     try {
-      pending = this.#call(node, this.#options.signal, this.#standInFor?.[i]);
+      pending = this.#call(node, this.#options.signal, this.#standInFor?.[i], this, i);
     } catch (err) {
       pending = Promise.reject(err);
     }
+    // Sent with this gather as the receiver: answered() or failed() follows (perhaps already came).
+    if (pending === SENT) return;
     // A call that answered synchronously (no promise) is counted at once.
     if (!(pending instanceof Promise)) return this.#answered(i, node.id, pending);
     const settle = this.#options.settle;
@@ -320,6 +339,23 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
       settle === undefined ? (value) => this.#answered(i, node.id, value) : (value) => this.#answeredAs(i, node, value, settle),
       (err: unknown) => this.#failed(i, node.id, err),
     );
+  }
+
+  /** The answer of request `i`, sent with this gather as its receiver (see {@link SENT}). */
+  answered(i: number, value: unknown): void {
+    const node = this.#nodes[i]!;
+    const settle = this.#options.settle;
+    if (settle === undefined) this.#answered(i, node.id, value as T);
+    else this.#answeredAs(i, node, value, settle);
+  }
+
+  /** Request `i`, sent with this gather as its receiver, failed. */
+  failed(i: number, error: Error): void {
+    // A request listens on the caller's signal too, and got to hear of the
+    // abort first (synchronously, unlike a promise's rejection): the gather
+    // ends as aborted, not as a quorum that the aborted requests made impossible.
+    if (this.#options.signal?.aborted === true) this.#aborted();
+    this.#failed(i, this.#nodes[i]!.id, error);
   }
 
   /** An asynchronous answer through `options.settle`. */

@@ -11,7 +11,7 @@ import type { Clock } from '../internal/clock.js';
 import { onAbort, throwIfAborted } from '../internal/signals.js';
 import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import { ownBody } from '../transport/codec.js';
-import type { Transport, WireMessage } from '../transport/index.js';
+import type { AnswerReceiver, Transport, WireMessage } from '../transport/index.js';
 import {
   SiblingSet,
   VectorClock,
@@ -21,7 +21,7 @@ import {
   encodeSiblingSet,
 } from '../versioning/index.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { gather, type Gathering, type StandInPolicy } from './gather.js';
+import { SENT, gather, type Gathering, type StandInPolicy } from './gather.js';
 import { HopQueue } from './hop-queue.js';
 import { toKeyRef } from './key-ref.js';
 import {
@@ -342,7 +342,7 @@ export class QuorumCoordinator {
     let now: number | undefined = this.#o.clock.now();
     // Background work until every replica answered (stop() waits for it): onAll lets it go.
     const gathering = this.#tracked(() =>
-      gather(replicas, (node, signal) => this.#readFrom(node, ref, answers, options.deadline, signal, now), {
+      gather(replicas, (node, signal, _, receiver, tag) => this.#readFrom(node, ref, answers, options.deadline, signal, now, receiver, tag), {
         operation: 'read',
         // A replica's kv.record answer (this node's own record comes decoded, as a set).
         settle: (value) => (value instanceof SiblingSet ? value : readAnswer(ref, answers, value as WireMessage)),
@@ -460,6 +460,27 @@ export class QuorumCoordinator {
     return this.#o.transport.request(node.address, message, signal ? { timeout, signal } : { timeout });
   }
 
+  /**
+   * A gather's request to `node`: its answer goes to the gather (`receiver`,
+   * `tag`) when the transport has `send`, else it is the promise returned.
+   */
+  #send(
+    node: NodeInfo,
+    message: WireMessage,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    now: number,
+    receiver: AnswerReceiver<unknown>,
+    tag: number,
+  ): Promise<WireMessage> | typeof SENT {
+    const timeout = Math.max(0, deadline - now);
+    const transport = this.#o.transport;
+    const options = signal ? { timeout, signal } : { timeout };
+    if (transport.send === undefined) return transport.request(node.address, message, options);
+    transport.send(node.address, message, options, receiver, tag);
+    return SENT;
+  }
+
   /** A replica's record, decoded (empty when it has none). */
   #readFrom(
     node: NodeInfo,
@@ -468,7 +489,9 @@ export class QuorumCoordinator {
     deadline: number,
     signal: AbortSignal | undefined,
     now: number | undefined,
-  ): SiblingSet<Uint8Array> | Promise<SiblingSet<Uint8Array>> {
+    receiver: AnswerReceiver<unknown>,
+    tag: number,
+  ): SiblingSet<Uint8Array> | Promise<SiblingSet<Uint8Array>> | typeof SENT {
     if (node.id === this.#o.self) {
       // This node's own record, synchronously when its storage answers so (gather counts it at once).
       const bytes = this.#o.replica.readEncodedNow(ref);
@@ -476,10 +499,11 @@ export class QuorumCoordinator {
         ? bytes.then((b) => answers.decode(ref.bytes, b, true))
         : answers.decode(ref.bytes, bytes, true);
     }
-    // The answer as it came: the read's gather decodes it (its settle, readAnswer), one reaction per request.
-    return this.#request(node, ownBody({ type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes }), deadline, signal, now) as Promise<unknown> as Promise<
-      SiblingSet<Uint8Array>
-    >;
+    // The answer as it came: the read's gather decodes it (its settle, readAnswer).
+    const message = ownBody({ type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes });
+    return this.#send(node, message, deadline, signal, now ?? this.#o.clock.now(), receiver, tag) as Promise<unknown> as
+      | Promise<SiblingSet<Uint8Array>>
+      | typeof SENT;
   }
 
   #applyTo(
@@ -553,13 +577,21 @@ export class QuorumCoordinator {
     const gathering = this.#tracked(() =>
       gather<unknown>(
         others,
-        (node, signal, standInFor) =>
+        (node, signal, standInFor, receiver, tag) =>
           standInFor !== undefined
             ? this.#hintTo(node, standInFor, ref, record, deadline, signal)
             : set !== undefined && node.id === this.#o.self
               ? this.#o.replica.apply(ref, set, record)
-              : // The answer as it came: gather checks it (settleApplied), one reaction per request.
-                this.#request(node, ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }), deadline, signal, now),
+              : // The answer as it came: gather checks it (settleApplied).
+                this.#send(
+                  node,
+                  ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }),
+                  deadline,
+                  signal,
+                  now ?? this.#o.clock.now(),
+                  receiver,
+                  tag,
+                ),
         {
           operation: 'write',
           required,

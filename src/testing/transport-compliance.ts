@@ -1,7 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { resolveTestApi, type ComplianceTestApi } from './test-api.js';
 import { KvError } from '../errors/index.js';
-import type { RequestHandler, Transport, TransportCapabilities, WireMessage } from '../transport/types.js';
+import type { AnswerReceiver, RequestHandler, RequestOptions, Transport, TransportCapabilities, WireMessage } from '../transport/types.js';
 
 /** What a transport compliance `setup` returns for each case. */
 export interface TransportPair {
@@ -86,7 +86,8 @@ function checkPair(pair: unknown): asserts pair is TransportPair {
  * Cases a transport cannot support are registered with `it.skip`, so they
  * show as skipped, never as passed: the oversized-frame case needs
  * `capabilities.maxFrameBytes`, the copy-isolation case needs
- * `capabilities.encodes`, the peer-restart case needs the pair's `reopen`.
+ * `capabilities.encodes`, the peer-restart case needs the pair's `reopen`,
+ * the `send` cases need the optional `Transport.send`.
  *
  * Covered: lifecycle (idempotent start/stop, `KV_NOT_STARTED` after stop),
  * request/response in both directions, the sender's address, handler
@@ -97,7 +98,9 @@ function checkPair(pair: unknown): asserts pair is TransportPair {
  * (`KV_ABORTED`), one AbortSignal shared by 100 requests (no
  * `MaxListenersExceededWarning`, no listener left), an unreachable peer
  * (`KV_UNREACHABLE`), a peer restart at the same address, and stop with
- * requests in flight (`KV_CONNECTION_CLOSED`).
+ * requests in flight (`KV_CONNECTION_CLOSED`). A transport with `send`
+ * also runs its cases: the same outcomes reach the receiver, each exactly
+ * once, with the request's tag, and `send` never throws.
  *
  * The suite's handler understands messages of type `echo`, `whoami`, `fail`
  * (throws a `KvError` with the given code), `crash` (throws a plain Error),
@@ -127,6 +130,7 @@ export function transportCompliance<P extends TransportPair>(options: TransportC
   const capabilities: TransportCapabilities = probe.a.capabilities;
   const maxFrameBytes = capabilities.maxFrameBytes;
   const canReopen = typeof probe.reopen === 'function';
+  const canSend = typeof probe.a.send === 'function';
   /** `it` when `supported`, else `it.skip` (reported as skipped, never as passed). */
   const itIf = (supported: boolean): typeof it.skip => (supported ? it : it.skip.bind(it));
 
@@ -397,6 +401,113 @@ export function transportCompliance<P extends TransportPair>(options: TransportC
         });
         expect(warnings).toEqual([]);
         expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+      });
+    });
+
+    describe('send (requests without a promise)', () => {
+      /** What a receiver got for one tag: its calls in order. */
+      type Outcome = { kind: 'answered'; answer: WireMessage } | { kind: 'failed'; error: Error };
+      /**
+       * Sends through `t.send` with a receiver that records every call; resolves
+       * with the first outcome of `tag`, once one more turn showed no second call.
+       */
+      const sent = (t: Transport, to: string, message: WireMessage, options: RequestOptions | undefined, tag = 7): Promise<Outcome> =>
+        new Promise<Outcome>((resolve, reject) => {
+          const calls: Outcome[] = [];
+          let tagSeen = tag;
+          const settle = (outcome: Outcome, got: number): void => {
+            calls.push(outcome);
+            tagSeen = got;
+            if (calls.length > 1) return;
+            // Another call must not follow: check after the answer's turn and the next.
+            setTimeout(() => {
+              if (calls.length !== 1) reject(new Error(`the receiver was called ${calls.length} times for one request`));
+              else if (tagSeen !== tag) reject(new Error(`the receiver got tag ${tagSeen}, sent with ${tag}`));
+              else resolve(outcome);
+            }, 20);
+          };
+          const receiver: AnswerReceiver = {
+            answered: (got, answer) => settle({ kind: 'answered', answer }, got),
+            failed: (got, error) => settle({ kind: 'failed', error }, got),
+          };
+          try {
+            t.send!(to, message, options, receiver, tag);
+          } catch (err) {
+            reject(new Error(`send threw instead of calling the receiver: ${String(err)}`));
+          }
+        });
+      const answerOf = (o: Outcome): WireMessage => {
+        if (o.kind !== 'answered') throw new Error(`expected an answer, got ${o.error.name}: ${o.error.message}`);
+        return o.answer;
+      };
+      const codeOf = (o: Outcome): string => {
+        if (o.kind !== 'failed') throw new Error(`expected a failure, got the answer ${JSON.stringify(o.answer.type)}`);
+        expect(o.error).toBeInstanceOf(KvError);
+        return (o.error as KvError).code;
+      };
+
+      itIf(canSend)('answers through the receiver, with the request\'s tag', async () => {
+        expect(answerOf(await sent(a, b.address, { type: 'echo', payload: { n: 1, list: [1, 2] } }, undefined, 3))).toEqual({
+          type: 'echo',
+          payload: { n: 1, list: [1, 2] },
+        });
+        expect(answerOf(await sent(b, a.address, { type: 'whoami' }, { timeout: 5000 }, 0))).toEqual({ type: 'you-are', from: b.address });
+      });
+
+      itIf(canSend)('serves 100 parallel requests through one receiver, each tag answered once with its own answer', async () => {
+        const got = new Map<number, unknown[]>();
+        await new Promise<void>((resolve, reject) => {
+          const receiver: AnswerReceiver = {
+            answered: (tag, answer) => {
+              got.set(tag, [...(got.get(tag) ?? []), answer.payload]);
+              if (got.size === 100) resolve();
+            },
+            failed: (tag, error) => reject(new Error(`request ${tag} failed: ${error.message}`)),
+          };
+          for (let i = 0; i < 100; i++) a.send!(b.address, { type: 'echo', payload: i * 10 }, undefined, receiver, i);
+        });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        for (let i = 0; i < 100; i++) expect(got.get(i)).toEqual([i * 10]);
+      });
+
+      itIf(canSend)('reports handler errors, timeouts and bad options to the receiver (send never throws)', async () => {
+        expect(codeOf(await sent(a, b.address, { type: 'fail', code: 'KV_OVERLOADED', text: 'busy' }, undefined))).toBe('KV_OVERLOADED');
+        expect(codeOf(await sent(a, b.address, { type: 'crash' }, undefined))).toBe('KV_INTERNAL');
+        expect(codeOf(await sent(a, b.address, { type: 'hang' }, { timeout: 50 }))).toBe('KV_TIMEOUT');
+        expect(codeOf(await sent(a, b.address, { type: 'echo' }, { timeout: 0 }))).toBe('KV_TIMEOUT');
+        const negative = await sent(a, b.address, { type: 'echo' }, { timeout: -1 });
+        expect(negative.kind === 'failed' && negative.error).toBeInstanceOf(RangeError);
+        const bad = await sent(a, b.address, { type: 'echo', payload: (() => 1) as unknown as WireMessage }, undefined);
+        expect(codeOf(bad)).toBe('KV_INVALID_MESSAGE');
+        // The transport still works afterwards.
+        expect(answerOf(await sent(a, b.address, { type: 'echo', payload: 5 }, undefined))).toEqual({ type: 'echo', payload: 5 });
+      });
+
+      itIf(canSend)('reports aborts before and during the request, leaving no listener', async () => {
+        const pre = await sent(a, b.address, { type: 'echo' }, { signal: AbortSignal.abort() });
+        expect(codeOf(pre)).toBe('KV_ABORTED');
+        expect(received).toHaveLength(0);
+        const ac = new AbortController();
+        const during = sent(a, b.address, { type: 'hang' }, { signal: ac.signal, timeout: 10_000 });
+        await arrived(1, 'hang');
+        ac.abort();
+        const outcome = await during;
+        expect(codeOf(outcome)).toBe('KV_ABORTED');
+        expect(outcome.kind === 'failed' && outcome.error.name).toBe('AbortError');
+        expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+      });
+
+      itIf(canSend)('reports an unreachable peer, a stop with the request in flight, and a stopped transport', async () => {
+        const inFlight = sent(a, b.address, { type: 'hang' }, { timeout: 10_000 });
+        await arrived(1, 'hang');
+        const address = b.address;
+        await b.stop();
+        expect(['KV_CONNECTION_CLOSED', 'KV_UNREACHABLE']).toContain(codeOf(await inFlight));
+        expect(codeOf(await sent(a, address, { type: 'echo' }, { timeout: 10_000 }))).toBe('KV_UNREACHABLE');
+        const closing = sent(a, address, { type: 'echo' }, { timeout: 10_000 });
+        await a.stop();
+        expect(['KV_CONNECTION_CLOSED', 'KV_UNREACHABLE']).toContain(codeOf(await closing));
+        expect(codeOf(await sent(a, address, { type: 'echo' }, undefined))).toBe('KV_NOT_STARTED');
       });
     });
 

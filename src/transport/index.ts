@@ -18,6 +18,7 @@ export type {
   Transport,
   TransportCapabilities,
   RequestHandler,
+  AnswerReceiver,
   RequestOptions,
   TransportContext,
   WireMessage,

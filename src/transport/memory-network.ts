@@ -3,7 +3,7 @@ import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js'
 import { seededRandom } from '../internal/random.js';
 import { DEFAULT_CODEC_LIMITS, passFrame, validateWireMessage, type Frame } from './codec.js';
 import { DEFAULT_MAX_PENDING, PendingRequests, checkMaxPending } from './pending-requests.js';
-import type { RequestHandler, RequestOptions, Transport, TransportCapabilities, WireMessage } from './types.js';
+import type { AnswerReceiver, RequestHandler, RequestOptions, Transport, TransportCapabilities, WireMessage } from './types.js';
 
 /** Default per-request timeout of memory transports, in ms. */
 export const DEFAULT_MEMORY_TIMEOUT = 5000;
@@ -471,7 +471,8 @@ export class MemoryNetwork {
 
   /**
    * @internal Sends one request from `caller`, registered in its `pending`
-   * table (which settles it: answer, timeout, abort or stop).
+   * table (which settles it: answer, timeout, abort or stop). Returns its
+   * promise, or nothing when it settles through `receiver` instead.
    */
   send(
     caller: MemoryTransport,
@@ -480,16 +481,17 @@ export class MemoryNetwork {
     message: WireMessage,
     timeout: number,
     signal: AbortSignal | undefined,
-  ): Promise<WireMessage> {
+    receiver?: AnswerReceiver,
+    tag = 0,
+  ): Promise<WireMessage> | undefined {
     const target = this.#slots.get(to);
     const ex = new Exchange(this, caller, pending, target as MemoryTransport);
     // Throws (nothing sent) when aborted, out of time (timeout 0) or overloaded.
-    const { id, promise } = pending.open({
-      timeout,
-      signal,
-      label: `request ${message.type} to ${to}`,
-      onSettled: ex.settled,
-    });
+    const options = { timeout, signal, label: `request ${message.type} to ${to}`, onSettled: ex.settled };
+    let id: number;
+    let promise: Promise<WireMessage> | undefined;
+    if (receiver === undefined) ({ id, promise } = pending.open(options));
+    else id = pending.openFor(options, receiver, tag);
     ex.id = id;
     let wire: Wire;
     try {
@@ -724,22 +726,42 @@ export class MemoryTransport implements Transport {
   request(to: string, message: WireMessage, options?: RequestOptions): Promise<WireMessage> {
     // Not an async function: every failure is still a rejection, without a promise of our own per request.
     try {
-      if (typeof to !== 'string' || to.length === 0) {
-        throw new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`);
-      }
-      const timeout = options?.timeout ?? this.defaultTimeout;
-      if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-        throw new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${String(timeout)}`);
-      }
-      if (!this.#handler) {
-        throw new KvError(ErrorCodes.NOT_STARTED, `transport ${this.address} is not started`);
-      }
-      const signal = options?.signal;
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      return this.#network.send(this, this.#pending, to, message, timeout, signal);
+      const timeout = this.#check(to, options);
+      return this.#network.send(this, this.#pending, to, message, timeout, options?.signal)!;
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * {@link MemoryTransport.request} without a promise: the answer or the
+   * error goes to `receiver` with `tag` (see {@link Transport.send}), with
+   * the same codes as `request`.
+   */
+  send(to: string, message: WireMessage, options: RequestOptions | undefined, receiver: AnswerReceiver, tag: number): void {
+    try {
+      const timeout = this.#check(to, options);
+      this.#network.send(this, this.#pending, to, message, timeout, options?.signal, receiver, tag);
+    } catch (err) {
+      receiver.failed(tag, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** A request's checks before anything is registered; returns its timeout. */
+  #check(to: string, options: RequestOptions | undefined): number {
+    if (typeof to !== 'string' || to.length === 0) {
+      throw new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`);
+    }
+    const timeout = options?.timeout ?? this.defaultTimeout;
+    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+      throw new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${String(timeout)}`);
+    }
+    if (!this.#handler) {
+      throw new KvError(ErrorCodes.NOT_STARTED, `transport ${this.address} is not started`);
+    }
+    const signal = options?.signal;
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+    return timeout;
   }
 
   /** Same as {@link stop}. */

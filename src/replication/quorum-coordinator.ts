@@ -190,6 +190,14 @@ export interface CoordinatorCallOptions {
    * @default undefined (count R / W over all replicas)
    */
   readonly zoneLevel?: ZoneConsistencyLevel | undefined;
+  /**
+   * The coordinator's clock as the caller just read it (to compute
+   * `deadline`), for a call made in the same turn: the requests and the
+   * version the call makes before its first wait take this reading instead
+   * of reading the clock again (~95 ns a reading on the development VM, and
+   * a put read it five times). Leave it out for a call made after a wait.
+   */
+  readonly now?: number | undefined;
 }
 
 /** Sum of a per-zone quorum's counts. */
@@ -339,7 +347,7 @@ export class QuorumCoordinator {
     if (zones !== undefined) replicas = replicas.filter((node) => node.zone !== undefined && zones.has(node.zone));
     const answers = new ReadAnswers();
     // The requests gather() makes as it begins (in this turn) share one reading of the clock; later ones read it anew.
-    let now: number | undefined = this.#o.clock.now();
+    let now: number | undefined = options.now ?? this.#o.clock.now();
     // Background work until every replica answered (stop() waits for it): onAll lets it go.
     const gathering = this.#tracked(() =>
       gather(replicas, (node, signal, _, receiver, tag) => this.#readFrom(node, ref, answers, options.deadline, signal, now, receiver, tag), {
@@ -552,6 +560,7 @@ export class QuorumCoordinator {
     w: number,
     options: CoordinatorCallOptions,
     sloppy: boolean,
+    at: number | undefined,
   ): Promise<undefined> {
     const deadline = options.deadline;
     // A zone level: what each zone still needs once the replica that created the version (not in `others`) counted.
@@ -572,7 +581,7 @@ export class QuorumCoordinator {
       }
     }
     // The requests gather() makes as it begins (in this turn) share one reading of the clock; stand-ins asked later read it anew.
-    let now: number | undefined = this.#o.clock.now();
+    let now: number | undefined = at ?? this.#o.clock.now();
     // Replication past W goes on in the background until every call settled.
     const gathering = this.#tracked(() =>
       gather<unknown>(
@@ -627,10 +636,11 @@ export class QuorumCoordinator {
     sloppy: boolean,
   ): Promise<void> {
     // The version is usually created synchronously (coordinateWriteNow): no turn before replication starts.
-    const version = this.#o.replica.coordinateWriteNow(ref, write);
-    const replicate = ({ set, encoded }: CoordinatedVersion): Promise<void> =>
-      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, set, encoded, replicaSet, write.w, options, sloppy);
-    return version instanceof Promise ? version.then(replicate) : replicate(version);
+    const version = this.#o.replica.coordinateWriteNow(ref, write, undefined, options.now);
+    const replicate = ({ set, encoded }: CoordinatedVersion, now?: number): Promise<void> =>
+      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, set, encoded, replicaSet, write.w, options, sloppy, now);
+    // Created after a wait (the key's lock, the storage): the clock is read again.
+    return version instanceof Promise ? version.then((v) => replicate(v)) : replicate(version, options.now);
   }
 
   async #forward(
@@ -646,8 +656,11 @@ export class QuorumCoordinator {
     const failures: ReplicaFailure[] = [];
     const context = write.context.size === 0 ? null : encodeClock(write.context);
     const hop = this.#hops.hop;
+    // The caller's reading for the first target (asked in the caller's turn), the clock's for the next ones.
+    let at = options.now;
     for (const node of order) {
-      const now = this.#o.clock.now();
+      const now = at ?? this.#o.clock.now();
+      at = undefined;
       const remaining = options.deadline - now;
       if (remaining <= 0) {
         // Out of time before this target could be asked: it is the one that timed out.
@@ -688,7 +701,7 @@ export class QuorumCoordinator {
       const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
       this.#policy.answered(node.id);
       try {
-        await this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy);
+        await this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy, undefined);
       } catch (err) {
         if (err instanceof QuorumNotMetError && failures.length > 0) {
           throw new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]);

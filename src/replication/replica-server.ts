@@ -373,32 +373,45 @@ export class ReplicaServer {
     key: KeyRef | Uint8Array,
     write: Omit<WriteRequest, 'w'>,
     notAfter?: number,
+    now?: number,
   ): CoordinatedVersion | Promise<CoordinatedVersion> {
     const ref = toKeyRef(key, this.#tokenOf);
-    return this.#locks.runNow(ref.bytes, () => this.#coordinate(ref, write, notAfter));
+    // `now` (the caller's reading of this replica's clock, in this turn) stamps
+    // the version only if it is created within this call: after the key's lock
+    // was waited for, the clock is read again.
+    let inCall = true;
+    const version = this.#locks.runNow(ref.bytes, () => this.#coordinate(ref, write, notAfter, inCall ? now : undefined));
+    inCall = false;
+    return version;
   }
 
   // Synchronous end to end when the storage answers synchronously (see #merge).
-  #coordinate(ref: KeyRef, write: Omit<WriteRequest, 'w'>, notAfter?: number): CoordinatedVersion | Promise<CoordinatedVersion> {
+  #coordinate(
+    ref: KeyRef,
+    write: Omit<WriteRequest, 'w'>,
+    notAfter: number | undefined,
+    now: number | undefined,
+  ): CoordinatedVersion | Promise<CoordinatedVersion> {
     // Checked under the key's lock, before anything is read or created: a write
     // whose sender has moved on to another replica must not become a version here.
-    if (notAfter !== undefined && this.#clock.now() > notAfter) {
+    if (notAfter !== undefined && (now ?? this.#clock.now()) > notAfter) {
       throw new TimeoutError(`write of key ${describeKey(ref.bytes)} arrived after its sender stopped waiting`);
     }
     const stored = this.#getNow(ref.bytes);
     return stored instanceof Promise
-      ? stored.then((bytes) => this.#createVersion(ref, write, bytes))
-      : this.#createVersion(ref, write, stored);
+      ? stored.then((bytes) => this.#createVersion(ref, write, bytes, undefined))
+      : this.#createVersion(ref, write, stored, now);
   }
 
   #createVersion(
     ref: KeyRef,
     write: Omit<WriteRequest, 'w'>,
     stored: Uint8Array | undefined,
+    now: number | undefined,
   ): CoordinatedVersion | Promise<CoordinatedVersion> {
     const local = stored === undefined ? EMPTY : this.#decodeStored(ref.bytes, stored);
     const context = write.overwrite ? write.context.merge(local.clock()) : write.context;
-    const timestamp = write.timestamp ?? this.#clock.now();
+    const timestamp = write.timestamp ?? now ?? this.#clock.now();
     // Two plain literals: a spread with a conditional part costs ~1 µs a call on this path.
     const change: WriteChange<Uint8Array> =
       write.value === undefined
@@ -546,6 +559,8 @@ export class ReplicaServer {
       { bytes: key, token: this.#tokenOf(key) },
       { value, tombstone, overwrite, context, timestamp },
       expires,
+      // One reading for the expiry check and the version's timestamp.
+      this.#clock.now(),
     );
     return version instanceof Promise ? version.then(versionedAnswer) : versionedAnswer(version);
   }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStorage, Ring, VectorClock } from 'quorumkv';
 import { ReplicaServer, SiblingSet, decodeSiblingSet, encodeSiblingSet, metadataCounterLease } from 'quorumkv/internals';
 import { TooManySiblingsError } from '../../../src/errors/index.js';
-import type { ReplicaServerOptions, SiblingsEvent } from '../../../src/replication/index.js';
+import type { CoordinatedVersion, ReplicaServerOptions, SiblingsEvent } from '../../../src/replication/index.js';
+import { ManualClock } from '../../../src/testing/manual-clock.js';
 
 const ring = Ring.from([{ id: 'a' }]);
 const key = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -354,5 +355,40 @@ describe('ReplicaServer.coordinateWriteNow', () => {
     const pending = slow.handle(message('k'));
     expect(pending).toBeInstanceOf(Promise);
     expect(await pending).toMatchObject({ type: 'kv.versioned' });
+  });
+});
+
+describe("ReplicaServer: the caller's clock reading", () => {
+  /** A MemoryStorage whose puts wait while `hold` is set. */
+  class HeldStorage extends MemoryStorage {
+    hold = false;
+    readonly held: (() => void)[] = [];
+    override put(k: Uint8Array, token: number, record: Uint8Array): Promise<void> {
+      if (!this.hold) return super.put(k, token, record);
+      return new Promise<void>((resolve, reject) => this.held.push(() => super.put(k, token, record).then(resolve, reject)));
+    }
+  }
+  const blind = (v: string) => ({ value: value(v), tombstone: false, context: VectorClock.EMPTY, overwrite: false });
+
+  it('stamps a version created within the call with the reading; one created after the key lock was waited for reads the clock again', async () => {
+    const clock = new ManualClock(1_000);
+    const storage = new HeldStorage();
+    await storage.open();
+    const r = new ReplicaServer({ storage, actor: 'a~1', ring: () => ring, lease: metadataCounterLease(storage, 'test.counter'), clock });
+    await r.open();
+    const now = (await r.coordinateWriteNow(key('k'), blind('first'), undefined, 900)) as CoordinatedVersion;
+    expect(now.set.versions[0]!.timestamp).toBe(900);
+    storage.hold = true;
+    const holding = r.coordinateWriteNow(key('k'), blind('holds the lock'), undefined, 1_000);
+    const waiting = r.coordinateWriteNow(key('k'), blind('waits'), undefined, 1_000);
+    const expiring = r.coordinateWriteNow(key('k'), blind('expires while waiting'), 1_200, 1_000);
+    expect(holding).toBeInstanceOf(Promise);
+    clock.advance(500);
+    storage.hold = false;
+    for (const release of storage.held.splice(0)) release();
+    const stamps = (v: CoordinatedVersion) => v.set.versions.map((x) => x.timestamp).sort((a, b) => a - b);
+    expect(stamps(await holding)).toEqual([900, 1_000]);
+    expect(stamps(await waiting)).toEqual([900, 1_000, 1_500]);
+    await expect(expiring).rejects.toMatchObject({ code: 'KV_TIMEOUT' });
   });
 });

@@ -5,7 +5,9 @@
  * per op. With `PROFILE=file.cpuprofile` it profiles the measured operations
  * only (after set-up and warm-up) and writes a `.cpuprofile` (open it in
  * Chrome DevTools or VS Code). With `ALLOC=file.heapprofile` it samples
- * allocations instead (a `.heapprofile`).
+ * allocations instead (a `.heapprofile`; with `ALLOC_LIVE=1`, only those
+ * still alive at the end: what the operations retained; with
+ * `ALLOC_LIVE=promoted`, those that outlived the young generation).
  *
  * @module
  */
@@ -86,8 +88,9 @@ if (session) {
     await session.post('HeapProfiler.enable');
     await session.post('HeapProfiler.startSampling', {
       samplingInterval: 512,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
+      // ALLOC_LIVE=1: only what is still alive at the end; =promoted: also what a full collection freed.
+      includeObjectsCollectedByMajorGC: !process.env.ALLOC_LIVE || process.env.ALLOC_LIVE === 'promoted',
+      includeObjectsCollectedByMinorGC: !process.env.ALLOC_LIVE,
     } as never);
   }
 }

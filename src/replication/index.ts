@@ -1,6 +1,7 @@
 export {
   QuorumCoordinator,
   DEFAULT_HOP_TIMEOUT,
+  MAX_CALLS_IN_PROGRESS,
   type QuorumCoordinatorOptions,
   type CoordinatorCallOptions,
   type HintStore,

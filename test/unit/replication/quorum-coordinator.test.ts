@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryNetwork, MemoryStorage, QuorumCoordinator, QuorumNotMetError, Ring, VectorClock, systemClock } from 'quorumkv';
 import { ManualClock } from 'quorumkv/testing';
-import { ReplicaServer, metadataCounterLease, type MemoryTransport } from 'quorumkv/internals';
+import { MAX_CALLS_IN_PROGRESS, ReplicaServer, metadataCounterLease, type MemoryTransport } from 'quorumkv/internals';
 
 /** Three nodes wired by hand: QuorumCoordinator and ReplicaServer without Store. */
 async function trio() {
@@ -162,5 +162,85 @@ describe('QuorumCoordinator read deadlines (one timer for all reads)', () => {
     for (const t of [transport, ...silent]) await t.stop();
     await coordinator.stop();
     expect(clock.pending).toBe(0);
+  });
+});
+
+describe('QuorumCoordinator: calls in progress are bounded', () => {
+  /** Three nodes on a ManualClock network whose messages take `latency` ms: W=1 writes through `a` resolve at once, their replication stays in progress. */
+  async function slowTrio(latency: number) {
+    const clock = new ManualClock(1_000_000);
+    const net = new MemoryNetwork({ clock });
+    net.setLatency(latency);
+    const ring = Ring.from([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+    const coordinators = new Map<string, QuorumCoordinator>();
+    const transports: MemoryTransport[] = [];
+    for (const id of ['a', 'b', 'c']) {
+      const storage = new MemoryStorage();
+      await storage.open();
+      const replica = new ReplicaServer({ storage, actor: `${id}~1`, ring: () => ring, lease: metadataCounterLease(storage, 'test.counter'), clock });
+      await replica.open();
+      const transport = net.transport(id);
+      const coordinator = new QuorumCoordinator({ self: id, cluster: 'x', n: 3, transport, replica, ring: () => ring, clock, sloppyQuorum: false });
+      await transport.start((m) => replica.handle(m));
+      coordinators.set(id, coordinator);
+      transports.push(transport);
+    }
+    const a = coordinators.get('a')!;
+    const enc = new TextEncoder();
+    const w1 = (i: number, options: { deadline?: number; signal?: AbortSignal } = {}) =>
+      a.write(enc.encode(`k${i}`), write(`v${i}`, VectorClock.EMPTY, 1), { deadline: options.deadline ?? clock.now() + 10_000, signal: options.signal });
+    const stopAll = async () => {
+      const stopping = [...coordinators.values()].map((c) => c.stop());
+      for (let i = 0; i < 10; i++) clock.advance(latency);
+      await Promise.all(stopping);
+      for (const t of transports) await t.stop();
+    };
+    return { clock, a, w1, stopAll };
+  }
+  const flush = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it(`lets ${MAX_CALLS_IN_PROGRESS} calls be in progress; the next ones wait (aborted, timed out or let through as earlier ones finish)`, async () => {
+    const s = await slowTrio(100);
+    // Every one resolves with no time passing: a itself is a replica, W = 1.
+    await Promise.all(Array.from({ length: MAX_CALLS_IN_PROGRESS }, (_, i) => s.w1(i)));
+    let passed = false;
+    const waits = s.w1(10_000).then(() => (passed = true));
+    // Reads wait their turn too (an R = 1 read through a replica resolves without I/O as well).
+    let read = false;
+    const reads = s.a.read(new TextEncoder().encode('k0'), 1, { deadline: s.clock.now() + 10_000 }).then(() => (read = true));
+    const controller = new AbortController();
+    const aborted = s.w1(10_001, { signal: controller.signal });
+    const late = s.w1(10_002, { deadline: s.clock.now() + 10 });
+    await flush();
+    expect(passed).toBe(false);
+    expect(read).toBe(false);
+    controller.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'KV_ABORTED', name: 'AbortError' });
+    s.clock.advance(10);
+    await expect(late).rejects.toMatchObject({ code: 'KV_TIMEOUT' });
+    expect(passed).toBe(false);
+    // The applies arrive after 100 ms and their answers 100 ms later: the earlier calls finish, the waiting one goes on.
+    s.clock.advance(90);
+    s.clock.advance(100);
+    await flush();
+    expect(passed).toBe(true);
+    await waits;
+    s.clock.advance(100);
+    s.clock.advance(100);
+    await flush();
+    expect(read).toBe(true);
+    await reads;
+    await s.stopAll();
+  });
+
+  it('fails the calls still waiting with KV_NOT_STARTED when the coordinator stops', async () => {
+    const s = await slowTrio(100);
+    await Promise.all(Array.from({ length: MAX_CALLS_IN_PROGRESS }, (_, i) => s.w1(i)));
+    const waiting = s.w1(20_000);
+    const stopped = s.stopAll();
+    await expect(waiting).rejects.toMatchObject({ code: 'KV_NOT_STARTED' });
+    await stopped;
   });
 });

@@ -366,3 +366,16 @@ describe('PendingRequests.openFor (a receiver instead of a promise)', () => {
     expect(r.calls).toEqual(['9:x']);
   });
 });
+
+describe('PendingRequests.openFor: order of settling', () => {
+  it('runs onSettled before the receiver (the transport lets go of the request first)', () => {
+    const pending = new PendingRequests<string>({ clock: new ManualClock() });
+    const order: string[] = [];
+    const receiver = { answered: () => void order.push('answered'), failed: () => void order.push('failed') };
+    const a = pending.openFor({ timeout: 10, onSettled: () => order.push('settled a') }, receiver, 1);
+    const b = pending.openFor({ timeout: 10, onSettled: () => order.push('settled b') }, receiver, 2);
+    pending.resolve(a, 'x');
+    pending.reject(b, new Error('no'));
+    expect(order).toEqual(['settled a', 'answered', 'settled b', 'failed']);
+  });
+});

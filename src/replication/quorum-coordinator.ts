@@ -296,13 +296,15 @@ export class QuorumCoordinator {
   #idle: Promise<void> | undefined;
   /** Calls waiting for one in progress to finish (over MAX_CALLS_IN_PROGRESS), first come first served. */
   readonly #waiting: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** Waiting calls let go whose promise has not settled yet: they count toward the bound. */
+  #released = 0;
   readonly #untrack = (): void => {
     if (--this.#background === 0 && this.#drained) {
       this.#drained();
       this.#drained = undefined;
       this.#idle = undefined;
     }
-    if (this.#waiting.length !== 0 && this.#background < MAX_CALLS_IN_PROGRESS) this.#waiting.shift()!.resolve();
+    if (this.#waiting.length !== 0) this.#pump();
   };
   readonly #tokenOf = (bytes: Uint8Array): number => this.#o.ring().token(bytes);
   readonly #sloppy: boolean;
@@ -348,9 +350,7 @@ export class QuorumCoordinator {
   read(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
     // Not async (as write): a promise and a turn fewer per read; failures still reject.
     try {
-      if (this.#background >= MAX_CALLS_IN_PROGRESS || this.#waiting.length !== 0) {
-        return this.#turn(options).then(() => this.#read(key, r, { ...options, now: undefined }));
-      }
+      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#read(key, r, { ...options, now: undefined })));
       return this.#read(key, r, options);
     } catch (err) {
       return Promise.reject(err);
@@ -394,9 +394,7 @@ export class QuorumCoordinator {
   write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
     // Not async: returning the inner promise from an async function would cost a promise and two turns.
     try {
-      if (this.#background >= MAX_CALLS_IN_PROGRESS || this.#waiting.length !== 0) {
-        return this.#turn(options).then(() => this.#write(key, write, { ...options, now: undefined }));
-      }
+      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#write(key, write, { ...options, now: undefined })));
       return this.#write(key, write, options);
     } catch (err) {
       return Promise.reject(err);
@@ -786,6 +784,41 @@ export class QuorumCoordinator {
    * `KV_TIMEOUT` if its deadline passes first, `KV_NOT_STARTED` if the
    * coordinator stops.
    */
+  /** True if a new call must wait its turn: the bound is reached, or calls are already waiting (first come first served). */
+  #full(): boolean {
+    return this.#waiting.length !== 0 || this.#background + this.#released >= MAX_CALLS_IN_PROGRESS;
+  }
+
+  /** Lets waiting calls go, first come first served, while the bound allows. */
+  #pump(): void {
+    while (this.#waiting.length !== 0 && this.#background + this.#released < MAX_CALLS_IN_PROGRESS) {
+      this.#released++;
+      this.#waiting.shift()!.resolve();
+    }
+  }
+
+  /**
+   * Starts a call that was let go. It keeps its place until its promise
+   * settles (it may count twice meanwhile, once it is in progress: the
+   * bound is then a little stricter), so a call that fails before its
+   * replicas were asked, or with storage that answers later, frees its
+   * place all the same, and the next waiting call goes.
+   */
+  #start<T>(call: () => Promise<T>): Promise<T> {
+    let promise: Promise<T>;
+    try {
+      promise = call();
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    const done = (): void => {
+      this.#released--;
+      if (this.#waiting.length !== 0) this.#pump();
+    };
+    promise.then(done, done);
+    return promise;
+  }
+
   #turn(options: CoordinatorCallOptions): Promise<void> {
     throwIfAborted(options.signal);
     if (this.#stopping.signal.aborted) {
@@ -817,6 +850,8 @@ export class QuorumCoordinator {
         Math.max(0, options.deadline - this.#o.clock.now()),
       );
       this.#waiting.push(entry);
+      // Places may have freed since the caller looked (a released call that failed before it started).
+      this.#pump();
     });
   }
 

@@ -235,6 +235,23 @@ describe('QuorumCoordinator: calls in progress are bounded', () => {
     await s.stopAll();
   });
 
+  it('a waiting call that fails as it starts frees its place: the calls behind it go on', async () => {
+    const s = await slowTrio(100);
+    await Promise.all(Array.from({ length: MAX_CALLS_IN_PROGRESS }, (_, i) => s.w1(i)));
+    const enc = new TextEncoder();
+    // More failing calls queued than there are calls in progress to finish: each fails as it starts
+    // (a zone level on a ring without zones), so only their own ends can let the good ones behind them go.
+    const failing = Array.from({ length: MAX_CALLS_IN_PROGRESS + 100 }, (_, i) =>
+      s.a.write(enc.encode(`bad${i}`), write('x', VectorClock.EMPTY, 1), { deadline: s.clock.now() + 10_000, zoneLevel: 'each_quorum' }),
+    );
+    const good = Array.from({ length: 8 }, (_, i) => s.w1(30_000 + i));
+    s.clock.advance(100);
+    s.clock.advance(100);
+    for (const f of failing) await expect(f).rejects.toMatchObject({ code: 'KV_UNAVAILABLE_CONSISTENCY' });
+    await Promise.all(good);
+    await s.stopAll();
+  });
+
   it('fails the calls still waiting with KV_NOT_STARTED when the coordinator stops', async () => {
     const s = await slowTrio(100);
     await Promise.all(Array.from({ length: MAX_CALLS_IN_PROGRESS }, (_, i) => s.w1(i)));

@@ -598,8 +598,13 @@ export async function floorRows(puts: Measured, gets: Measured): Promise<Row[]> 
     for (const v of set.live()) decodeValue(v.value!);
     set.clock().encode();
   };
+  // Operations of the settling runs: numbered apart from the timed ones (a put's key is its number).
+  let settling = 10_000_000;
   const cpuPerOp = async (op: (i: number) => Promise<void>, first: number, count: number): Promise<number> => {
     await collectGarbage();
+    // Untimed, after the collection (see SETTLE_MS).
+    const settled = performance.now() + SETTLE_MS;
+    while (performance.now() < settled) await op(settling++);
     const cpu0 = process.cpuUsage();
     for (let i = first; i < first + count; i++) await op(i);
     const cpu = process.cpuUsage(cpu0);

@@ -2,6 +2,7 @@ export {
   QuorumCoordinator,
   DEFAULT_HOP_TIMEOUT,
   MAX_CALLS_IN_PROGRESS,
+  afterWait,
   type QuorumCoordinatorOptions,
   type CoordinatorCallOptions,
   type HintStore,

@@ -213,6 +213,11 @@ export interface CoordinatorCallOptions {
   readonly now?: number | undefined;
 }
 
+/** A call's options for when it goes on after a wait: the reading it carried is stale, the clock is read again. */
+export function afterWait(options: CoordinatorCallOptions): CoordinatorCallOptions {
+  return options.now === undefined ? options : { ...options, now: undefined };
+}
+
 /** Sum of a per-zone quorum's counts. */
 function totalOf(need: ReadonlyMap<string, number>): number {
   let total = 0;
@@ -350,7 +355,7 @@ export class QuorumCoordinator {
   read(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions): Promise<SiblingSet<Uint8Array>> {
     // Not async (as write): a promise and a turn fewer per read; failures still reject.
     try {
-      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#read(key, r, { ...options, now: undefined })));
+      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#read(key, r, afterWait(options))));
       return this.#read(key, r, options);
     } catch (err) {
       return Promise.reject(err);
@@ -394,7 +399,7 @@ export class QuorumCoordinator {
   write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
     // Not async: returning the inner promise from an async function would cost a promise and two turns.
     try {
-      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#write(key, write, { ...options, now: undefined })));
+      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#write(key, write, afterWait(options))));
       return this.#write(key, write, options);
     } catch (err) {
       return Promise.reject(err);
@@ -479,15 +484,8 @@ export class QuorumCoordinator {
 
   // ---- internals ---------------------------------------------------------------------------
 
-  /** `now`: the clock's reading if the caller has just taken it (the calls a gather makes as it begins share one). */
-  #request(
-    node: NodeInfo,
-    message: WireMessage,
-    deadline: number,
-    signal: AbortSignal | undefined,
-    now: number = this.#o.clock.now(),
-  ): Promise<WireMessage> {
-    const timeout = Math.max(0, deadline - now);
+  #request(node: NodeInfo, message: WireMessage, deadline: number, signal: AbortSignal | undefined): Promise<WireMessage> {
+    const timeout = Math.max(0, deadline - this.#o.clock.now());
     return this.#o.transport.request(node.address, message, signal ? { timeout, signal } : { timeout });
   }
 
@@ -778,12 +776,6 @@ export class QuorumCoordinator {
     if (repaired.length > 0) this.#o.onRepair?.({ key: ref.bytes, nodes: repaired });
   }
 
-  /**
-   * Resolves once this call may start (a call in progress finished, see
-   * MAX_CALLS_IN_PROGRESS): `KV_ABORTED` if the caller aborts meanwhile,
-   * `KV_TIMEOUT` if its deadline passes first, `KV_NOT_STARTED` if the
-   * coordinator stops.
-   */
   /** True if a new call must wait its turn: the bound is reached, or calls are already waiting (first come first served). */
   #full(): boolean {
     return this.#waiting.length !== 0 || this.#background + this.#released >= MAX_CALLS_IN_PROGRESS;
@@ -819,6 +811,12 @@ export class QuorumCoordinator {
     return promise;
   }
 
+  /**
+   * Resolves once this call may start (a call in progress finished, see
+   * MAX_CALLS_IN_PROGRESS): `KV_ABORTED` if the caller aborts meanwhile,
+   * `KV_TIMEOUT` if its deadline passes first, `KV_NOT_STARTED` if the
+   * coordinator stops.
+   */
   #turn(options: CoordinatorCallOptions): Promise<void> {
     throwIfAborted(options.signal);
     if (this.#stopping.signal.aborted) {

@@ -4,7 +4,7 @@ import type { Clock } from '../internal/clock.js';
 import { throwIfAborted } from '../internal/signals.js';
 import type { Member } from '../membership/index.js';
 import { Node, type NodeComponents } from '../node/index.js';
-import { keyRef, type CoordinatorCallOptions, type WriteRequest } from '../replication/index.js';
+import { afterWait, keyRef, type CoordinatorCallOptions, type WriteRequest } from '../replication/index.js';
 import { keyBytes, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
@@ -38,11 +38,6 @@ function result<V>(values: V[], set: SiblingSet<Uint8Array>): GetResult<V> {
   const context =
     only !== undefined && only.past.size === 0 ? encodeDotContext(only.dot.actor, only.dot.counter, only.timestamp) : set.clock().encode();
   return { values, context };
-}
-
-/** A call's options for a coordinator call made after a wait: the clock must be read again then. */
-function later(call: CoordinatorCallOptions): CoordinatorCallOptions {
-  return call.now === undefined ? call : { ...call, now: undefined };
 }
 
 /**
@@ -206,7 +201,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
       throwIfAborted(options.signal);
       const call = this.#call(options);
       const admitted = this.#node.admit(call.deadline, call.signal);
-      if (admitted) return admitted.then(() => coordinator.read(ref, r, later(call)).then(this.#presentSet));
+      if (admitted) return admitted.then(() => coordinator.read(ref, r, afterWait(call)).then(this.#presentSet));
       return coordinator.read(ref, r, call).then(this.#presentSet);
     } catch (err) {
       return Promise.reject(err);
@@ -239,7 +234,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
         w,
       };
       // The coordinator's promise resolves with nothing: it is the caller's as it is.
-      if (admitted) return admitted.then(() => coordinator.write(ref, write, later(call)));
+      if (admitted) return admitted.then(() => coordinator.write(ref, write, afterWait(call)));
       return coordinator.write(ref, write, call);
     } catch (err) {
       return Promise.reject(err);
@@ -258,7 +253,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     const w = this.#level('w', options.w, options.consistency, this.w);
     let context = this.#context(options.context);
     throwIfAborted(options.signal);
-    const call = later(this.#call(options));
+    const call = afterWait(this.#call(options));
     const admitted = this.#node.admit(call.deadline, call.signal);
     if (admitted) await admitted;
     if (options.context === undefined) {
@@ -325,7 +320,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
     return c;
   }
 
-  /** A call's options for the coordinator, with the clock's reading it was computed from (`now`: for a call made in this turn only, see {@link later}). */
+  /** A call's options for the coordinator, with the clock's reading it was computed from (`now`: for a call made in this turn only, see `afterWait`). */
   #call(options: CallOptions & { consistency?: ConsistencyLevel | undefined }): CoordinatorCallOptions {
     const timeout = options.timeout === undefined ? this.#o.timeout : milliseconds('timeout', options.timeout);
     const level = options.consistency;

@@ -260,14 +260,8 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
    */
   request(to: string, message: WireMessage, options: RequestOptions = {}): Promise<WireMessage> {
     // Not an async function: the answer's promise is the peer's own (one promise a request, not two).
-    let peer: OutboundPeer;
     try {
-      peer = this.#peerFor(to, options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    try {
-      return peer.request(message, options.timeout ?? this.defaultTimeout, options.signal);
+      return this.#peerFor(to, options).request(message, options.timeout ?? this.defaultTimeout, options.signal);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -18,6 +18,14 @@ const OUT_CHUNK_BYTES = 64 * 1024;
 const OUT_FIRST_CHUNK_BYTES = 4 * 1024;
 /** A frame larger than this gets a buffer of its own instead of a place in a chunk. */
 const OUT_MAX_IN_CHUNK = 16 * 1024;
+/**
+ * A turn's batch is written at once when it reaches this many bytes, not
+ * at the end of the turn: a long turn (a coordinator that completes and
+ * starts dozens of operations in one go) then gets its first frames to the
+ * peer while it goes on with the rest, so both processes work at the same
+ * time instead of taking turns (see docs/tcp.md, "Batching").
+ */
+export const FLUSH_BATCH_BYTES = 16 * 1024;
 /** TCP keep-alive probe delay: a silently dead peer is noticed without any traffic. */
 const KEEPALIVE_MS = 15_000;
 /** Longest error message put in a refusal frame. */
@@ -267,7 +275,10 @@ export class Connection {
       this.#outPos = p + n;
     }
     this.#batchBytes += size;
-    if (!this.#flushScheduled) {
+    if (this.#batchBytes >= FLUSH_BATCH_BYTES) {
+      // The flush already scheduled (if any) writes what this turn adds after.
+      this.#writeBatch();
+    } else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(this.#flush);
     }
@@ -338,9 +349,14 @@ export class Connection {
     return this.state === 'closing' || this.state === 'closed';
   }
 
-  /** Writes the frames batched this turn. */
+  /** Writes the frames batched this turn (the check phase's flush). */
   #flush = (): void => {
     this.#flushScheduled = false;
+    this.#writeBatch();
+  };
+
+  /** Hands the batched frames to the socket: one write, or one writev for several regions. */
+  #writeBatch(): void {
     this.#cutRegion();
     const list = this.#batch;
     if (list.length === 0) return;
@@ -357,7 +373,7 @@ export class Connection {
     socket.cork();
     for (const b of list) socket.write(b);
     socket.uncork();
-  };
+  }
 
   #armDestroy(): void {
     if (this.#destroyTimer !== undefined || this.state === 'closed') return;

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpTransport } from '../../../src/transport/index.js';
+import { FLUSH_BATCH_BYTES } from '../../../src/transport/tcp/connection.js';
 import type { RequestHandler, WireMessage } from '../../../src/transport/types.js';
 
 // Frames of one tick are written behind their prefixes into per-connection
@@ -75,6 +76,32 @@ describe('TcpTransport output batching', () => {
     const after = a.stats();
     expect(after.framesSent - before.framesSent).toBe(2);
     expect(after.socketWrites - before.socketWrites).toBe(1);
+  });
+
+  it(`a turn's batch that reaches ${FLUSH_BATCH_BYTES} bytes is written at once, before the turn ends, and the rest at its end`, async () => {
+    const [a, b] = await pair(reverse);
+    await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
+    const before = a.stats();
+    const FRAME = 1000;
+    const count = Math.ceil((2.5 * FLUSH_BATCH_BYTES) / FRAME);
+    const sent: Promise<WireMessage>[] = [];
+    const writesDuringTurn: number[] = [];
+    for (let i = 0; i < count; i++) {
+      sent.push(a.request(b.address, { type: 'data', data: payload(i, FRAME) }));
+      writesDuringTurn.push(a.stats().socketWrites - before.socketWrites);
+    }
+    // Still in the same turn: two batches have left, the last half batch waits for the check phase.
+    expect(writesDuringTurn.at(-1)).toBe(2);
+    const firstWriteAt = writesDuringTurn.indexOf(1);
+    expect(firstWriteAt).toBeGreaterThan(0);
+    expect(firstWriteAt).toBeLessThan(count / 2);
+    const answers = await Promise.all(sent);
+    answers.forEach((answer, i) => {
+      expect(Buffer.compare(answer['data'] as Uint8Array, Uint8Array.from(payload(i, FRAME)).reverse())).toBe(0);
+    });
+    const after = a.stats();
+    expect(after.framesSent - before.framesSent).toBe(count);
+    expect(after.socketWrites - before.socketWrites).toBe(3);
   });
 
   it('frames written over many ticks keep their order and bytes (regions of a chunk are never written over)', async () => {

@@ -240,20 +240,57 @@ describe('TcpTransport', () => {
     expect((await Promise.all(results)).sort()).toEqual(['KV_OVERLOADED', 'KV_OVERLOADED', { type: 'late' }, { type: 'late' }, { type: 'late' }].sort());
   });
 
-  for (const when of ['while connecting', 'on an open connection'] as const) {
-    it(`past maxBufferedBytesPerPeer bytes waiting to be sent, a request fails at once with KV_OVERLOADED (${when})`, async () => {
-      const b = await started();
-      const a = await started({ maxBufferedBytesPerPeer: 100_000 });
-      if (when === 'on an open connection') await a.request(b.address, { type: 'echo' });
-      const payload = new Uint8Array(30_000);
-      // Ten in one tick: writes are corked until the next, so they all wait in the buffer.
-      const results = await Promise.all(
-        Array.from({ length: 10 }, () => a.request(b.address, { type: 'echo', payload }).then(() => 'ok', (e: KvError) => e.code)),
-      );
-      expect(results).toEqual(['ok', 'ok', 'ok', ...new Array(7).fill('KV_OVERLOADED')]);
-      expect(a.stats().overloaded).toBe(7);
+  it('past maxBufferedBytesPerPeer bytes waiting to be sent, a request fails at once with KV_OVERLOADED (while connecting)', async () => {
+    const b = await started();
+    const a = await started({ maxBufferedBytesPerPeer: 100_000 });
+    const payload = new Uint8Array(30_000);
+    // Ten in one tick, before the connection is up: they all wait for it.
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => a.request(b.address, { type: 'echo', payload }).then(() => 'ok', (e: KvError) => e.code)),
+    );
+    expect(results).toEqual(['ok', 'ok', 'ok', ...new Array(7).fill('KV_OVERLOADED')]);
+    expect(a.stats().overloaded).toBe(7);
+  });
+
+  it('past maxBufferedBytesPerPeer bytes waiting to be sent, a request fails at once with KV_OVERLOADED (on an open connection to a peer that stopped reading)', async () => {
+    // A large batch goes to the socket at once (FLUSH_BATCH_BYTES), so bytes
+    // wait only once the kernel's buffers are full: the peer must stop reading.
+    let stalled: Socket | undefined;
+    const address = await fakeAcceptor((_frame, socket) => {
+      stalled = socket;
+      socket.pause();
     });
-  }
+    const a = await started({ maxBufferedBytesPerPeer: 100_000 });
+    const payload = new Uint8Array(30_000);
+    const pending: Promise<unknown>[] = [];
+    const send = (): Promise<string> => {
+      const p = a.request(address, { type: 'echo', payload }, { timeout: 60_000 }).then(
+        () => 'ok',
+        (e: KvError) => e.code,
+      );
+      pending.push(p);
+      return p;
+    };
+    void send();
+    await until(() => stalled !== undefined, 'the peer to get a request and stop reading');
+    // One request a turn until the kernel's buffers are full and the bytes wait here (a few MB on loopback).
+    let sent = 1;
+    while (a.stats().overloaded === 0) {
+      expect(sent).toBeLessThan(2_000);
+      void send();
+      sent++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const refused = await pending.at(-1);
+    expect(refused).toBe('KV_OVERLOADED');
+    // Still waiting: the next one is refused too, at once.
+    expect(await send()).toBe('KV_OVERLOADED');
+    expect(a.stats().overloaded).toBe(2);
+    await a.stop(); // the accepted ones fail with the connection
+    stalled!.destroy(); // paused, it would never see the end (and the server never close)
+    const codes = new Set(await Promise.all(pending.slice(0, -2)));
+    expect([...codes].every((c) => c !== 'ok' && c !== 'KV_OVERLOADED')).toBe(true);
+  });
 
   it('a peer that does not read its answers stops being read (bounded memory) and loses nothing once it reads again', async () => {
     const b = await started({ maxBufferedBytesPerPeer: 256 * 1024 });

@@ -32,7 +32,7 @@
  *
  * @module
  */
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import { MemoryNetwork, MemoryStorage, Store, VectorClock, hashKey, type AnswerReceiver, type GossipOptions, type RequestHandler, type RequestOptions, type Transport, type WireMessage } from '../src/index.js';
 import { SiblingSet, decodeSiblingSet, decodeValue, encodeSiblingSet, encodeValue, keyRef } from '../src/internals.js';
 import { sameBytes } from '../src/internal/bytes.js';
@@ -172,6 +172,9 @@ interface Window {
   readonly cpuUsPerOp: number;
   /** Minor page faults of this process per operation (first touches of fresh memory). */
   readonly faultsPerOp: number;
+  /** When it ran (performance.now()), to count the full collections inside it. */
+  readonly start: number;
+  readonly end: number;
 }
 
 /**
@@ -196,7 +199,7 @@ async function timed(op: (i: number) => Promise<unknown>, first: number, ms = WI
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const faults = process.resourceUsage().minorPageFault - faults0;
-  return { ops: done, opsPerSec: (done / wall) * 1000, cpuUsPerOp: (cpu.user + cpu.system) / done, faultsPerOp: faults / done };
+  return { ops: done, opsPerSec: (done / wall) * 1000, cpuUsPerOp: (cpu.user + cpu.system) / done, faultsPerOp: faults / done, start: t0, end: t0 + wall };
 }
 
 /** The echo baseline: N transports whose handlers answer at once with a fixed reply. */
@@ -233,28 +236,56 @@ async function echoNetwork(
 }
 
 /**
- * Collects garbage now when the bench runs with `--expose-gc` (`npm run
- * bench` does), so that a window does not pay for the garbage of the one
- * before it (a major collection of the store's heap landing in a short
- * replay made one replay cost 5x the others), then waits 100 ms: V8 sweeps
- * after a full collection on helper threads, whose CPU `process.cpuUsage()`
- * counts too.
+ * Before a window: a young-generation collection when the bench runs with
+ * `--expose-gc` (`npm run bench` does), so that a window does not pay for
+ * the short-lived garbage of the one before it, then 100 ms of rest (V8
+ * finishes a collection's work on helper threads, whose CPU
+ * `process.cpuUsage()` counts too).
+ *
+ * Not a full collection. Until 2026-11-26 this was `gc()`, and that cost
+ * the windows after it more than it saved: a full collection discards
+ * optimized code that embedded objects it freed (replaying one recorded
+ * log after a `gc()` each time made 424 deoptimizations and 1,415
+ * optimizations, against 148 and 504 without), and then the code re-tiers.
+ * Measured on 5-node puts in 200 ms slices after a `gc()`: 155–225 µs CPU
+ * per put in the first slice and 35–45 for the next second, against a
+ * steady 30–35 after a young collection or none. The 300 ms settle
+ * (SETTLE_MS) hid the first slice, not the second; the store, with far more
+ * code to re-optimize than the replay of its messages, paid more of it, so
+ * its own CPU came out too high. Full collections now happen when V8
+ * decides, in the window whose allocation brings them on: each row's
+ * windows count them (`majorGcs`), and `BENCH_DEBUG=1` prints them.
  */
 async function collectGarbage(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
+  const gc = (globalThis as { gc?: (options?: { type: 'minor' | 'major' }) => void }).gc;
   if (gc === undefined) return;
-  gc();
+  gc({ type: 'minor' });
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
+/** Start times (performance.now()) of the full collections since {@link watchMajorGcs} began. */
+const majorGcStarts: number[] = [];
+
+/** Records when full collections start, until the returned function is called. */
+function watchMajorGcs(): () => void {
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majorGcStarts.push(e.startTime);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return () => observer.disconnect();
+}
+
+/** Full collections that started inside `w` (call once their entries arrived: after a wait). */
+function majorGcsIn(w: Window): number {
+  return majorGcStarts.filter((t) => t >= w.start && t < w.end).length;
+}
+
 /**
- * Untimed operations after each forced collection, before a window (ms).
- * A full collection discards optimized code that embedded objects it freed
- * (V8 "weak objects" deoptimizations: replaying one recorded log after a
- * `gc()` each time made 424 deoptimizations and 1,415 optimizations against
- * 148 and 504 without), so for a few hundred ms after one the code runs
- * re-tiering: a window started at once measured that phase (a replay run
- * cost 2x its steady state, in wall time too), not the steady state.
+ * Untimed operations after each collection, before a window (ms): the
+ * first operations after a pause in the load (a window of the other kind)
+ * run colder than the steady state.
  */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 300);
 
@@ -363,6 +394,9 @@ interface Measured {
   readonly storeFaults: number;
   readonly echoFaults: number;
   readonly replayCpuUs: number | undefined;
+  /** Full collections that started inside the timed store windows, and inside the echo windows (totals). */
+  readonly storeMajorGcs: number;
+  readonly echoMajorGcs: number;
 }
 
 async function measureStore(
@@ -398,7 +432,7 @@ async function measureStore(
       echoes.push(await echo.run(messages / 2 / ops, codec ? bytes / messages : 0));
       if (process.env.BENCH_DEBUG) {
         const e = echoes[echoes.length - 1]!;
-        console.log(`window ${round}: store ${w.opsPerSec.toFixed(0)} ops/s, ${w.cpuUsPerOp.toFixed(1)} µs CPU/op; echo ${e.opsPerSec.toFixed(0)} ops/s, ${e.cpuUsPerOp.toFixed(1)} µs CPU/op`);
+        console.log(`window ${round}: store ${w.opsPerSec.toFixed(0)} ops/s, ${w.cpuUsPerOp.toFixed(1)} µs CPU/op, ${majorGcsIn(w)} full GCs; echo ${e.opsPerSec.toFixed(0)} ops/s, ${e.cpuUsPerOp.toFixed(1)} µs CPU/op`);
       }
     }
     let replayCpuUs: number | undefined;
@@ -409,6 +443,8 @@ async function measureStore(
       const log = await record(cluster, op, next, count);
       replayCpuUs = await replayCpuPerOp(log, count, codec);
     }
+    // Collection entries arrive asynchronously: let the last window's come in.
+    await new Promise((resolve) => setTimeout(resolve, 50));
     return {
       store: median(stores.map((w) => w.opsPerSec)),
       echo: median(echoes.map((w) => w.opsPerSec)),
@@ -417,6 +453,8 @@ async function measureStore(
       storeCpuUs: median(stores.map((w) => w.cpuUsPerOp)),
       storeFaults: median(stores.map((w) => w.faultsPerOp)),
       echoFaults: median(echoes.map((w) => w.faultsPerOp)),
+      storeMajorGcs: stores.reduce((n, w) => n + majorGcsIn(w), 0),
+      echoMajorGcs: echoes.reduce((n, w) => n + majorGcsIn(w), 0),
       replayCpuUs,
     };
   } finally {
@@ -464,6 +502,22 @@ function pageFaultUs(): number {
     best = Math.min(best, ((performance.now() - t0) * 1000) / (bytes.length / 4096));
   }
   return best;
+}
+
+/**
+ * Full collections in the timed windows of a row: the store's own heap is
+ * collected when V8 decides (see collectGarbage), so one could land in an
+ * echo window, slowing the baseline; this row shows where they fell.
+ */
+function majorGcRow(op: 'put' | 'get', m: Measured): Row {
+  return {
+    suite: 'store',
+    metric: `full collections in the ${op} row's timed windows (${ROUNDS} store, ${ROUNDS} echo)`,
+    value: `store ${m.storeMajorGcs}`,
+    baseline: `echo ${m.echoMajorGcs}`,
+    ratio: '',
+    goal: '(reference)',
+  };
 }
 
 /** Page faults per put (the data a put stores lands on fresh pages) against the echo's, with what they cost here. */
@@ -530,6 +584,7 @@ async function coreRows(codec: boolean): Promise<{ rows: Row[]; puts: Measured; 
       rows.push(ownCpuRow('own CPU per put (store CPU - replay of its messages), codec on', puts, 20));
       rows.push(ownCpuRow('own CPU per get (store CPU - replay of its messages), codec on', gets, 12));
       rows.push(faultRow(puts, pageFaultUs()));
+      rows.push(majorGcRow('put', puts), majorGcRow('get', gets));
     }
     return { rows, puts, gets };
   } finally {
@@ -758,6 +813,15 @@ export async function silentReplicaRows(): Promise<Row[]> {
 }
 
 export async function storeBench(): Promise<Row[]> {
+  const unwatch = watchMajorGcs();
+  try {
+    return await storeRows();
+  } finally {
+    unwatch();
+  }
+}
+
+async function storeRows(): Promise<Row[]> {
   const rows: Row[] = [];
   const on = await coreRows(true);
   rows.push(...on.rows);

@@ -201,8 +201,9 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
       throwIfAborted(options.signal);
       const call = this.#call(options);
       const admitted = this.#node.admit(call.deadline, call.signal);
-      if (admitted) return admitted.then(() => coordinator.read(ref, r, afterWait(call)).then(this.#presentSet));
-      return coordinator.read(ref, r, call).then(this.#presentSet);
+      // Presented in the read's own reaction (readWith), not in a promise more.
+      if (admitted) return admitted.then(() => coordinator.readWith(ref, r, afterWait(call), this.#presentSet));
+      return coordinator.readWith(ref, r, call, this.#presentSet);
     } catch (err) {
       return Promise.reject(err);
     }

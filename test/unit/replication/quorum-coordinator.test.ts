@@ -63,6 +63,33 @@ describe('QuorumCoordinator without Store', () => {
     for (const id of ['a', 'b', 'c']) expect((await t.get(id).replica.read(key)).size).toBe(1);
   });
 
+  it('readWith resolves with what `present` makes of the merged set, and rejects with what it throws', async () => {
+    t = await trio();
+    await t.get('a').coordinator.write(key, write('v1', VectorClock.EMPTY, 3), deadline());
+    const seen: number[] = [];
+    const presented = await t.get('c').coordinator.readWith(key, 2, deadline(), (set) => {
+      seen.push(set.size);
+      return set.values().map(text).join();
+    });
+    expect(presented).toBe('v1');
+    expect(seen).toEqual([1]);
+    const boom = new Error('present failed');
+    await expect(
+      t.get('b').coordinator.readWith(key, 2, deadline(), () => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    // A failed read never calls `present`.
+    t.net.isolate('c');
+    let called = false;
+    const err = await t
+      .get('c')
+      .coordinator.readWith(key, 2, deadline(100), () => (called = true))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QuorumNotMetError);
+    expect(called).toBe(false);
+  });
+
   it('counts acknowledgements by distinct node and reports who failed', async () => {
     t = await trio();
     t.net.isolate('c');

@@ -676,75 +676,112 @@ export class QuorumCoordinator {
     return version instanceof Promise ? version.then((v) => replicate(v)) : replicate(version, options.now);
   }
 
-  async #forward(
-    ref: KeyRef,
-    replicaSet: ReplicaSet,
-    write: WriteRequest,
-    options: CoordinatorCallOptions,
-    sloppy: boolean,
-  ): Promise<void> {
+  /**
+   * A write from a node that is not one of the key's replicas: asks the
+   * primaries in order (believed available first) to create the version
+   * (`kv.version`), then replicates what the first one created. Not an
+   * async function: one promise per call, settled from the transport's
+   * receiver (`send`), with no promise or turn per request.
+   */
+  #forward(ref: KeyRef, replicaSet: ReplicaSet, write: WriteRequest, options: CoordinatorCallOptions, sloppy: boolean): Promise<void> {
     const targets = replicaSet.primaries;
     // Primaries believed available first, in preference order.
     const order = this.#availableFirst(targets);
     const failures: ReplicaFailure[] = [];
     const context = write.context.size === 0 ? null : encodeClock(write.context);
     const hop = this.#hops.hop;
+    const transport = this.#o.transport;
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
     // The caller's reading for the first target (asked in the caller's turn), the clock's for the next ones.
     let at = options.now;
-    for (const node of order) {
-      const now = at ?? this.#o.clock.now();
-      at = undefined;
-      const remaining = options.deadline - now;
-      if (remaining <= 0) {
+    /** Asks `order[i]`, or the next target still in time; fails the write once none is left. */
+    const ask = (i: number): void => {
+      if (i < order.length) {
+        const node = order[i]!;
+        const now = at ?? this.#o.clock.now();
+        at = undefined;
+        const remaining = options.deadline - now;
+        if (remaining > 0) {
+          const message: WireMessage = {
+            type: 'kv.version',
+            cluster: this.#o.cluster,
+            key: ref.bytes,
+            value: write.value ?? null,
+            tombstone: write.tombstone,
+            overwrite: write.overwrite,
+            context,
+            timestamp: write.timestamp ?? null,
+            // The replica creates nothing once this has passed on its clock, so
+            // after the hop (and half a hop for the answer) the next one may be asked.
+            expires: now + hop,
+          };
+          const timeout = Math.min(remaining, hop * 1.5);
+          const requestOptions = options.signal ? { timeout, signal: options.signal } : { timeout };
+          try {
+            if (transport.send !== undefined) transport.send(node.address, ownBody(message), requestOptions, receiver, i);
+            else
+              transport.request(node.address, ownBody(message), requestOptions).then(
+                (answer) => receiver.answered(i, answer),
+                (err: unknown) => receiver.failed(i, toKvError(err)),
+              );
+          } catch (err) {
+            receiver.failed(i, toKvError(err));
+          }
+          return;
+        }
         // Out of time before this target could be asked: it is the one that timed out.
         failures.push({ node: node.id, code: ErrorCodes.TIMEOUT });
-        break;
       }
-      const message: WireMessage = {
-        type: 'kv.version',
-        cluster: this.#o.cluster,
-        key: ref.bytes,
-        value: write.value ?? null,
-        tombstone: write.tombstone,
-        overwrite: write.overwrite,
-        context,
-        timestamp: write.timestamp ?? null,
-        // The replica creates nothing once this has passed on its clock, so
-        // after the hop (and half a hop for the answer) the next one may be asked.
-        expires: now + hop,
-      };
-      let answer: WireMessage;
       try {
-        answer = await this.#o.transport.request(
-          node.address,
-          ownBody(message),
-          options.signal ? { timeout: Math.min(remaining, hop * 1.5), signal: options.signal } : { timeout: Math.min(remaining, hop * 1.5) },
-        );
+        const need = this.#zoneQuorum(ref, options, replicaSet);
+        reject(new QuorumNotMetError('write', need === undefined ? Math.min(write.w, targets.length) : totalOf(need), 0, failures));
       } catch (err) {
+        reject(err);
+      }
+    };
+    const receiver: AnswerReceiver<WireMessage> = {
+      answered: (i, answer) => {
+        const node = order[i]!;
+        let replicated: Promise<undefined>;
+        try {
+          expectAnswer(answer, 'kv.versioned');
+          const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
+          this.#policy.answered(node.id);
+          replicated = this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy, undefined);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        if (failures.length === 0) {
+          replicated.then(resolve, reject);
+          return;
+        }
+        replicated.then(resolve, (err: unknown) =>
+          reject(err instanceof QuorumNotMetError ? new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]) : err),
+        );
+      },
+      failed: (i, err) => {
+        const node = order[i]!;
         const e = toKvError(err);
         // A replica that refused the write itself (too many siblings: nothing stored) answers for all.
-        if (e.code === ErrorCodes.ABORTED || e.code === ErrorCodes.TOO_MANY_SIBLINGS) throw e;
+        if (e.code === ErrorCodes.ABORTED || e.code === ErrorCodes.TOO_MANY_SIBLINGS) {
+          reject(e);
+          return;
+        }
         failures.push({ node: node.id, code: e.code });
         if (e.code === ErrorCodes.TIMEOUT) this.#markSlow(node.id);
         // The replica created no version (it failed, refused, or will refuse:
         // `expires` has passed), so the next one may create it.
-        continue;
-      }
-      expectAnswer(answer, 'kv.versioned');
-      const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
-      this.#policy.answered(node.id);
-      try {
-        await this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy, undefined);
-      } catch (err) {
-        if (err instanceof QuorumNotMetError && failures.length > 0) {
-          throw new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]);
-        }
-        throw err;
-      }
-      return;
-    }
-    const need = this.#zoneQuorum(ref, options, replicaSet);
-    throw new QuorumNotMetError('write', need === undefined ? Math.min(write.w, targets.length) : totalOf(need), 0, failures);
+        ask(i + 1);
+      },
+    };
+    ask(0);
+    return promise;
   }
 
   /**

@@ -88,7 +88,7 @@ describe('KeyRef: a key and its token, computed once', () => {
 });
 
 /** Nodes wired by hand, with every request recorded. */
-async function cluster(ids: readonly string[]) {
+async function cluster(ids: readonly string[], options: { send?: boolean } = {}) {
   const net = new MemoryNetwork();
   const ring = Ring.from(ids.map((id) => ({ id })));
   const sent: WireMessage[] = [];
@@ -104,6 +104,14 @@ async function cluster(ids: readonly string[]) {
       sent.push(message);
       return request(to, message, options);
     };
+    // Quorum requests and forwards go through send (a receiver, no promise): recorded too.
+    const send = transport.send.bind(transport);
+    transport.send = (to, message, options, receiver, tag) => {
+      sent.push(message);
+      send(to, message, options, receiver, tag);
+    };
+    // A transport without the optional send: the coordinator makes a request per target.
+    if (options.send === false) Object.defineProperty(transport, 'send', { value: undefined });
     const coordinator = new QuorumCoordinator({ self: id, cluster: 'x', n: 3, transport, replica, ring: () => ring, clock: systemClock });
     await transport.start((m) => (m.type === 'kv.coordinate' ? coordinator.handle(m) : replica.handle(m)));
     nodes.set(id, { coordinator, replica, storage, transport });
@@ -171,6 +179,30 @@ describe('QuorumCoordinator seams', () => {
     });
     expect(encodeClock(read.clock())).toEqual(context);
   });
+
+  for (const send of [true, false]) {
+    it(`a forwarded write fails over to the next primary and reports every failure when the quorum is lost (${send ? 'send' : 'request per target'})`, async () => {
+      c = await cluster(['a', 'b', 'c', 'd'], { send });
+      const key = enc('fwd-failover');
+      const primaries = c.ring.preferenceList(key, 3).map((n) => n.id);
+      const outsider = ['a', 'b', 'c', 'd'].find((id) => !primaries.includes(id))!;
+      const coordinator = c.get(outsider).coordinator;
+      await coordinator.write(key, coordinated('v1'), soon());
+      expect((await coordinator.read(key, 3, soon())).values().map(text)).toEqual(['v1']);
+      // The first primary is gone: the second creates the version, the third takes a copy (W = 2).
+      await c.get(primaries[0]!).transport.stop();
+      const read = await coordinator.read(key, 2, soon());
+      await coordinator.write(key, coordinated('v2', read.clock()), soon());
+      expect((await coordinator.read(key, 2, soon())).values().map(text)).toEqual(['v2']);
+      // Two gone: the third creates it, nobody else stores it; the first two failures are reported too.
+      await c.get(primaries[1]!).transport.stop();
+      const err = await coordinator.write(key, coordinated('v3'), soon()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(QuorumNotMetError);
+      expect(err).toMatchObject({ required: 2, acknowledged: 1 });
+      const failed = (err as QuorumNotMetError).failures.map((f) => f.node).sort();
+      expect(failed).toEqual([primaries[0]!, primaries[0]!, primaries[1]!, primaries[1]!].sort());
+    });
+  }
 
   it('a forwarded write whose deadline already passed reports the target it had no time for', async () => {
     c = await cluster(['a', 'b', 'c', 'd']);

@@ -757,12 +757,13 @@ export class QuorumCoordinator {
           reject(err);
           return;
         }
-        if (failures.length === 0) {
-          replicated.then(resolve, reject);
-          return;
-        }
+        // A replication that misses its quorum also reports the targets that failed before.
         replicated.then(resolve, (err: unknown) =>
-          reject(err instanceof QuorumNotMetError ? new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures]) : err),
+          reject(
+            err instanceof QuorumNotMetError && failures.length > 0
+              ? new QuorumNotMetError('write', err.required, err.acknowledged, [...failures, ...err.failures])
+              : err,
+          ),
         );
       },
       failed: (i, err) => {

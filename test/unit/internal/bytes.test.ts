@@ -129,3 +129,29 @@ describe('StringCache', () => {
     expect(() => new StringCache(0, 8)).toThrow(RangeError);
   });
 });
+
+describe('MsgpackWriter.toBase64url', () => {
+  it("property: equals Node's base64url of the bytes written, short (encoded in JS) or long (native)", () => {
+    const w = new MsgpackWriter(8);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), (bytes) => {
+        w.reset();
+        w.raw(bytes);
+        expect(w.toBase64url()).toBe(Buffer.from(bytes).toString('base64url'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('every length from 0 to 40 bytes, all byte values', () => {
+    const w = new MsgpackWriter(8);
+    for (let n = 0; n <= 40; n++) {
+      for (const fill of [0, 0x3f, 0x80, 0xfb, 0xff]) {
+        const bytes = new Uint8Array(n).map((_, i) => (fill + i * 97) & 0xff);
+        w.reset();
+        w.raw(bytes);
+        expect(w.toBase64url()).toBe(Buffer.from(bytes).toString('base64url'));
+      }
+    }
+  });
+});

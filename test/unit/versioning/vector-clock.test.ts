@@ -315,11 +315,24 @@ describe("encodeDotContext (a one-version set's context without building its clo
         fc.oneof(fc.integer({ min: -5, max: 5 }), fc.integer({ min: 0, max: 2 ** 53 - 1 }), fc.double({ min: -1e3, max: 1e15, noNaN: true })),
         (actor, counter, timestamp) => {
           const set = SiblingSet.of([{ dot: { actor, counter }, past: VectorClock.EMPTY, value: new Uint8Array(1), tombstone: false, timestamp }]);
-          expect(encodeDotContext(actor, counter, timestamp)).toBe(set.clock().encode());
+          const context = encodeDotContext(actor, counter, timestamp);
+          expect(context).toBe(set.clock().encode());
+          expect(VectorClock.decode(context).entries()).toEqual([[actor, counter, Math.max(0, timestamp)]]);
         },
       ),
       { numRuns: 1000 },
     );
+  });
+
+  it('the same text for an actor seen before, and after 2,000 other actors (its cached head starts over)', () => {
+    const first = encodeDotContext('n1~lx2k9f0q', 7, 1_700_000_000_123);
+    expect(encodeDotContext('n1~lx2k9f0q', 7, 1_700_000_000_123)).toBe(first);
+    for (let i = 0; i < 2_000; i++) {
+      const actor = `actor-${i}-${'é'.repeat(i % 4)}`;
+      expect(VectorClock.decode(encodeDotContext(actor, i + 1, i)).entries()).toEqual([[actor, i + 1, i]]);
+    }
+    expect(encodeDotContext('n1~lx2k9f0q', 7, 1_700_000_000_123)).toBe(first);
+    expect(VectorClock.decode(first).entries()).toEqual([['n1~lx2k9f0q', 7, 1_700_000_000_123]]);
   });
 
   it('refuses what a clock refuses', () => {

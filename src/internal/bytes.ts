@@ -700,6 +700,14 @@ export class MsgpackReader {
     this.pos += length;
   }
 
+  /** `length` bytes as a fresh copy (see {@link allocBytes}). */
+  copy(length: number): Uint8Array {
+    this.#need(length);
+    const start = this.pos;
+    this.pos += length;
+    return copyBytes(this.bytes, start, start + length);
+  }
+
   /** `length` bytes as a view into the input (copy it if the input is reused). */
   view(length: number): Uint8Array {
     this.#need(length);

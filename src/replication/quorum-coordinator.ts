@@ -90,7 +90,8 @@ class ReadAnswers {
     for (let i = 0; i < this.#bytes.length; i++) if (sameBytes(this.#bytes[i]!, bytes)) return this.#sets[i]!;
     let set: SiblingSet<Uint8Array>;
     try {
-      // Values as views into the answer's bytes: this read's own copy, decoded once.
+      // Values as views into the answer's bytes, decoded once: read-only (a local answer may be
+      // the storage's own bytes); the value decoder copies what it gives the caller.
       set = decodeSiblingSet(bytes, VIEWS);
     } catch (err) {
       throw local ? corruptStoredRecord(key, err) : err;

@@ -260,7 +260,10 @@ export class ReplicaServer {
   }
 
   /**
-   * The local sibling set of `key` (empty when absent).
+   * The local sibling set of `key` (empty when absent). Its values are
+   * views into the stored record, which may be the storage's own bytes
+   * (see `StorageAdapter.getSharedNow`): read them, copy what you keep,
+   * never change them.
    *
    * @throws KvError `KV_STORAGE_FAILURE` if the stored record does not decode or the storage fails.
    */
@@ -280,7 +283,8 @@ export class ReplicaServer {
   }
 
   /**
-   * The encoded local record of `key`, undefined when absent.
+   * The encoded local record of `key`, undefined when absent: possibly the
+   * storage's own bytes (see {@link ReplicaServer.read}), never to be changed.
    *
    * @throws KvError `KV_STORAGE_FAILURE` if the storage fails.
    */
@@ -567,12 +571,21 @@ export class ReplicaServer {
 
   // ---- storage, with its failures as KV_STORAGE_FAILURE ----------------------------------------
 
-  /** The stored record, synchronously when the adapter can (`getNow`); failures are `KV_STORAGE_FAILURE`. */
+  /**
+   * The stored record, synchronously when the adapter can (`getNow`), as
+   * the adapter's own bytes when it can (`getSharedNow`: never change
+   * them); failures are `KV_STORAGE_FAILURE`.
+   */
   #getNow(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
     const storage = this.#storage;
     let result: Uint8Array | undefined | Promise<Uint8Array | undefined>;
     try {
-      result = storage.getNow !== undefined ? storage.getNow(key) : storage.get(key);
+      result =
+        storage.getSharedNow !== undefined
+          ? storage.getSharedNow(key)
+          : storage.getNow !== undefined
+            ? storage.getNow(key)
+            : storage.get(key);
     } catch (err) {
       throw storageFailure(err);
     }

@@ -304,6 +304,31 @@ export class MemoryStorage extends AbstractStorage {
     return readRange(rows.slab[id]!, at + rows.keyLength[id]!, at + rows.length[id]!, allocBytes);
   }
 
+  /**
+   * {@link StorageAdapter.getSharedNow}: the record's bytes where the
+   * arena keeps them, read-only (the arena never writes over bytes it has
+   * placed: an overwrite or a compaction places the record anew and leaves
+   * the old bytes to whoever still holds them). A closed storage, a bad key
+   * or a subclass that overrides `get` or `_get` is served by `getNow`,
+   * with its checks and errors.
+   */
+  getSharedNow(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    if (
+      this.status !== 'open' ||
+      !(key instanceof Uint8Array) ||
+      key.length === 0 ||
+      this.get !== AbstractStorage.prototype.get ||
+      this._get !== MemoryStorage.prototype._get
+    ) {
+      return this.getNow(key);
+    }
+    const id = this.#index.get(key, keyHash(key));
+    if (id < 0) return undefined;
+    const rows = this.#rows;
+    const at = rows.offset[id]!;
+    return rows.slab[id]!.subarray(at + rows.keyLength[id]!, at + rows.length[id]!);
+  }
+
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
     const rows = this.#rows;
     const hash = keyHash(key);

@@ -95,6 +95,18 @@ export interface StorageAdapter {
    * `MemoryStorage`'s does). A replica uses it for its read-merge-write.
    */
   getNow?(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /**
+   * Optional: {@link StorageAdapter.getNow}, except that the bytes may be
+   * the adapter's own instead of a copy. The caller only reads them and
+   * never changes them; the adapter never changes bytes it has handed out
+   * (a later write of the key puts its record elsewhere), so they stay
+   * valid for as long as the caller keeps them. `MemoryStorage` has it (it
+   * saves a copy per replica read: ~0.13 µs of ~0.38 µs). The replica
+   * server reads records with it when present; whatever keeps a record's
+   * bytes beyond the read copies them (the wire encoder, the merge, the
+   * value decoder: a `Uint8Array` a user gets is always the user's own).
+   */
+  getSharedNow?(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined>;
   /** Optional fast path of {@link StorageAdapter.put}, as {@link StorageAdapter.getNow} is of `get`. */
   putNow?(key: Uint8Array, token: number, record: Uint8Array): void | Promise<void>;
   /** Removes `key` physically (not a tombstone). */

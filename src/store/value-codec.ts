@@ -26,7 +26,7 @@ import {
   type ExtensionCodecType,
 } from '@msgpack/msgpack';
 import { ErrorCodes, KvError } from '../errors/index.js';
-import { MsgpackReader, StringCache, copyFromBuffer, latin1Of } from '../internal/bytes.js';
+import { MsgpackReader, StringCache, copyBytes, copyFromBuffer, latin1Of } from '../internal/bytes.js';
 
 /**
  * The MessagePack extension type numbers of the value codec (application
@@ -947,8 +947,8 @@ function fastValue(r: MsgpackReader, depth: number): unknown {
     case 0xc4:
     case 0xc5:
     case 0xc6:
-      // A Uint8Array: a view into `bytes`, as @msgpack/msgpack's decoder gives it.
-      return r.view(r.binaryLength(h));
+      // A Uint8Array of its own: the record read may be the storage's own bytes (see decodeValue).
+      return r.copy(r.binaryLength(h));
     default:
       return r.number(h) ?? FALLBACK;
   }
@@ -1013,6 +1013,11 @@ function decodeFast(bytes: Uint8Array): unknown {
  * stored before the extension types were). See `docs/values.md` for what
  * each type comes back as.
  *
+ * Nothing in the result points into `bytes`: a `Uint8Array` (or any binary
+ * data) in the value is a copy. `bytes` may be a storage adapter's own
+ * record (`StorageAdapter.getSharedNow`), which a caller changing its value
+ * must not change.
+ *
  * @throws KvError `KV_INVALID_MESSAGE` on bytes that are not a value.
  */
 export function decodeValue(bytes: Uint8Array): unknown {
@@ -1020,7 +1025,9 @@ export function decodeValue(bytes: Uint8Array): unknown {
   if (fast !== FALLBACK) return fast;
   try {
     level = 1;
-    return rootDecoder.decode(bytes);
+    // @msgpack/msgpack gives a Uint8Array as a view into its input: decode a copy, so the
+    // caller owns every byte array it gets (see the function notes).
+    return rootDecoder.decode(copyBytes(bytes));
   } catch (err) {
     if (err instanceof KvError) throw err;
     throw malformed((err as Error).message, err);

@@ -56,3 +56,41 @@ describe('values round-trip through a cluster', () => {
     }
   });
 });
+
+describe("a value read is the caller's own", () => {
+  // Replicas may hand out their stored bytes without copying them (MemoryStorage
+  // does, read-only): a value a caller gets must still be a copy it can change.
+  for (const codec of [true, false]) {
+    it(`overwriting the bytes of a Uint8Array read (alone, nested, in a Map) changes nothing stored (codec ${codec ? 'on' : 'off'})`, async () => {
+      cluster = await createTestCluster({ nodes: 3, network: { codec } });
+      const original = Uint8Array.from({ length: 200 }, (_, i) => i);
+      const values: Record<string, unknown> = {
+        alone: original,
+        nested: { blob: original, list: [original.subarray(0, 10)] },
+        inMap: new Map([['blob', original]]),
+      };
+      const blobsOf = (v: unknown): Uint8Array[] => {
+        if (v instanceof Uint8Array) return [v];
+        if (v instanceof Map) return [...v.values()].flatMap(blobsOf);
+        if (Array.isArray(v)) return v.flatMap(blobsOf);
+        if (v !== null && typeof v === 'object') return Object.values(v).flatMap(blobsOf);
+        return [];
+      };
+      for (const [key, value] of Object.entries(values)) await cluster.stores[0]!.put(key, value);
+      for (const [key, value] of Object.entries(values)) {
+        // Every node coordinates a read (its own replica's bytes and its peers'), then scribbles on what it got.
+        for (const s of cluster.stores) {
+          const got = (await s.get(key))!;
+          expect(got.values).toStrictEqual([value]);
+          for (const blob of blobsOf(got.values)) blob.fill(0xee);
+          const local = await s.localGet(key);
+          for (const blob of blobsOf(local?.siblings.map((x) => x.value))) blob.fill(0xdd);
+        }
+        for (const s of cluster.stores) {
+          expect((await s.get(key, { r: 3 }))!.values).toStrictEqual([value]);
+          expect((await s.localGet(key))!.siblings.map((x) => x.value)).toStrictEqual([value]);
+        }
+      }
+    });
+  }
+});

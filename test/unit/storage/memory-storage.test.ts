@@ -384,3 +384,80 @@ describe('MemoryStorage: one key array reused for other keys', () => {
     );
   });
 });
+
+describe('MemoryStorage.getSharedNow (the stored bytes, not a copy)', () => {
+  const k = (s: string): Uint8Array => new TextEncoder().encode(s);
+  const filled = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
+
+  it('answers what getNow answers, without copying, and undefined for a missing key', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    await s.put(k('a'), 1, filled(300, 7));
+    const shared = s.getSharedNow(k('a')) as Uint8Array;
+    expect(shared).toEqual(s.getNow(k('a')));
+    // Two reads give views of the same bytes (a copy per read would be two buffers).
+    expect((s.getSharedNow(k('a')) as Uint8Array).buffer).toBe(shared.buffer);
+    expect(s.getSharedNow(k('missing'))).toBeUndefined();
+    await s.close();
+  });
+
+  it('bytes handed out never change: not by overwrites, deletes, or the compaction that moves every record', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    await s.put(k('stays'), 5, filled(100, 1));
+    const held: { bytes: Uint8Array; want: Uint8Array }[] = [];
+    const stays = s.getSharedNow(k('stays')) as Uint8Array;
+    held.push({ bytes: stays, want: stays.slice() });
+    // 3,000 overwrites of 2 KiB records under 8 keys: megabytes of garbage, so the arena compacts.
+    for (let i = 0; i < 3_000; i++) {
+      const key = k(`churn:${i % 8}`);
+      if (i % 97 === 0) await s.delete(key);
+      else await s.put(key, i % 8, filled(2_048, i & 0xff));
+      if (i % 50 === 0) {
+        const got = s.getSharedNow(key);
+        if (got instanceof Uint8Array) held.push({ bytes: got, want: got.slice() });
+      }
+    }
+    for (const h of held) expect(h.bytes).toEqual(h.want);
+    // The unchanged record was moved by a compaction (a new slab), and the old view still reads it.
+    const moved = s.getSharedNow(k('stays')) as Uint8Array;
+    expect(moved.buffer).not.toBe(stays.buffer);
+    expect(moved).toEqual(filled(100, 1));
+    expect(stays).toEqual(filled(100, 1));
+    await s.close();
+  });
+
+  it('refuses as getNow does: a closed storage (KV_NOT_STARTED), an empty key (TypeError)', async () => {
+    const s = new MemoryStorage();
+    expect(() => s.getSharedNow(k('a'))).toThrow(expect.objectContaining({ code: 'KV_NOT_STARTED' }));
+    await s.open();
+    expect(() => s.getSharedNow(new Uint8Array(0))).toThrow(TypeError);
+    expect(() => s.getSharedNow('a' as unknown as Uint8Array)).toThrow(TypeError);
+    await s.close();
+  });
+
+  it('a subclass that overrides get or _get is served through its override', async () => {
+    class Counting extends MemoryStorage {
+      gets = 0;
+      override get(key: Uint8Array): Promise<Uint8Array | undefined> {
+        this.gets++;
+        return super.get(key);
+      }
+    }
+    class Failing extends MemoryStorage {
+      protected override _get(): Uint8Array | undefined {
+        throw new Error('disk on fire');
+      }
+    }
+    const counting = new Counting();
+    await counting.open();
+    await counting.put(k('a'), 1, filled(10, 3));
+    await expect(counting.getSharedNow(k('a'))).resolves.toEqual(filled(10, 3));
+    expect(counting.gets).toBe(1);
+    const failing = new Failing();
+    await failing.open();
+    expect(() => failing.getSharedNow(k('a'))).toThrow(expect.objectContaining({ code: 'KV_STORAGE_FAILURE' }));
+    await counting.close();
+    await failing.close();
+  });
+});

@@ -480,11 +480,14 @@ class ValueWriter {
 
   #string(s: string): void {
     const length = s.length;
-    if (length < 32) {
-      // Short ASCII (most keys, many values): one pass, fixstr.
-      this.#room(1 + length);
+    if (length < 0x100) {
+      // ASCII up to 255 characters (most keys, many values): one pass, fixstr or str8 (what
+      // the general path writes for them too). Measured on a 100-character string: ~0.3 µs
+      // less than the well-formedness check, the native write and the header's move.
+      const header = length < 32 ? 1 : 2;
+      this.#room(header + length);
       const bytes = this.#bytes;
-      let at = this.#pos + 1;
+      let at = this.#pos + header;
       let i = 0;
       for (; i < length; i++) {
         const c = s.charCodeAt(i);
@@ -492,7 +495,12 @@ class ValueWriter {
         bytes[at++] = c;
       }
       if (i === length) {
-        bytes[this.#pos] = 0xa0 | length;
+        if (header === 1) {
+          bytes[this.#pos] = 0xa0 | length;
+        } else {
+          bytes[this.#pos] = 0xd9;
+          bytes[this.#pos + 1] = length;
+        }
         this.#pos = at;
         return this.#check();
       }

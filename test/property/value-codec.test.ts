@@ -154,6 +154,35 @@ describe('value codec laws', () => {
     );
   });
 
+  it('strings of 0-400 characters (ASCII, or with a non-ASCII or astral character anywhere) encode byte for byte as @msgpack/msgpack does', () => {
+    const ascii = fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)), maxLength: 400 });
+    const mixed = fc
+      .tuple(ascii, fc.nat(), fc.constantFrom('é', '€', '\u0080', '\u07ff', '😀', '\uffff'))
+      .map(([a, at, odd]) => a.slice(0, at % (a.length + 1)) + odd + a.slice(at % (a.length + 1)));
+    fc.assert(
+      fc.property(fc.oneof(ascii, mixed), (str) => {
+        for (const v of [str, { pad: str, n: 1 }]) {
+          const bytes = encodeValue(v, Infinity);
+          expect(Buffer.from(bytes).equals(Buffer.from(msgpackEncode(v)))).toBe(true);
+          expect(decodeValue(bytes)).toStrictEqual(v);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+    // Around the header boundaries (fixstr to str8 at 32, str8 to str16 at 256).
+    for (const n of [0, 31, 32, 33, 254, 255, 256, 257]) {
+      const str = 'x'.repeat(n);
+      expect(Buffer.from(encodeValue(str, Infinity)).equals(Buffer.from(msgpackEncode(str)))).toBe(true);
+    }
+  });
+
+  it('a lone surrogate is refused in a string of any length', () => {
+    for (const n of [0, 10, 40, 200, 300]) {
+      expect(() => encodeValue('a'.repeat(n) + '\ud800' + 'b', Infinity)).toThrow(TypeError);
+      expect(() => encodeValue({ k: '\udc00' + 'a'.repeat(n) }, Infinity)).toThrow(TypeError);
+    }
+  });
+
   it('decodes JSON-like MessagePack (all number widths, long strings, deep nesting) and damaged bytes as the Decoder does', () => {
     const number = fc.oneof(
       fc.integer(),

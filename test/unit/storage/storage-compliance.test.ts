@@ -178,6 +178,9 @@ describe('storageCompliance', () => {
       'lifecycle > durable: data written just before close() survives a new adapter object',
     ]);
     expect(statuses(outcomes, 'passed').length).toBeGreaterThan(35);
+    expect(statuses(outcomes, 'passed')).toContain(
+      'when open > records > getSharedNow, when the adapter has it, answers what get answers, and bytes it handed out never change',
+    );
     expect(made).toBe(outcomes.length - 2);
   });
 
@@ -199,11 +202,16 @@ describe('storageCompliance', () => {
     expect(statuses(outcomes, 'passed')).toContain(
       'lifecycle > durable: a new adapter object over the same location keeps everything',
     );
+    // LocationStorage has getNow/putNow (from AbstractStorage) but no getSharedNow: that case is skipped, not passed.
     expect(statuses(outcomes, 'skipped')).toEqual([
+      'when open > records > getSharedNow, when the adapter has it, answers what get answers, and bytes it handed out never change',
       'when open > scan > orderedScan: orders by token, then key bytes',
       'when open > scan > orderedScan: a wrapping range comes in ascending token order',
     ]);
-    expect(torn.length).toBe(outcomes.length - 2);
+    expect(statuses(outcomes, 'passed')).toContain(
+      'when open > records > getNow/putNow, when the adapter has them, agree with get/put (a value or a promise of it; copies; the same refusals)',
+    );
+    expect(torn.length).toBe(outcomes.length - 3);
     expect(new Set(torn.map((s) => s.location)).size).toBe(torn.length);
     expect(torn.every((s) => s.location.holders === 0)).toBe(true);
   });
@@ -236,6 +244,27 @@ describe('storageCompliance', () => {
     expect(statuses(await run(), 'failed')).toEqual([
       'when open > scan > orderedScan: orders by token, then key bytes',
       'when open > scan > orderedScan: a wrapping range comes in ascending token order',
+    ]);
+  });
+
+  it('fails an adapter whose getSharedNow hands out bytes it later writes over', async () => {
+    // One reused buffer per key: each put writes the new record into the bytes handed out before.
+    class Reusing extends MemoryStorage {
+      readonly #buffers = new Map<string, Uint8Array>();
+      override getSharedNow(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+        const got = this.getNow(key);
+        if (!(got instanceof Uint8Array)) return got;
+        const id = Buffer.from(key).toString('latin1');
+        let buffer = this.#buffers.get(id);
+        if (buffer === undefined || buffer.length < got.length) this.#buffers.set(id, (buffer = new Uint8Array(64 * 1024)));
+        buffer.set(got);
+        return buffer.subarray(0, got.length);
+      }
+    }
+    const { api, run } = recordingApi();
+    storageCompliance({ name: 'Reusing', setup: () => new Reusing(), test: api });
+    expect(statuses(await run(), 'failed')).toEqual([
+      'when open > records > getSharedNow, when the adapter has it, answers what get answers, and bytes it handed out never change',
     ]);
   });
 

@@ -309,14 +309,15 @@ export class MemoryStorage extends AbstractStorage {
    * arena keeps them, read-only (the arena never writes over bytes it has
    * placed: an overwrite or a compaction places the record anew and leaves
    * the old bytes to whoever still holds them). A closed storage, a bad key
-   * or a subclass that overrides `get` or `_get` is served by `getNow`,
-   * with its checks and errors.
+   * or a subclass that overrides `getNow`, `get` or `_get` (to wrap, count
+   * or inject faults) is served by `getNow`, with its checks and errors.
    */
   getSharedNow(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined> {
     if (
       this.status !== 'open' ||
       !(key instanceof Uint8Array) ||
       key.length === 0 ||
+      this.getNow !== AbstractStorage.prototype.getNow ||
       this.get !== AbstractStorage.prototype.get ||
       this._get !== MemoryStorage.prototype._get
     ) {

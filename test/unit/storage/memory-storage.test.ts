@@ -436,7 +436,7 @@ describe('MemoryStorage.getSharedNow (the stored bytes, not a copy)', () => {
     await s.close();
   });
 
-  it('a subclass that overrides get or _get is served through its override', async () => {
+  it('a subclass that overrides getNow, get or _get is served through its override', async () => {
     class Counting extends MemoryStorage {
       gets = 0;
       override get(key: Uint8Array): Promise<Uint8Array | undefined> {
@@ -454,6 +454,18 @@ describe('MemoryStorage.getSharedNow (the stored bytes, not a copy)', () => {
     await counting.put(k('a'), 1, filled(10, 3));
     await expect(counting.getSharedNow(k('a'))).resolves.toEqual(filled(10, 3));
     expect(counting.gets).toBe(1);
+    class SlowNow extends MemoryStorage {
+      override getNow(key: Uint8Array): Promise<Uint8Array | undefined> {
+        return Promise.resolve(super.getNow(key));
+      }
+    }
+    const slow = new SlowNow();
+    await slow.open();
+    await slow.put(k('a'), 1, filled(10, 4));
+    const viaOverride = slow.getSharedNow(k('a'));
+    expect(viaOverride).toBeInstanceOf(Promise);
+    await expect(viaOverride).resolves.toEqual(filled(10, 4));
+    await slow.close();
     const failing = new Failing();
     await failing.open();
     expect(() => failing.getSharedNow(k('a'))).toThrow(expect.objectContaining({ code: 'KV_STORAGE_FAILURE' }));

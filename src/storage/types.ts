@@ -105,6 +105,9 @@ export interface StorageAdapter {
    * server reads records with it when present; whatever keeps a record's
    * bytes beyond the read copies them (the wire encoder, the merge, the
    * value decoder: a `Uint8Array` a user gets is always the user's own).
+   * A wrapper around another adapter that changes or watches what `get`
+   * answers must not pass the inner adapter's `getSharedNow` through
+   * unchanged (the replica server would read around the wrapper).
    */
   getSharedNow?(key: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined>;
   /** Optional fast path of {@link StorageAdapter.put}, as {@link StorageAdapter.getNow} is of `get`. */

@@ -470,7 +470,8 @@ function throughputRow(label: string, m: Measured, codec: boolean, goal: number 
     value: fmtOps(m.store),
     baseline: `echo fan-out ${m.requestsPerOp.toFixed(2)} req/op${codec ? ` of ${Math.round(m.bytesPerMessage)} B` : ''}: ${fmtOps(m.echo)}`,
     ratio: fmtRatio(m.store, m.echo),
-    goal: goal === undefined ? '(no goal)' : `>= ${goal}x ${ratio >= goal ? 'PASS' : 'MISS'}`,
+    // The issue's goals are for the codec on (the wire's cost included); with it off the row is a reference.
+    goal: goal === undefined ? '(no goal)' : codec ? `>= ${goal}x ${ratio >= goal ? 'PASS' : 'MISS'}` : `(reference: the ${goal}x goal is with the codec on)`,
   };
 }
 

@@ -199,13 +199,6 @@ function utf8Length(s: string): number {
   return bytes;
 }
 
-/**
- * A reusable output buffer that writes MessagePack exactly as
- * `@msgpack/msgpack`'s `Encoder` (default options) does, byte for byte, so
- * hand-written encoders stay compatible with data it wrote (records are
- * compared by their bytes). Not re-entrant: one encoding at a time
- * ({@link MsgpackWriter.busy} tells).
- */
 const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 /** Longest output {@link MsgpackWriter.toBase64url} encodes itself. */
 const SHORT_BASE64_BYTES = 30;
@@ -218,6 +211,13 @@ function makeBase64Pairs(): string[] {
   return pairs;
 }
 
+/**
+ * A reusable output buffer that writes MessagePack exactly as
+ * `@msgpack/msgpack`'s `Encoder` (default options) does, byte for byte, so
+ * hand-written encoders stay compatible with data it wrote (records are
+ * compared by their bytes). Not re-entrant: one encoding at a time
+ * ({@link MsgpackWriter.busy} tells).
+ */
 export class MsgpackWriter {
   /** Bytes written so far since {@link MsgpackWriter.reset}. */
   pos = 0;

@@ -202,6 +202,15 @@ export function storageCompliance<S extends StorageAdapter>(options: StorageComp
   const hasMethods = (...names: ('getNow' | 'putNow' | 'getSharedNow')[]): boolean =>
     spare === undefined || names.every((n) => typeof spare![n] === 'function');
   const rejects = (p: Promise<unknown>, what: string): Promise<unknown> => failure(p, expect, what);
+  /** What a fast path refuses with: thrown synchronously or a rejected promise (undefined if it did not refuse). */
+  const refusal = async (call: () => unknown): Promise<unknown> => {
+    try {
+      await call();
+    } catch (err) {
+      return err;
+    }
+    return undefined;
+  };
   const rejectsCode = async (p: Promise<unknown>, code: string, what = 'the call'): Promise<unknown> => {
     const error = await rejects(p, what);
     expect((error as { code?: unknown }).code, `${what}: error code`).toBe(code);
@@ -506,14 +515,6 @@ export function storageCompliance<S extends StorageAdapter>(options: StorageComp
           const all = await collect(s.scan());
           expect(all.map((e) => [text(e.key), e.token])).toEqual([['n', 6]]);
           // Refusals: thrown synchronously, or a rejected promise; never a stored record.
-          const refusal = async (call: () => unknown): Promise<unknown> => {
-            try {
-              await call();
-            } catch (err) {
-              return err;
-            }
-            return undefined;
-          };
           expect(await refusal(() => getNow(new Uint8Array(0)))).toBeInstanceOf(TypeError);
           expect(await refusal(() => putNow(bytes('bad'), -1, bytes('r')))).toBeInstanceOf(RangeError);
           expect(await s.get(bytes('bad'))).toBeUndefined();
@@ -535,13 +536,7 @@ export function storageCompliance<S extends StorageAdapter>(options: StorageComp
             // Writes enough to make an adapter reclaim space: the first answer still reads the same.
             for (let i = 0; i < 300; i++) await s.put(bytes(`x${i % 10}`), i, new Uint8Array(4096).fill(i & 0xff));
             expect(first).toEqual(bytes('first'));
-            let refused: unknown;
-            try {
-              await getSharedNow(new Uint8Array(0));
-            } catch (err) {
-              refused = err;
-            }
-            expect(refused).toBeInstanceOf(TypeError);
+            expect(await refusal(() => getSharedNow(new Uint8Array(0)))).toBeInstanceOf(TypeError);
           },
         );
 

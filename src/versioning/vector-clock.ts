@@ -34,10 +34,16 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 let sharedDecoder: Decoder | undefined;
 let sharedWriter: MsgpackWriter | undefined;
 
-/** The shared writer, reset, with a context's header for `entries` entries written. */
-function contextWriter(entries: number): MsgpackWriter {
+/** The shared writer, reset. */
+function resetWriter(): MsgpackWriter {
   const w = (sharedWriter ??= new MsgpackWriter(256));
   w.reset();
+  return w;
+}
+
+/** The shared writer, reset, with a context's header for `entries` entries written. */
+function contextWriter(entries: number): MsgpackWriter {
+  const w = resetWriter();
   w.arrayHeader(2);
   w.number(CONTEXT_FORMAT);
   w.arrayHeader(entries);
@@ -64,8 +70,7 @@ export function encodeDotContext(actor: string, counter: number, timestamp: numb
   const problem = entryProblem(actor, counter, time);
   if (problem !== undefined) throw new TypeError(problem);
   const head = dotHead(actor);
-  const w = sharedWriter!;
-  w.reset();
+  const w = resetWriter();
   w.raw(head.carry);
   w.number(counter);
   w.number(time);

@@ -268,6 +268,7 @@ const majorGcStarts: number[] = [];
 
 /** Records when full collections start, until the returned function is called. */
 function watchMajorGcs(): () => void {
+  majorGcStarts.length = 0;
   const observer = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       if (((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majorGcStarts.push(e.startTime);

@@ -27,6 +27,11 @@ const nativeLatin1Write = bufferMethod<(this: Uint8Array, s: string, offset: num
   const out = new Uint8Array(5);
   return f.call(out.subarray(1), 'A\u00e9\u00ff', 0, 3) === 3 && out.join() === '0,65,233,255,0';
 });
+/** Writes `s` as UTF-8 at `offset` (up to `length` bytes, whole characters only); returns the bytes written. */
+export const nativeUtf8Write = bufferMethod<(this: Uint8Array, s: string, offset: number, length: number) => number>('utf8Write', (f) => {
+  const out = new Uint8Array(8);
+  return f.call(out.subarray(1), 'A\u00e9\ud83d', 0, 7) === 6 && out.join() === '0,65,195,169,239,191,189,0';
+});
 const nativeBase64UrlSlice = bufferMethod<(this: Uint8Array, start: number, end: number) => string>(
   'base64urlSlice',
   (f) => f.call(new Uint8Array([0, 0xfb, 0xff, 0x41]).subarray(1), 0, 3) === '-_9B',

@@ -26,7 +26,7 @@ import {
   type ExtensionCodecType,
 } from '@msgpack/msgpack';
 import { ErrorCodes, KvError } from '../errors/index.js';
-import { MsgpackReader, StringCache, copyBytes, copyFromBuffer, latin1Of } from '../internal/bytes.js';
+import { MsgpackReader, StringCache, copyBytes, copyFromBuffer, latin1Of, nativeUtf8Write } from '../internal/bytes.js';
 
 /**
  * The MessagePack extension type numbers of the value codec (application
@@ -322,6 +322,9 @@ function fromOtherRealm(o: object, proto: unknown): 'object' | 'array' | undefin
 const EMPTY = new ArrayBuffer(0);
 /** Initial size of the shared encoding buffer. */
 const INITIAL_BYTES = 2048;
+/** ASCII strings from this many characters are written by the native UTF-8 write (see ValueWriter#string). */
+const NATIVE_WRITE_MIN = 40;
+
 /** A shared buffer grown past this is dropped after the call. */
 const RETAINED_BYTES = 1 << 20;
 
@@ -480,29 +483,39 @@ class ValueWriter {
 
   #string(s: string): void {
     const length = s.length;
-    if (length < 0x100) {
-      // ASCII up to 255 characters (most keys, many values): one pass, fixstr or str8 (what
-      // the general path writes for them too). Measured on a 100-character string: ~0.3 µs
-      // less than the well-formedness check, the native write and the header's move.
-      const header = length < 32 ? 1 : 2;
-      this.#room(header + length);
-      const bytes = this.#bytes;
-      let at = this.#pos + header;
-      let i = 0;
-      for (; i < length; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) break;
-        bytes[at++] = c;
-      }
-      if (i === length) {
-        if (header === 1) {
-          bytes[this.#pos] = 0xa0 | length;
-        } else {
-          bytes[this.#pos] = 0xd9;
-          bytes[this.#pos + 1] = length;
+    if (length < 0x10000) {
+      // ASCII strings (most keys, many values) in one pass, with the header the general
+      // path would write (fixstr, str8, str16): no well-formedness check, no header move.
+      const header = length < 32 ? 1 : length < 0x100 ? 2 : 3;
+      if (length >= NATIVE_WRITE_MIN && nativeUtf8Write !== undefined) {
+        // The native UTF-8 write, with room for any string of this length: one byte per
+        // unit means all ASCII (any other unit takes two or three, a lone surrogate
+        // three); else the general path writes it again. Measured on Node 20, a flat
+        // string encoded alone: 358 ns against 508 at 64 characters, 382 against 693 at
+        // 100, 422 against 1,211 at 200 (the loop below wins under ~40).
+        this.#check(header + length);
+        this.#room(header + 3 * length);
+        const written = nativeUtf8Write.call(this.#bytes, s, this.#pos + header, 3 * length);
+        if (written === length) {
+          this.#strHeader(length, header);
+          this.#pos += header + length;
+          return this.#check();
         }
-        this.#pos = at;
-        return this.#check();
+      } else if (length < 0x100) {
+        this.#room(header + length);
+        const bytes = this.#bytes;
+        let at = this.#pos + header;
+        let i = 0;
+        for (; i < length; i++) {
+          const c = s.charCodeAt(i);
+          if (c >= 0x80) break;
+          bytes[at++] = c;
+        }
+        if (i === length) {
+          this.#strHeader(length, header);
+          this.#pos = at;
+          return this.#check();
+        }
       }
     }
     if (!isWellFormed(s)) throw new Refusal(loneSurrogate(s));
@@ -530,6 +543,20 @@ class ValueWriter {
     }
     this.#pos = start + header + written;
     this.#check();
+  }
+
+  /** The fixstr, str8 or str16 header (`header`: 1, 2 or 3 bytes) of a string of `length` < 65,536 bytes, at `#pos`. */
+  #strHeader(length: number, header: number): void {
+    const bytes = this.#bytes;
+    if (header === 1) {
+      bytes[this.#pos] = 0xa0 | length;
+    } else if (header === 2) {
+      bytes[this.#pos] = 0xd9;
+      bytes[this.#pos + 1] = length;
+    } else {
+      bytes[this.#pos] = 0xda;
+      this.#view.setUint16(this.#pos + 1, length);
+    }
   }
 
   #arrayHeader(size: number): void {
@@ -971,7 +998,14 @@ function fastString(r: MsgpackReader, length: number): string {
   const bytes = r.bytes;
   const start = r.pos;
   const end = start + length;
-  for (let i = start; i < end; i++) if ((bytes[i] as number) >= 0x80) return r.string(length);
+  // Any byte from 0x80 on (OR-ed eight at a time: ~70 ns less than a test per byte at 100 bytes).
+  let high = 0;
+  let i = start;
+  for (; i + 8 <= end; i += 8) {
+    high |= bytes[i]! | bytes[i + 1]! | bytes[i + 2]! | bytes[i + 3]! | bytes[i + 4]! | bytes[i + 5]! | bytes[i + 6]! | bytes[i + 7]!;
+  }
+  for (; i < end; i++) high |= bytes[i]!;
+  if (high >= 0x80) return r.string(length);
   r.pos = end;
   return latin1Of(bytes, start, end);
 }

@@ -169,10 +169,15 @@ describe('value codec laws', () => {
       }),
       { numRuns: 1000 },
     );
-    // Around the header boundaries (fixstr to str8 at 32, str8 to str16 at 256).
-    for (const n of [0, 31, 32, 33, 254, 255, 256, 257]) {
-      const str = 'x'.repeat(n);
-      expect(Buffer.from(encodeValue(str, Infinity)).equals(Buffer.from(msgpackEncode(str)))).toBe(true);
+    // Around the header boundaries (fixstr to str8 at 32, str8 to str16 at 256, str16 to
+    // str32 at 65,536) and where the native write takes over (40), ASCII or with one
+    // non-ASCII character at the end.
+    for (const n of [0, 31, 32, 33, 39, 40, 41, 254, 255, 256, 257, 0xffff, 0x10000, 0x10001]) {
+      for (const str of ['x'.repeat(n), 'x'.repeat(Math.max(0, n - 1)) + 'é']) {
+        const bytes = encodeValue(str, Infinity);
+        expect(Buffer.from(bytes).equals(Buffer.from(msgpackEncode(str)))).toBe(true);
+        expect(decodeValue(bytes)).toBe(str);
+      }
     }
   });
 

@@ -495,6 +495,8 @@ describe('encodeValue: maxValueBytes', () => {
   it('accepts exactly maxValueBytes and refuses one byte less, Maps and Sets included', () => {
     const values = [
       'y'.repeat(10_237),
+      'q'.repeat(100),
+      `${'é'.repeat(60)}${'q'.repeat(60)}`,
       { m: new Map([['k', 'v'.repeat(300)]]), s: new Set([1, 2]) },
       new Map([[1, new Map([[2, new Set(['x'.repeat(70_000)])]])]]),
       new Float32Array(100),

@@ -13,6 +13,10 @@
  * with a primary and two replicas on loopback (SET + `WAIT 1 0`, and GET,
  * 64 in flight, one connection each) as a reference.
  *
+ * Every process runs with the V8 flags recommended for a node
+ * (`--initial-old-space-size=64`, see NODE_FLAGS; `BENCH_TCP_NODE_FLAGS`
+ * replaces them).
+ *
  * Every path is warmed up first (`BENCH_TCP_WARMUP_MS`, default 1500 ms
  * each: three processes compiling their hot paths); then echo, put and get
  * windows alternate for `BENCH_TCP_ROUNDS` rounds (default 3) and the
@@ -48,6 +52,15 @@ const KEYS = 2_000;
 const COMPILED = import.meta.url.endsWith('.js');
 const CHILD = fileURLToPath(new URL(COMPILED ? './tcp-child.js' : './tcp-child.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The V8 flags every process runs with (echo, quorumkv and the load alike):
+ * the ones `docs/multi-machine.md` recommends for a node. Without
+ * `--initial-old-space-size`, a process whose old generation stays at a few
+ * MB (a node's records live off the heap) runs a full collection every
+ * ~200 ms, and the echo's p99 is its pauses (see `docs/tcp.md`).
+ * `BENCH_TCP_NODE_FLAGS` replaces them (`BENCH_TCP_NODE_FLAGS=` for none).
+ */
+const NODE_FLAGS = (process.env.BENCH_TCP_NODE_FLAGS ?? '--initial-old-space-size=64').split(' ').filter((f) => f !== '');
 
 /** A forked bench/tcp-child.ts and its command channel. */
 class Child {
@@ -58,7 +71,11 @@ class Child {
 
   constructor(name: string) {
     this.name = name;
-    this.process = fork(CHILD, [], { cwd: ROOT, execArgv: COMPILED ? [] : ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.process = fork(CHILD, [], {
+      cwd: ROOT,
+      execArgv: [...NODE_FLAGS, ...(COMPILED ? [] : ['--import', 'tsx'])],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.process.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
       const w = this.#waiting.get(m.id);
       if (w === undefined) return;
@@ -279,7 +296,7 @@ export async function tcpBench(): Promise<Row[]> {
         suite: 'tcp',
         metric: `raw TCP fan-out echo, 3 processes, ${VALUE_BYTES} B to 2 peers, ${IN_FLIGHT} in flight`,
         value: speed(echoMax),
-        baseline: `(the baseline) = ${fmtOps(2 * rateOf(echoMax)).replace('ops/s', 'round trips/s')}`,
+        baseline: `(the baseline) = ${fmtOps(2 * rateOf(echoMax)).replace('ops/s', 'round trips/s')}; every process: node ${NODE_FLAGS.join(' ') || '(no flags)'}`,
         ratio: '1.00x',
       },
       {

@@ -5,9 +5,9 @@
  *
  * ```sh
  * # machine 10.0.0.1 (the first node: no seeds)
- * npx tsx examples/04-tcp-cluster-node.ts --id n1 --host 0.0.0.0 --advertise-host 10.0.0.1 --port 7000
+ * node --initial-old-space-size=64 --import tsx examples/04-tcp-cluster-node.ts --id n1 --host 0.0.0.0 --advertise-host 10.0.0.1 --port 7000
  * # machines 10.0.0.2 and 10.0.0.3
- * npx tsx examples/04-tcp-cluster-node.ts --id n2 --host 0.0.0.0 --advertise-host 10.0.0.2 --port 7000 --seeds 10.0.0.1:7000
+ * node --initial-old-space-size=64 --import tsx examples/04-tcp-cluster-node.ts --id n2 --host 0.0.0.0 --advertise-host 10.0.0.2 --port 7000 --seeds 10.0.0.1:7000
  * ```
  *
  * Options: `--id` (required), `--cluster` (default `demo`), `--host`

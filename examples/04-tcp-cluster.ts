@@ -23,8 +23,12 @@ class NodeProcess {
   readonly #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(readonly id: string, args: string[]) {
-    // The child inherits this process's loader (tsx), so it runs TypeScript too.
-    this.child = fork(NODE, ['--id', id, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // The child keeps this process's loader (tsx), so it runs TypeScript too, and gets the
+    // V8 flag recommended for every node (docs/multi-machine.md, "Node flags").
+    this.child = fork(NODE, ['--id', id, ...args], {
+      execArgv: [...process.execArgv, '--initial-old-space-size=64'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     this.exited = new Promise((resolve) =>
       this.child.once('exit', () => {
         for (const w of this.#waiting.values()) w.reject(new Error(`${id} exited`));

@@ -84,7 +84,12 @@ export interface StorageAdapter {
 
   /** The record stored under `key`, or undefined. */
   get(key: Uint8Array, options?: StorageCallOptions): Promise<Uint8Array | undefined>;
-  /** Stores (replaces) the record under `key`, remembering its token. */
+  /**
+   * Stores (replaces) the record under `key`, remembering its token. `key`
+   * and `record` are the caller's and may be views into a larger buffer (a
+   * record received over TCP is a view of the bytes its socket read): copy
+   * what you keep, never keep the views themselves.
+   */
   put(key: Uint8Array, token: number, record: Uint8Array, options?: StorageCallOptions): Promise<void>;
   /**
    * Optional fast path of {@link StorageAdapter.get} for the data path: the

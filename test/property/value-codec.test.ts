@@ -185,6 +185,8 @@ describe('value codec laws', () => {
     for (const n of [0, 10, 40, 200, 300]) {
       expect(() => encodeValue('a'.repeat(n) + '\ud800' + 'b', Infinity)).toThrow(TypeError);
       expect(() => encodeValue({ k: '\udc00' + 'a'.repeat(n) }, Infinity)).toThrow(TypeError);
+      // Over maxValueBytes too: still refused for the surrogate, as before the size.
+      expect(() => encodeValue('a'.repeat(n) + '\ud800', 8)).toThrow(TypeError);
     }
   });
 

@@ -309,6 +309,44 @@ describe('TcpTransport', () => {
     expect(b.stats().requestsReceived).toBe(count);
   });
 
+  it('a received record is a view no later read overwrites: 2,000 kept kv.apply records read back as sent (plain, secret, TLS)', async () => {
+    // kv.apply's record stays a view of the bytes the socket delivered (the codec's payload
+    // slots); that is only safe while every socket read (TLS included) lands in a buffer of
+    // its own that nothing reuses. Records of 1-5 KB, 64 in flight: many reads, frames split across them.
+    const pki = makeTestPki();
+    for (const options of [{}, { secret: 'a secret of at least 16 bytes' }, { tls: pki.node }] as TcpTransportOptions[]) {
+      const kept: Uint8Array[] = [];
+      const b = await started(options, (m) => {
+        kept.push(m['record'] as Uint8Array);
+        return { type: 'kv.applied' };
+      });
+      const a = await started(options);
+      const record = (i: number): Uint8Array => new Uint8Array(1024 + ((i * 397) % 4096)).fill(i % 251);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          while (next < 2_000) {
+            const i = next++;
+            const r = record(i);
+            r[0] = i & 0xff;
+            r[1] = i >> 8;
+            await a.request(b.address, { type: 'kv.apply', cluster: '', key: Uint8Array.of(1, 2, 3), record: r });
+          }
+        }),
+      );
+      expect(kept).toHaveLength(2_000);
+      for (const got of kept) {
+        const i = got[0]! | (got[1]! << 8);
+        const want = record(i);
+        want[0] = i & 0xff;
+        want[1] = i >> 8;
+        expect(Buffer.compare(got, want)).toBe(0);
+      }
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   it('stop() leaves no socket, server or timer behind, with requests in flight, TLS and a silent raw client', async () => {
     const pki = makeTestPki();
     const kinds = new Set(['TCPServerWrap', 'TCPSocketWrap', 'TLSWrap', 'Timeout']);

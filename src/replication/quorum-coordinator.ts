@@ -691,7 +691,6 @@ export class QuorumCoordinator {
     const failures: ReplicaFailure[] = [];
     const context = write.context.size === 0 ? null : encodeClock(write.context);
     const hop = this.#hops.hop;
-    const transport = this.#o.transport;
     let resolve!: () => void;
     let reject!: (err: unknown) => void;
     const promise = new Promise<void>((res, rej) => {
@@ -721,15 +720,15 @@ export class QuorumCoordinator {
             // after the hop (and half a hop for the answer) the next one may be asked.
             expires: now + hop,
           };
-          const timeout = Math.min(remaining, hop * 1.5);
-          const requestOptions = options.signal ? { timeout, signal: options.signal } : { timeout };
           try {
-            if (transport.send !== undefined) transport.send(node.address, ownBody(message), requestOptions, receiver, i);
-            else
-              transport.request(node.address, ownBody(message), requestOptions).then(
+            // Through the receiver either way: a transport without `send` answers with a promise.
+            const pending = this.#send(node, ownBody(message), now + Math.min(remaining, hop * 1.5), options.signal, now, receiver, i);
+            if (pending !== SENT) {
+              pending.then(
                 (answer) => receiver.answered(i, answer),
                 (err: unknown) => receiver.failed(i, toKvError(err)),
               );
+            }
           } catch (err) {
             receiver.failed(i, toKvError(err));
           }

@@ -51,8 +51,18 @@ function contextWriter(entries: number): MsgpackWriter {
 }
 
 function writeContextEntry(w: MsgpackWriter, actor: string, counter: number, time: number): void {
+  writeEntryActor(w, actor);
+  writeEntryDot(w, counter, time);
+}
+
+/** A context entry's bytes up to its actor (see {@link dotHead}, which caches them). */
+function writeEntryActor(w: MsgpackWriter, actor: string): void {
   w.arrayHeader(3);
   w.string(actor);
+}
+
+/** The rest of a context entry: its counter and time. */
+function writeEntryDot(w: MsgpackWriter, counter: number, time: number): void {
   w.number(counter);
   w.number(time);
 }
@@ -72,8 +82,7 @@ export function encodeDotContext(actor: string, counter: number, timestamp: numb
   const head = dotHead(actor);
   const w = resetWriter();
   w.raw(head.carry);
-  w.number(counter);
-  w.number(time);
+  writeEntryDot(w, counter, time);
   return head.text + w.toBase64url();
 }
 
@@ -96,8 +105,7 @@ function dotHead(actor: string): DotHead {
   let head = dotHeads.get(actor);
   if (head === undefined) {
     const w = contextWriter(1);
-    w.arrayHeader(3);
-    w.string(actor);
+    writeEntryActor(w, actor);
     const bytes = w.view();
     const aligned = bytes.length - (bytes.length % 3);
     head = { text: base64url(bytes.subarray(0, aligned)), carry: bytes.slice(aligned) };

@@ -450,7 +450,7 @@ export class SiblingSet<V> {
     if (!Number.isSafeInteger(floor) || floor < 0) {
       throw new RangeError(`Expected \`counterFloor\` to be a non-negative integer, got ${String(floor)}`);
     }
-    const counter = Math.max(this.clock().get(actor), context.get(actor), floor) + 1;
+    const counter = Math.max(this.#known(actor), context.get(actor), floor) + 1;
     if (!Number.isSafeInteger(counter)) throw new RangeError(`Counter of actor ${JSON.stringify(actor)} overflowed`);
     const version: Version<V> = Object.freeze({
       dot: Object.freeze({ actor, counter }),
@@ -464,6 +464,25 @@ export class SiblingSet<V> {
     const kept = notObsoletedBy(version, this.versions);
     kept.push(version);
     return { set: new SiblingSet(kept.sort(compareVersions)), version };
+  }
+
+  /**
+   * `this.clock().get(actor)` without building the clock (a write asks for
+   * one actor; the join of every version's dot and past cost ~7 µs a write
+   * at 25 siblings): the largest of `actor`'s dots and past entries.
+   */
+  #known(actor: string): number {
+    if (this.#clock !== undefined) return this.#clock.get(actor);
+    const versions = this.versions;
+    let known = 0;
+    for (let i = 0; i < versions.length; i++) {
+      const v = versions[i]!;
+      const n = v.dot.actor === actor ? v.dot.counter : 0;
+      const p = v.past.size === 0 ? 0 : v.past.get(actor);
+      if (n > known) known = n;
+      if (p > known) known = p;
+    }
+    return known;
   }
 
   /** The non-tombstone versions. */

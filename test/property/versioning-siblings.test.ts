@@ -408,8 +408,15 @@ describe('SiblingSet fast paths equal the quadratic definitions', () => {
       fc.property(forgedListArb, fc.constantFrom(...FORGE_ACTORS), forgedListArb, (xs, actor, ctxFrom) => {
         const set = SiblingSet.of(xs);
         const ctx = SiblingSet.of(ctxFrom).clock();
-        const { set: out, version } = set.write(actor, ctx, { value: 'w', timestamp: 100 });
+        const fresh = SiblingSet.of(xs); // its clock never built: write finds the actor's counter without it
+        const { set: out, version } = fresh.write(actor, ctx, { value: 'w', timestamp: 100 });
         sameVersions(out.versions, reference.normalize([...set.versions.filter((y) => !reference.obsoletes(version, y)), version]));
+        // The new dot: above everything the set and the context know of the actor (the definition: the set's clock).
+        const known = Math.max(reference.clock(set).get(actor), ctx.get(actor));
+        expect(version.dot.counter).toBe(known + 1);
+        set.clock(); // and with the clock built
+        expect(set.write(actor, ctx, { value: 'w', timestamp: 100 }).version.dot.counter).toBe(known + 1);
+        expect(fresh.write(actor, ctx, { value: 'w', timestamp: 100, counterFloor: known + 5 }).version.dot.counter).toBe(known + 6);
       }),
       { numRuns: 300 },
     );

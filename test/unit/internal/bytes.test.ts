@@ -155,3 +155,34 @@ describe('MsgpackWriter.toBase64url', () => {
     }
   });
 });
+
+describe('MsgpackReader.string', () => {
+  const utf8 = new TextEncoder();
+  const read = (s: string): string => {
+    const w = new MsgpackWriter();
+    w.string(s);
+    const r = new MsgpackReader(offsetView(w.copy()));
+    return r.string(r.stringLength(r.byte()));
+  };
+
+  it('reads back ASCII strings of every length up to past the JS decoder (appended, array-built and native paths)', () => {
+    for (let n = 0; n <= 210; n++) {
+      const s = Array.from({ length: n }, (_, i) => String.fromCharCode(32 + ((i * 7) % 95))).join('');
+      expect(read(s)).toBe(s);
+      // A non-ASCII character at the start, middle and end: the ASCII prefix then the general decoder.
+      if (n > 0) for (const at of [0, n >> 1, n - 1]) expect(read(`${s.slice(0, at)}é${s.slice(at + 1)}`)).toBe(`${s.slice(0, at)}é${s.slice(at + 1)}`);
+    }
+  });
+
+  it('property: reads any string from its UTF-8 bytes', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 30 }), fc.string({ minLength: 7, maxLength: 20 })), (s) => {
+        const bytes = utf8.encode(s);
+        const r = new MsgpackReader(offsetView(bytes));
+        expect(r.string(bytes.length)).toBe(s);
+        expect(r.left).toBe(0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -336,6 +336,31 @@ describe('decodeSiblingSet: values copied or viewed', () => {
     expect(encodeSiblingSet(views)).toEqual(bytes);
   });
 
+  it('writes every actor exactly, through more actors than the encoder keeps and back (its cache of encoded actors)', () => {
+    // 700 actors, past the encoder's bound of 256: records written before, across and after it is emptied.
+    const actors = Array.from({ length: 700 }, (_, i) => (i % 3 === 0 ? `n${i}~${'q'.repeat(i % 40)}` : i % 3 === 1 ? `ü${i}~1` : `${'x'.repeat(i % 70)}${i}~z`));
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < actors.length; i++) {
+        const a = actors[i]!;
+        const b = actors[(i * 7 + round) % actors.length]!;
+        // One actor in a dot, another in the past of the next version.
+        let set = SiblingSet.empty<Uint8Array>().write(a, VectorClock.EMPTY, { value: new Uint8Array([i & 0xff]), timestamp: 1 }).set;
+        set = set.write(b, VectorClock.from([[a, 9, 2]]), { value: new Uint8Array([round]), timestamp: 3 }).set;
+        const bytes = encodeSiblingSet(set);
+        expect(Buffer.from(bytes).equals(frame(siblingSetToWire(set)))).toBe(true);
+        expect(decodeSiblingSet(bytes).equals(set)).toBe(true);
+      }
+    }
+    // Equal strings built differently (concatenated, sliced, flat) encode alike.
+    const flat = 'node-with-a-long-name~abcdefghijk';
+    const built = ['node-with-a-long-name', 'abcdefghijk'].join('~');
+    const sliced = `!${flat}`.slice(1);
+    const encodings = [flat, built, sliced].map((a) =>
+      Buffer.from(encodeSiblingSet(SiblingSet.empty<Uint8Array>().write(a, VectorClock.EMPTY, { value: new Uint8Array(1), timestamp: 1 }).set)),
+    );
+    expect(encodings[1]!.equals(encodings[0]!) && encodings[2]!.equals(encodings[0]!)).toBe(true);
+  });
+
   it('names the right actor when records alternate between actors (the actor cache tries its last hit first)', () => {
     fc.assert(
       fc.property(fc.array(fc.constantFrom('x~1', 'yy~1', 'zzz~3', 'x~2'), { minLength: 1, maxLength: 30 }), (actors) => {

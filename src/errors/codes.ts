@@ -50,8 +50,9 @@ export const ErrorCodes = {
   STORAGE_FAILURE: 'KV_STORAGE_FAILURE',
   /**
    * A write would leave its key with more than `maxSiblings` concurrent
-   * versions (tombstones included); nothing was stored. A write with the
-   * context of a read supersedes what it read and is always accepted.
+   * versions (tombstones included); nothing was stored. A write that
+   * supersedes at least one version the key holds is always accepted: read
+   * again, merge and write with that context.
    */
   TOO_MANY_SIBLINGS: 'KV_TOO_MANY_SIBLINGS',
   /**

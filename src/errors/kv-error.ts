@@ -97,7 +97,7 @@ export class TooManySiblingsError extends KvError {
     super(
       ErrorCodes.TOO_MANY_SIBLINGS,
       `write refused: key ${key} would have ${siblings} siblings, over maxSiblings=${limit}; ` +
-        'write with the context of a read to supersede them',
+        'read the key again and write with its context to supersede them',
       options,
     );
     this.name = 'TooManySiblingsError';

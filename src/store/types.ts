@@ -206,8 +206,11 @@ export interface StoreOptions<V = unknown> {
   /**
    * Most versions (concurrent siblings and tombstones) a write may leave on
    * one key, as Riak's `max_siblings`: a write past it is refused with
-   * `KV_TOO_MANY_SIBLINGS` and stores nothing; a write with a read's context
-   * supersedes what it read and is always accepted. `maxValueBytes × maxSiblings × N`
+   * `KV_TOO_MANY_SIBLINGS` and stores nothing; a write that supersedes at
+   * least one version the key still holds (as one with the context of a
+   * fresh read does) is always accepted, so the key can be repaired; one whose
+   * context others have already superseded counts as a new sibling.
+   * `maxValueBytes × maxSiblings × N`
    * must fit the transport's frame limit (checked at construction).
    * @default 100
    */

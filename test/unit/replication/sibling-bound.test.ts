@@ -82,4 +82,24 @@ describe('QuorumCoordinator and the sibling bound', () => {
     const after = await coordinator.read(key, 3, deadline());
     expect(after.values().map((v) => new TextDecoder().decode(v))).toEqual(['resolved']);
   });
+
+  it('at the bound, a write whose context others have already superseded is refused like a blind one; a fresh read repairs', async () => {
+    t = await quartet(3);
+    const [first] = t.ring.preferenceList(key, 3);
+    const coordinator = t.get(first!.id).coordinator;
+    await coordinator.write(key, write('v1'), deadline());
+    const stale = (await coordinator.read(key, 2, deadline())).clock(); // covers v1 only
+    await coordinator.write(key, write('v2'), deadline());
+    await coordinator.write(key, write('v3'), deadline()); // the key is at the bound: v1 v2 v3
+    // The first writer with that context supersedes v1: the key stays at 3, accepted.
+    await coordinator.write(key, write('a', stale), deadline());
+    // A second one with the same context supersedes nothing the key still holds: it would make 4.
+    const err = await coordinator.write(key, write('b', stale), deadline()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'KV_TOO_MANY_SIBLINGS', siblings: 4, limit: 3 });
+    const held = await coordinator.read(key, 3, deadline());
+    expect(held.values().map((v) => new TextDecoder().decode(v)).sort()).toEqual(['a', 'v2', 'v3']);
+    // Read again, merge, write: accepted, and the key is down to one version.
+    await coordinator.write(key, write('a+b+v2+v3', held.clock()), deadline());
+    expect((await coordinator.read(key, 3, deadline())).values().map((v) => new TextDecoder().decode(v))).toEqual(['a+b+v2+v3']);
+  });
 });

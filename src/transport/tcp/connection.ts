@@ -26,6 +26,15 @@ const OUT_MAX_IN_CHUNK = 16 * 1024;
  * time instead of taking turns (see docs/tcp.md, "Batching").
  */
 export const FLUSH_BATCH_BYTES = 16 * 1024;
+/**
+ * ... or this many frames, for the same reason: small frames (a get's
+ * requests, acknowledgements) never reach the byte bound, so a coordinator
+ * completing and starting dozens of gets in one turn held all their
+ * requests to its end. Measured on the tcp bench (docs/tcp.md): gets
+ * 13-16% faster in closed and open loops at the same CPU per operation,
+ * puts unchanged.
+ */
+export const FLUSH_BATCH_FRAMES = 32;
 /** TCP keep-alive probe delay: a silently dead peer is noticed without any traffic. */
 const KEEPALIVE_MS = 15_000;
 /** Longest error message put in a refusal frame. */
@@ -119,6 +128,8 @@ export class Connection {
   #batch: Uint8Array[] = [];
   /** Bytes in `#batch` and in `#out[#outStart, #outPos)`. */
   #batchBytes = 0;
+  /** Frames in this turn's batch. */
+  #batchFrames = 0;
   /** The output chunk being filled: this turn's frames are `#out[#outStart, #outPos)`. */
   #out: Buffer | undefined;
   #outStart = 0;
@@ -275,7 +286,7 @@ export class Connection {
       this.#outPos = p + n;
     }
     this.#batchBytes += size;
-    if (this.#batchBytes >= FLUSH_BATCH_BYTES) {
+    if (this.#batchBytes >= FLUSH_BATCH_BYTES || ++this.#batchFrames >= FLUSH_BATCH_FRAMES) {
       // The flush already scheduled (if any) writes what this turn adds after.
       this.#writeBatch();
     } else if (!this.#flushScheduled) {
@@ -362,6 +373,7 @@ export class Connection {
     if (list.length === 0) return;
     this.#batch = [];
     this.#batchBytes = 0;
+    this.#batchFrames = 0;
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) return;
     this.#o.counters.socketWrites++;

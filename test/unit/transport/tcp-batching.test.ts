@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpTransport } from '../../../src/transport/index.js';
-import { FLUSH_BATCH_BYTES } from '../../../src/transport/tcp/connection.js';
+import { FLUSH_BATCH_BYTES, FLUSH_BATCH_FRAMES } from '../../../src/transport/tcp/connection.js';
 import type { RequestHandler, WireMessage } from '../../../src/transport/types.js';
 
 // Frames of one tick are written behind their prefixes into per-connection
@@ -98,6 +98,31 @@ describe('TcpTransport output batching', () => {
     const answers = await Promise.all(sent);
     answers.forEach((answer, i) => {
       expect(Buffer.compare(answer['data'] as Uint8Array, Uint8Array.from(payload(i, FRAME)).reverse())).toBe(0);
+    });
+    const after = a.stats();
+    expect(after.framesSent - before.framesSent).toBe(count);
+    expect(after.socketWrites - before.socketWrites).toBe(3);
+  });
+
+  it(`a turn's batch of small frames is written at once every ${FLUSH_BATCH_FRAMES} frames, and the rest at its end`, async () => {
+    const [a, b] = await pair(reverse);
+    await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
+    const before = a.stats();
+    const count = Math.floor(2.5 * FLUSH_BATCH_FRAMES);
+    const sent: Promise<WireMessage>[] = [];
+    const writesDuringTurn: number[] = [];
+    for (let i = 0; i < count; i++) {
+      sent.push(a.request(b.address, { type: 'data', data: payload(i, 20 + (i % 7)) }));
+      writesDuringTurn.push(a.stats().socketWrites - before.socketWrites);
+    }
+    // Far under the byte bound: the frame count alone sent two batches within the turn.
+    expect(count * 60).toBeLessThan(FLUSH_BATCH_BYTES);
+    expect(writesDuringTurn.indexOf(1)).toBe(FLUSH_BATCH_FRAMES - 1);
+    expect(writesDuringTurn.indexOf(2)).toBe(2 * FLUSH_BATCH_FRAMES - 1);
+    expect(writesDuringTurn.at(-1)).toBe(2);
+    const answers = await Promise.all(sent);
+    answers.forEach((answer, i) => {
+      expect(Buffer.compare(answer['data'] as Uint8Array, Uint8Array.from(payload(i, 20 + (i % 7))).reverse())).toBe(0);
     });
     const after = a.stats();
     expect(after.framesSent - before.framesSent).toBe(count);

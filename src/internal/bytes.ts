@@ -524,10 +524,6 @@ export class MsgpackWriter {
 const floatScratch = new DataView(new ArrayBuffer(8));
 
 /**
- * A cursor over MessagePack input for hand-written decoders. Every read is
- * bounds-checked: input that ends early throws {@link MsgpackFormatError}.
- */
-/**
  * `bytes[start, end)`, all below 0x80, as a string: one `fromCharCode` over
  * an array of the units, which makes a flat string (appending one character
  * at a time makes a chain of cons strings from 13 characters on, which every
@@ -548,6 +544,10 @@ function asciiString(bytes: Uint8Array, start: number, end: number): string {
   return String.fromCharCode.apply(null, units);
 }
 
+/**
+ * A cursor over MessagePack input for hand-written decoders. Every read is
+ * bounds-checked: input that ends early throws {@link MsgpackFormatError}.
+ */
 export class MsgpackReader {
   pos: number;
   readonly end: number;

@@ -8,7 +8,8 @@
  *
  * Rows: the echo's and the quorum ops' maximum rates with p50/p99; the CPU
  * per operation summed over the three processes (`process.cpuUsage()`
- * reported by each); the p99 of each at the same offered rate (half the
+ * reported by each), and in brackets each process's share, the one that
+ * generates the load (and coordinates every quorum call) first; the p99 of each at the same offered rate (half the
  * echo's maximum, open loop); and, when `redis-server` is on the PATH, Redis
  * with a primary and two replicas on loopback (SET + `WAIT 1 0`, and GET,
  * 64 in flight, one connection each) as a reference.
@@ -119,20 +120,24 @@ async function cpuOf(children: readonly Child[]): Promise<number[]> {
 interface Measured extends LoadResult {
   /** CPU µs per completed operation, summed over the processes. */
   readonly cpuUsPerOp: number;
+  /** The same per process, the load-generating one first. */
+  readonly cpuUsPerOpByProcess: readonly number[];
 }
 
 async function measured(name: string, children: readonly Child[], run: () => Promise<LoadResult>): Promise<Measured> {
   const before = await cpuOf(children);
   const r = await run();
   const after = await cpuOf(children);
-  const cpu = after.reduce((sum, v, i) => sum + v - before[i]!, 0);
   if (r.errors > 0) throw new Error(`bench tcp: ${name}: ${r.errors} operations failed, the first with ${r.firstError}`);
-  const m = { ...r, cpuUsPerOp: cpu / Math.max(1, r.ops) };
+  const byProcess = after.map((v, i) => (v - before[i]!) / Math.max(1, r.ops));
+  const m = { ...r, cpuUsPerOp: byProcess.reduce((sum, v) => sum + v, 0), cpuUsPerOpByProcess: byProcess };
   if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op, max ${ms(m.max)} ms`);
   return m;
 }
 
 const rateOf = (r: LoadResult): number => (r.ops / r.elapsedMs) * 1000;
+/** The CPU per op of each process: the load generator (the coordinator of every quorum call), then the two others. */
+const split = (m: Measured): string => ` (${m.cpuUsPerOpByProcess.map((v) => v.toFixed(1)).join(' + ')})`;
 const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
 const latency = (r: LoadResult): string => `p50 ${ms(r.p50)} / p99 ${ms(r.p99)} ms`;
 const speed = (r: LoadResult): string => `${fmtOps(rateOf(r))} (${latency(r)})`;
@@ -301,8 +306,8 @@ export async function tcpBench(): Promise<Row[]> {
       },
       {
         suite: 'tcp',
-        metric: 'raw echo: CPU per op, summed over 3 processes',
-        value: `${echoMax.cpuUsPerOp.toFixed(1)} µs`,
+        metric: 'raw echo: CPU per op, summed over 3 processes (sender + the two others)',
+        value: `${echoMax.cpuUsPerOp.toFixed(1)} µs${split(echoMax)}`,
         baseline: '(the baseline)',
         ratio: '1.00x',
       },
@@ -330,8 +335,8 @@ export async function tcpBench(): Promise<Row[]> {
         },
         {
           suite: 'tcp',
-          metric: `${name}: CPU per op, summed over 3 processes`,
-          value: `${max.cpuUsPerOp.toFixed(1)} µs`,
+          metric: `${name}: CPU per op, summed over 3 processes (load + the two others)`,
+          value: `${max.cpuUsPerOp.toFixed(1)} µs${split(max)}`,
           baseline: `raw echo ${echoMax.cpuUsPerOp.toFixed(1)} µs`,
           ratio: fmtRatio(max.cpuUsPerOp, echoMax.cpuUsPerOp),
           goal: '(reported)',

@@ -101,22 +101,18 @@ const writer = new MsgpackWriter();
  */
 const writtenActors = new Map<string, Uint8Array>();
 const WRITTEN_ACTORS_MAX = 256;
-const actorWriter = new MsgpackWriter(64);
 
 function writeActor(w: MsgpackWriter, actor: string): void {
-  let bytes = writtenActors.get(actor);
-  if (bytes === undefined) {
-    if (actor.length > 64) {
-      w.string(actor);
-      return;
-    }
-    actorWriter.reset();
-    actorWriter.string(actor);
-    bytes = actorWriter.copy(0);
-    if (writtenActors.size >= WRITTEN_ACTORS_MAX) writtenActors.clear();
-    writtenActors.set(actor, bytes);
+  const known = writtenActors.get(actor);
+  if (known !== undefined) {
+    w.raw(known);
+    return;
   }
-  w.raw(bytes);
+  const start = w.pos;
+  w.string(actor);
+  if (actor.length > 64) return;
+  if (writtenActors.size >= WRITTEN_ACTORS_MAX) writtenActors.clear();
+  writtenActors.set(actor, w.view().slice(start));
 }
 
 function writeClock(w: MsgpackWriter, clock: VectorClock): void {

@@ -195,8 +195,9 @@ export class Connection {
   /**
    * Writes one encoded frame behind its length prefix (the bytes are copied:
    * the caller may reuse them). Frames of one event-loop turn are batched
-   * and written together in its check phase (`setImmediate`): one write
-   * when they fit in one output chunk, corked into one `writev` otherwise.
+   * and written together in its check phase (`setImmediate`), or as soon as
+   * the batch reaches {@link FLUSH_BATCH_BYTES} or {@link FLUSH_BATCH_FRAMES}:
+   * one write when they fit in one output chunk, corked into one `writev` otherwise.
    * Not on `process.nextTick`: Node runs the tick queue after every I/O
    * and timer callback, so answers to the requests of several sockets'
    * reads (a coordinator hears from every replica) would leave in one write

@@ -96,6 +96,8 @@ describe('QuorumCoordinator and the sibling bound', () => {
     // A second one with the same context supersedes nothing the key still holds: it would make 4.
     const err = await coordinator.write(key, write('b', stale), deadline()).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'KV_TOO_MANY_SIBLINGS', siblings: 4, limit: 3 });
+    // The message says how to get out: a context this stale needs a fresh read, not the same context again.
+    expect((err as Error).message).toMatch(/read the key again and write with its context/);
     const held = await coordinator.read(key, 3, deadline());
     expect(held.values().map((v) => new TextDecoder().decode(v)).sort()).toEqual(['a', 'v2', 'v3']);
     // Read again, merge, write: accepted, and the key is down to one version.

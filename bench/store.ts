@@ -39,7 +39,7 @@ import { sameBytes } from '../src/internal/bytes.js';
 import { ownBody } from '../src/transport/codec.js';
 import type { MemoryTransport } from '../src/transport/index.js';
 import { createTestCluster } from '../src/testing/index.js';
-import { fmtOps, fmtRatio, type Row } from './harness.js';
+import { fmtOps, fmtRatio, pageFaultUs, type Row } from './harness.js';
 
 const NODES = 5;
 const IN_FLIGHT = 64;
@@ -487,23 +487,6 @@ function ownCpuRow(label: string, m: Measured, goalUs: number): Row {
     ratio: fmtRatio(m.storeCpuUs, replay),
     goal: `<= ${goalUs} µs ${own <= goalUs ? 'PASS' : 'MISS'}`,
   };
-}
-
-/**
- * What one minor page fault costs on this machine: µs per first touch of a
- * fresh 4 KiB page (32 MiB touched once, best of three). Cheap on bare
- * metal; several µs in some VMs, where a store that keeps its data pays it
- * for every page its data grows by and the echo, which keeps nothing, does not.
- */
-function pageFaultUs(): number {
-  let best = Infinity;
-  for (let run = 0; run < 3; run++) {
-    const bytes = new Uint8Array(32 * 1024 * 1024);
-    const t0 = performance.now();
-    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1;
-    best = Math.min(best, ((performance.now() - t0) * 1000) / (bytes.length / 4096));
-  }
-  return best;
 }
 
 /**

@@ -484,7 +484,11 @@ handlers.set('redis-wait', async (c) => {
     conn.close();
   }
 });
-handlers.set('cpu', async () => process.cpuUsage());
+// CPU µs (user + system; system alone) and minor page faults (first touches of fresh memory) so far.
+handlers.set('usage', async () => {
+  const u = process.resourceUsage();
+  return { cpu: u.userCPUTime + u.systemCPUTime, sys: u.systemCPUTime, faults: u.minorPageFault };
+});
 
 let profiler: Session | undefined;
 handlers.set('profile-start', async () => {

@@ -9,7 +9,10 @@
  * Rows: the echo's and the quorum ops' maximum rates with p50/p99; the CPU
  * per operation summed over the three processes (`process.cpuUsage()`
  * reported by each), and in brackets each process's share, the one that
- * generates the load (and coordinates every quorum call) first; the p99 of each at the same offered rate (half the
+ * generates the load (and coordinates every quorum call) first; the minor
+ * page faults per operation (each replica keeps what a put writes, so its
+ * memory grows; some VMs charge several µs per new page), next to what one
+ * fault costs on the machine; the p99 of each at the same offered rate (half the
  * echo's maximum, open loop); and, when `redis-server` is on the PATH, Redis
  * with a primary and two replicas on loopback (SET + `WAIT 1 0`, and GET,
  * 64 in flight, one connection each) as a reference.
@@ -39,7 +42,7 @@ import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { delimiter, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmtOps, fmtRatio, type Row } from './harness.js';
+import { fmtOps, fmtRatio, pageFaultUs, type Row } from './harness.js';
 import type { LoadResult } from './tcp-child.js';
 
 const WINDOW_MS = Math.max(200, Number(process.env.BENCH_TCP_MS ?? 2_000));
@@ -110,34 +113,41 @@ class Child {
   }
 }
 
-/** CPU µs (user + system) used by each child since the previous call. */
-async function cpuOf(children: readonly Child[]): Promise<number[]> {
-  const usages = await Promise.all(children.map((c) => c.call<NodeJS.CpuUsage>('cpu')));
-  return usages.map((u) => u.user + u.system);
+/** CPU µs (user + system, and system alone) and minor page faults of each child so far. */
+async function usageOf(children: readonly Child[]): Promise<{ cpu: number; sys: number; faults: number }[]> {
+  return Promise.all(children.map((c) => c.call<{ cpu: number; sys: number; faults: number }>('usage')));
 }
 
-/** A load window with the CPU every process used during it. */
+/** A load window with the CPU and the page faults of every process during it. */
 interface Measured extends LoadResult {
   /** CPU µs per completed operation, summed over the processes. */
   readonly cpuUsPerOp: number;
   /** The same per process, the load-generating one first. */
   readonly cpuUsPerOpByProcess: readonly number[];
+  /** Minor page faults per completed operation, per process (same order). */
+  readonly faultsPerOpByProcess: readonly number[];
 }
 
 async function measured(name: string, children: readonly Child[], run: () => Promise<LoadResult>): Promise<Measured> {
-  const before = await cpuOf(children);
+  const before = await usageOf(children);
   const r = await run();
-  const after = await cpuOf(children);
+  const after = await usageOf(children);
   if (r.errors > 0) throw new Error(`bench tcp: ${name}: ${r.errors} operations failed, the first with ${r.firstError}`);
-  const byProcess = after.map((v, i) => (v - before[i]!) / Math.max(1, r.ops));
-  const m = { ...r, cpuUsPerOp: byProcess.reduce((sum, v) => sum + v, 0), cpuUsPerOpByProcess: byProcess };
-  if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op, max ${ms(m.max)} ms`);
+  const ops = Math.max(1, r.ops);
+  const byProcess = after.map((u, i) => (u.cpu - before[i]!.cpu) / ops);
+  const faults = after.map((u, i) => (u.faults - before[i]!.faults) / ops);
+  const sys = after.map((u, i) => (u.sys - before[i]!.sys) / ops);
+  const m = { ...r, cpuUsPerOp: byProcess.reduce((sum, v) => sum + v, 0), cpuUsPerOpByProcess: byProcess, faultsPerOpByProcess: faults };
+  if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op (${perProcess(byProcess, 1)}), of it system ${perProcess(sys, 1)}, faults/op ${perProcess(faults, 2)}, max ${ms(m.max)} ms`);
   return m;
 }
 
+/** The per-process split of a per-op figure, the load-generating process first. */
+const perProcess = (values: readonly number[], digits: number): string => values.map((v) => v.toFixed(digits)).join(' + ');
+
 const rateOf = (r: LoadResult): number => (r.ops / r.elapsedMs) * 1000;
 /** The CPU per op of each process: the load generator (the coordinator of every quorum call), then the two others. */
-const split = (m: Measured): string => ` (${m.cpuUsPerOpByProcess.map((v) => v.toFixed(1)).join(' + ')})`;
+const split = (m: Measured): string => ` (${perProcess(m.cpuUsPerOpByProcess, 1)})`;
 const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
 const latency = (r: LoadResult): string => `p50 ${ms(r.p50)} / p99 ${ms(r.p99)} ms`;
 const speed = (r: LoadResult): string => `${fmtOps(rateOf(r))} (${latency(r)})`;
@@ -194,9 +204,9 @@ async function redisRows(client: Child, offered: number): Promise<Row[]> {
     const pids = servers.map((s) => s.pid!);
     const run = async (op: 'set-wait' | 'get', rate: number): Promise<LoadResult & { cpuUsPerOp: number }> => {
       const cpu0 = procCpu(pids);
-      const c0 = (await cpuOf([client]))[0]!;
+      const c0 = (await usageOf([client]))[0]!.cpu;
       const r = await client.call<LoadResult>('redis-load', { port: ports[0], op, ms: WINDOW_MS, inFlight: IN_FLIGHT, rate, bytes: VALUE_BYTES, keys: KEYS });
-      const c1 = (await cpuOf([client]))[0]!;
+      const c1 = (await usageOf([client]))[0]!.cpu;
       const cpu = procCpu(pids) - cpu0 + (c1 - c0);
       if (r.errors > 0) throw new Error(`bench tcp: redis ${r.errors} operations failed, the first with ${r.firstError}`);
       return { ...r, cpuUsPerOp: cpu / Math.max(1, r.ops) };
@@ -242,6 +252,26 @@ function procCpu(pids: readonly number[]): number {
 }
 
 /** The window of `rounds` with the median rate (its latencies and CPU come with it). */
+/**
+ * Minor page faults per operation, summed over the three processes, against
+ * the echo's: every replica keeps what a put writes (~1.1 KB of record per
+ * put in each process), so its memory grows and each new 4 KiB page is a
+ * fault, which some VMs charge at several µs (the first touch of guest memory
+ * the host has not backed yet costs most). The echo keeps nothing.
+ */
+function faultRow(name: string, m: Measured, echo: Measured, faultUs: number): Row {
+  const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
+  const faults = sum(m.faultsPerOpByProcess);
+  return {
+    suite: 'tcp',
+    metric: `${name}: minor page faults per op, summed over 3 processes`,
+    value: `${faults.toFixed(2)} (${perProcess(m.faultsPerOpByProcess, 2)})`,
+    baseline: `raw echo ${sum(echo.faultsPerOpByProcess).toFixed(2)} (${perProcess(echo.faultsPerOpByProcess, 2)}); a fault costs ${faultUs.toFixed(2)} µs here`,
+    ratio: '',
+    goal: `(reference: ~${(faults * faultUs).toFixed(1)} µs of the op's CPU)`,
+  };
+}
+
 function medianWindow(rounds: readonly Measured[]): Measured {
   const sorted = [...rounds].sort((a, b) => rateOf(a) - rateOf(b));
   return sorted[(sorted.length - 1) >> 1]!;
@@ -319,6 +349,7 @@ export async function tcpBench(): Promise<Row[]> {
         ratio: '1.00x',
       },
     ];
+    const faultUs = pageFaultUs();
     const goal = (ratio: number): string => `>= 0.3x ${ratio >= 0.3 ? 'PASS' : 'MISS'} (stretch 0.5x ${ratio >= 0.5 ? 'PASS' : 'MISS'})`;
     for (const [name, max, at] of [
       ['quorum put N3 W2', putMax, putAt],
@@ -341,6 +372,7 @@ export async function tcpBench(): Promise<Row[]> {
           ratio: fmtRatio(max.cpuUsPerOp, echoMax.cpuUsPerOp),
           goal: '(reported)',
         },
+        faultRow(name, max, echoMax, faultUs),
         {
           suite: 'tcp',
           metric: `${name} at ${fmtOps(offered)} (the echo's half max), open loop`,

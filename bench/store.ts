@@ -476,7 +476,8 @@ function throughputRow(label: string, m: Measured, codec: boolean, goal: number 
   };
 }
 
-function ownCpuRow(label: string, m: Measured, goalUs: number): Row {
+/** `ours`: a goal the team set itself (the issue asks for the row only), marked so in the table. */
+function ownCpuRow(label: string, m: Measured, goalUs: number, ours = false): Row {
   const replay = m.replayCpuUs ?? 0;
   const own = m.storeCpuUs - replay;
   return {
@@ -485,7 +486,7 @@ function ownCpuRow(label: string, m: Measured, goalUs: number): Row {
     value: `${own.toFixed(1)} µs`,
     baseline: `store ${m.storeCpuUs.toFixed(1)} µs/op - replay of its messages ${replay.toFixed(1)} µs/op`,
     ratio: fmtRatio(m.storeCpuUs, replay),
-    goal: `<= ${goalUs} µs ${own <= goalUs ? 'PASS' : 'MISS'}`,
+    goal: `${ours ? '(ours) ' : ''}<= ${goalUs} µs ${own <= goalUs ? 'PASS' : 'MISS'}`,
   };
 }
 
@@ -681,6 +682,7 @@ export async function floorRows(puts: Measured, gets: Measured): Promise<Row[]> 
  * path should stay within 5x the one-sibling throughput and 10x the
  * one-sibling own-CPU goals (linear-time merges, nothing per version pair).
  */
+/** The rate at 25 siblings against one sibling's; the 0.2x goal is the team's own (the issue asks for the row only). */
 function scalingRow(label: string, m: Measured, one: Measured): Row {
   const share = m.store / one.store;
   return {
@@ -689,7 +691,7 @@ function scalingRow(label: string, m: Measured, one: Measured): Row {
     value: fmtOps(m.store),
     baseline: `echo fan-out ${m.requestsPerOp.toFixed(2)} req/op of ${Math.round(m.bytesPerMessage)} B: ${fmtOps(m.echo)}`,
     ratio: fmtRatio(m.store, m.echo),
-    goal: `>= 0.2x the 1-sibling rate (${share.toFixed(2)}x) ${share >= 0.2 ? 'PASS' : 'MISS'}`,
+    goal: `(ours) >= 0.2x the 1-sibling rate (${share.toFixed(2)}x) ${share >= 0.2 ? 'PASS' : 'MISS'}`,
   };
 }
 
@@ -711,8 +713,8 @@ async function siblingRows(one: { puts: Measured; gets: Measured }): Promise<Row
     const puts = await measureStore(cluster, true, put, { first: 0, limit: capacity, ownCpu: true });
     rows.push(scalingRow(`put at ${SIBLINGS} siblings (context of one), codec on`, puts, one.puts));
     rows.push(scalingRow(`get at ${SIBLINGS} siblings, codec on`, gets, one.gets));
-    rows.push(ownCpuRow(`own CPU per put at ${SIBLINGS} siblings, codec on`, puts, 10 * 20));
-    rows.push(ownCpuRow(`own CPU per get at ${SIBLINGS} siblings, codec on`, gets, 10 * 12));
+    rows.push(ownCpuRow(`own CPU per put at ${SIBLINGS} siblings, codec on`, puts, 10 * 20, true));
+    rows.push(ownCpuRow(`own CPU per get at ${SIBLINGS} siblings, codec on`, gets, 10 * 12, true));
     const check = await stores[0]!.localGet(prepared[0]!.key);
     if (check && check.siblings.length !== SIBLINGS) throw new Error(`bench: a key drifted to ${check.siblings.length} siblings`);
   } finally {

@@ -6,9 +6,12 @@ import {
   VectorClock,
   decodeSiblingSet,
   encodeSiblingSet,
+  SIBLING_SET_FORMAT,
   type Dot,
   type Version,
 } from '../../src/versioning/index.js';
+import { mergeShortcut } from '../../src/versioning/codec.js';
+import { KvError } from '../../src/errors/index.js';
 
 /**
  * Histories: several replicas, each with its own actor, coordinate writes on
@@ -420,5 +423,124 @@ describe('SiblingSet fast paths equal the quadratic definitions', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+/**
+ * A replica merging a record it is sent into the one it holds first asks
+ * mergeShortcut whether the merge is simply one of the two records, from
+ * their dots and pasts alone. Its answer must be the full decode-and-merge's.
+ */
+describe('mergeShortcut answers as decode + merge does', () => {
+  const utf8 = new TextEncoder();
+  const bytesOf = (s: SiblingSet<string>): Uint8Array => encodeSiblingSet(s.map((v) => utf8.encode(v)));
+  /** A record of `versions` as listed: unsorted, repeated and mutually obsoleting versions stay as they are. */
+  const rawRecord = (versions: readonly Version<string>[]): Uint8Array =>
+    Uint8Array.of(
+      SIBLING_SET_FORMAT,
+      ...msgpackEncode(versions.map((v) => [v.dot.actor, v.dot.counter, v.timestamp, v.past.toWire(), v.tombstone ? null : utf8.encode(v.value!)])),
+    );
+  /**
+   * A record of forged versions: as a set would encode them, as listed, or
+   * sorted with repeated dots dropped but every version kept (in order, yet
+   * holding versions that others obsolete: what no replica writes).
+   */
+  const formArb = fc.constantFrom('set' as const, 'raw' as const, 'sorted' as const);
+  const recordIn = (versions: readonly Version<string>[], form: 'set' | 'raw' | 'sorted'): Uint8Array => {
+    if (form === 'set') return bytesOf(SiblingSet.of(versions));
+    if (form === 'raw') return rawRecord(versions);
+    const seen = new Set<string>();
+    const sorted = versions
+      .filter((v) => !seen.has(key(v.dot)) && seen.add(key(v.dot)))
+      .sort((a, b) => (a.dot.actor < b.dot.actor ? -1 : a.dot.actor > b.dot.actor ? 1 : a.dot.counter - b.dot.counter));
+    return rawRecord(sorted);
+  };
+  /** What the full path concludes: which record the merge equals (the local one first, as the replica checks). */
+  const fullAnswer = (local: Uint8Array, incoming: Uint8Array): 'local' | 'incoming' | undefined => {
+    const mine = decodeSiblingSet(local);
+    const theirs = decodeSiblingSet(incoming);
+    const merged = mine.merge(theirs);
+    return merged.equals(mine) ? 'local' : merged.equals(theirs) ? 'incoming' : undefined;
+  };
+  const outcome = (f: () => unknown): string => {
+    try {
+      return `ok ${String(f())}`;
+    } catch (err) {
+      return err instanceof KvError ? `${err.code}: ${err.message}` : `not a KvError: ${String(err)}`;
+    }
+  };
+
+  it('over simulated histories it always answers, and answers exactly', () => {
+    let answered = 0;
+    let incoming = 0;
+    fc.assert(
+      fc.property(historyArb, fc.nat(), fc.nat(), (h, i, j) => {
+        const [local, sent] = [bytesOf(pick(h.pool, i)), bytesOf(pick(h.pool, j))];
+        const got = mergeShortcut(local, sent);
+        expect(got).toBe(fullAnswer(local, sent));
+        if (got !== undefined) answered++;
+        if (got === 'incoming') incoming++;
+      }),
+      { numRuns: 400 },
+    );
+    // Not vacuous: most pairs end as one of the two records.
+    expect(answered).toBeGreaterThan(100);
+    expect(incoming).toBeGreaterThan(20);
+  });
+
+  it("a coordinator's new record (the replica's plus a write) is stored as sent", () => {
+    fc.assert(
+      fc.property(historyArb, fc.nat(R - 1), fc.nat(), fc.boolean(), (h, r, c, tombstone) => {
+        const held = h.replicas[r]!;
+        const ctx = pick(h.reads, c).clock;
+        const change = tombstone ? { tombstone: true, timestamp: 99 } : { value: 'w', timestamp: 99 };
+        const { set } = held.write(ACTORS[(r + 1) % R]!, ctx, change);
+        expect(mergeShortcut(bytesOf(held), bytesOf(set))).toBe('incoming');
+        // The other way round, the merge is the newer set again: not the local one.
+        expect(mergeShortcut(bytesOf(set), bytesOf(held))).toBe(held.equals(set) ? 'local' : set.descends(held) ? 'local' : undefined);
+      }),
+      opts,
+    );
+  });
+
+  it('forged records (unsorted, repeated, self- and mutually covering): the record it names decodes to the merge, errors are the same', () => {
+    let answered = 0;
+    fc.assert(
+      fc.property(forgedListArb, forgedListArb, formArb, formArb, (xs, ys, localForm, sentForm) => {
+        const local = recordIn(xs, localForm);
+        const sent = recordIn(ys, sentForm);
+        const sentError = outcome(() => decodeSiblingSet(sent));
+        if (!sentError.startsWith('ok')) {
+          // A bad sender's record is refused as the full path refuses it (KV_INVALID_MESSAGE), or,
+          // with dots out of order (repeated ones among them), left to the full path, which refuses it.
+          expect([sentError, 'ok undefined']).toContain(outcome(() => mergeShortcut(local, sent)));
+          if (/duplicate dot/.test(sentError)) expect(outcome(() => mergeShortcut(local, sent))).toBe('ok undefined');
+          else expect(outcome(() => mergeShortcut(local, sent))).toBe(sentError);
+          return;
+        }
+        const got = mergeShortcut(local, sent);
+        if (!outcome(() => decodeSiblingSet(local)).startsWith('ok')) {
+          // A stored record that does not decode: left to the full path (a storage failure there).
+          expect(got).toBeUndefined();
+          return;
+        }
+        if (got !== undefined) {
+          answered++;
+          // The record it names decodes to exactly the merge. (When both do, it may name either:
+          // a record holding only versions it obsoletes itself decodes to the same set as an empty one.)
+          const merged = decodeSiblingSet(local).merge(decodeSiblingSet(sent));
+          expect(merged.equals(decodeSiblingSet(got === 'local' ? local : sent))).toBe(true);
+        }
+      }),
+      { numRuns: 1500 },
+    );
+    expect(answered).toBeGreaterThan(60); // ~130 of 1500: forged records mostly go to the full path
+  });
+
+  it('a stored record that is not a record leaves the decision to the full path; a bad sent one throws', () => {
+    const good = bytesOf(SiblingSet.empty<string>().write('a~1', VectorClock.EMPTY, { value: 'x', timestamp: 1 }).set);
+    expect(mergeShortcut(Uint8Array.of(SIBLING_SET_FORMAT, 0xc1), good)).toBeUndefined();
+    expect(mergeShortcut(Uint8Array.of(7), good)).toBeUndefined();
+    expect(outcome(() => mergeShortcut(good, Uint8Array.of(SIBLING_SET_FORMAT, 0x91)))).toMatch(/^KV_INVALID_MESSAGE: Invalid sibling set/);
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryStorage, Ring, VectorClock } from 'quorumkv';
 import { ReplicaServer, SiblingSet, decodeSiblingSet, encodeSiblingSet, metadataCounterLease } from 'quorumkv/internals';
 import { TooManySiblingsError } from '../../../src/errors/index.js';
@@ -390,5 +390,43 @@ describe("ReplicaServer: the caller's clock reading", () => {
     expect(stamps(await holding)).toEqual([900, 1_000]);
     expect(stamps(await waiting)).toEqual([900, 1_000, 1_500]);
     await expect(expiring).rejects.toMatchObject({ code: 'KV_TIMEOUT' });
+  });
+});
+
+describe('ReplicaServer: a record off the wire that is the merge itself', () => {
+  const apply = (r: ReplicaServer, k: string, record: Uint8Array) => r.handle({ type: 'kv.apply', key: key(k), record });
+
+  it('stores a superseding record byte for byte, writes nothing for a dominated one, merges a concurrent one', async () => {
+    const storage = new MemoryStorage();
+    const r = await server(storage);
+    const held = await r.coordinateWrite(key('k'), write('mine'));
+    // A coordinator's new record: what this replica holds plus a version whose context covers it.
+    const next = held.set.write('b~1', held.set.clock(), { value: value('theirs'), timestamp: 2 }).set;
+    const sent = encodeSiblingSet(next);
+    const puts = vi.spyOn(storage, 'putNow');
+    await apply(r, 'k', sent);
+    expect(puts).toHaveBeenCalledTimes(1);
+    expect(await r.readEncoded(key('k'))).toEqual(sent);
+    // The replica's older record again (a late or repeated message): nothing to store.
+    await apply(r, 'k', held.encoded);
+    expect(puts).toHaveBeenCalledTimes(1);
+    expect(await r.readEncoded(key('k'))).toEqual(sent);
+    // A concurrent version: neither record is the merge, so the full merge stores both.
+    const concurrent = SiblingSet.empty<Uint8Array>().write('c~1', VectorClock.EMPTY, { value: value('c'), timestamp: 3 }).set;
+    await apply(r, 'k', encodeSiblingSet(concurrent));
+    expect(puts).toHaveBeenCalledTimes(2);
+    const merged = await r.read(key('k'));
+    expect(merged.values().map((v) => new TextDecoder().decode(v)).sort()).toEqual(['c', 'theirs']);
+  });
+
+  it('a malformed sent record is refused as before, the held one untouched', async () => {
+    const storage = new MemoryStorage();
+    const r = await server(storage);
+    const held = await r.coordinateWrite(key('k'), write('mine'));
+    const next = encodeSiblingSet(held.set.write('b~1', held.set.clock(), { value: value('theirs'), timestamp: 2 }).set);
+    for (const bad of [next.subarray(0, next.length - 3), Uint8Array.of(...next, 0xc0), Uint8Array.of(1, 0x91, 0x95, 0xa1, 0x61, 0, 1, 0x90, 0xc0)]) {
+      await expect(apply(r, 'k', bad)).rejects.toMatchObject({ code: 'KV_INVALID_MESSAGE' });
+    }
+    expect(await r.readEncoded(key('k'))).toEqual(held.encoded);
   });
 });

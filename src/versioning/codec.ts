@@ -371,9 +371,12 @@ export function mergeShortcut(local: Uint8Array, incoming: Uint8Array): 'local' 
     return undefined;
   }
   // The full path normalizes each side before merging; one pass over the union
-  // answers the same whenever it answers. A version obsoleted within its own
-  // record rules that record out (it is not kept), and a version that obsoletes
-  // it is in the union with the same power to obsolete as in its own side.
+  // is enough for the record named to decode to the merge: a version obsoleted
+  // within its own record rules that record out (it is not kept), and what
+  // obsoletes it is in the union with the same power as in its own record. (It
+  // may then name the sent record where the full path finds the held one, when
+  // both decode to the merge: only forged records get there, and storing the
+  // sent one is as right.)
   // The union in dot order, a dot in both taken from `mine` (as merge does):
   // owners 0.. are mine, mine.actors.length.. are theirs.
   const m = mine.actors.length;

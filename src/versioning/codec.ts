@@ -181,37 +181,38 @@ function readClock(r: MsgpackReader): VectorClock {
 
 /**
  * The actors of a record repeat (every version's dot and past name a few
- * of them): the last ones decoded are kept with their bytes and reused, so a
- * record of 25 versions of one actor makes one string, and comparing actors
- * compares the same string object.
+ * of them): the ones decoded lately are kept with their bytes and reused, so
+ * a record of 25 versions of one actor makes one string, and comparing
+ * actors compares the same string object. A direct-mapped table: a string's
+ * slot comes from its length and four of its bytes, so a hit costs one
+ * compare of its bytes (a scan of 8 recent actors cost ~30 ns a string,
+ * most of a record's decode; an actor id is ~16 bytes).
  */
-const ACTOR_CACHE = 8;
-const actorBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(ACTOR_CACHE).fill(undefined);
-const actorStrings: string[] = new Array<string>(ACTOR_CACHE).fill('');
-let actorNext = 0;
-/** The slot that matched last: tried first (a record's versions mostly name one actor). */
-let actorLast = 0;
+const ACTOR_SLOTS = 64;
+const actorBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(ACTOR_SLOTS).fill(undefined);
+const actorStrings: string[] = new Array<string>(ACTOR_SLOTS).fill('');
 
 function cachedString(r: MsgpackReader, n: number): string {
-  if (n > 256 || n > r.left) return r.string(n);
+  if (n === 0 || n > 256 || n > r.left) return r.string(n);
   const bytes = r.bytes;
   const start = r.pos;
-  for (let k = 0; k < ACTOR_CACHE; k++) {
-    const c = k === 0 ? actorLast : k === actorLast ? 0 : k;
-    const known = actorBytes[c];
-    if (known === undefined || known.length !== n) continue;
+  // Length, first, second, middle and last byte, mixed (actor ids share prefixes and differ late).
+  const mixed =
+    Math.imul(n ^ (bytes[start]! << 8) ^ (bytes[start + (n >> 2)]! << 16) ^ (bytes[start + n - 1]! << 24), 0x9e3779b1) ^
+    Math.imul(bytes[start + (n >> 1)]! + 1, 0x85ebca77);
+  const slot = mixed >>> 26; // the top 6 bits: ACTOR_SLOTS is 64
+  const known = actorBytes[slot];
+  if (known !== undefined && known.length === n) {
     let i = 0;
     while (i < n && known[i] === bytes[start + i]) i++;
     if (i === n) {
       r.pos += n;
-      actorLast = c;
-      return actorStrings[c]!;
+      return actorStrings[slot]!;
     }
   }
   const s = r.string(n);
-  actorBytes[actorNext] = bytes.slice(start, start + n);
-  actorStrings[actorNext] = s;
-  actorNext = (actorNext + 1) % ACTOR_CACHE;
+  actorBytes[slot] = bytes.slice(start, start + n);
+  actorStrings[slot] = s;
   return s;
 }
 

@@ -751,12 +751,20 @@ export class StringCache {
   readonly #strings: string[];
   readonly #mask: number;
   readonly #maxLength: number;
+  readonly #sampled: boolean;
+  /** 32 - log2(slots): the shift that leaves a hash's top bits as a slot. */
+  readonly #shift: number;
 
   /**
    * @param slots - a power of two
    * @param maxLength - longer strings are decoded each time
+   * @param sampled - choose the slot from the length and four of the bytes
+   *   (first, quarter, middle, last) instead of a hash of all of them: for
+   *   strings that differ where those are (actor ids: node and incarnation),
+   *   a hit costs one pass over the bytes instead of two. Either way the
+   *   bytes are compared in full: a weaker slot choice only costs misses.
    */
-  constructor(slots: number, maxLength: number) {
+  constructor(slots: number, maxLength: number, sampled = false) {
     if (!Number.isInteger(slots) || slots < 1 || (slots & (slots - 1)) !== 0) {
       throw new RangeError(`Expected \`slots\` to be a power of two, got ${String(slots)}`);
     }
@@ -764,6 +772,8 @@ export class StringCache {
     this.#strings = new Array<string>(slots).fill('');
     this.#mask = slots - 1;
     this.#maxLength = maxLength;
+    this.#sampled = sampled;
+    this.#shift = 32 - Math.log2(slots);
   }
 
   /** A UTF-8 string of `length` bytes at `r` (as {@link MsgpackReader.string} reads it). */
@@ -772,7 +782,9 @@ export class StringCache {
     if (length > this.#maxLength || length > r.left) return r.string(length);
     const bytes = r.bytes;
     const start = r.pos;
-    const slot = (fnv1a(bytes, start, start + length) >>> 0) & this.#mask;
+    // The sampled hash's best bits are its top ones; FNV-1a's low ones are fine.
+    // (The mask matters for one slot only: a shift by 32 shifts by nothing.)
+    const slot = (this.#sampled ? sampledHash(bytes, start, length) >>> this.#shift : fnv1a(bytes, start, start + length) >>> 0) & this.#mask;
     const known = this.#bytes[slot];
     if (known !== undefined && known.length === length) {
       let i = 0;
@@ -787,11 +799,20 @@ export class StringCache {
     // after it (as @msgpack/msgpack does): the same bytes elsewhere decode
     // otherwise, so it is not kept.
     if (!cutShort(bytes, start, start + length)) {
-      this.#bytes[slot] = bytes.slice(start, start + length);
+      // A copy, whatever `bytes` is: a Buffer's own slice() is a view, and the caller may reuse its buffer.
+      this.#bytes[slot] = Uint8Array.prototype.slice.call(bytes, start, start + length);
       this.#strings[slot] = s;
     }
     return s;
   }
+}
+
+/** Length and the bytes at 0, n/4, n/2 and n-1 of `bytes[start, start + n)` (n >= 1), mixed: take the top bits. */
+function sampledHash(bytes: Uint8Array, start: number, n: number): number {
+  const mixed =
+    Math.imul(n ^ (bytes[start]! << 8) ^ (bytes[start + (n >> 2)]! << 16) ^ (bytes[start + n - 1]! << 24), 0x9e3779b1) ^
+    Math.imul(bytes[start + (n >> 1)]! + 1, 0x85ebca77);
+  return mixed >>> 0;
 }
 
 /**

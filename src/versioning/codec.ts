@@ -1,5 +1,5 @@
 import { KvError, ErrorCodes } from '../errors/index.js';
-import { MsgpackFormatError, MsgpackReader, MsgpackWriter, copyBytes } from '../internal/bytes.js';
+import { MsgpackFormatError, MsgpackReader, MsgpackWriter, StringCache, copyBytes } from '../internal/bytes.js';
 import { SiblingSet, siblingSetOfChecked, type Version } from './sibling-set.js';
 import { MAX_DECODED_CLOCK_ENTRIES, VectorClock, clockFromWireTriples, type ClockEntry } from './vector-clock.js';
 
@@ -183,38 +183,12 @@ function readClock(r: MsgpackReader): VectorClock {
  * The actors of a record repeat (every version's dot and past name a few
  * of them): the ones decoded lately are kept with their bytes and reused, so
  * a record of 25 versions of one actor makes one string, and comparing
- * actors compares the same string object. A direct-mapped table: a string's
- * slot comes from its length and four of its bytes, so a hit costs one
- * compare of its bytes (a scan of 8 recent actors cost ~30 ns a string,
- * most of a record's decode; an actor id is ~16 bytes).
+ * actors compares the same string object. A direct-mapped table (a hit is a
+ * hash and one compare of the bytes); it replaced a scan of the 8 actors
+ * decoded last, which cost ~30 ns a string (most of a 25-sibling record's
+ * parse) and thrashed with more than 8 actors in rotation.
  */
-const ACTOR_SLOTS = 64;
-const actorBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(ACTOR_SLOTS).fill(undefined);
-const actorStrings: string[] = new Array<string>(ACTOR_SLOTS).fill('');
-
-function cachedString(r: MsgpackReader, n: number): string {
-  if (n === 0 || n > 256 || n > r.left) return r.string(n);
-  const bytes = r.bytes;
-  const start = r.pos;
-  // Length, first, second, middle and last byte, mixed (actor ids share prefixes and differ late).
-  const mixed =
-    Math.imul(n ^ (bytes[start]! << 8) ^ (bytes[start + (n >> 2)]! << 16) ^ (bytes[start + n - 1]! << 24), 0x9e3779b1) ^
-    Math.imul(bytes[start + (n >> 1)]! + 1, 0x85ebca77);
-  const slot = mixed >>> 26; // the top 6 bits: ACTOR_SLOTS is 64
-  const known = actorBytes[slot];
-  if (known !== undefined && known.length === n) {
-    let i = 0;
-    while (i < n && known[i] === bytes[start + i]) i++;
-    if (i === n) {
-      r.pos += n;
-      return actorStrings[slot]!;
-    }
-  }
-  const s = r.string(n);
-  actorBytes[slot] = bytes.slice(start, start + n);
-  actorStrings[slot] = s;
-  return s;
-}
+const actors = new StringCache(64, 256, true);
 
 /** A string, or `null` to let the caller's check name what is wrong. */
 function readString(r: MsgpackReader): string | null {
@@ -224,7 +198,7 @@ function readString(r: MsgpackReader): string | null {
     skipScalar(r, h);
     return null;
   }
-  return cachedString(r, n);
+  return actors.read(r, n);
 }
 
 /** A number, or `null` to let the caller's check name what is wrong. */

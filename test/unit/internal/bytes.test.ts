@@ -100,14 +100,32 @@ describe('StringCache', () => {
     return out;
   };
 
-  it('gives back what was written, through slots shared by many strings of one length, past its length limit, non-ASCII and empty', () => {
-    const cache = new StringCache(4, 8);
-    const strings = ['', 'a', 'b', 'ab', 'ba', 'abcdefgh', 'abcdefghi', 'ü', 'üü', '日本', ...Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(3, '0')}`)];
-    const bytes = encoded(strings);
-    // Twice: the second pass finds many cached, and some slots taken by another string since.
-    expect(readAll(cache, bytes, strings.length)).toEqual(strings);
-    expect(readAll(cache, bytes, strings.length)).toEqual(strings);
-  });
+  for (const sampled of [false, true]) {
+    const kind = sampled ? 'slots from four sampled bytes' : 'slots from a hash of every byte';
+
+    it(`gives back what was written, through slots shared by many strings of one length, past its length limit, non-ASCII and empty (${kind})`, () => {
+      const cache = new StringCache(4, 8, sampled);
+      // n1~abcdefg / n2~abcdefg / n1~abcdefh: the sampled bytes (0, n/4, n/2, n-1) of the first two are equal.
+      const strings = ['', 'a', 'b', 'ab', 'ba', 'abcdefgh', 'abcdefghi', 'ü', 'üü', '日本', 'n1~abcdefg', 'n2~abcdefg', 'n1~abcdefh', ...Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(3, '0')}`)];
+      const bytes = encoded(strings);
+      // Twice: the second pass finds many cached, and some slots taken by another string since.
+      expect(readAll(new StringCache(64, 16, sampled), bytes, strings.length)).toEqual(strings);
+      expect(readAll(cache, bytes, strings.length)).toEqual(strings);
+      expect(readAll(cache, bytes, strings.length)).toEqual(strings);
+    });
+
+    it(`keeps its own copy of the bytes, even of a Buffer whose memory is then reused (${kind})`, () => {
+      // One slot, so every string meets the one kept. A Buffer's slice() is a view: a cache keeping
+      // one would find 'actor~2' in it once the buffer holds that, and answer 'actor~1'.
+      const cache = new StringCache(1, 16, sampled);
+      const buffer = Buffer.from(encoded(['actor~1']));
+      expect(readAll(cache, buffer, 1)).toEqual(['actor~1']);
+      buffer.set(encoded(['actor~2']));
+      expect(readAll(cache, encoded(['actor~2']), 1)).toEqual(['actor~2']);
+      expect(readAll(cache, buffer, 1)).toEqual(['actor~2']);
+      expect(readAll(cache, encoded(['actor~1']), 1)).toEqual(['actor~1']);
+    });
+  }
 
   it('a string whose last character is cut short (malformed UTF-8) reads as uncached each time, whatever bytes follow it', () => {
     // The lenient decoder (as @msgpack/msgpack's) completes a cut sequence with the bytes after the string,

@@ -82,7 +82,9 @@ describe('TcpTransport output batching', () => {
     const [a, b] = await pair(reverse);
     await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
     const before = a.stats();
-    const FRAME = 1000;
+    // Frames large enough that the byte bound comes before the frame bound.
+    const FRAME = Math.max(1000, Math.ceil((2 * FLUSH_BATCH_BYTES) / FLUSH_BATCH_FRAMES));
+    expect(FLUSH_BATCH_BYTES / FRAME).toBeLessThan(FLUSH_BATCH_FRAMES);
     const count = Math.ceil((2.5 * FLUSH_BATCH_BYTES) / FRAME);
     const sent: Promise<WireMessage>[] = [];
     const writesDuringTurn: number[] = [];
@@ -127,6 +129,24 @@ describe('TcpTransport output batching', () => {
     const after = a.stats();
     expect(after.framesSent - before.framesSent).toBe(count);
     expect(after.socketWrites - before.socketWrites).toBe(3);
+  });
+
+  it(`a put's 1 KB frames leave every ${FLUSH_BATCH_FRAMES} frames: the byte bound does not cut them shorter`, async () => {
+    const [a, b] = await pair(reverse);
+    await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
+    const before = a.stats();
+    const count = Math.floor(2.5 * FLUSH_BATCH_FRAMES);
+    const sent: Promise<WireMessage>[] = [];
+    const writesDuringTurn: number[] = [];
+    for (let i = 0; i < count; i++) {
+      sent.push(a.request(b.address, { type: 'data', data: payload(i, 1000) }));
+      writesDuringTurn.push(a.stats().socketWrites - before.socketWrites);
+    }
+    expect(writesDuringTurn.indexOf(1)).toBe(FLUSH_BATCH_FRAMES - 1);
+    expect(writesDuringTurn.indexOf(2)).toBe(2 * FLUSH_BATCH_FRAMES - 1);
+    expect(writesDuringTurn.at(-1)).toBe(2);
+    await Promise.all(sent);
+    expect(a.stats().socketWrites - before.socketWrites).toBe(3);
   });
 
   it('frames written over many ticks keep their order and bytes (regions of a chunk are never written over)', async () => {

@@ -29,6 +29,27 @@ const reverse: RequestHandler = (m) => ({ type: 'reversed', data: Uint8Array.fro
 
 const payload = (seed: number, size: number): Uint8Array => Uint8Array.from({ length: size }, (_, i) => (seed * 31 + i * 7) & 0xff);
 
+/**
+ * Sends `sizes.length` requests from `a` to `b` in one turn; gives the
+ * answers and the count of socket writes `a` had made after each send.
+ */
+async function oneTurn(a: TcpTransport, b: TcpTransport, sizes: readonly number[]): Promise<{ writesDuringTurn: number[]; writes: () => number }> {
+  await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
+  const before = a.stats();
+  const sent: Promise<WireMessage>[] = [];
+  const writesDuringTurn: number[] = [];
+  sizes.forEach((size, i) => {
+    sent.push(a.request(b.address, { type: 'data', data: payload(i, size) }));
+    writesDuringTurn.push(a.stats().socketWrites - before.socketWrites);
+  });
+  const answers = await Promise.all(sent);
+  answers.forEach((answer, i) => {
+    expect(Buffer.compare(answer['data'] as Uint8Array, Uint8Array.from(payload(i, sizes[i]!)).reverse())).toBe(0);
+  });
+  expect(a.stats().framesSent - before.framesSent).toBe(sizes.length);
+  return { writesDuringTurn, writes: () => a.stats().socketWrites - before.socketWrites };
+}
+
 describe('TcpTransport output batching', () => {
   it('property: a tick of requests of mixed sizes (chunk boundaries, own buffers) arrive and are answered intact', async () => {
     const [a, b] = await pair(reverse);
@@ -80,73 +101,38 @@ describe('TcpTransport output batching', () => {
 
   it(`a turn's batch that reaches ${FLUSH_BATCH_BYTES} bytes is written at once, before the turn ends, and the rest at its end`, async () => {
     const [a, b] = await pair(reverse);
-    await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
-    const before = a.stats();
     // Frames large enough that the byte bound comes before the frame bound.
     const FRAME = Math.max(1000, Math.ceil((2 * FLUSH_BATCH_BYTES) / FLUSH_BATCH_FRAMES));
     expect(FLUSH_BATCH_BYTES / FRAME).toBeLessThan(FLUSH_BATCH_FRAMES);
     const count = Math.ceil((2.5 * FLUSH_BATCH_BYTES) / FRAME);
-    const sent: Promise<WireMessage>[] = [];
-    const writesDuringTurn: number[] = [];
-    for (let i = 0; i < count; i++) {
-      sent.push(a.request(b.address, { type: 'data', data: payload(i, FRAME) }));
-      writesDuringTurn.push(a.stats().socketWrites - before.socketWrites);
-    }
+    const { writesDuringTurn, writes } = await oneTurn(a, b, new Array<number>(count).fill(FRAME));
     // Still in the same turn: two batches have left, the last half batch waits for the check phase.
     expect(writesDuringTurn.at(-1)).toBe(2);
     const firstWriteAt = writesDuringTurn.indexOf(1);
     expect(firstWriteAt).toBeGreaterThan(0);
     expect(firstWriteAt).toBeLessThan(count / 2);
-    const answers = await Promise.all(sent);
-    answers.forEach((answer, i) => {
-      expect(Buffer.compare(answer['data'] as Uint8Array, Uint8Array.from(payload(i, FRAME)).reverse())).toBe(0);
-    });
-    const after = a.stats();
-    expect(after.framesSent - before.framesSent).toBe(count);
-    expect(after.socketWrites - before.socketWrites).toBe(3);
+    expect(writes()).toBe(3);
   });
 
   it(`a turn's batch of small frames is written at once every ${FLUSH_BATCH_FRAMES} frames, and the rest at its end`, async () => {
     const [a, b] = await pair(reverse);
-    await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
-    const before = a.stats();
-    const count = Math.floor(2.5 * FLUSH_BATCH_FRAMES);
-    const sent: Promise<WireMessage>[] = [];
-    const writesDuringTurn: number[] = [];
-    for (let i = 0; i < count; i++) {
-      sent.push(a.request(b.address, { type: 'data', data: payload(i, 20 + (i % 7)) }));
-      writesDuringTurn.push(a.stats().socketWrites - before.socketWrites);
-    }
-    // Far under the byte bound: the frame count alone sent two batches within the turn.
-    expect(count * 60).toBeLessThan(FLUSH_BATCH_BYTES);
+    const sizes = Array.from({ length: Math.floor(2.5 * FLUSH_BATCH_FRAMES) }, (_, i) => 20 + (i % 7));
+    // Far under the byte bound: the frame count alone sends two batches within the turn.
+    expect(sizes.length * 60).toBeLessThan(FLUSH_BATCH_BYTES);
+    const { writesDuringTurn, writes } = await oneTurn(a, b, sizes);
     expect(writesDuringTurn.indexOf(1)).toBe(FLUSH_BATCH_FRAMES - 1);
     expect(writesDuringTurn.indexOf(2)).toBe(2 * FLUSH_BATCH_FRAMES - 1);
     expect(writesDuringTurn.at(-1)).toBe(2);
-    const answers = await Promise.all(sent);
-    answers.forEach((answer, i) => {
-      expect(Buffer.compare(answer['data'] as Uint8Array, Uint8Array.from(payload(i, 20 + (i % 7))).reverse())).toBe(0);
-    });
-    const after = a.stats();
-    expect(after.framesSent - before.framesSent).toBe(count);
-    expect(after.socketWrites - before.socketWrites).toBe(3);
+    expect(writes()).toBe(3);
   });
 
   it(`a put's 1 KB frames leave every ${FLUSH_BATCH_FRAMES} frames: the byte bound does not cut them shorter`, async () => {
     const [a, b] = await pair(reverse);
-    await a.request(b.address, { type: 'data', data: payload(0, 10) }); // connected and handshaken
-    const before = a.stats();
-    const count = Math.floor(2.5 * FLUSH_BATCH_FRAMES);
-    const sent: Promise<WireMessage>[] = [];
-    const writesDuringTurn: number[] = [];
-    for (let i = 0; i < count; i++) {
-      sent.push(a.request(b.address, { type: 'data', data: payload(i, 1000) }));
-      writesDuringTurn.push(a.stats().socketWrites - before.socketWrites);
-    }
+    const { writesDuringTurn, writes } = await oneTurn(a, b, new Array<number>(Math.floor(2.5 * FLUSH_BATCH_FRAMES)).fill(1000));
     expect(writesDuringTurn.indexOf(1)).toBe(FLUSH_BATCH_FRAMES - 1);
     expect(writesDuringTurn.indexOf(2)).toBe(2 * FLUSH_BATCH_FRAMES - 1);
     expect(writesDuringTurn.at(-1)).toBe(2);
-    await Promise.all(sent);
-    expect(a.stats().socketWrites - before.socketWrites).toBe(3);
+    expect(writes()).toBe(3);
   });
 
   it('frames written over many ticks keep their order and bytes (regions of a chunk are never written over)', async () => {

@@ -1,9 +1,17 @@
 import { Buffer } from 'node:buffer';
-import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { Decoder, encode as msgpackEncode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../src/errors/index.js';
 import { decodeValue, encodeValue } from '../../src/store/value-codec.js';
+
+/**
+ * @msgpack/msgpack without its shared cache of map keys, which answers by a
+ * key's bytes alone: damaged bytes can cut a key's last UTF-8 sequence short
+ * (completed by the bytes after it), and the cache would then give the key
+ * as it read it the first time.
+ */
+const uncached = new Decoder({ keyDecoder: null });
 
 /**
  * Strict structural equality: same prototype at every level (a Map is not an
@@ -222,7 +230,7 @@ describe('value codec laws', () => {
         if (damage === 1) bytes = bytes.subarray(0, at % bytes.length); // truncated
         if (damage === 2) bytes = Uint8Array.of(...bytes, byte); // trailing byte
         if (damage === 3) bytes = Uint8Array.from(bytes, (b, i) => (i === at % bytes.length ? byte : b)); // one byte changed
-        const theirs = outcome(() => msgpackDecode(bytes));
+        const theirs = outcome(() => uncached.decode(bytes));
         if (theirs === 'throws') {
           // (the Decoder with our extension codec may read an ext the plain one refuses)
           const ours = outcome(() => decodeValue(bytes));

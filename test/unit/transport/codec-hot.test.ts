@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { decode, encode } from '@msgpack/msgpack';
+import { Decoder, decode, encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { KvError } from '../../../src/errors/index.js';
 import { decodeFrame, decodeFrameIn, encodeFrame, encodeFrameWith, ownBody, passFrame, type Frame } from '../../../src/transport/codec.js';
@@ -235,9 +235,17 @@ describe('codec: dedicated encoders of the hot messages', () => {
   });
 });
 
+/**
+ * @msgpack/msgpack without its cache of map keys: `decode()` shares one that
+ * answers by a key's bytes alone, so a key whose last UTF-8 sequence is cut
+ * short (completed by the bytes after it) comes back as it read the first
+ * time, whatever follows it now. Ours reads it as it is each time.
+ */
+const uncached = new Decoder({ keyDecoder: null });
+
 /** The frame @msgpack/msgpack reads from `bytes`, as decodeFrame gives it (the reference for the dedicated decoders). */
 function referenceFrame(bytes: Uint8Array): Frame {
-  const t = decode(bytes) as unknown[];
+  const t = uncached.decode(bytes) as unknown[];
   return t[0] === 0
     ? ({ kind: 'req', id: t[1], from: t[2], body: t[3] } as Frame)
     : ({ kind: 'res', id: t[1], body: t[2] } as Frame);
@@ -297,6 +305,27 @@ describe('codec: dedicated decoders of the hot messages', () => {
     );
     // The property is not vacuous: many mutations (a changed id, a byte of a binary) still decode.
     expect(decoded).toBeGreaterThan(300);
+  });
+
+  it('a member name cut short inside a UTF-8 sequence reads with the bytes after it, each time (found by the property above)', () => {
+    // [0, 2^32, '     ', {type: 'kv.hint', cluster: '', key: bin7, record: bin1, 'targe\xf0': <what follows>}]: the name's
+    // last byte starts a 4-byte sequence the decoder completes with the next bytes, so the same name bytes read two ways.
+    const head = [148, 0, 207, 0, 0, 0, 1, 0, 0, 0, 0, 165, 32, 32, 32, 32, 32, 133, 164, 116, 121, 112, 101, 167, 107, 118, 46, 104, 105, 110, 116, 167, 99, 108, 117, 115, 116, 101, 114, 160, 163, 107, 101, 121, 196, 7, 0, 0, 0, 0, 0, 0, 0, 166, 114, 101, 99, 111, 114, 100, 196, 1, 0, 166, 116, 97, 114, 103, 101, 240];
+    const names = [[162, 32, 32], [162, 180, 178]].map((tail) => {
+      const bytes = Uint8Array.from([...head, ...tail]);
+      let frame: Frame;
+      try {
+        frame = decodeFrame(bytes);
+      } catch (err) {
+        expect((err as KvError).code).toBe('KV_INVALID_MESSAGE');
+        expect(() => uncached.decode(bytes)).toThrow();
+        return undefined;
+      }
+      expectSameFrame(frame, referenceFrame(bytes));
+      return Object.keys(frame.body).at(-1);
+    });
+    expect(names[0]).toBe('targe\u{22820}');
+    expect(names[1]).not.toBe(names[0]);
   });
 
   it('near misses (members added, missing, reordered, of another kind) read as @msgpack/msgpack reads them', () => {

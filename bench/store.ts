@@ -680,9 +680,9 @@ export async function floorRows(puts: Measured, gets: Measured): Promise<Row[]> 
  * Goals at 25 siblings (the issue sets none): a 25-version record is ~25x the
  * bytes, but an operation's fixed costs dominate at one version, so the data
  * path should stay within 5x the one-sibling throughput and 10x the
- * one-sibling own-CPU goals (linear-time merges, nothing per version pair).
+ * one-sibling own-CPU goals (linear-time merges, nothing per version pair);
+ * the table marks them `(ours)`.
  */
-/** The rate at 25 siblings against one sibling's; the 0.2x goal is the team's own (the issue asks for the row only). */
 function scalingRow(label: string, m: Measured, one: Measured): Row {
   const share = m.store / one.store;
   return {

@@ -251,7 +251,6 @@ function procCpu(pids: readonly number[]): number {
   return total;
 }
 
-/** The window of `rounds` with the median rate (its latencies and CPU come with it). */
 /**
  * Minor page faults per operation, summed over the three processes, against
  * the echo's: every replica keeps what a put writes (~1.1 KB of record per
@@ -272,6 +271,7 @@ function faultRow(name: string, m: Measured, echo: Measured, faultUs: number): R
   };
 }
 
+/** The window of `rounds` with the median rate (its latencies and CPU come with it). */
 function medianWindow(rounds: readonly Measured[]): Measured {
   const sorted = [...rounds].sort((a, b) => rateOf(a) - rateOf(b));
   return sorted[(sorted.length - 1) >> 1]!;

@@ -290,22 +290,19 @@ const OBSOLETED = 1;
 const UNDECIDED = 2;
 
 /**
- * Does some version indexed in `index` obsolete version `x` (dot `actor:counter`,
- * past `past`)? The rule of the sibling set's cover index: the version whose
- * past knows most of `actor` obsoletes `x` if it reaches `counter` and `x`'s
- * past does not cover its dot; `owner` numbers versions as `dotOf` reads them.
+ * Does some version indexed in `index` obsolete version `x` of `dots`? The
+ * rule of the sibling set's cover index: the version whose past knows most
+ * of x's actor obsoletes `x` if it reaches x's counter and x's past does not
+ * cover its dot.
  */
-function obsoletedIn(
-  index: PastIndex,
-  actor: string,
-  counter: number,
-  past: VectorClock,
-  dotOf: (owner: number) => readonly [string, number],
-): typeof KEPT | typeof OBSOLETED | typeof UNDECIDED {
+function obsoletedIn(index: PastIndex, dots: RecordDots, x: number): typeof KEPT | typeof OBSOLETED | typeof UNDECIDED {
+  const actor = dots.actors[x]!;
+  const counter = dots.counters[x]!;
   const entry = index.get(actor);
   if (entry === undefined || entry.counter < counter) return KEPT;
-  const [topActor, topCounter] = dotOf(entry.owner);
-  if ((topActor === actor && topCounter === counter) || past.get(topActor) >= topCounter) return UNDECIDED;
+  const topActor = dots.actors[entry.owner]!;
+  const topCounter = dots.counters[entry.owner]!;
+  if ((topActor === actor && topCounter === counter) || dots.pasts[x]!.get(topActor) >= topCounter) return UNDECIDED;
   return OBSOLETED;
 }
 
@@ -336,15 +333,19 @@ function obsoletedIn(
  *   repeated dots.
  */
 export function mergeShortcut(local: Uint8Array, incoming: Uint8Array): 'local' | 'incoming' | undefined {
-  const theirs: RecordDots = { actors: [], counters: [], pasts: [] };
-  if (parseRecord(incoming, false, false, theirs) === undefined) return undefined;
-  const mine: RecordDots = { actors: [], counters: [], pasts: [] };
+  // Both records' versions in one list: the sent record's first (its errors
+  // are thrown before anything else is read), then the held one's.
+  const dots: RecordDots = { actors: [], counters: [], pasts: [] };
+  if (parseRecord(incoming, false, false, dots) === undefined) return undefined;
+  const sent = dots.actors.length;
   try {
-    if (parseRecord(local, false, false, mine) === undefined) return undefined;
+    if (parseRecord(local, false, false, dots) === undefined) return undefined;
   } catch {
     // A stored record that does not parse: the full path names it a storage failure.
     return undefined;
   }
+  const { actors, counters } = dots;
+  const end = actors.length;
   // The full path normalizes each side before merging; one pass over the union
   // is enough for the record named to decode to the merge: a version obsoleted
   // within its own record rules that record out (it is not kept), and what
@@ -352,46 +353,35 @@ export function mergeShortcut(local: Uint8Array, incoming: Uint8Array): 'local' 
   // may then name the sent record where the full path finds the held one, when
   // both decode to the merge: only forged records get there, and storing the
   // sent one is as right.)
-  // The union in dot order, a dot in both taken from `mine` (as merge does):
-  // owners 0.. are mine, mine.actors.length.. are theirs.
-  const m = mine.actors.length;
-  const dotOf = (owner: number): readonly [string, number] =>
-    owner < m ? [mine.actors[owner]!, mine.counters[owner]!] : [theirs.actors[owner - m]!, theirs.counters[owner - m]!];
+  // The union in dot order, a dot in both taken from the held record (as merge
+  // does) and marked `shared`.
   const union: number[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < m || j < theirs.actors.length) {
-    let order: number;
-    if (i === m) order = 1;
-    else if (j === theirs.actors.length) order = -1;
-    else {
-      const a = mine.actors[i]!;
-      const b = theirs.actors[j]!;
-      order = a < b ? -1 : a > b ? 1 : mine.counters[i]! - theirs.counters[j]!;
-    }
-    if (order < 0) union.push(i++);
-    else if (order > 0) union.push(m + j++);
-    else {
+  const shared: boolean[] = [];
+  let i = sent; // the held record's next version
+  let j = 0; // the sent record's
+  while (i < end || j < sent) {
+    const order =
+      i === end ? 1 : j === sent ? -1 : actors[i]! < actors[j]! ? -1 : actors[i]! > actors[j]! ? 1 : counters[i]! - counters[j]!;
+    if (order > 0) {
+      union.push(j++);
+      shared.push(false);
+    } else {
       union.push(i++);
-      j++;
+      shared.push(order === 0);
+      if (order === 0) j++;
     }
   }
   const index: PastIndex = new Map();
-  for (const owner of union) indexPast(index, owner < m ? mine.pasts[owner]! : theirs.pasts[owner - m]!, owner);
-  // Which side the merge equals: a kept version one side lacks rules that side
-  // out, and so does an obsoleted one it holds.
+  for (const x of union) indexPast(index, dots.pasts[x]!, x);
+  // Which record the merge equals: a kept version one record lacks rules that
+  // record out, and so does an obsoleted one it holds.
   let isMine = true;
   let isTheirs = true;
-  i = 0;
-  j = 0;
-  for (const owner of union) {
-    const [actor, counter] = dotOf(owner);
-    const inMine = owner < m;
-    const inTheirs = !inMine || (j < theirs.actors.length && theirs.actors[j] === actor && theirs.counters[j] === counter);
-    if (inMine) i++;
-    if (inTheirs) j++;
-    const past = inMine ? mine.pasts[owner]! : theirs.pasts[owner - m]!;
-    const state = index.size === 0 ? KEPT : obsoletedIn(index, actor, counter, past, dotOf);
+  for (let k = 0; k < union.length; k++) {
+    const x = union[k]!;
+    const inMine = x >= sent;
+    const inTheirs = !inMine || shared[k]!;
+    const state = index.size === 0 ? KEPT : obsoletedIn(index, dots, x);
     if (state === UNDECIDED) return undefined;
     if (state === KEPT) {
       if (!inMine) isMine = false;

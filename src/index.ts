@@ -103,6 +103,7 @@ export type {
   MaybePromise,
   Durability,
   DurableStorageOptions,
+  MemoryStorageOptions,
   LevelStorageOptions,
   LevelEngineModule,
   LevelEngineDatabase,

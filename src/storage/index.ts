@@ -1,5 +1,5 @@
 export { AbstractStorage, type StorageOperation } from './abstract-storage.js';
-export { MemoryStorage } from './memory-storage.js';
+export { MemoryStorage, type MemoryStorageOptions } from './memory-storage.js';
 export {
   LevelStorage,
   type LevelStorageOptions,

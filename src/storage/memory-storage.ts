@@ -1,9 +1,11 @@
+import { totalmem } from 'node:os';
 import { allocBytes } from '../internal/bytes.js';
 import { KeyIndex, keyHash } from './key-index.js';
 import { AbstractStorage } from './abstract-storage.js';
 import { RecordArena, readPlaced, readRange, type Placed } from './record-arena.js';
 import type { StorageIterable } from './storage-iterator.js';
 import { tokenInRange } from './token-range.js';
+import { describeValue } from './validation.js';
 import type { StorageCapabilities, StoredEntry, StoredHint, TokenRangeQuery } from './types.js';
 
 /**
@@ -250,6 +252,29 @@ function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, unde
   }
 }
 
+/** Options of {@link MemoryStorage}. */
+export interface MemoryStorageOptions {
+  /**
+   * Bytes of record memory to allocate, and to write to page by page, when
+   * the storage first opens (rounded up to 256 KiB), so that storing the
+   * first that many bytes of keys and records costs no page faults: the
+   * operating system maps a page at its first write, ~0.5–2 µs a 4 KiB page
+   * on Linux and 10–13 µs on a VM that backs its memory lazily (measured:
+   * ~9 µs of CPU per quorum put of a fresh 1 KB key over three nodes there,
+   * a third of the put). The same trade as the JVM's
+   * `-XX:+AlwaysPreTouch` (Cassandra's default) or memcached's `-L`:
+   * `open()` takes longer (as long as the faults: ~0.4 s a GiB on Linux,
+   * ~3 s on that VM) and the memory is held from then on, used or not.
+   * Writes past it allocate memory as they need it. At most the machine's
+   * memory (`os.totalmem()`); more than it has free gets the process killed
+   * by the OS's out-of-memory killer, as any allocation would. A failed
+   * allocation fails `open()` with `KV_STORAGE_FAILURE` (nothing kept; a
+   * later `open()` tries again).
+   * @default 0
+   */
+  readonly preallocate?: number;
+}
+
 /**
  * The in-memory {@link StorageAdapter}: the reference implementation that
  * runs the storage compliance suite.
@@ -273,6 +298,9 @@ function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, unde
  * const storage = new MemoryStorage();
  * await storage.open();
  * await storage.put(key, token, record);
+ *
+ * // A node expected to hold ~2 GiB, its memory mapped up front:
+ * new Store({ storage: new MemoryStorage({ preallocate: 2 * 1024 ** 3 }) });
  * ```
  */
 export class MemoryStorage extends AbstractStorage {
@@ -294,6 +322,43 @@ export class MemoryStorage extends AbstractStorage {
   readonly #hints = new Map<string, HintRow>();
   readonly #meta = new Map<string, Uint8Array>();
   #hintSeq = 0;
+  /** Bytes still to preallocate at the next open (0 once done). */
+  #preallocate: number;
+
+  /**
+   * @throws TypeError when `options` is not an object, or `preallocate` is not a number
+   * @throws RangeError when `preallocate` is negative, fractional, or more than the machine's memory
+   */
+  constructor(options: MemoryStorageOptions = {}) {
+    super();
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`MemoryStorage: Expected \`options\` to be an object { preallocate? }, got ${describeValue(options)}`);
+    }
+    const { preallocate = 0 } = options;
+    if (typeof preallocate !== 'number') {
+      throw new TypeError(`MemoryStorage: Expected \`options.preallocate\` to be a number of bytes, got ${describeValue(preallocate)}`);
+    }
+    if (!Number.isSafeInteger(preallocate) || preallocate < 0) {
+      throw new RangeError(`MemoryStorage: Expected \`options.preallocate\` to be a whole number of bytes >= 0, got ${describeValue(preallocate)}`);
+    }
+    if (preallocate > totalmem()) {
+      throw new RangeError(
+        `MemoryStorage: Expected \`options.preallocate\` to be at most the machine's memory (${totalmem()} bytes), got ${preallocate}`,
+      );
+    }
+    this.#preallocate = preallocate;
+  }
+
+  /** Bytes preallocated ({@link MemoryStorageOptions.preallocate}) that no record uses yet. */
+  get preallocatedBytesLeft(): number {
+    return this.#arena.spareBytes;
+  }
+
+  protected override _open(): void {
+    if (this.#preallocate === 0) return;
+    this.#arena.preallocate(this.#preallocate);
+    this.#preallocate = 0;
+  }
 
   protected _get(key: Uint8Array): Uint8Array | undefined {
     const id = this.#index.get(key, keyHash(key));

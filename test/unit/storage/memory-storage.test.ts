@@ -52,6 +52,33 @@ describe('MemoryStorage', () => {
     await expect(it.next()).rejects.toThrow(RangeError);
   });
 
+  it('preallocate: checked at construction, reserved at the first open, used by records, kept across close/open', async () => {
+    expect(() => new MemoryStorage(null as never)).toThrow(/Expected `options` to be an object \{ preallocate\? \}, got null/);
+    expect(() => new MemoryStorage({ preallocate: '1GiB' as never })).toThrow(TypeError);
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, 2 ** 53]) {
+      expect(() => new MemoryStorage({ preallocate: bad })).toThrow(RangeError);
+    }
+    expect(() => new MemoryStorage({ preallocate: Number.MAX_SAFE_INTEGER })).toThrow(/at most the machine's memory \(\d+ bytes\), got 9007199254740991/);
+    expect(new MemoryStorage({}).preallocatedBytesLeft).toBe(0);
+
+    const s = new MemoryStorage({ preallocate: 1024 * 1024 });
+    expect(s.preallocatedBytesLeft).toBe(0); // nothing until it opens
+    await s.open();
+    expect(s.preallocatedBytesLeft).toBe(1024 * 1024);
+    const key = (i: number): Uint8Array => new TextEncoder().encode(`key-${i}`);
+    const filled = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) & 0xff);
+    // 2 MiB of records: the reservation, then memory allocated as needed.
+    for (let i = 0; i < 512; i++) {
+      await s.put(key(i), i, filled(4000, i));
+      if (i === 200) expect(s.preallocatedBytesLeft).toBeLessThan(1024 * 1024);
+    }
+    expect(s.preallocatedBytesLeft).toBe(0);
+    await s.close();
+    await s.open(); // not reserved again: the data (and the memory it fills) is still here
+    expect(s.preallocatedBytesLeft).toBe(0);
+    for (let i = 0; i < 512; i++) expect(Buffer.compare((await s.get(key(i)))!, filled(4000, i))).toBe(0);
+  });
+
   it('model test: matches a Map under random operations, scans interleaved', async () => {
     const KEYS = 8;
     await fc.assert(

@@ -8,8 +8,9 @@
  * - `echo-load { ports, ms, inFlight, rate?, bytes }`: connects to the echo
  *   servers and runs the fan-out echo (each op sends one frame to every
  *   server and waits for all answers) → a {@link LoadResult};
- * - `store-start { nodeId, seeds }`: a Store on TcpTransport (N3 W2 R2, memory
- *   storage) → `{ address }`; `store-wait { count }`; `store-prefill
+ * - `store-start { cluster, nodeId, seeds, preallocate }`: a Store on
+ *   TcpTransport (N3 W2 R2, MemoryStorage preallocating that many bytes) →
+ *   `{ address }`; `store-stop`; `store-wait { count }`; `store-prefill
  *   { keys, bytes }`; `store-load { op: 'put' | 'get', ms, inFlight, rate?,
  *   bytes, keys }` → a {@link LoadResult};
  * - `redis-load { port, op: 'set-wait' | 'get', ms, inFlight, rate?, bytes,
@@ -27,7 +28,7 @@ import { Session } from 'node:inspector/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Store, TcpTransport } from '../src/index.js';
+import { MemoryStorage, Store, TcpTransport } from '../src/index.js';
 
 /** A command from the parent. */
 interface Command {
@@ -391,19 +392,26 @@ async function redisLoad(port: number, op: 'set-wait' | 'get', bytes: number, ke
 // The store
 
 let store: Store<Uint8Array> | undefined;
+let storeTransport: TcpTransport | undefined;
 
 function running(): Store<Uint8Array> {
   if (store === undefined) throw new Error('bench/tcp-child: store-start first');
   return store;
 }
 
-/** A Store on TcpTransport at 127.0.0.1, N3 W2 R2, memory storage. */
-async function storeStart(nodeId: string, seeds: readonly string[]): Promise<{ address: string }> {
+/**
+ * A Store on TcpTransport at 127.0.0.1, N3 W2 R2, on a MemoryStorage that
+ * preallocates `preallocate` bytes (0: its defaults), in cluster `cluster`.
+ */
+async function storeStart(cluster: string, nodeId: string, seeds: readonly string[], preallocate: number): Promise<{ address: string }> {
+  if (store !== undefined) throw new Error('bench/tcp-child: store-stop first');
   const transport = new TcpTransport({ host: '127.0.0.1', port: 0, defaultTimeout: 10_000 });
+  storeTransport = transport;
   store = new Store<Uint8Array>({
     id: nodeId,
-    cluster: 'bench',
+    cluster,
     transport,
+    storage: new MemoryStorage({ preallocate }),
     seeds,
     replication: { n: 3, r: 2, w: 2 },
     timeout: 10_000,
@@ -484,10 +492,11 @@ handlers.set('redis-wait', async (c) => {
     conn.close();
   }
 });
-// CPU µs (user + system; system alone) and minor page faults (first touches of fresh memory) so far.
+// CPU µs (user + system; system alone), minor page faults (first touches of fresh memory), and the store's frames sent and socket writes so far.
 handlers.set('usage', async () => {
   const u = process.resourceUsage();
-  return { cpu: u.userCPUTime + u.systemCPUTime, sys: u.systemCPUTime, faults: u.minorPageFault };
+  const t = storeTransport?.stats();
+  return { cpu: u.userCPUTime + u.systemCPUTime, sys: u.systemCPUTime, faults: u.minorPageFault, frames: t?.framesSent ?? 0, writes: t?.socketWrites ?? 0 };
 });
 
 let profiler: Session | undefined;
@@ -511,7 +520,13 @@ handlers.set('profile-stop', async (c) => {
   writeFileSync(file, JSON.stringify(profile));
   return { file };
 });
-handlers.set('store-start', (c) => storeStart(String(c['nodeId']), c['seeds'] as string[]));
+handlers.set('store-start', (c) => storeStart(String(c['cluster']), String(c['nodeId']), c['seeds'] as string[], Number(c['preallocate'] ?? 0)));
+handlers.set('store-stop', async () => {
+  await running().stop();
+  store = undefined;
+  storeTransport = undefined;
+  return null;
+});
 handlers.set('store-wait', async (c) => {
   await running().waitForMembers(Number(c['count']), { timeout: 30_000 });
   return null;

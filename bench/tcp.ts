@@ -51,6 +51,16 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_TCP_ROUNDS ?? 3));
 const IN_FLIGHT = 64;
 const VALUE_BYTES = 1024;
 const KEYS = 2_000;
+/**
+ * What each process's MemoryStorage preallocates for the measured cluster:
+ * room for every put the suite makes at up to ~120k puts/s (~1.1 KB of key
+ * and record each), so no window pays first-touch page faults
+ * (`BENCH_TCP_PREALLOCATE_MB` sets it; 0 measures MemoryStorage's defaults).
+ */
+const PREALLOCATE_BYTES =
+  process.env.BENCH_TCP_PREALLOCATE_MB !== undefined
+    ? Math.max(0, Number(process.env.BENCH_TCP_PREALLOCATE_MB)) * 1024 * 1024
+    : Math.ceil(((WARMUP_MS + (ROUNDS + 2) * WINDOW_MS) * 120 * 1_100) / (1024 * 1024)) * 1024 * 1024;
 // Under `npm run bench` this module is compiled (bench/run.mjs) and the child
 // is compiled next to it; run from source (tsx), the child runs under tsx too.
 const COMPILED = import.meta.url.endsWith('.js');
@@ -113,9 +123,18 @@ class Child {
   }
 }
 
+/** What a child has used so far: CPU µs (user + system, and system alone), minor page faults, and its store's frames sent and socket writes. */
+interface Usage {
+  readonly cpu: number;
+  readonly sys: number;
+  readonly faults: number;
+  readonly frames: number;
+  readonly writes: number;
+}
+
 /** CPU µs (user + system, and system alone) and minor page faults of each child so far. */
-async function usageOf(children: readonly Child[]): Promise<{ cpu: number; sys: number; faults: number }[]> {
-  return Promise.all(children.map((c) => c.call<{ cpu: number; sys: number; faults: number }>('usage')));
+async function usageOf(children: readonly Child[]): Promise<Usage[]> {
+  return Promise.all(children.map((c) => c.call<Usage>('usage')));
 }
 
 /** A load window with the CPU and the page faults of every process during it. */
@@ -137,8 +156,10 @@ async function measured(name: string, children: readonly Child[], run: () => Pro
   const byProcess = after.map((u, i) => (u.cpu - before[i]!.cpu) / ops);
   const faults = after.map((u, i) => (u.faults - before[i]!.faults) / ops);
   const sys = after.map((u, i) => (u.sys - before[i]!.sys) / ops);
+  const framesPerWrite = after.map((u, i) => (u.frames - before[i]!.frames) / Math.max(1, u.writes - before[i]!.writes));
+  const writesPerOp = after.map((u, i) => (u.writes - before[i]!.writes) / ops);
   const m = { ...r, cpuUsPerOp: byProcess.reduce((sum, v) => sum + v, 0), cpuUsPerOpByProcess: byProcess, faultsPerOpByProcess: faults };
-  if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op (${perProcess(byProcess, 1)}), of it system ${perProcess(sys, 1)}, faults/op ${perProcess(faults, 2)}, max ${ms(m.max)} ms`);
+  if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op (${perProcess(byProcess, 1)}), of it system ${perProcess(sys, 1)}, faults/op ${perProcess(faults, 2)}, store socket writes/op ${perProcess(writesPerOp, 3)} (frames each ${perProcess(framesPerWrite, 1)}), max ${ms(m.max)} ms`);
   return m;
 }
 
@@ -288,11 +309,22 @@ export async function tcpBench(): Promise<Row[]> {
       p1.call<LoadResult>('echo-load', { ports, bytes: VALUE_BYTES, ms: window, inFlight: IN_FLIGHT, rate });
 
     // The cluster: a Store in each process, the load generated inside p1.
-    const { address } = await p1.call<{ address: string }>('store-start', { nodeId: 'n1', seeds: [] });
-    await Promise.all([p2.call('store-start', { nodeId: 'n2', seeds: [address] }), p3.call('store-start', { nodeId: 'n3', seeds: [address] })]);
-    await Promise.all(children.map((c) => c.call('store-wait', { count: 3 })));
+    const startCluster = async (cluster: string, preallocate: number): Promise<void> => {
+      const { address } = await p1.call<{ address: string }>('store-start', { cluster, nodeId: `${cluster}-1`, seeds: [], preallocate });
+      await Promise.all([p2, p3].map((c, i) => c.call('store-start', { cluster, nodeId: `${cluster}-${i + 2}`, seeds: [address], preallocate })));
+      await Promise.all(children.map((c) => c.call('store-wait', { count: 3 })));
+    };
     const load = (op: 'put' | 'get', window: number, rate: number): Promise<LoadResult> =>
       p1.call<LoadResult>('store-load', { op, ms: window, inFlight: IN_FLIGHT, rate, bytes: VALUE_BYTES, keys: KEYS });
+
+    // First the reference: puts on MemoryStorage's defaults, each process
+    // mapping memory as records arrive (every new page a fault). Its stores
+    // stop before the measured cluster starts, which maps its memory up front.
+    await startCluster('plain', 0);
+    await load('put', WARMUP_MS, 0);
+    const putPlain = await measured('put max, MemoryStorage defaults', children, () => load('put', WINDOW_MS, 0));
+    await Promise.all(children.map((c) => c.call('store-stop')));
+    await startCluster('bench', PREALLOCATE_BYTES);
 
     // Warm-up: every path runs long enough to be compiled before it is timed.
     await echo(WARMUP_MS, 0);
@@ -350,6 +382,7 @@ export async function tcpBench(): Promise<Row[]> {
       },
     ];
     const faultUs = pageFaultUs();
+    const preallocated = PREALLOCATE_BYTES > 0 ? `MemoryStorage preallocating ${(PREALLOCATE_BYTES / 1024 ** 3).toFixed(2)} GiB` : `MemoryStorage's defaults`;
     const goal = (ratio: number): string => `>= 0.3x ${ratio >= 0.3 ? 'PASS' : 'MISS'} (stretch 0.5x ${ratio >= 0.5 ? 'PASS' : 'MISS'})`;
     for (const [name, max, at] of [
       ['quorum put N3 W2', putMax, putAt],
@@ -358,7 +391,7 @@ export async function tcpBench(): Promise<Row[]> {
       rows.push(
         {
           suite: 'tcp',
-          metric: `${name}, ${VALUE_BYTES} B values, ${IN_FLIGHT} in flight, 3 processes`,
+          metric: `${name}, ${VALUE_BYTES} B values, ${IN_FLIGHT} in flight, 3 processes${name.includes('put') ? `, ${preallocated}` : ''}`,
           value: speed(max),
           baseline: `raw echo ${fmtOps(rateOf(echoMax))}`,
           ratio: fmtRatio(rateOf(max), rateOf(echoMax)),
@@ -383,6 +416,18 @@ export async function tcpBench(): Promise<Row[]> {
         },
       );
     }
+    // The reference: the same puts with MemoryStorage's defaults (first window of a fresh cluster).
+    rows.push(
+      {
+        suite: 'tcp',
+        metric: `reference: quorum put N3 W2 on MemoryStorage's defaults (memory mapped as records arrive)`,
+        value: `${speed(putPlain)}, ${putPlain.cpuUsPerOp.toFixed(1)} µs CPU${split(putPlain)}`,
+        baseline: `raw echo ${fmtOps(rateOf(echoMax))}`,
+        ratio: fmtRatio(rateOf(putPlain), rateOf(echoMax)),
+        goal: '(reference)',
+      },
+      faultRow('reference: the same', putPlain, echoMax, faultUs),
+    );
     rows.push(...(await redisRows(p1, offered)));
     return rows;
   } finally {

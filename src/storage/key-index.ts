@@ -7,6 +7,20 @@ import { fnv1a } from '../internal/bytes.js';
 export type RowMatcher = (id: number, key: Uint8Array) => boolean;
 
 const MIN_CAPACITY = 16;
+/** Tables of fewer slots than this are resized at once (a few ms at most)… */
+const INCREMENTAL_FROM = 1 << 16;
+/** …larger ones a few slots per write: this many of the old table's slots per `set` or `delete`. */
+const MOVE_PER_WRITE = 16;
+
+/** Resize settings (tests shrink them to exercise incremental resizes on small tables). */
+export interface KeyIndexTuning {
+  /** Tables with at least this many slots resize incrementally. @default 65536 */
+  readonly incrementalFrom?: number;
+  /** Old-table slots moved per write during an incremental resize. @default 16 */
+  readonly movePerWrite?: number;
+}
+/** An old-table slot whose entry moved to the new table or was deleted: probes go on past it. */
+const GONE = -1;
 
 /** FNV-1a over the bytes, never 0 (0 marks an empty slot). */
 export function keyHash(key: Uint8Array): number {
@@ -32,6 +46,20 @@ export function keyHash(key: Uint8Array): number {
  * A lookup compares the key with the row's key bytes through the matcher
  * the owner gives (for `MemoryStorage`: next to its record in the record
  * arena).
+ *
+ * Resizing is incremental once the table is large (as Redis rehashes its
+ * dictionaries): the new table is allocated, and every `set` and `delete`
+ * moves the next 16 slots of the old one into it, so no
+ * write pays for all the keys at once (moving 1M keys in one go stopped a
+ * node for ~110 ms on the benchmark VM, most of it first touches of the new
+ * table's 32 MB). Meanwhile a key lives in exactly one of the two tables:
+ * lookups try the new table, then the old; a moved or deleted entry of the
+ * old table is marked {@link GONE} in place (its slot stays occupied, so the
+ * probe runs through it stay whole). The old table is let go once every
+ * slot has moved: within an eighth of the writes that filled the new one
+ * to its resize point (a grow starts at load 1/2 of the old table, and the
+ * new one, twice as large, reaches load 1/2 only after as many inserts as
+ * the old one held).
  */
 export class KeyIndex {
   readonly #matches: RowMatcher;
@@ -40,10 +68,21 @@ export class KeyIndex {
   /** Per slot: the row id (meaningless when the slot is empty). */
   #ids = new Int32Array(MIN_CAPACITY);
   #mask = MIN_CAPACITY - 1;
+  /** Keys in both tables. */
   #size = 0;
+  /** While a resize is in progress: the previous table (ids {@link GONE} where the entry left)… */
+  #oldHashes: Int32Array | undefined;
+  #oldIds = new Int32Array(0);
+  #oldMask = 0;
+  /** …and the next of its slots to move. */
+  #moveAt = 0;
+  readonly #incrementalFrom: number;
+  readonly #movePerWrite: number;
 
-  constructor(matches: RowMatcher) {
+  constructor(matches: RowMatcher, tuning: KeyIndexTuning = {}) {
     this.#matches = matches;
+    this.#incrementalFrom = tuning.incrementalFrom ?? INCREMENTAL_FROM;
+    this.#movePerWrite = tuning.movePerWrite ?? MOVE_PER_WRITE;
   }
 
   /** Number of keys. */
@@ -51,9 +90,14 @@ export class KeyIndex {
     return this.#size;
   }
 
-  /** Number of slots (between 2 and 8 per key, at least 16). */
+  /** Number of slots of the current table (between 2 and 8 per key once a resize is done, at least 16). */
   get capacity(): number {
     return this.#hashes.length;
+  }
+
+  /** True while a resize is moving the old table's entries (for tests). */
+  get resizing(): boolean {
+    return this.#oldHashes !== undefined;
   }
 
   /** The row id of `key` (with `hash`, its {@link keyHash}), or -1. */
@@ -62,12 +106,15 @@ export class KeyIndex {
     const mask = this.#mask;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const h = hashes[i]!;
-      if (h === 0) return -1;
+      if (h === 0) break;
       if (h === hash) {
         const id = this.#ids[i]!;
         if (this.#matches(id, key)) return id;
       }
     }
+    if (this.#oldHashes === undefined) return -1;
+    const slot = this.#oldSlotOf(key, hash);
+    return slot < 0 ? -1 : this.#oldIds[slot]!;
   }
 
   /**
@@ -76,6 +123,7 @@ export class KeyIndex {
    * during the call (a replaced row is let go after, not before).
    */
   set(id: number, key: Uint8Array, hash: number): void {
+    if (this.#oldHashes !== undefined) this.#move(this.#movePerWrite);
     const hashes = this.#hashes;
     const mask = this.#mask;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
@@ -83,7 +131,15 @@ export class KeyIndex {
       if (h === 0) {
         hashes[i] = hash;
         this.#ids[i] = id;
-        if (++this.#size * 2 > hashes.length) this.#grow();
+        if (this.#oldHashes !== undefined) {
+          // The key may still be in the old table: it leaves it (it is now here).
+          const slot = this.#oldSlotOf(key, hash);
+          if (slot >= 0) {
+            this.#oldIds[slot] = GONE;
+            return;
+          }
+        }
+        if (++this.#size * 2 > hashes.length) this.#resize(hashes.length * 2);
         return;
       }
       if (h === hash && this.#matches(this.#ids[i]!, key)) {
@@ -95,6 +151,25 @@ export class KeyIndex {
 
   /** Removes `key` (with `hash`); returns the id of its row, or -1 if there was none. */
   delete(key: Uint8Array, hash: number): number {
+    if (this.#oldHashes !== undefined) this.#move(this.#movePerWrite);
+    let removed = this.#deleteHere(key, hash);
+    if (removed < 0 && this.#oldHashes !== undefined) {
+      const slot = this.#oldSlotOf(key, hash);
+      if (slot < 0) return -1;
+      removed = this.#oldIds[slot]!;
+      this.#oldIds[slot] = GONE;
+    } else if (removed < 0) {
+      return -1;
+    }
+    this.#size--;
+    // Give memory back once most keys are gone (load under 1/8: half the slots).
+    const capacity = this.#hashes.length;
+    if (capacity > MIN_CAPACITY && this.#size * 8 < capacity) this.#resize(capacity / 2);
+    return removed;
+  }
+
+  /** Deletes `key` from the current table (backward shift); its row id, or -1. */
+  #deleteHere(key: Uint8Array, hash: number): number {
     const hashes = this.#hashes;
     const ids = this.#ids;
     const mask = this.#mask;
@@ -118,32 +193,66 @@ export class KeyIndex {
       hole = j;
     }
     hashes[hole] = 0;
-    this.#size--;
-    // Give memory back once most keys are gone (load under 1/8: half the slots).
-    if (hashes.length > MIN_CAPACITY && this.#size * 8 < hashes.length) this.#resize(hashes.length / 2);
     return removed;
   }
 
-  #grow(): void {
-    this.#resize(this.#hashes.length * 2);
+  /** The old table's slot holding `key` (not moved, not deleted), or -1. */
+  #oldSlotOf(key: Uint8Array, hash: number): number {
+    const hashes = this.#oldHashes!;
+    const ids = this.#oldIds;
+    const mask = this.#oldMask;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const h = hashes[i]!;
+      if (h === 0) return -1;
+      if (h === hash) {
+        const id = ids[i]!;
+        if (id !== GONE && this.#matches(id, key)) return i;
+      }
+    }
   }
 
+  /**
+   * Starts a resize to `capacity` slots: at once for a small table,
+   * incrementally for a large one (a resize still in progress is finished
+   * first).
+   */
   #resize(capacity: number): void {
+    if (this.#oldHashes !== undefined) this.#move(Infinity);
     const oldHashes = this.#hashes;
     const oldIds = this.#ids;
-    const hashes = new Int32Array(capacity);
-    const ids = new Int32Array(capacity);
-    const mask = capacity - 1;
-    for (let s = 0; s < oldHashes.length; s++) {
+    this.#hashes = new Int32Array(capacity);
+    this.#ids = new Int32Array(capacity);
+    this.#mask = capacity - 1;
+    this.#oldHashes = oldHashes;
+    this.#oldIds = oldIds;
+    this.#oldMask = oldHashes.length - 1;
+    this.#moveAt = 0;
+    if (oldHashes.length < this.#incrementalFrom) this.#move(Infinity);
+  }
+
+  /** Moves up to `slots` slots of the old table into the current one; lets the old table go after its last. */
+  #move(slots: number): void {
+    const oldHashes = this.#oldHashes!;
+    const oldIds = this.#oldIds;
+    const hashes = this.#hashes;
+    const ids = this.#ids;
+    const mask = this.#mask;
+    const end = Math.min(oldHashes.length, this.#moveAt + slots);
+    for (let s = this.#moveAt; s < end; s++) {
       const h = oldHashes[s]!;
-      if (h === 0) continue;
+      const id = oldIds[s]!;
+      if (h === 0 || id === GONE) continue;
+      // Not in the current table (a key lives in one table): the first free slot is its place.
       let i = h & mask;
       while (hashes[i] !== 0) i = (i + 1) & mask;
       hashes[i] = h;
-      ids[i] = oldIds[s]!;
+      ids[i] = id;
+      oldIds[s] = GONE;
     }
-    this.#hashes = hashes;
-    this.#ids = ids;
-    this.#mask = mask;
+    this.#moveAt = end;
+    if (end === oldHashes.length) {
+      this.#oldHashes = undefined;
+      this.#oldIds = new Int32Array(0);
+    }
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { KeyIndex, keyHash } from '../../../src/storage/key-index.js';
+import { KeyIndex, keyHash, type KeyIndexTuning } from '../../../src/storage/key-index.js';
 
 interface TestRow {
   readonly slab: Uint8Array;
@@ -23,14 +23,14 @@ function rowOf(key: Uint8Array, n: number): TestRow {
  * as a storage's row columns would have it): `add` gives a row its id, `row`
  * reads one back by id (undefined for -1, "no row").
  */
-function table(): { index: KeyIndex; add: (row: TestRow) => number; row: (id: number) => TestRow | undefined } {
+function table(tuning?: KeyIndexTuning): { index: KeyIndex; add: (row: TestRow) => number; row: (id: number) => TestRow | undefined } {
   const rows: TestRow[] = [];
   const index = new KeyIndex((id, key) => {
     const r = rows[id]!;
     if (r.keyLength !== key.length) return false;
     for (let i = 0; i < key.length; i++) if (r.slab[r.offset + i] !== key[i]) return false;
     return true;
-  });
+  }, tuning);
   return {
     index,
     add: (row) => rows.push(row) - 1,
@@ -44,8 +44,9 @@ const keyArb = fc.uint8Array({ minLength: 1, maxLength: 6, max: 7 }); // few dis
 const opArb: fc.Arbitrary<Op> = fc.record({ kind: fc.constantFrom('set', 'set', 'get', 'delete'), key: keyArb, n: fc.nat() });
 
 /** Runs `ops` on a KeyIndex and on a Map model, comparing every answer and, at the end, every key. */
-function runAgainstModel(ops: Op[], hashOf: (key: Uint8Array) => number): void {
-  const { index, add, row: rowAt } = table();
+function runAgainstModel(ops: Op[], hashOf: (key: Uint8Array) => number, tuning?: KeyIndexTuning): { resizingSeen: boolean } {
+  const { index, add, row: rowAt } = table(tuning);
+  let resizingSeen = false;
   const model = new Map<string, TestRow>();
   for (const op of ops) {
     const id = latin1(op.key);
@@ -61,17 +62,21 @@ function runAgainstModel(ops: Op[], hashOf: (key: Uint8Array) => number): void {
       model.delete(id);
     }
     expect(index.size).toBe(model.size);
+    resizingSeen ||= index.resizing;
   }
   for (const [id, row] of model) {
     const key = Uint8Array.from(id, (c) => c.charCodeAt(0));
     expect(rowAt(index.get(key, hashOf(key)))).toBe(row);
   }
+  return { resizingSeen };
 }
 
 describe('KeyIndex (the memory storage key table)', () => {
   it('agrees with a Map under random sets, gets and deletes (real hash)', () => {
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => runAgainstModel(ops, keyHash)),
+      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => {
+        runAgainstModel(ops, keyHash);
+      }),
       { numRuns: 300 },
     );
   });
@@ -82,9 +87,58 @@ describe('KeyIndex (the memory storage key table)', () => {
     // at every capacity).
     const colliding = (key: Uint8Array): number => [-1, -2, 15, 30, 7][key[0]! % 5]!;
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => runAgainstModel(ops, colliding)),
+      fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => {
+        runAgainstModel(ops, colliding);
+      }),
       { numRuns: 300 },
     );
+  });
+
+  it('agrees with a Map while resizes move entries a few per write (every resize incremental; real and colliding hashes)', () => {
+    // Small key alphabet: sets, overwrites and deletes of keys still in the
+    // old table, in the new one, and moved; grows started before the last
+    // finished (one slot per write cannot keep up: the next resize finishes it).
+    const manyKeys = fc.uint8Array({ minLength: 1, maxLength: 3, max: 15 });
+    const op: fc.Arbitrary<Op> = fc.record({ kind: fc.constantFrom('set', 'set', 'get', 'delete'), key: manyKeys, n: fc.nat() });
+    const colliding = (key: Uint8Array): number => [-1, -2, 15, 30, 7, 31, 63][key[0]! % 7]!;
+    let sawResizing = 0;
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 100, maxLength: 600 }),
+        fc.constantFrom(1, 2, 3, 16),
+        fc.boolean(),
+        (ops, movePerWrite, collide) => {
+          const { resizingSeen } = runAgainstModel(ops, collide ? colliding : keyHash, { incrementalFrom: 16, movePerWrite });
+          if (resizingSeen) sawResizing++;
+        },
+      ),
+      { numRuns: 400 },
+    );
+    expect(sawResizing).toBeGreaterThan(100); // not vacuous
+  });
+
+  it('an incremental grow ends within the writes that follow, and every key stays found throughout', () => {
+    const { index, add, row } = table({ incrementalFrom: 1024, movePerWrite: 16 });
+    const keys = Array.from({ length: 3000 }, (_, i) => new TextEncoder().encode(`key:${i}`));
+    const resizes: { from: number; writes: number }[] = [];
+    keys.forEach((key, n) => {
+      const before = index.resizing;
+      index.set(add(rowOf(key, n)), key, keyHash(key));
+      if (index.resizing && !before) resizes.push({ from: n, writes: 0 });
+      else if (before) resizes.at(-1)!.writes++;
+      // Every key so far, at every step (old table, new table, or moved).
+      if (index.resizing && n % 37 === 0) for (let k = 0; k <= n; k++) expect(row(index.get(keys[k]!, keyHash(keys[k]!)))?.n).toBe(k);
+    });
+    // Grows start past load 1/2 (1024 slots at the 513th key, 2048 at the 1025th, 4096 at the 2049th)
+    // and end after old slots / 16 writes; smaller tables grew at once.
+    expect(resizes).toEqual([
+      { from: 512, writes: 1024 / 16 },
+      { from: 1024, writes: 2048 / 16 },
+      { from: 2048, writes: 4096 / 16 },
+    ]);
+    expect(index.resizing).toBe(false);
+    expect(index.capacity).toBe(8192);
+    keys.forEach((key, n) => expect(row(index.get(key, keyHash(key)))?.n).toBe(n));
   });
 
   it('a delete keeps an entry that wrapped past the last slot where its lookup finds it', () => {

@@ -65,6 +65,62 @@ class IdList {
   }
 }
 
+/** A column chunk holds this many rows (2^14): a column grows a chunk at a time, nothing copied. */
+const CHUNK_BITS = 14;
+const CHUNK_ROWS = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK_ROWS - 1;
+/** Rows of a column's first chunk, which doubles (copied) up to {@link CHUNK_ROWS}: an empty storage stays small. */
+const FIRST_CHUNK_ROWS = 16;
+
+/**
+ * A column of 32-bit integers by row id, in chunks of {@link CHUNK_ROWS}
+ * (the first one smaller until it fills): growing never copies more than
+ * one chunk, so the millionth key costs what the thousandth does (doubling
+ * flat arrays stopped a node for ~140 ms at 1M rows on the benchmark VM,
+ * most of it first touches of the new arrays).
+ */
+class IntColumn {
+  readonly chunks: Int32Array[] = [new Int32Array(FIRST_CHUNK_ROWS)];
+
+  get(id: number): number {
+    return this.chunks[id >>> CHUNK_BITS]![id & CHUNK_MASK]!;
+  }
+
+  set(id: number, value: number): void {
+    this.chunks[id >>> CHUNK_BITS]![id & CHUNK_MASK] = value;
+  }
+
+  /** Room for `rows` rows (the next size up: the first chunk doubled, or one more chunk). */
+  grow(rows: number): void {
+    const chunks = this.chunks;
+    if (chunks.length === 1 && chunks[0]!.length < CHUNK_ROWS) chunks[0] = grown(chunks[0]!, new Int32Array(rows));
+    else chunks.push(new Int32Array(CHUNK_ROWS));
+  }
+}
+
+/** The slab of each row, chunked as {@link IntColumn} is (EMPTY where no row is). */
+class SlabColumn {
+  readonly chunks: Uint8Array[][] = [new Array<Uint8Array>(FIRST_CHUNK_ROWS).fill(EMPTY)];
+
+  get(id: number): Uint8Array {
+    return this.chunks[id >>> CHUNK_BITS]![id & CHUNK_MASK]!;
+  }
+
+  set(id: number, slab: Uint8Array): void {
+    this.chunks[id >>> CHUNK_BITS]![id & CHUNK_MASK] = slab;
+  }
+
+  grow(rows: number): void {
+    const chunks = this.chunks;
+    if (chunks.length === 1 && chunks[0]!.length < CHUNK_ROWS) {
+      const first = chunks[0]!;
+      for (let i = first.length; i < rows; i++) first.push(EMPTY);
+    } else {
+      chunks.push(new Array<Uint8Array>(CHUNK_ROWS).fill(EMPTY));
+    }
+  }
+}
+
 /**
  * The stored rows, as columns indexed by row id: what would be one heap
  * object per key is a slot in a few typed arrays (outside the heap) and one
@@ -77,65 +133,73 @@ class IdList {
  * A row's token and key never change while it is stored; an overwrite under
  * the same token moves its bytes (`slab`, `offset`, `length`) and keeps its
  * id. Ids of deleted rows are reused (a dead row's once the next merge has
- * dropped it from the sorted index). The columns grow by doubling and do not
- * shrink.
+ * dropped it from the sorted index). The columns grow a chunk at a time
+ * ({@link IntColumn}) and do not shrink.
  */
 class Rows {
-  token = new Uint32Array(16);
-  offset = new Int32Array(16);
-  keyLength = new Int32Array(16);
+  /** The token, as an int32 (read it with {@link Rows.tokenOf}). */
+  readonly token = new IntColumn();
+  readonly offset = new IntColumn();
+  readonly keyLength = new IntColumn();
   /** Key and record bytes together. */
-  length = new Int32Array(16);
+  readonly length = new IntColumn();
   /** Index in the pending list or the sorted index. */
-  slot = new Int32Array(16);
-  state = new Uint8Array(16);
+  readonly slot = new IntColumn();
+  readonly state = new IntColumn();
   /** The slab holding the row's bytes (EMPTY for a free id). */
-  slab: Uint8Array[] = new Array<Uint8Array>(16).fill(EMPTY);
+  readonly slab = new SlabColumn();
   /** Ids let go, reused first. */
   readonly #free: number[] = [];
   /** Ids handed out so far (free ones included). */
   used = 0;
+  /** Rows the columns have room for. */
+  #capacity = FIRST_CHUNK_ROWS;
 
   /** A fresh (or reused) id for a row in `state`, its columns to be filled by the caller. */
   take(state: number): number {
     let id = this.#free.pop();
     if (id === undefined) {
-      if (this.used === this.state.length) this.#grow();
+      if (this.used === this.#capacity) this.#grow();
       id = this.used++;
     }
-    this.state[id] = state;
+    this.state.set(id, state);
     return id;
   }
 
   /** Lets `id` go (its bytes already freed in the arena). */
   release(id: number): void {
-    this.state[id] = FREE;
-    this.slab[id] = EMPTY;
+    this.state.set(id, FREE);
+    this.slab.set(id, EMPTY);
     this.#free.push(id);
+  }
+
+  /** Row `id`'s token (unsigned). */
+  tokenOf(id: number): number {
+    return this.token.get(id) >>> 0;
   }
 
   /** True if row `id` holds `key` (compares the key bytes in its slab). */
   holds(id: number, key: Uint8Array): boolean {
     const n = key.length;
-    if (this.keyLength[id] !== n) return false;
-    const slab = this.slab[id]!;
-    const at = this.offset[id]!;
+    if (this.keyLength.get(id) !== n) return false;
+    const slab = this.slab.get(id);
+    const at = this.offset.get(id);
     for (let i = 0; i < n; i++) if (slab[at + i] !== key[i]) return false;
     return true;
   }
 
   /** Token, then key bytes (a shorter key before the longer one it starts). */
   compare(a: number, b: number): number {
-    const ta = this.token[a]!;
-    const tb = this.token[b]!;
+    const ta = this.tokenOf(a);
+    const tb = this.tokenOf(b);
     if (ta !== tb) return ta - tb;
-    const la = this.keyLength[a]!;
-    const lb = this.keyLength[b]!;
+    const la = this.keyLength.get(a);
+    const lb = this.keyLength.get(b);
     const n = Math.min(la, lb);
-    const x = this.slab[a]!;
-    const y = this.slab[b]!;
-    const xo = this.offset[a]!;
-    const yo = this.offset[b]!;
+    const x = this.slab.get(a);
+    const y = this.slab.get(b);
+    const xo = this.offset.get(a);
+    const yo = this.offset.get(b);
     for (let i = 0; i < n; i++) {
       const d = x[xo + i]! - y[yo + i]!;
       if (d !== 0) return d;
@@ -144,14 +208,10 @@ class Rows {
   }
 
   #grow(): void {
-    const n = this.state.length * 2;
-    this.token = grown(this.token, new Uint32Array(n));
-    this.offset = grown(this.offset, new Int32Array(n));
-    this.keyLength = grown(this.keyLength, new Int32Array(n));
-    this.length = grown(this.length, new Int32Array(n));
-    this.slot = grown(this.slot, new Int32Array(n));
-    this.state = grown(this.state, new Uint8Array(n));
-    for (let i = this.slab.length; i < n; i++) this.slab.push(EMPTY);
+    const rows = this.#capacity < CHUNK_ROWS ? this.#capacity * 2 : this.#capacity + CHUNK_ROWS;
+    for (const column of [this.token, this.offset, this.keyLength, this.length, this.slot, this.state]) column.grow(rows);
+    this.slab.grow(rows);
+    this.#capacity = rows;
   }
 }
 
@@ -184,11 +244,11 @@ function snapshotOf(rows: Rows, ids: Int32Array, count: number): ScanSnapshot {
   const length = new Int32Array(count);
   for (let i = 0; i < count; i++) {
     const id = ids[i]!;
-    token[i] = rows.token[id]!;
-    slab[i] = rows.slab[id]!;
-    offset[i] = rows.offset[id]!;
-    keyLength[i] = rows.keyLength[id]!;
-    length[i] = rows.length[id]!;
+    token[i] = rows.tokenOf(id);
+    slab[i] = rows.slab.get(id);
+    offset[i] = rows.offset.get(id);
+    keyLength[i] = rows.keyLength.get(id);
+    length[i] = rows.length.get(id);
   }
   return { count, token, slab, offset, keyLength, length };
 }
@@ -209,10 +269,9 @@ function* entries(s: ScanSnapshot): Generator<StoredEntry, void, undefined> {
 function firstAbove(rows: Rows, ids: Int32Array, count: number, token: number): number {
   let lo = 0;
   let hi = count;
-  const tokens = rows.token;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (tokens[ids[mid]!]! <= token) lo = mid + 1;
+    if (rows.tokenOf(ids[mid]!) <= token) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -228,7 +287,7 @@ function mergeIds(rows: Rows, a: Int32Array, aLength: number, b: Int32Array, bLe
   let i = 0;
   let j = 0;
   while (i < aLength || j < bLength) {
-    if (i < aLength && dropDead && state[a[i]!] === DEAD) {
+    if (i < aLength && dropDead && state.get(a[i]!) === DEAD) {
       rows.release(a[i]!);
       i++;
       continue;
@@ -365,8 +424,8 @@ export class MemoryStorage extends AbstractStorage {
     if (id < 0) return undefined;
     // The caller's copy comes from a shared slab (no off-heap allocation per read).
     const rows = this.#rows;
-    const at = rows.offset[id]!;
-    return readRange(rows.slab[id]!, at + rows.keyLength[id]!, at + rows.length[id]!, allocBytes);
+    const at = rows.offset.get(id);
+    return readRange(rows.slab.get(id), at + rows.keyLength.get(id), at + rows.length.get(id), allocBytes);
   }
 
   /**
@@ -391,15 +450,15 @@ export class MemoryStorage extends AbstractStorage {
     const id = this.#index.get(key, keyHash(key));
     if (id < 0) return undefined;
     const rows = this.#rows;
-    const at = rows.offset[id]!;
-    return rows.slab[id]!.subarray(at + rows.keyLength[id]!, at + rows.length[id]!);
+    const at = rows.offset.get(id);
+    return rows.slab.get(id).subarray(at + rows.keyLength.get(id), at + rows.length.get(id));
   }
 
   protected _put(key: Uint8Array, token: number, record: Uint8Array): void {
     const rows = this.#rows;
     const hash = keyHash(key);
     const old = this.#index.get(key, hash);
-    if (old >= 0 && rows.token[old] === token) {
+    if (old >= 0 && rows.tokenOf(old) === token) {
       // Same key and token: the row keeps its id and its place in the scan index; its bytes move.
       this.#arena.free(this.#load(old));
       this.#place(old, key, record);
@@ -407,10 +466,10 @@ export class MemoryStorage extends AbstractStorage {
       return;
     }
     const id = rows.take(PENDING);
-    rows.token[id] = token;
-    rows.keyLength[id] = key.byteLength;
+    rows.token.set(id, token);
+    rows.keyLength.set(id, key.byteLength);
     this.#place(id, key, record);
-    rows.slot[id] = this.#pending.length;
+    rows.slot.set(id, this.#pending.length);
     this.#pending.push(id);
     // The old row still holds the key while the index moves the key to the new one.
     this.#index.set(id, key, hash);
@@ -435,18 +494,18 @@ export class MemoryStorage extends AbstractStorage {
     const cursor = this.#cursor;
     cursor.length = key.byteLength + record.byteLength;
     this.#arena.place(cursor, key, record);
-    rows.slab[id] = cursor.slab;
-    rows.offset[id] = cursor.offset;
-    rows.length[id] = cursor.length;
+    rows.slab.set(id, cursor.slab);
+    rows.offset.set(id, cursor.offset);
+    rows.length.set(id, cursor.length);
   }
 
   /** The cursor, pointing at row `id`'s bytes (for the arena's accounting). */
   #load(id: number): Placed {
     const rows = this.#rows;
     const cursor = this.#cursor;
-    cursor.slab = rows.slab[id]!;
-    cursor.offset = rows.offset[id]!;
-    cursor.length = rows.length[id]!;
+    cursor.slab = rows.slab.get(id);
+    cursor.offset = rows.offset.get(id);
+    cursor.length = rows.length.get(id);
     return cursor;
   }
 
@@ -465,10 +524,11 @@ export class MemoryStorage extends AbstractStorage {
     const state = rows.state;
     const cursor = this.#cursor;
     for (let id = 0; id < rows.used; id++) {
-      if (state[id] !== PENDING && state[id] !== SORTED) continue;
+      const at = state.get(id);
+      if (at !== PENDING && at !== SORTED) continue;
       yield this.#load(id);
-      rows.slab[id] = cursor.slab;
-      rows.offset[id] = cursor.offset;
+      rows.slab.set(id, cursor.slab);
+      rows.offset.set(id, cursor.offset);
     }
     yield* this.#hints.values();
   }
@@ -486,7 +546,7 @@ export class MemoryStorage extends AbstractStorage {
     // The index's ids in range, without the dead ones.
     const picked = new IdList();
     const pick = (from: number, to: number): void => {
-      for (let i = from; i < to; i++) if (rows.state[sorted[i]!] === SORTED) picked.push(sorted[i]!);
+      for (let i = from; i < to; i++) if (rows.state.get(sorted[i]!) === SORTED) picked.push(sorted[i]!);
     };
     if (start === end) pick(0, count);
     else {
@@ -505,7 +565,7 @@ export class MemoryStorage extends AbstractStorage {
       const extra = new IdList();
       for (let i = 0; i < pending.length; i++) {
         const id = pending.items[i]!;
-        if (tokenInRange(rows.token[id]!, range)) extra.push(id);
+        if (tokenInRange(rows.tokenOf(id), range)) extra.push(id);
       }
       if (extra.length > 0) {
         const inRange = extra.items.subarray(0, extra.length).sort((a, b) => rows.compare(a, b));
@@ -565,20 +625,20 @@ export class MemoryStorage extends AbstractStorage {
   /** Takes a row that is leaving (deleted, or re-put under another token; its bytes already freed) out of the scan index. */
   #unindex(id: number): void {
     const rows = this.#rows;
-    if (rows.state[id] === SORTED) {
-      rows.state[id] = DEAD;
-      rows.slab[id] = EMPTY;
+    if (rows.state.get(id) === SORTED) {
+      rows.state.set(id, DEAD);
+      rows.slab.set(id, EMPTY);
       this.#deadInSorted++;
       // Bound the memory dead rows hold when no scan comes to merge them away.
       if (this.#deadInSorted > MERGE_AT && this.#deadInSorted * 2 > this.#sorted.length) this.#merge();
       return;
     }
     const pending = this.#pending;
-    const slot = rows.slot[id]!;
+    const slot = rows.slot.get(id);
     const last = pending.items[--pending.length]!;
     if (last !== id) {
       pending.items[slot] = last;
-      rows.slot[last] = slot;
+      rows.slot.set(last, slot);
     }
     rows.release(id);
   }
@@ -590,8 +650,8 @@ export class MemoryStorage extends AbstractStorage {
     const merged = mergeIds(rows, this.#sorted.items, this.#sorted.length, pending, pending.length, true);
     for (let i = 0; i < merged.length; i++) {
       const id = merged.items[i]!;
-      rows.state[id] = SORTED;
-      rows.slot[id] = i;
+      rows.state.set(id, SORTED);
+      rows.slot.set(id, i);
     }
     this.#sorted = merged;
     this.#pending = new IdList();

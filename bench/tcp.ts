@@ -28,9 +28,9 @@
  * rate. `BENCH_TCP_MS` sets the window length (default 2000 ms): the suite
  * takes about 12 windows, the warm-ups and start-up (~35 s by default).
  *
- * `BENCH_TCP_PROFILE=<dir>`: after the warm-up, one more put window and one
- * more get window run with every process under the V8 CPU profiler, written
- * to `<dir>/<p1|p2|p3>-<put|get>.cpuprofile` (not part of the measured
+ * `BENCH_TCP_PROFILE=<dir>`: after the warm-up, one more echo, put and get
+ * window each run with every process under the V8 CPU profiler, written
+ * to `<dir>/<p1|p2|p3>-<echo|put|get>.cpuprofile` (not part of the measured
  * windows; p1 is the node generating the load).
  *
  * @module
@@ -334,9 +334,9 @@ export async function tcpBench(): Promise<Row[]> {
 
     const profileDir = process.env.BENCH_TCP_PROFILE;
     if (profileDir) {
-      for (const op of ['put', 'get'] as const) {
+      for (const op of ['echo', 'put', 'get'] as const) {
         await Promise.all(children.map((c) => c.call('profile-start')));
-        await load(op, WINDOW_MS, 0);
+        await (op === 'echo' ? echo(WINDOW_MS, 0) : load(op, WINDOW_MS, 0));
         await Promise.all(children.map((c) => c.call('profile-stop', { file: resolvePath(profileDir, `${c.name}-${op}.cpuprofile`) })));
       }
     }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Defaults, MemoryNetwork, Store, type Clock, type GossipOptions, type MemberStatus } from 'quorumkv';
 import { createTestCluster, seededRandom, type TestCluster } from 'quorumkv/testing';
+import { until } from '../helpers/until.js';
 
 /** Clock-level timer handle of {@link StallClock}. */
 type Handle = ReturnType<Clock['setTimeout']>;
@@ -300,7 +301,7 @@ describe('failure detection on the real clock (5 nodes in one process, default 2
     cluster.network.isolate('n4');
     const others = cluster.stores.filter((s) => s.id !== 'n4');
     const statusOf = (s: Store, id: string): MemberStatus | undefined => s.members().find((m) => m.id === id)?.status;
-    await until(() => others.every((s) => statusOf(s, 'n4') === 'down'), 10_000, 'n4 down everywhere');
+    await until('n4 down everywhere', () => others.every((s) => statusOf(s, 'n4') === 'down'), 10_000);
     expect(events.filter((e) => !e.endsWith(' n4') && !e.startsWith('n4 '))).toEqual([]);
     const ups: string[] = [];
     for (const s of others) s.on('member:up', (e) => ups.push(`${s.id} ${e.member.id}`));
@@ -309,11 +310,3 @@ describe('failure detection on the real clock (5 nodes in one process, default 2
     expect(ups.filter((u) => u.endsWith(' n4')).length).toBe(4);
   });
 });
-
-async function until(predicate: () => boolean, timeout: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -1,21 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvError, type StorageAdapter } from 'quorumkv';
 import { createTestCluster, type TestCluster } from 'quorumkv/testing';
+import { until } from '../helpers/until.js';
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
 });
-
-/** Polls `condition` every 5 ms until it holds; fails after `timeout` ms saying what it waited for. */
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeout = 10_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 async function hintsOf(storage: StorageAdapter, target?: string): Promise<{ target: string; key: string }[]> {
   const out: { target: string; key: string }[] = [];

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryNetwork, MemoryStorage, Store, type Clock, type StoreOptions, systemClock } from 'quorumkv';
 import { createTestCluster, type TestCluster } from 'quorumkv/testing';
 import { rejection } from '../helpers/rejection.js';
+import { until } from '../helpers/until.js';
 
 const fast = { interval: 50, suspectAfterRounds: 10, downAfterRounds: 20, timeout: 200 } as const;
 
@@ -86,10 +87,19 @@ describe('restart safety: a restarted node never acts as a one-node cluster', ()
         const reads = await Promise.all(keys.map((k) => n3.get(k)));
         expect(reads.map((r) => r?.values)).toEqual(keys.map(() => ['v2']));
         await Promise.all(keys.map((k, i) => n3.put(k, 'v3', { context: reads[i]!.context })));
+        // Acknowledged at W=2, each v3 reaches two of the key's owners, though
+        // not always by the time of the acknowledgement: when the restarted
+        // node counts an owner as unreachable (once in a full-suite run on a
+        // loaded machine), a stand-in takes the write with a hint that reaches
+        // the owner once it is seen alive. So wait for it, with a deadline. A
+        // node acting as a ring of one would store v3 on itself only, and no
+        // owner would ever hold it.
         for (const k of keys) {
           const owners = cluster.stores[0]!.ring.preferenceList(k, 3).map((n) => n.id);
-          const held = await Promise.all(owners.map((o) => cluster.store(o).localGet(k)));
-          expect(held.filter((h) => h?.values.length === 1 && h.values[0] === 'v3').length).toBeGreaterThanOrEqual(2);
+          await until(`two owners of ${k} (${owners.join(', ')}) holding v3 alone`, async () => {
+            const held = await Promise.all(owners.map((o) => cluster.store(o).localGet(k)));
+            return held.filter((h) => h?.values.length === 1 && h.values[0] === 'v3').length >= 2;
+          });
         }
       } finally {
         await n3.stop();

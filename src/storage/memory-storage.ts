@@ -298,6 +298,60 @@ function mergeIds(rows: Rows, a: Int32Array, aLength: number, b: Int32Array, bLe
   return out;
 }
 
+/** Fewer ids than this are sorted by comparison; more by a radix sort of their tokens first. */
+const RADIX_FROM = 512;
+/** Token bits a radix pass sorts by (two passes for 32-bit tokens). */
+const RADIX_BITS = 16;
+
+/**
+ * Sorts `ids` in place by token, then key bytes (as {@link Rows.compare}):
+ * a stable two-pass radix sort of their 32-bit tokens, then a comparison
+ * sort within each run of equal tokens (keys that share a token: few). A
+ * comparison sort of 1M rows written since the last scan took ~200 ms, all
+ * of it within the first scan's first step (what anti-entropy's rounds
+ * ask), stopping the node; the radix sort is linear.
+ */
+function sortIds(rows: Rows, ids: Int32Array): void {
+  const n = ids.length;
+  if (n < RADIX_FROM) {
+    ids.sort((a, b) => rows.compare(a, b));
+    return;
+  }
+  const tokens = new Uint32Array(n);
+  for (let i = 0; i < n; i++) tokens[i] = rows.tokenOf(ids[i]!);
+  const otherTokens = new Uint32Array(n);
+  const otherIds = new Int32Array(n);
+  const count = new Int32Array(1 << RADIX_BITS);
+  radixPass(tokens, ids, otherTokens, otherIds, 0, count);
+  radixPass(otherTokens, otherIds, tokens, ids, RADIX_BITS, count);
+  for (let i = 0; i < n; ) {
+    let j = i + 1;
+    while (j < n && tokens[j] === tokens[i]) j++;
+    if (j - i > 1) ids.subarray(i, j).sort((a, b) => rows.compare(a, b));
+    i = j;
+  }
+}
+
+/** One stable counting-sort pass of (token, id) pairs by the token's bits at `shift`. */
+function radixPass(fromTokens: Uint32Array, fromIds: Int32Array, toTokens: Uint32Array, toIds: Int32Array, shift: number, count: Int32Array): void {
+  const mask = (1 << RADIX_BITS) - 1;
+  const n = fromTokens.length;
+  count.fill(0);
+  for (let i = 0; i < n; i++) count[(fromTokens[i]! >>> shift) & mask]!++;
+  let sum = 0;
+  for (let b = 0; b < count.length; b++) {
+    const c = count[b]!;
+    count[b] = sum;
+    sum += c;
+  }
+  for (let i = 0; i < n; i++) {
+    const token = fromTokens[i]!;
+    const at = count[(token >>> shift) & mask]!++;
+    toTokens[at] = token;
+    toIds[at] = fromIds[i]!;
+  }
+}
+
 function* hintCopies(rows: readonly HintRow[]): Generator<StoredHint, void, undefined> {
   for (const row of rows) {
     yield {
@@ -350,7 +404,9 @@ export interface MemoryStorageOptions {
  * replaces the row where it sits, a delete marks it dead. A scan binary-
  * searches the index and adds the pending rows in its range: O(log n + m +
  * k) for m entries in range and k pending rows. Pending and dead rows are
- * merged into the index (O(n)) once they reach 1/16 of it.
+ * merged into the index (O(n)) once they reach 1/16 of it, the pending ones
+ * sorted by a radix sort of their tokens (1M new keys: 67 ms at the first
+ * scan after them, where a comparison sort took 227 ms).
  *
  * @example
  * ```ts
@@ -568,7 +624,8 @@ export class MemoryStorage extends AbstractStorage {
         if (tokenInRange(rows.tokenOf(id), range)) extra.push(id);
       }
       if (extra.length > 0) {
-        const inRange = extra.items.subarray(0, extra.length).sort((a, b) => rows.compare(a, b));
+        const inRange = extra.items.subarray(0, extra.length);
+        sortIds(rows, inRange);
         ids = mergeIds(rows, picked.items, picked.length, inRange, inRange.length, false);
       }
     }
@@ -646,7 +703,8 @@ export class MemoryStorage extends AbstractStorage {
   /** Merges the pending rows into the sorted index and drops its dead rows (their ids are let go). */
   #merge(): void {
     const rows = this.#rows;
-    const pending = this.#pending.items.subarray(0, this.#pending.length).sort((a, b) => rows.compare(a, b));
+    const pending = this.#pending.items.subarray(0, this.#pending.length);
+    sortIds(rows, pending);
     const merged = mergeIds(rows, this.#sorted.items, this.#sorted.length, pending, pending.length, true);
     for (let i = 0; i < merged.length; i++) {
       const id = merged.items[i]!;

@@ -1,7 +1,8 @@
 /**
  * tcp suite: a three-process quorumkv cluster on loopback (TcpTransport, N3
- * W2 R2, memory storage, 1 KB values, the load generated inside one node
- * process, 64 requests in flight), next to a raw TCP fan-out echo between
+ * W2 R2, MemoryStorage preallocating room for the run's puts, 1 KB values,
+ * the load generated inside one node process, 64 requests in flight), next
+ * to a raw TCP fan-out echo between
  * three processes measured in the same run: one process sends a 1 KB
  * length-prefixed frame to the other two and waits for both answers (Nagle
  * off, corked writes). A quorum put or get is at least that much work.
@@ -13,7 +14,9 @@
  * page faults per operation (each replica keeps what a put writes, so its
  * memory grows; some VMs charge several µs per new page), next to what one
  * fault costs on the machine; the p99 of each at the same offered rate (half the
- * echo's maximum, open loop); and, when `redis-server` is on the PATH, Redis
+ * echo's maximum, open loop); one put window of a cluster on MemoryStorage's
+ * defaults, measured first, as a reference (its page faults: every new page
+ * of records is one); and, when `redis-server` is on the PATH, Redis
  * with a primary and two replicas on loopback (SET + `WAIT 1 0`, and GET,
  * 64 in flight, one connection each) as a reference.
  *

@@ -41,7 +41,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { freemem, tmpdir } from 'node:os';
 import net from 'node:net';
 import { delimiter, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,13 +57,18 @@ const KEYS = 2_000;
 /**
  * What each process's MemoryStorage preallocates for the measured cluster:
  * room for every put the suite makes at up to ~120k puts/s (~1.1 KB of key
- * and record each), so no window pays first-touch page faults
- * (`BENCH_TCP_PREALLOCATE_MB` sets it; 0 measures MemoryStorage's defaults).
+ * and record each), so no window pays first-touch page faults, but at most a
+ * quarter of the machine's free memory each (three processes, and room left;
+ * the table says how much it was). `BENCH_TCP_PREALLOCATE_MB` sets it; 0
+ * measures MemoryStorage's defaults.
  */
 const PREALLOCATE_BYTES =
   process.env.BENCH_TCP_PREALLOCATE_MB !== undefined
     ? Math.max(0, Number(process.env.BENCH_TCP_PREALLOCATE_MB)) * 1024 * 1024
-    : Math.ceil(((WARMUP_MS + (ROUNDS + 2) * WINDOW_MS) * 120 * 1_100) / (1024 * 1024)) * 1024 * 1024;
+    : Math.min(
+        Math.ceil(((WARMUP_MS + (ROUNDS + 2) * WINDOW_MS) * 120 * 1_100) / (1024 * 1024)) * 1024 * 1024,
+        Math.floor(freemem() / 4 / (1024 * 1024)) * 1024 * 1024,
+      );
 // Under `npm run bench` this module is compiled (bench/run.mjs) and the child
 // is compiled next to it; run from source (tsx), the child runs under tsx too.
 const COMPILED = import.meta.url.endsWith('.js');

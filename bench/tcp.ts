@@ -2,13 +2,13 @@
  * tcp suite: a three-process quorumkv cluster on loopback (TcpTransport, N3
  * W2 R2, MemoryStorage preallocating room for the run's puts, 1 KB values,
  * the load generated inside one node process, 64 requests in flight), next
- * to a raw TCP fan-out echo between
- * three processes measured in the same run: one process sends a 1 KB
+ * to a raw TCP fan-out echo between three processes measured in the same
+ * run: one process sends a 1 KB
  * length-prefixed frame to the other two and waits for both answers (Nagle
  * off, corked writes). A quorum put or get is at least that much work.
  *
  * Rows: the echo's and the quorum ops' maximum rates with p50/p99; the CPU
- * per operation summed over the three processes (`process.cpuUsage()`
+ * per operation summed over the three processes (`process.resourceUsage()`
  * reported by each), and in brackets each process's share, the one that
  * generates the load (and coordinates every quorum call) first; the minor
  * page faults per operation (each replica keeps what a put writes, so its
@@ -140,7 +140,7 @@ interface Usage {
   readonly writes: number;
 }
 
-/** CPU µs (user + system, and system alone) and minor page faults of each child so far. */
+/** What each child has used so far (see {@link Usage}). */
 async function usageOf(children: readonly Child[]): Promise<Usage[]> {
   return Promise.all(children.map((c) => c.call<Usage>('usage')));
 }
@@ -161,11 +161,15 @@ async function measured(name: string, children: readonly Child[], run: () => Pro
   const after = await usageOf(children);
   if (r.errors > 0) throw new Error(`bench tcp: ${name}: ${r.errors} operations failed, the first with ${r.firstError}`);
   const ops = Math.max(1, r.ops);
-  const byProcess = after.map((u, i) => (u.cpu - before[i]!.cpu) / ops);
-  const faults = after.map((u, i) => (u.faults - before[i]!.faults) / ops);
-  const sys = after.map((u, i) => (u.sys - before[i]!.sys) / ops);
-  const framesPerWrite = after.map((u, i) => (u.frames - before[i]!.frames) / Math.max(1, u.writes - before[i]!.writes));
-  const writesPerOp = after.map((u, i) => (u.writes - before[i]!.writes) / ops);
+  /** Each process's use of `what` during the window. */
+  const during = (what: keyof Usage): number[] => after.map((u, i) => u[what] - before[i]![what]);
+  const perOp = (what: keyof Usage): number[] => during(what).map((v) => v / ops);
+  const byProcess = perOp('cpu');
+  const faults = perOp('faults');
+  const sys = perOp('sys');
+  const writesPerOp = perOp('writes');
+  const writes = during('writes');
+  const framesPerWrite = during('frames').map((frames, i) => frames / Math.max(1, writes[i]!));
   const m = { ...r, cpuUsPerOp: byProcess.reduce((sum, v) => sum + v, 0), cpuUsPerOpByProcess: byProcess, faultsPerOpByProcess: faults };
   if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op (${perProcess(byProcess, 1)}), of it system ${perProcess(sys, 1)}, faults/op ${perProcess(faults, 2)}, store socket writes/op ${perProcess(writesPerOp, 3)} (frames each ${perProcess(framesPerWrite, 1)}), max ${ms(m.max)} ms`);
   return m;

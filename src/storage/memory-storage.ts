@@ -372,9 +372,9 @@ export interface MemoryStorageOptions {
    * the storage first opens (rounded up to 256 KiB), so that storing the
    * first that many bytes of keys and records costs no page faults: the
    * operating system maps a page at its first write, ~0.5–2 µs a 4 KiB page
-   * on Linux and 10–13 µs on a VM that backs its memory lazily (measured:
-   * ~9 µs of CPU per quorum put of a fresh 1 KB key over three nodes there,
-   * a third of the put). The same trade as the JVM's
+   * on Linux and 10–14 µs on a VM that backs its memory lazily (measured:
+   * ~10–13 µs of the 19–26 µs of CPU a quorum put of a fresh 1 KB key costs
+   * over three nodes there). The same trade as the JVM's
    * `-XX:+AlwaysPreTouch` (Cassandra's default) or memcached's `-L`:
    * `open()` takes longer (as long as the faults: ~0.4 s a GiB on Linux,
    * ~3 s on that VM) and the memory is held from then on, used or not.

@@ -349,7 +349,8 @@ export function mergeShortcut(local: Uint8Array, incoming: Uint8Array): 'local' 
   // The full path normalizes each side before merging; one pass over the union
   // is enough for the record named to decode to the merge: a version obsoleted
   // within its own record rules that record out (it is not kept), and what
-  // obsoletes it is in the union with the same power as in its own record. (It
+  // obsoletes it is in the union with the same power as in its own record (a
+  // dot in both records with different pasts goes to the full path). (It
   // may then name the sent record where the full path finds the held one, when
   // both decode to the merge: only forged records get there, and storing the
   // sent one is as right.)
@@ -366,6 +367,10 @@ export function mergeShortcut(local: Uint8Array, incoming: Uint8Array): 'local' 
       union.push(j++);
       shared.push(false);
     } else {
+      // A dot in both with two different pasts (forged: a dot names one version): the held
+      // one's past stands in the union where the sent record normalized itself with the
+      // other, so the union no longer tells what the sent record decodes to.
+      if (order === 0 && !dots.pasts[i]!.equals(dots.pasts[j]!)) return undefined;
       union.push(i++);
       shared.push(order === 0);
       if (order === 0) j++;

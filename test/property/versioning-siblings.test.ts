@@ -537,6 +537,23 @@ describe('mergeShortcut answers as decode + merge does', () => {
     expect(answered).toBeGreaterThan(60); // ~130 of 1500: forged records mostly go to the full path
   });
 
+  it('a dot in both records with two different pasts goes to the full path (found by the property above, seed -960566165)', () => {
+    const v = (actor: string, counter: number, past: [string, number, number][]): Version<string> => ({
+      dot: { actor, counter },
+      past: VectorClock.from(past),
+      value: `${actor}${counter}@0`,
+      tombstone: false,
+      timestamp: 0,
+    });
+    // The sent record's c4 covers its x1, whose past covers a1: it decodes to {c4}. Held: {a1, c4 with an empty past}.
+    // In the union the held c4 stands for both, x1 looks kept and obsoletes a1, so the sent record looked like the
+    // merge; storing it would have dropped a1.
+    const local = recordIn([v('a', 1, []), v('c', 4, [])], 'set');
+    const sent = recordIn([v('c', 4, [['x', 1, 0]]), v('x', 1, [['a', 1, 0]])], 'sorted');
+    expect(decodeSiblingSet(local).merge(decodeSiblingSet(sent)).versions.map((x) => x.dot.actor)).toEqual(['a', 'c']);
+    expect(mergeShortcut(local, sent)).toBeUndefined();
+  });
+
   it('a stored record that is not a record leaves the decision to the full path; a bad sent one throws', () => {
     const good = bytesOf(SiblingSet.empty<string>().write('a~1', VectorClock.EMPTY, { value: 'x', timestamp: 1 }).set);
     expect(mergeShortcut(Uint8Array.of(SIBLING_SET_FORMAT, 0xc1), good)).toBeUndefined();

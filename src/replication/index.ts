@@ -19,6 +19,15 @@ export {
 } from './hinted-handoff.js';
 export { HopQueue, type HopWaiter } from './hop-queue.js';
 export {
+  ApplyBatcher,
+  APPLY_BATCH_ITEMS,
+  APPLY_BATCH_BYTES,
+  APPLY_BATCH_MAX_RECORD,
+  APPLY_BATCH_RETRY_MS,
+  MAX_WIRE_BATCH_ITEMS,
+  type ApplyBatcherOptions,
+} from './apply-batcher.js';
+export {
   ReplicaServer,
   describeKey,
   corruptStoredRecord,

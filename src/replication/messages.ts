@@ -7,6 +7,12 @@ import type { WireMessage, WireValue } from '../transport/index.js';
  * hashes the key itself):
  * - `kv.read {key}` → `kv.record {record | null}`
  * - `kv.apply {key, record}` → `kv.applied {}` — merge a sibling set (replication, read repair)
+ * - `kv.apply-batch {keys, records}` → `kv.applied-batch {failures}` — several
+ *   `kv.apply` in one request (a coordinator's writes of one turn for one
+ *   replica, see `ApplyBatcher`), applied in order; `failures` lists
+ *   `[index, code, message]` for each item not applied. A batch that is not
+ *   two arrays of one length (1 to `MAX_WIRE_BATCH_ITEMS` items) is refused
+ *   whole with `KV_INVALID_MESSAGE`, nothing applied.
  * - `kv.coordinate {key, value | null, tombstone, context | null, overwrite, w, timeout, timestamp?}` →
  *   `kv.written {}` or `kv.write-failed {required, acknowledged, failures}` — a
  *   node that is not a replica forwards the write to one (the Dynamo paper's

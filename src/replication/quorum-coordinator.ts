@@ -13,6 +13,7 @@ import type { Clock, TimerHandle } from '../internal/clock.js';
 import { onAbort, throwIfAborted } from '../internal/signals.js';
 import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import { ownBody } from '../transport/codec.js';
+import { ApplyBatcher } from './apply-batcher.js';
 import type { AnswerReceiver, Transport, WireMessage } from '../transport/index.js';
 import {
   SiblingSet,
@@ -176,6 +177,13 @@ export interface QuorumCoordinatorOptions {
    * picked as a stand-in by its own coordinator.
    */
   readonly hints?: HintStore;
+  /**
+   * Send a write's `kv.apply` requests for one peer in one turn together,
+   * as `kv.apply-batch` (see `ApplyBatcher`; writes with an abort signal,
+   * and records over 16 KiB, go alone). Needs a transport with `send()`.
+   * @default true
+   */
+  readonly batchApplies?: boolean;
 }
 
 /** Where a coordinator keeps hints on its own node (a `HintedHandoff`). */
@@ -317,6 +325,8 @@ export class QuorumCoordinator {
   readonly #tokenOf = (bytes: Uint8Array): number => this.#o.ring().token(bytes);
   readonly #sloppy: boolean;
   readonly #hops: HopQueue;
+  /** Batches the kv.apply requests of one turn per peer (undefined: a transport without send()). */
+  readonly #batcher: ApplyBatcher | undefined;
   /** The deadlines of reads (one timer for all of them). */
   readonly #deadlines: DeadlineQueue;
   /** How long a node that let a hop pass stays unavailable, ms. */
@@ -343,6 +353,10 @@ export class QuorumCoordinator {
       throw new RangeError(`Expected \`hopTimeout\` to be a finite number of milliseconds >= 1, got ${String(hop)}`);
     }
     this.#hops = new HopQueue(options.clock, hop);
+    this.#batcher =
+      options.transport.send === undefined || options.batchApplies === false
+        ? undefined
+        : new ApplyBatcher({ transport: options.transport, cluster: options.cluster, clock: options.clock });
     this.#deadlines = new DeadlineQueue(options.clock);
     this.#slowFor = Math.max(MIN_SLOW_FOR, 8 * hop);
     // Every background request listens on this signal; many may be in flight.
@@ -481,6 +495,8 @@ export class QuorumCoordinator {
 
   /** Aborts background work (read repair, replication past W) and waits for it. */
   async stop(): Promise<void> {
+    // Batches being filled go now (their writes' outcomes are part of the background work waited for below).
+    this.#batcher?.flush();
     this.#stopping.abort();
     this.#hops.stop();
     for (const w of this.#waiting.splice(0)) {
@@ -616,6 +632,8 @@ export class QuorumCoordinator {
     }
     // The requests gather() makes as it begins (in this turn) share one reading of the clock; stand-ins asked later read it anew.
     let now: number | undefined = at ?? this.#o.clock.now();
+    // Replicas' kv.apply requests go in batches (see ApplyBatcher), unless the call has a signal to abort them by.
+    const batcher = this.#batcher;
     // Replication past W goes on in the background until every call settled.
     const gathering = this.#tracked(() =>
       gather<unknown>(
@@ -626,15 +644,17 @@ export class QuorumCoordinator {
             : set !== undefined && node.id === this.#o.self
               ? this.#o.replica.apply(ref, set, record)
               : // The answer as it came: gather checks it (settleApplied).
-                this.#send(
-                  node,
-                  ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }),
-                  deadline,
-                  signal,
-                  now ?? this.#o.clock.now(),
-                  receiver,
-                  tag,
-                ),
+                batcher !== undefined && signal === undefined && batcher.accepts(node.address, record.byteLength)
+                ? (batcher.add(node.address, ref.bytes, record, deadline, receiver, tag), SENT)
+                : this.#send(
+                    node,
+                    ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }),
+                    deadline,
+                    signal,
+                    now ?? this.#o.clock.now(),
+                    receiver,
+                    tag,
+                  ),
         {
           operation: 'write',
           required,

@@ -6,7 +6,8 @@ import { KeyLock } from '../internal/key-lock.js';
 import type { Ring } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import { ownBody } from '../transport/codec.js';
-import type { WireMessage } from '../transport/index.js';
+import type { WireMessage, WireValue } from '../transport/index.js';
+import { MAX_WIRE_BATCH_ITEMS, batchFailure } from './apply-batcher.js';
 import { SiblingSet, VectorClock, decodeClock, decodeSiblingSet, decodeTombstones, encodeSiblingSet, type WriteChange } from '../versioning/index.js';
 import { checkSiblingSet, mergeShortcut } from '../versioning/codec.js';
 import { toKeyRef } from './key-ref.js';
@@ -96,6 +97,8 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 /** The answer to every `kv.apply` (the transport only reads answers). */
 const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
 const appliedAnswer = (): WireMessage => APPLIED;
+/** The answer to a `kv.apply-batch` whose every item was applied. */
+const BATCH_APPLIED: WireMessage = Object.freeze({ type: 'kv.applied-batch', failures: Object.freeze([]) as readonly WireValue[] });
 /**
  * Records decoded here are this node's own bytes (a storage read, a
  * message's own copy) and their sets live for one merge: values stay views.
@@ -524,6 +527,8 @@ export class ReplicaServer {
         }
         case 'kv.version':
           return this.#version(message);
+        case 'kv.apply-batch':
+          return this.#applyBatch(message);
         default:
           throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown replica message type ${message.type}`);
       }
@@ -552,6 +557,53 @@ export class ReplicaServer {
       }
       return true;
     });
+  }
+
+  /**
+   * `kv.apply-batch {keys, records}`: each item as `kv.apply` would be, in
+   * order (two items of one key merge one after the other, under the key's
+   * lock when the storage is asynchronous). The batch is refused whole
+   * (`KV_INVALID_MESSAGE`, nothing applied) when it is not two arrays of the
+   * same length, 1 to {@link MAX_WIRE_BATCH_ITEMS} items; an item that fails
+   * (a malformed key or record, a storage failure) is reported in the
+   * answer's `failures` as `[index, code, message]` and the others are
+   * applied. The answer comes synchronously when every item was applied
+   * synchronously.
+   */
+  #applyBatch(message: WireMessage): WireMessage | Promise<WireMessage> {
+    const keys = message['keys'];
+    const records = message['records'];
+    if (!Array.isArray(keys) || !Array.isArray(records) || keys.length !== records.length || keys.length === 0 || keys.length > MAX_WIRE_BATCH_ITEMS) {
+      throw new KvError(
+        ErrorCodes.INVALID_MESSAGE,
+        `malformed kv.apply-batch: expected keys and records, two arrays of the same length, 1 to ${MAX_WIRE_BATCH_ITEMS} items`,
+      );
+    }
+    let failures: [number, string, string][] | undefined;
+    let waits: Promise<void>[] | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      try {
+        const item = { type: 'kv.apply-batch item', key: keys[i], record: records[i] } as WireMessage;
+        const key = readBytes(item, 'key', MAX_WIRE_KEY);
+        const encoded = readBytes(item, 'record', MAX_WIRE_RECORD);
+        const done = this.#applyNow({ bytes: key, token: this.#tokenOf(key) }, undefined, encoded);
+        if (done instanceof Promise) {
+          (waits ??= []).push(
+            done.then(undefined, (err: unknown) => {
+              (failures ??= []).push(batchFailure(i, toKvError(err)));
+            }),
+          );
+        }
+      } catch (err) {
+        (failures ??= []).push(batchFailure(i, toKvError(err)));
+      }
+    }
+    const answer = (): WireMessage => {
+      if (failures === undefined) return BATCH_APPLIED;
+      failures.sort((a, b) => a[0] - b[0]);
+      return { type: 'kv.applied-batch', failures };
+    };
+    return waits === undefined ? answer() : Promise.all(waits).then(answer);
   }
 
   #version(message: WireMessage): WireMessage | Promise<WireMessage> {

@@ -3,6 +3,7 @@ import { KvError, Store } from 'quorumkv';
 import { TEST_CLUSTER_GOSSIP } from 'quorumkv/testing';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/index.js';
 import { rejection } from '../helpers/rejection.js';
+import { until } from '../helpers/until.js';
 
 const SECRET = 'the cluster secret, 32+ bytes long';
 
@@ -53,6 +54,22 @@ describe('Stores over TcpTransport', () => {
       expect(s.malformedFrames).toBe(0);
       expect(s.requestsReceived).toBeGreaterThan(0);
     }
+  });
+
+  it("400 writes at once through one store: each peer gets them in kv.apply-batch requests, and every write is on every replica", async () => {
+    const first = node('n1', []);
+    await first.store.start();
+    const others = [node('n2', [first.transport.address]), node('n3', [first.transport.address])];
+    await Promise.all(others.map((o) => o.store.start()));
+    await Promise.all(stores.map((s) => s.waitForMembers(3, { timeout: 10_000 })));
+    const received = (): number => others.reduce((n, o) => n + o.transport.stats().requestsReceived, 0);
+    const before = received();
+    await Promise.all(Array.from({ length: 400 }, (_, i) => first.store.put(`b${i}`, i)));
+    // 800 replica writes (two peers each) in batches of up to 8: at least 100 requests, far fewer than 800.
+    await until('the peers to receive every batch', () => received() - before >= 100);
+    expect(received() - before).toBeLessThan(400);
+    for (let i = 0; i < 400; i += 7) expect((await others[1]!.store.get(`b${i}`, { consistency: 'all' }))?.values).toEqual([i]);
+    for (const t of transports) expect(t.stats().malformedFrames).toBe(0);
   });
 
   it('a node with a wrong secret cannot join, read or write, and is counted as an auth failure', async () => {

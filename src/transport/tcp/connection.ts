@@ -28,7 +28,7 @@ const OUT_MAX_IN_CHUNK = 16 * 1024;
  * 32 frames; at 16 KiB they left every ~14, and the extra writes cost the
  * tcp bench's puts ~10% of their CPU.
  */
-export const FLUSH_BATCH_BYTES = 64 * 1024;
+export const FLUSH_BATCH_BYTES = 32 * 1024;
 /**
  * ... or this many frames, for the same reason: small frames (a get's
  * requests, acknowledgements) never reach the byte bound, so a coordinator

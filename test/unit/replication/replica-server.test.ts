@@ -4,6 +4,7 @@ import { ReplicaServer, SiblingSet, decodeSiblingSet, encodeSiblingSet, metadata
 import { TooManySiblingsError } from '../../../src/errors/index.js';
 import type { CoordinatedVersion, ReplicaServerOptions, SiblingsEvent } from '../../../src/replication/index.js';
 import { ManualClock } from '../../../src/testing/manual-clock.js';
+import type { WireMessage } from '../../../src/transport/index.js';
 
 const ring = Ring.from([{ id: 'a' }]);
 const key = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -428,5 +429,92 @@ describe('ReplicaServer: a record off the wire that is the merge itself', () => 
       await expect(apply(r, 'k', bad)).rejects.toMatchObject({ code: 'KV_INVALID_MESSAGE' });
     }
     expect(await r.readEncoded(key('k'))).toEqual(held.encoded);
+  });
+});
+
+describe('ReplicaServer: kv.apply-batch', () => {
+  /** A MemoryStorage whose hooks answer after a macrotask; `failOn` keys fail to store. */
+  class LaterStorage extends MemoryStorage {
+    failOn = new Set<string>();
+    protected override _get(k: Uint8Array): Uint8Array | undefined {
+      return new Promise((resolve) => setImmediate(() => resolve(super._get(k)))) as unknown as Uint8Array | undefined;
+    }
+    protected override _put(k: Uint8Array, token: number, record: Uint8Array): void {
+      return new Promise<void>((resolve, reject) =>
+        setImmediate(() => (this.failOn.has(new TextDecoder().decode(k)) ? reject(new Error('disk full')) : resolve(super._put(k, token, record)))),
+      ) as unknown as void;
+    }
+  }
+  const blind = (actor: string, v: string) => SiblingSet.empty<Uint8Array>().write(actor, VectorClock.EMPTY, { value: value(v), timestamp: 1 }).set;
+  const batch = (items: [string, Uint8Array][]) => ({
+    type: 'kv.apply-batch',
+    cluster: 'c',
+    keys: items.map(([k]) => key(k)),
+    records: items.map(([, r]) => r),
+  });
+  const valuesOf = async (r: ReplicaServer, k: string) => (await r.read(key(k))).values().map((v) => new TextDecoder().decode(v)).sort();
+
+  it('applies every item, in order, and answers in the same turn over a synchronous storage', async () => {
+    const r = await server(new MemoryStorage());
+    const items: [string, Uint8Array][] = Array.from({ length: 20 }, (_, i) => [`k${i % 10}`, encodeSiblingSet(blind(`b${i}~1`, `v${i}`))]);
+    const answer = r.handle(batch(items));
+    expect(answer).toEqual({ type: 'kv.applied-batch', failures: [] });
+    // Two items of one key merge one after the other: both concurrent versions are kept.
+    for (let i = 0; i < 10; i++) expect(await valuesOf(r, `k${i}`)).toEqual([`v${i}`, `v${i + 10}`].sort());
+  });
+
+  it('an item that cannot be applied is reported by index with its code; the others are applied', async () => {
+    const r = await server(new MemoryStorage());
+    const good = (i: number) => encodeSiblingSet(blind(`b${i}~1`, `v${i}`));
+    const message = {
+      type: 'kv.apply-batch',
+      cluster: 'c',
+      keys: [key('a'), new Uint8Array(0), key('c'), 'not bytes', key('e')],
+      records: [good(0), good(1), Uint8Array.of(1, 0x92, 0xff), good(3), good(4)],
+    };
+    const answer = (await r.handle(message as unknown as WireMessage)) as unknown as { failures: [number, string, string][] };
+    expect(answer.failures.map(([i, code]) => [i, code])).toEqual([
+      [1, 'KV_INVALID_MESSAGE'],
+      [2, 'KV_INVALID_MESSAGE'],
+      [3, 'KV_INVALID_MESSAGE'],
+    ]);
+    expect(answer.failures[0]![2]).toContain('key');
+    expect(await valuesOf(r, 'a')).toEqual(['v0']);
+    expect(await valuesOf(r, 'e')).toEqual(['v4']);
+    expect(await r.readEncoded(key('c'))).toBeUndefined();
+  });
+
+  it('over a storage that answers later: the answer is a promise, a failed store is KV_STORAGE_FAILURE for its item only', async () => {
+    const storage = new LaterStorage();
+    storage.failOn.add('k1');
+    const r = await server(storage);
+    const items: [string, Uint8Array][] = [0, 1, 2].map((i) => [`k${i}`, encodeSiblingSet(blind(`b${i}~1`, `v${i}`))]);
+    const answer = r.handle(batch(items));
+    expect(answer).toBeInstanceOf(Promise);
+    const { failures } = (await answer) as unknown as { failures: [number, string, string][] };
+    expect(failures.map(([i, code]) => [i, code])).toEqual([[1, 'KV_STORAGE_FAILURE']]);
+    expect(await valuesOf(r, 'k0')).toEqual(['v0']);
+    expect(await valuesOf(r, 'k2')).toEqual(['v2']);
+    storage.failOn.clear();
+    expect(await r.readEncoded(key('k1'))).toBeUndefined();
+  });
+
+  it('a malformed batch is refused whole with KV_INVALID_MESSAGE and applies nothing', async () => {
+    const r = await server(new MemoryStorage());
+    const rec = encodeSiblingSet(blind('b~1', 'v'));
+    const many = Array.from({ length: 1025 }, (_, i) => key(`k${i}`));
+    for (const body of [
+      { keys: key('a'), records: [rec] },
+      { keys: [key('a')], records: rec },
+      { keys: [key('a'), key('b')], records: [rec] },
+      { keys: [], records: [] },
+      { keys: many, records: many.map(() => rec) },
+      { records: [rec] },
+    ]) {
+      await expect(Promise.resolve(r.handle({ type: 'kv.apply-batch', cluster: 'c', ...body } as unknown as WireMessage))).rejects.toMatchObject({
+        code: 'KV_INVALID_MESSAGE',
+      });
+    }
+    for (const k of ['a', 'b', 'k0', 'k1024']) expect(await r.readEncoded(key(k))).toBeUndefined();
   });
 });

@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { KvError, type RequestHandler } from 'quorumkv';
+import { MemoryTransport } from 'quorumkv/internals';
+import { createTestCluster, type TestCluster } from 'quorumkv/testing';
+import { ErrorCodes } from '../../src/errors/index.js';
+import { until } from '../helpers/until.js';
+
+let cluster: TestCluster<number> | undefined;
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+/** Counts the replica messages each node receives, by type; `older` nodes refuse kv.apply-batch as a release without it would. */
+function watchReplicaMessages(older: ReadonlySet<string> = new Set()): Map<string, Map<string, number>> {
+  const seen = new Map<string, Map<string, number>>();
+  const start = MemoryTransport.prototype.start;
+  vi.spyOn(MemoryTransport.prototype, 'start').mockImplementation(function (this: MemoryTransport, handler: RequestHandler) {
+    const address = this.address;
+    return start.call(this, (message, from) => {
+      if (message.type.startsWith('kv.apply')) {
+        const byType = seen.get(address) ?? new Map<string, number>();
+        seen.set(address, byType);
+        byType.set(message.type, (byType.get(message.type) ?? 0) + 1);
+        if (message.type === 'kv.apply-batch' && older.has(address)) {
+          throw new KvError(ErrorCodes.INVALID_MESSAGE, `node ${address} has no handler for message type "kv.apply-batch"`);
+        }
+      }
+      return handler(message, from);
+    });
+  });
+  return seen;
+}
+
+const count = (seen: Map<string, Map<string, number>>, node: string, type: string): number => seen.get(node)?.get(type) ?? 0;
+
+/** Waits until every one of `keys` is stored on every node (W=2 acknowledges before the third has it). */
+async function onEveryNode(c: TestCluster<number>, keys: readonly string[]): Promise<void> {
+  const bytes = keys.map((k) => new TextEncoder().encode(k));
+  for (const id of ['n1', 'n2', 'n3']) {
+    const storage = c.storage(id);
+    await until(`${id} to hold all ${keys.length} keys`, async () => {
+      for (const k of bytes) if ((await storage.get(k)) === undefined) return false;
+      return true;
+    });
+  }
+}
+
+describe('kv.apply-batch: a write’s replication to one peer goes in batches', () => {
+  it('300 writes at once through one node reach each peer in batches, and every write is on every replica', async () => {
+    const seen = watchReplicaMessages();
+    cluster = await createTestCluster<number>({ nodes: 3 });
+    const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
+    await Promise.all(keys.map((k, i) => cluster!.stores[0]!.put(k, i)));
+    await onEveryNode(cluster, keys);
+    for (const peer of ['n2', 'n3']) {
+      const batches = count(seen, peer, 'kv.apply-batch');
+      const singles = count(seen, peer, 'kv.apply');
+      expect(batches).toBeGreaterThan(0);
+      // 300 writes to replicate: at most 16 in a batch, and far fewer messages than writes.
+      expect(batches).toBeGreaterThanOrEqual(Math.ceil((300 - singles) / 16));
+      expect(batches + singles).toBeLessThan(100);
+    }
+    for (let i = 0; i < 300; i += 37) expect((await cluster.stores[2]!.get(`k${i}`, { consistency: 'all' }))?.values).toEqual([i]);
+  });
+
+  it('a peer of an older release that refuses batches gets every write as single kv.apply requests; nothing is lost', async () => {
+    const seen = watchReplicaMessages(new Set(['n3']));
+    cluster = await createTestCluster<number>({ nodes: 3 });
+    const first = Array.from({ length: 200 }, (_, i) => `a${i}`);
+    await Promise.all(first.map((k, i) => cluster!.stores[0]!.put(k, i)));
+    await onEveryNode(cluster, first);
+    // n3 refused the batches it got; every write still reached it, one request each.
+    expect(count(seen, 'n3', 'kv.apply-batch')).toBeGreaterThan(0);
+    expect(count(seen, 'n3', 'kv.apply')).toBeGreaterThanOrEqual(200);
+    // Later writes go to n3 one by one from the start, to n2 still in batches.
+    const refusedBefore = count(seen, 'n3', 'kv.apply-batch');
+    const n2Before = count(seen, 'n2', 'kv.apply-batch');
+    const second = Array.from({ length: 100 }, (_, i) => `b${i}`);
+    await Promise.all(second.map((k, i) => cluster!.stores[0]!.put(k, i)));
+    await onEveryNode(cluster, second);
+    expect(count(seen, 'n3', 'kv.apply-batch')).toBe(refusedBefore);
+    expect(count(seen, 'n2', 'kv.apply-batch')).toBeGreaterThan(n2Before);
+  });
+
+  it('writes with an abort signal go alone (the batch cannot be aborted item by item)', async () => {
+    const seen = watchReplicaMessages();
+    cluster = await createTestCluster<number>({ nodes: 3 });
+    const signal = new AbortController().signal;
+    const keys = Array.from({ length: 40 }, (_, i) => `s${i}`);
+    await Promise.all(keys.map((k, i) => cluster!.stores[0]!.put(k, i, { signal })));
+    await onEveryNode(cluster, keys);
+    expect(count(seen, 'n2', 'kv.apply-batch') + count(seen, 'n3', 'kv.apply-batch')).toBe(0);
+    expect(count(seen, 'n2', 'kv.apply')).toBe(40);
+  });
+});

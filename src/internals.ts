@@ -29,7 +29,7 @@ export type {
 } from './node/index.js';
 
 // Data path
-export { QuorumCoordinator, ReplicaServer, HintedHandoff, HopQueue, ApplyBatcher, MAX_HINT_TTL, MAX_CALLS_IN_PROGRESS, keyRef, metadataCounterLease } from './replication/index.js';
+export { QuorumCoordinator, ReplicaServer, HintedHandoff, HopQueue, ApplyBatcher, ReadBatcher, MAX_HINT_TTL, MAX_CALLS_IN_PROGRESS, keyRef, metadataCounterLease } from './replication/index.js';
 export type {
   HintedHandoffOptions,
   HintEvent,

@@ -241,6 +241,7 @@ export class Node {
       router.register('kv.read', 'member', (m) => replica.handle(m));
       router.register('kv.apply', 'member', (m) => replica.handle(m));
       router.register('kv.apply-batch', 'member', (m) => replica.handle(m));
+      router.register('kv.read-batch', 'member', (m) => replica.handle(m));
       router.register('kv.coordinate', 'member', (m) => coordinator.handle(m));
       router.register('kv.version', 'member', (m) => replica.handle(m));
       router.register('kv.hint', 'member', (m) => handoff.handle(m));

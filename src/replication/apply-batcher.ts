@@ -28,9 +28,57 @@ export interface ApplyBatcherOptions {
 }
 
 /**
- * The `kv.apply` requests for one peer with one deadline, gathered in one
- * turn. It is its own request's receiver: the answer is handed on item by
- * item.
+ * What differs between the two batched requests: how one item and a batch
+ * are sent, and how the batch's answer is handed on item by item.
+ */
+interface BatchKind {
+  /** The single request of one item (a batch of one goes as it). */
+  single(cluster: string, key: Uint8Array, record: Uint8Array | undefined): WireMessage;
+  /** The batch's request. */
+  batch(cluster: string, keys: Uint8Array[], records: Uint8Array[]): WireMessage;
+  /**
+   * Each item's answer (what the single request would have been answered
+   * with) or error, from the batch's answer.
+   * @throws KvError `KV_INVALID_MESSAGE` if the answer is malformed.
+   */
+  split(answer: WireMessage, items: number): (WireMessage | KvError)[];
+}
+
+const APPLY: BatchKind = {
+  single: (cluster, key, record) => ownBody({ type: 'kv.apply', cluster, key, record: record! }),
+  batch: (cluster, keys, records) => ({ type: 'kv.apply-batch', cluster, keys, records }),
+  split(answer, items) {
+    const failed = readBatchAnswer(answer, items);
+    const out: (WireMessage | KvError)[] = new Array<WireMessage | KvError>(items).fill(APPLIED);
+    if (failed !== undefined) for (const [i, error] of failed) out[i] = error;
+    return out;
+  },
+};
+
+const READ: BatchKind = {
+  single: (cluster, key) => ownBody({ type: 'kv.read', cluster, key }),
+  batch: (cluster, keys) => ({ type: 'kv.read-batch', cluster, keys }),
+  split(answer, items) {
+    const records = answer.type === 'kv.records' ? answer['records'] : undefined;
+    if (!Array.isArray(records) || records.length !== items) {
+      throw new KvError(ErrorCodes.INVALID_MESSAGE, `expected kv.records with ${items} records, got ${JSON.stringify(answer.type)}`);
+    }
+    const failed = readBatchAnswer({ type: 'kv.applied-batch', failures: answer['failures'] }, items);
+    const out: (WireMessage | KvError)[] = [];
+    for (let i = 0; i < items; i++) {
+      const error = failed?.get(i);
+      const record = records[i] as unknown;
+      if (error !== undefined) out.push(error);
+      else if (record === null || record instanceof Uint8Array) out.push({ type: 'kv.record', record });
+      else throw new KvError(ErrorCodes.INVALID_MESSAGE, 'malformed kv.records: a record is neither bytes nor null');
+    }
+    return out;
+  },
+};
+
+/**
+ * The requests for one peer with one deadline, gathered in one turn. It is
+ * its own request's receiver: the answer is handed on item by item.
  */
 class Batch implements AnswerReceiver<WireMessage> {
   readonly keys: Uint8Array[] = [];
@@ -40,15 +88,15 @@ class Batch implements AnswerReceiver<WireMessage> {
   bytes = 0;
 
   constructor(
-    readonly owner: ApplyBatcher,
+    readonly owner: PeerBatcher,
     readonly address: string,
     readonly deadline: number,
   ) {}
 
   answered(_tag: number, answer: WireMessage): void {
-    let failed: Map<number, KvError> | undefined;
+    let outcomes: (WireMessage | KvError)[];
     try {
-      failed = readBatchAnswer(answer, this.keys.length);
+      outcomes = this.owner.kind.split(answer, this.keys.length);
     } catch (err) {
       this.failed(0, err as KvError);
       return;
@@ -56,10 +104,10 @@ class Batch implements AnswerReceiver<WireMessage> {
     // Every item settles, even if a receiver throws (the first throw goes on once all did).
     let thrown: { error: unknown } | undefined;
     for (let i = 0; i < this.receivers.length; i++) {
-      const error = failed?.get(i);
+      const outcome = outcomes[i]!;
       try {
-        if (error === undefined) this.receivers[i]!.answered(this.tags[i]!, APPLIED);
-        else this.receivers[i]!.failed(this.tags[i]!, error);
+        if (outcome instanceof KvError) this.receivers[i]!.failed(this.tags[i]!, outcome);
+        else this.receivers[i]!.answered(this.tags[i]!, outcome);
       } catch (err) {
         thrown ??= { error: err };
       }
@@ -124,40 +172,21 @@ export function batchFailure(index: number, error: KvError): [number, string, st
   return [index, error.code, message];
 }
 
-/**
- * Sends a write's `kv.apply` requests to a peer together: the items a
- * coordinator adds for one peer (and one deadline) in one turn go as one
- * `kv.apply-batch` request, sent when it holds {@link APPLY_BATCH_ITEMS}
- * items or {@link APPLY_BATCH_BYTES} bytes, else once the turn's
- * synchronous work and promise callbacks are done (`process.nextTick`,
- * before the transport writes what the turn produced). One frame, one
- * request in the transport's table and one answer per batch instead of per
- * write: measured on the tcp bench, ~20% of a quorum put's CPU.
- *
- * Each item still settles on its own, exactly once, through the receiver
- * and tag it was added with: answered with `kv.applied`, or failed with the
- * error the replica reported for that item, or with the batch's error (a
- * timeout, a closed connection: what a single request would have failed
- * with). Items of one batch share its deadline (a different deadline starts
- * a new batch), so each times out when a single request would have.
- *
- * Rolling upgrades: a peer of an earlier release has no handler for
- * `kv.apply-batch` and refuses it with `KV_INVALID_MESSAGE`; the items then
- * go again as single `kv.apply` requests (the replica applies nothing of a
- * refused batch), and that peer gets single requests for
- * {@link APPLY_BATCH_RETRY_MS}.
- */
-export class ApplyBatcher {
+/** The per-peer batching both batchers share (see {@link ApplyBatcher}). */
+class PeerBatcher {
   readonly #o: ApplyBatcherOptions;
+  /** @internal */
+  readonly kind: BatchKind;
   /** The batch being filled for each peer. */
   readonly #open = new Map<string, Batch>();
   /** Peers that refused a batch → until when they get single requests. */
   readonly #single = new Map<string, number>();
   #flushScheduled = false;
 
-  constructor(options: ApplyBatcherOptions) {
-    if (options.transport.send === undefined) throw new TypeError('ApplyBatcher: the transport has no send()');
+  constructor(options: ApplyBatcherOptions, kind: BatchKind, name: string) {
+    if (options.transport.send === undefined) throw new TypeError(`${name}: the transport has no send()`);
     this.#o = options;
+    this.kind = kind;
   }
 
   /**
@@ -175,13 +204,13 @@ export class ApplyBatcher {
   }
 
   /**
-   * Adds `kv.apply {key, record}` for `address`, due by `deadline` (a
-   * reading of the clock). Its outcome goes to `receiver` with `tag`,
-   * possibly before `add` returns (a full batch that fails at once).
+   * Adds an item for `address`, due by `deadline` (a reading of the
+   * clock). Its outcome goes to `receiver` with `tag`, possibly before
+   * this returns (a full batch that fails at once).
    */
-  add(address: string, key: Uint8Array, record: Uint8Array, deadline: number, receiver: AnswerReceiver<unknown>, tag: number): void {
+  protected addItem(address: string, key: Uint8Array, record: Uint8Array | undefined, deadline: number, receiver: AnswerReceiver<unknown>, tag: number): void {
     let batch = this.#open.get(address);
-    const size = key.byteLength + record.byteLength;
+    const size = key.byteLength + (record?.byteLength ?? 0);
     if (batch !== undefined && (batch.deadline !== deadline || batch.bytes + size > APPLY_BATCH_BYTES)) {
       this.#send(batch);
       batch = undefined;
@@ -191,7 +220,7 @@ export class ApplyBatcher {
       this.#open.set(address, batch);
     }
     batch.keys.push(key);
-    batch.records.push(record);
+    if (record !== undefined) batch.records.push(record);
     batch.receivers.push(receiver);
     batch.tags.push(tag);
     batch.bytes += size;
@@ -217,13 +246,12 @@ export class ApplyBatcher {
     const transport = this.#o.transport;
     const timeout = Math.max(0, batch.deadline - this.#o.clock.now());
     if (batch.keys.length === 1) {
-      // One item: the single message, answered with kv.applied (which the item's receiver checks).
-      const single = ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: batch.keys[0]!, record: batch.records[0]! });
+      // One item: the single request, its answer checked by the item's receiver.
+      const single = this.kind.single(this.#o.cluster, batch.keys[0]!, batch.records[0]);
       transport.send!(batch.address, single, { timeout }, batch.receivers[0]!, batch.tags[0]!);
       return;
     }
-    const message: WireMessage = { type: 'kv.apply-batch', cluster: this.#o.cluster, keys: batch.keys, records: batch.records };
-    transport.send!(batch.address, message, { timeout }, batch, 0);
+    transport.send!(batch.address, this.kind.batch(this.#o.cluster, batch.keys, batch.records), { timeout }, batch, 0);
   }
 
   /**
@@ -231,15 +259,73 @@ export class ApplyBatcher {
    * gets single requests for a while. Returns false (the items fail with the
    * refusal) if the deadline has passed meanwhile.
    */
+  /** @internal */
   refused(batch: Batch): boolean {
     const now = this.#o.clock.now();
     this.#single.set(batch.address, now + APPLY_BATCH_RETRY_MS);
     if (now >= batch.deadline) return false;
     const transport = this.#o.transport;
     for (let i = 0; i < batch.keys.length; i++) {
-      const message = ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: batch.keys[i]!, record: batch.records[i]! });
+      const message = this.kind.single(this.#o.cluster, batch.keys[i]!, batch.records[i]);
       transport.send!(batch.address, message, { timeout: batch.deadline - now }, batch.receivers[i]!, batch.tags[i]!);
     }
     return true;
+  }
+}
+
+/**
+ * Sends a write's `kv.apply` requests to a peer together: the items a
+ * coordinator adds for one peer (and one deadline) in one turn go as one
+ * `kv.apply-batch` request, sent when it holds {@link APPLY_BATCH_ITEMS}
+ * items or {@link APPLY_BATCH_BYTES} bytes, else once the turn's
+ * synchronous work and promise callbacks are done (`process.nextTick`,
+ * before the transport writes what the turn produced). One frame, one
+ * request in the transport's table and one answer per batch instead of per
+ * write: measured on the tcp bench, ~20% of a quorum put's CPU.
+ *
+ * Each item still settles on its own, exactly once, through the receiver
+ * and tag it was added with: answered with `kv.applied`, or failed with the
+ * error the replica reported for that item, or with the batch's error (a
+ * timeout, a closed connection: what a single request would have failed
+ * with). Items of one batch share its deadline (a different deadline starts
+ * a new batch), so each times out when a single request would have.
+ *
+ * Rolling upgrades: a peer of an earlier release has no handler for
+ * `kv.apply-batch` and refuses it with `KV_INVALID_MESSAGE`; the items then
+ * go again as single `kv.apply` requests (the replica applies nothing of a
+ * refused batch), and that peer gets single requests for
+ * {@link APPLY_BATCH_RETRY_MS}.
+ */
+export class ApplyBatcher extends PeerBatcher {
+  constructor(options: ApplyBatcherOptions) {
+    super(options, APPLY, 'ApplyBatcher');
+  }
+
+  /**
+   * Adds `kv.apply {key, record}` for `address`, due by `deadline` (a
+   * reading of the clock). Its outcome goes to `receiver` with `tag`,
+   * possibly before `add` returns (a full batch that fails at once).
+   */
+  add(address: string, key: Uint8Array, record: Uint8Array, deadline: number, receiver: AnswerReceiver<unknown>, tag: number): void {
+    this.addItem(address, key, record, deadline, receiver, tag);
+  }
+}
+
+/**
+ * {@link ApplyBatcher} for reads: a coordinator's `kv.read` requests for one
+ * peer in one turn go as one `kv.read-batch {keys}`, answered with
+ * `kv.records {records, failures}` (a record or null per key, in order;
+ * `failures` as in `kv.applied-batch`); each item gets the
+ * `kv.record {record}` a single read would have been answered with. Same
+ * bounds, same fallback for peers that refuse the batch.
+ */
+export class ReadBatcher extends PeerBatcher {
+  constructor(options: ApplyBatcherOptions) {
+    super(options, READ, 'ReadBatcher');
+  }
+
+  /** Adds `kv.read {key}` for `address`, due by `deadline`; its outcome goes to `receiver` with `tag`. */
+  add(address: string, key: Uint8Array, deadline: number, receiver: AnswerReceiver<unknown>, tag: number): void {
+    this.addItem(address, key, undefined, deadline, receiver, tag);
   }
 }

@@ -20,6 +20,7 @@ export {
 export { HopQueue, type HopWaiter } from './hop-queue.js';
 export {
   ApplyBatcher,
+  ReadBatcher,
   APPLY_BATCH_ITEMS,
   APPLY_BATCH_BYTES,
   APPLY_BATCH_MAX_RECORD,

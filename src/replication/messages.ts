@@ -6,6 +6,9 @@ import type { WireMessage, WireValue } from '../transport/index.js';
  * are encoded sibling sets; no message carries a key's token — the receiver
  * hashes the key itself):
  * - `kv.read {key}` → `kv.record {record | null}`
+ * - `kv.read-batch {keys}` → `kv.records {records, failures}` — several
+ *   `kv.read` in one request (see `ReadBatcher`): a record or null per key,
+ *   in order, and `[index, code, message]` for each key not read.
  * - `kv.apply {key, record}` → `kv.applied {}` — merge a sibling set (replication, read repair)
  * - `kv.apply-batch {keys, records}` → `kv.applied-batch {failures}` — several
  *   `kv.apply` in one request (a coordinator's writes of one turn for one

@@ -13,7 +13,7 @@ import type { Clock, TimerHandle } from '../internal/clock.js';
 import { onAbort, throwIfAborted } from '../internal/signals.js';
 import { ReplicaSet, type MemberStatus, type NodeInfo, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import { ownBody } from '../transport/codec.js';
-import { ApplyBatcher } from './apply-batcher.js';
+import { ApplyBatcher, ReadBatcher } from './apply-batcher.js';
 import type { AnswerReceiver, Transport, WireMessage } from '../transport/index.js';
 import {
   SiblingSet,
@@ -178,12 +178,13 @@ export interface QuorumCoordinatorOptions {
    */
   readonly hints?: HintStore;
   /**
-   * Send a write's `kv.apply` requests for one peer in one turn together,
-   * as `kv.apply-batch` (see `ApplyBatcher`; writes with an abort signal,
-   * and records over 16 KiB, go alone). Needs a transport with `send()`.
+   * Send the `kv.apply` and `kv.read` requests of one turn for one peer
+   * together, as `kv.apply-batch` and `kv.read-batch` (see `ApplyBatcher`
+   * and `ReadBatcher`; calls with an abort signal, and records over 16 KiB,
+   * go alone). Needs a transport with `send()`.
    * @default true
    */
-  readonly batchApplies?: boolean;
+  readonly batchRequests?: boolean;
 }
 
 /** Where a coordinator keeps hints on its own node (a `HintedHandoff`). */
@@ -327,6 +328,8 @@ export class QuorumCoordinator {
   readonly #hops: HopQueue;
   /** Batches the kv.apply requests of one turn per peer (undefined: a transport without send()). */
   readonly #batcher: ApplyBatcher | undefined;
+  /** Batches the kv.read requests of one turn per peer (undefined: a transport without send()). */
+  readonly #readBatcher: ReadBatcher | undefined;
   /** The deadlines of reads (one timer for all of them). */
   readonly #deadlines: DeadlineQueue;
   /** How long a node that let a hop pass stays unavailable, ms. */
@@ -353,10 +356,10 @@ export class QuorumCoordinator {
       throw new RangeError(`Expected \`hopTimeout\` to be a finite number of milliseconds >= 1, got ${String(hop)}`);
     }
     this.#hops = new HopQueue(options.clock, hop);
-    this.#batcher =
-      options.transport.send === undefined || options.batchApplies === false
-        ? undefined
-        : new ApplyBatcher({ transport: options.transport, cluster: options.cluster, clock: options.clock });
+    const batching = options.transport.send !== undefined && options.batchRequests !== false;
+    const batcherOptions = { transport: options.transport, cluster: options.cluster, clock: options.clock };
+    this.#batcher = batching ? new ApplyBatcher(batcherOptions) : undefined;
+    this.#readBatcher = batching ? new ReadBatcher(batcherOptions) : undefined;
     this.#deadlines = new DeadlineQueue(options.clock);
     this.#slowFor = Math.max(MIN_SLOW_FOR, 8 * hop);
     // Every background request listens on this signal; many may be in flight.
@@ -497,6 +500,7 @@ export class QuorumCoordinator {
   async stop(): Promise<void> {
     // Batches being filled go now (their writes' outcomes are part of the background work waited for below).
     this.#batcher?.flush();
+    this.#readBatcher?.flush();
     this.#stopping.abort();
     this.#hops.stop();
     for (const w of this.#waiting.splice(0)) {
@@ -558,6 +562,11 @@ export class QuorumCoordinator {
         : answers.decode(ref.bytes, bytes, true);
     }
     // The answer as it came: the read's gather decodes it (its settle, readAnswer).
+    const reads = this.#readBatcher;
+    if (reads !== undefined && signal === undefined && reads.accepts(node.address, 0)) {
+      reads.add(node.address, ref.bytes, deadline, receiver, tag);
+      return SENT;
+    }
     const message = ownBody({ type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes });
     return this.#send(node, message, deadline, signal, now ?? this.#o.clock.now(), receiver, tag) as Promise<unknown> as
       | Promise<SiblingSet<Uint8Array>>

@@ -98,7 +98,8 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
 const appliedAnswer = (): WireMessage => APPLIED;
 /** The answer to a `kv.apply-batch` whose every item was applied. */
-const BATCH_APPLIED: WireMessage = Object.freeze({ type: 'kv.applied-batch', failures: Object.freeze([]) as readonly WireValue[] });
+const NO_FAILURES = Object.freeze([]) as readonly WireValue[];
+const BATCH_APPLIED: WireMessage = Object.freeze({ type: 'kv.applied-batch', failures: NO_FAILURES });
 /**
  * Records decoded here are this node's own bytes (a storage read, a
  * message's own copy) and their sets live for one merge: values stay views.
@@ -529,6 +530,8 @@ export class ReplicaServer {
           return this.#version(message);
         case 'kv.apply-batch':
           return this.#applyBatch(message);
+        case 'kv.read-batch':
+          return this.#readBatch(message);
         default:
           throw new KvError(ErrorCodes.INVALID_MESSAGE, `unknown replica message type ${message.type}`);
       }
@@ -602,6 +605,49 @@ export class ReplicaServer {
       if (failures === undefined) return BATCH_APPLIED;
       failures.sort((a, b) => a[0] - b[0]);
       return { type: 'kv.applied-batch', failures };
+    };
+    return waits === undefined ? answer() : Promise.all(waits).then(answer);
+  }
+
+  /**
+   * `kv.read-batch {keys}`: each key read as `kv.read` would read it. The
+   * answer is `kv.records {records, failures}`: a record or null per key, in
+   * order, and `[index, code, message]` for each key that could not be read
+   * (its record null). Refused whole (`KV_INVALID_MESSAGE`) when `keys` is
+   * not an array of 1 to {@link MAX_WIRE_BATCH_ITEMS}; answered in the same
+   * turn when every read was synchronous.
+   */
+  #readBatch(message: WireMessage): WireMessage | Promise<WireMessage> {
+    const keys = message['keys'];
+    if (!Array.isArray(keys) || keys.length === 0 || keys.length > MAX_WIRE_BATCH_ITEMS) {
+      throw new KvError(ErrorCodes.INVALID_MESSAGE, `malformed kv.read-batch: expected keys, an array of 1 to ${MAX_WIRE_BATCH_ITEMS} items`);
+    }
+    const records: (Uint8Array | null)[] = new Array<Uint8Array | null>(keys.length).fill(null);
+    let failures: [number, string, string][] | undefined;
+    let waits: Promise<void>[] | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      try {
+        const key = readBytes({ type: 'kv.read-batch item', key: keys[i] } as WireMessage, 'key', MAX_WIRE_KEY);
+        const record = this.#getNow(key);
+        if (record instanceof Promise) {
+          (waits ??= []).push(
+            record.then(
+              (r) => {
+                records[i] = r ?? null;
+              },
+              (err: unknown) => {
+                (failures ??= []).push(batchFailure(i, toKvError(err)));
+              },
+            ),
+          );
+        } else records[i] = record ?? null;
+      } catch (err) {
+        (failures ??= []).push(batchFailure(i, toKvError(err)));
+      }
+    }
+    const answer = (): WireMessage => {
+      failures?.sort((a, b) => a[0] - b[0]);
+      return { type: 'kv.records', records, failures: failures ?? NO_FAILURES };
     };
     return waits === undefined ? answer() : Promise.all(waits).then(answer);
   }

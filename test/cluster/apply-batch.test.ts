@@ -19,12 +19,12 @@ function watchReplicaMessages(older: ReadonlySet<string> = new Set()): Map<strin
   vi.spyOn(MemoryTransport.prototype, 'start').mockImplementation(function (this: MemoryTransport, handler: RequestHandler) {
     const address = this.address;
     return start.call(this, (message, from) => {
-      if (message.type.startsWith('kv.apply')) {
+      if (message.type.startsWith('kv.apply') || message.type.startsWith('kv.read')) {
         const byType = seen.get(address) ?? new Map<string, number>();
         seen.set(address, byType);
         byType.set(message.type, (byType.get(message.type) ?? 0) + 1);
-        if (message.type === 'kv.apply-batch' && older.has(address)) {
-          throw new KvError(ErrorCodes.INVALID_MESSAGE, `node ${address} has no handler for message type "kv.apply-batch"`);
+        if (message.type.endsWith('-batch') && older.has(address)) {
+          throw new KvError(ErrorCodes.INVALID_MESSAGE, `node ${address} has no handler for message type ${JSON.stringify(message.type)}`);
         }
       }
       return handler(message, from);
@@ -47,7 +47,7 @@ async function onEveryNode(c: TestCluster<number>, keys: readonly string[]): Pro
   }
 }
 
-describe('kv.apply-batch: a write’s replication to one peer goes in batches', () => {
+describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for one peer go in batches', () => {
   it('300 writes at once through one node reach each peer in batches, and every write is on every replica', async () => {
     const seen = watchReplicaMessages();
     cluster = await createTestCluster<number>({ nodes: 3 });
@@ -58,8 +58,8 @@ describe('kv.apply-batch: a write’s replication to one peer goes in batches', 
       const batches = count(seen, peer, 'kv.apply-batch');
       const singles = count(seen, peer, 'kv.apply');
       expect(batches).toBeGreaterThan(0);
-      // 300 writes to replicate: at most 16 in a batch, and far fewer messages than writes.
-      expect(batches).toBeGreaterThanOrEqual(Math.ceil((300 - singles) / 16));
+      // 300 writes to replicate: at most 8 in a batch, and far fewer messages than writes.
+      expect(batches).toBeGreaterThanOrEqual(Math.ceil((300 - singles) / 8));
       expect(batches + singles).toBeLessThan(100);
     }
     for (let i = 0; i < 300; i += 37) expect((await cluster.stores[2]!.get(`k${i}`, { consistency: 'all' }))?.values).toEqual([i]);
@@ -82,6 +82,20 @@ describe('kv.apply-batch: a write’s replication to one peer goes in batches', 
     await onEveryNode(cluster, second);
     expect(count(seen, 'n3', 'kv.apply-batch')).toBe(refusedBefore);
     expect(count(seen, 'n2', 'kv.apply-batch')).toBeGreaterThan(n2Before);
+  });
+
+  it('300 reads at once through one node reach each peer in batches and read what was written; an older peer gets single reads', async () => {
+    const seen = watchReplicaMessages(new Set(['n3']));
+    cluster = await createTestCluster<number>({ nodes: 3 });
+    const keys = Array.from({ length: 300 }, (_, i) => `r${i}`);
+    await Promise.all(keys.map((k, i) => cluster!.stores[1]!.put(k, i)));
+    await onEveryNode(cluster, keys);
+    const reads = await Promise.all(keys.map((k) => cluster!.stores[0]!.get(k, { consistency: 'all' })));
+    expect(reads.map((r) => r?.values)).toEqual(keys.map((_, i) => [i]));
+    expect(count(seen, 'n2', 'kv.read-batch')).toBeGreaterThanOrEqual(Math.ceil((300 - count(seen, 'n2', 'kv.read')) / 8));
+    expect(count(seen, 'n2', 'kv.read-batch') + count(seen, 'n2', 'kv.read')).toBeLessThan(100);
+    // n3 refused its batches: every read reached it alone all the same.
+    expect(count(seen, 'n3', 'kv.read')).toBeGreaterThanOrEqual(300);
   });
 
   it('writes with an abort signal go alone (the batch cannot be aborted item by item)', async () => {

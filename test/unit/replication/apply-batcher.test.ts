@@ -6,6 +6,7 @@ import {
   APPLY_BATCH_MAX_RECORD,
   APPLY_BATCH_RETRY_MS,
   ApplyBatcher,
+  ReadBatcher,
   readBatchAnswer,
 } from '../../../src/replication/apply-batcher.js';
 import { ManualClock } from '../../../src/testing/manual-clock.js';
@@ -252,3 +253,50 @@ describe('ApplyBatcher', () => {
     expect(() => new ApplyBatcher({ transport: withoutSend, cluster: 'c', clock: new ManualClock() })).toThrow(TypeError);
   });
 });
+
+describe('ReadBatcher', () => {
+  function readSetup() {
+    const clock = new ManualClock(1_000);
+    const { transport, sent } = recordingTransport();
+    return { clock, sent, batcher: new ReadBatcher({ transport, cluster: 'c', clock }), out: new Outcomes() };
+  }
+
+  it("sends one turn's reads for one peer as kv.read-batch; each item gets the kv.record a single read would have", async () => {
+    const { sent, batcher, out } = readSetup();
+    for (let i = 0; i < 3; i++) batcher.add('n2', bytes(`k${i}`), 6_000, out, i);
+    await endOfTurn();
+    expect(sent.map((s) => s.message)).toEqual([{ type: 'kv.read-batch', cluster: 'c', keys: [0, 1, 2].map((i) => bytes(`k${i}`)) }]);
+    sent[0]!.receiver.answered(0, { type: 'kv.records', records: [record(2), null, record(3)], failures: [[1, 'KV_STORAGE_FAILURE', 'disk']] });
+    expect(out.answered_.get(0)).toEqual({ type: 'kv.record', record: record(2) });
+    expect(out.failed_.get(1)).toMatchObject({ code: 'KV_STORAGE_FAILURE', message: 'disk' });
+    expect(out.answered_.get(2)).toEqual({ type: 'kv.record', record: record(3) });
+  });
+
+  it('a full batch goes at once; one read alone goes as kv.read', async () => {
+    const { sent, batcher, out } = readSetup();
+    for (let i = 0; i < APPLY_BATCH_ITEMS; i++) batcher.add('n2', bytes(`k${i}`), 6_000, out, i);
+    expect(sent).toHaveLength(1);
+    batcher.add('n3', bytes('alone'), 6_000, out, 50);
+    await endOfTurn();
+    expect(sent[1]!.message).toEqual({ type: 'kv.read', cluster: 'c', key: bytes('alone') });
+    expect(sent[1]!.receiver).toBe(out);
+  });
+
+  it('a malformed kv.records (wrong length, a record that is not bytes or null) sends each read again alone', async () => {
+    for (const answer of [
+      { type: 'kv.records', records: [null], failures: [] },
+      { type: 'kv.records', records: [null, 'x'], failures: [] },
+      { type: 'kv.records', records: [null, null] },
+      { type: 'kv.applied-batch', failures: [] },
+    ] as WireMessage[]) {
+      const { sent, batcher, out } = readSetup();
+      batcher.add('n2', bytes('a'), 6_000, out, 0);
+      batcher.add('n2', bytes('b'), 6_000, out, 1);
+      await endOfTurn();
+      sent[0]!.receiver.answered(0, answer);
+      expect(sent.slice(1).map((s) => s.message.type)).toEqual(['kv.read', 'kv.read']);
+      expect(out.answered_.size + out.failed_.size).toBe(0);
+    }
+  });
+});
+

@@ -518,3 +518,51 @@ describe('ReplicaServer: kv.apply-batch', () => {
     for (const k of ['a', 'b', 'k0', 'k1024']) expect(await r.readEncoded(key(k))).toBeUndefined();
   });
 });
+
+describe('ReplicaServer: kv.read-batch', () => {
+  const blind = (v: string) => SiblingSet.empty<Uint8Array>().write('b~1', VectorClock.EMPTY, { value: value(v), timestamp: 1 }).set;
+
+  it('reads every key in order (null when absent) and answers in the same turn over a synchronous storage', async () => {
+    const r = await server(new MemoryStorage());
+    await r.apply(key('a'), blind('A'), encodeSiblingSet(blind('A')));
+    await r.apply(key('c'), blind('C'), encodeSiblingSet(blind('C')));
+    const answer = r.handle({ type: 'kv.read-batch', cluster: 'c', keys: [key('a'), key('b'), key('c')] }) as WireMessage;
+    expect(answer.type).toBe('kv.records');
+    expect(answer['failures']).toEqual([]);
+    const records = answer['records'] as (Uint8Array | null)[];
+    expect(records[1]).toBeNull();
+    expect(decodeSiblingSet(records[0]!).values().map((v) => new TextDecoder().decode(v))).toEqual(['A']);
+    expect(decodeSiblingSet(records[2]!).values().map((v) => new TextDecoder().decode(v))).toEqual(['C']);
+  });
+
+  it('a key that is not one, or whose read fails, is listed in failures (record null); the others are read', async () => {
+    let failing = false;
+    class Flaky extends MemoryStorage {
+      protected override _get(k: Uint8Array): Uint8Array | undefined {
+        if (failing && new TextDecoder().decode(k) === 'x') throw new Error('disk on fire');
+        return super._get(k);
+      }
+    }
+    const r = await server(new Flaky());
+    await r.apply(key('a'), blind('A'), encodeSiblingSet(blind('A')));
+    failing = true;
+    const answer = (await r.handle({ type: 'kv.read-batch', cluster: 'c', keys: [key('x'), 'no', key('a')] } as unknown as WireMessage)) as WireMessage;
+    expect((answer['failures'] as [number, string, string][]).map(([i, code]) => [i, code])).toEqual([
+      [0, 'KV_STORAGE_FAILURE'],
+      [1, 'KV_INVALID_MESSAGE'],
+    ]);
+    const records = answer['records'] as (Uint8Array | null)[];
+    expect(records.slice(0, 2)).toEqual([null, null]);
+    expect(records[2]).toBeInstanceOf(Uint8Array);
+  });
+
+  it('a malformed batch is refused whole with KV_INVALID_MESSAGE', async () => {
+    const r = await server(new MemoryStorage());
+    for (const keys of [key('a'), [], Array.from({ length: 1025 }, (_, i) => key(`k${i}`)), undefined]) {
+      await expect(Promise.resolve(r.handle({ type: 'kv.read-batch', cluster: 'c', keys } as unknown as WireMessage))).rejects.toMatchObject({
+        code: 'KV_INVALID_MESSAGE',
+      });
+    }
+  });
+});
+

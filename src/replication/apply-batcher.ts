@@ -46,7 +46,7 @@ interface BatchKind {
 
 const APPLY: BatchKind = {
   single: (cluster, key, record) => ownBody({ type: 'kv.apply', cluster, key, record: record! }),
-  batch: (cluster, keys, records) => ({ type: 'kv.apply-batch', cluster, keys, records }),
+  batch: (cluster, keys, records) => ownBody({ type: 'kv.apply-batch', cluster, keys, records }),
   split(answer, items) {
     const failed = readBatchAnswer(answer, items);
     const out: (WireMessage | KvError)[] = new Array<WireMessage | KvError>(items).fill(APPLIED);
@@ -57,7 +57,7 @@ const APPLY: BatchKind = {
 
 const READ: BatchKind = {
   single: (cluster, key) => ownBody({ type: 'kv.read', cluster, key }),
-  batch: (cluster, keys) => ({ type: 'kv.read-batch', cluster, keys }),
+  batch: (cluster, keys) => ownBody({ type: 'kv.read-batch', cluster, keys }),
   split(answer, items) {
     const records = answer.type === 'kv.records' ? answer['records'] : undefined;
     if (!Array.isArray(records) || records.length !== items) {
@@ -255,11 +255,10 @@ class PeerBatcher {
   }
 
   /**
-   * A batch was refused as invalid: its items go again alone, and its peer
-   * gets single requests for a while. Returns false (the items fail with the
-   * refusal) if the deadline has passed meanwhile.
+   * @internal A batch was refused as invalid: its items go again alone, and
+   * its peer gets single requests for a while. Returns false (the items fail
+   * with the refusal) if the deadline has passed meanwhile.
    */
-  /** @internal */
   refused(batch: Batch): boolean {
     const now = this.#o.clock.now();
     this.#single.set(batch.address, now + APPLY_BATCH_RETRY_MS);

@@ -292,6 +292,14 @@ const enum Slot {
   Payload,
   /** {@link Slot.Payload} or null. */
   PayloadOrNull,
+  /** An array of binaries, each as {@link Slot.Binary} (a batch's keys). */
+  BinaryList,
+  /** An array of binaries, each as {@link Slot.Payload} (a batch's records). */
+  PayloadList,
+  /** An array of binaries or nulls, each as {@link Slot.PayloadOrNull} (a batch's answers). */
+  PayloadOrNullList,
+  /** An empty array (a batch answer's `failures` when none failed; any other takes the generic path). */
+  EmptyList,
 }
 
 /**
@@ -343,7 +351,26 @@ const HOT_SHAPE_LIST: readonly (readonly [string, readonly (readonly [string, Sl
   ['kv.hinted', [], () => ({ type: 'kv.hinted' })],
   ['kv.record', [['record', Slot.PayloadOrNull]], (v) => ({ type: 'kv.record', record: v[1] }) as WireMessage],
   ['kv.versioned', [['record', Slot.Payload]], (v) => ({ type: 'kv.versioned', record: v[1] }) as WireMessage],
+  [
+    'kv.apply-batch',
+    [['cluster', Slot.String], ['keys', Slot.BinaryList], ['records', Slot.PayloadList]],
+    (v) => ({ type: 'kv.apply-batch', cluster: v[1], keys: v[2], records: v[3] }) as WireMessage,
+  ],
+  ['kv.applied-batch', [['failures', Slot.EmptyList]], (v) => ({ type: 'kv.applied-batch', failures: v[1] }) as WireMessage],
+  [
+    'kv.read-batch',
+    [['cluster', Slot.String], ['keys', Slot.BinaryList]],
+    (v) => ({ type: 'kv.read-batch', cluster: v[1], keys: v[2] }) as WireMessage,
+  ],
+  [
+    'kv.records',
+    [['records', Slot.PayloadOrNullList], ['failures', Slot.EmptyList]],
+    (v) => ({ type: 'kv.records', records: v[1], failures: v[2] }) as WireMessage,
+  ],
 ];
+
+/** True for the slots that hold an array (one level deeper than the body). */
+const isListSlot = (slot: Slot): boolean => slot >= Slot.BinaryList;
 
 /** A hot message's members after `type`: their names and what each holds, as parallel arrays, and its constant bytes. */
 interface HotShape {
@@ -553,7 +580,24 @@ function fitsSlot(v: unknown, slot: Slot): boolean {
       return typeof v === 'number';
     case Slot.NumberOrNull:
       return v === null || typeof v === 'number';
+    case Slot.BinaryList:
+    case Slot.PayloadList:
+      return isListOf(v, false);
+    case Slot.PayloadOrNullList:
+      return isListOf(v, true);
+    case Slot.EmptyList:
+      return Array.isArray(v) && v.length === 0;
   }
+}
+
+/** An array (as the generic walk takes it: index by index) of binaries, or of binaries and nulls. */
+function isListOf(v: unknown, nulls: boolean): boolean {
+  if (!Array.isArray(v)) return false;
+  for (let i = 0; i < v.length; i++) {
+    const e: unknown = v[i];
+    if (!(e instanceof Uint8Array || (nulls && e === null))) return false;
+  }
+  return true;
 }
 
 /**
@@ -603,7 +647,10 @@ function writeHotBody(w: MsgpackWriter, body: unknown, l: Required<CodecLimits>)
       const name = names[i - 1]!;
       if (keys[i] !== name) return false;
       const v = o[name];
-      if (!fitsSlot(v, slots[i - 1]!)) return false;
+      const slot = slots[i - 1]!;
+      if (!fitsSlot(v, slot)) return false;
+      // A list is one level deeper, and counts against maxCollectionLength: past them the generic walk refuses it.
+      if (isListSlot(slot) && (l.maxDepth < 2 || (v as unknown[]).length > l.maxCollectionLength)) return false;
       values[i] = v;
     }
     if (!own && Object.getOwnPropertySymbols(body).length > 0) return false;
@@ -625,6 +672,7 @@ function writeHotBody(w: MsgpackWriter, body: unknown, l: Required<CodecLimits>)
       }
       else if (typeof v === 'number') w.number(v);
       else if (typeof v === 'boolean') w.boolean(v);
+      else if (Array.isArray(v)) writeList(w, v);
       else w.binary(v as Uint8Array);
     }
     return true;
@@ -634,6 +682,18 @@ function writeHotBody(w: MsgpackWriter, body: unknown, l: Required<CodecLimits>)
       // Keep no reference to the caller's values.
       for (let i = 1; i < n; i++) hotValues[i] = null;
     }
+  }
+}
+
+/** Writes a list {@link fitsSlot} took (an element that changed since is refused, as the generic walk would). */
+function writeList(w: MsgpackWriter, list: readonly unknown[]): void {
+  const n = list.length;
+  w.arrayHeader(n);
+  for (let i = 0; i < n; i++) {
+    const e = list[i];
+    if (e === null) w.nil();
+    else if (e instanceof Uint8Array) w.binary(e);
+    else throw invalid(`a list of binaries changed while it was written (element ${i} is ${describe(e)})`);
   }
 }
 
@@ -824,9 +884,37 @@ function startsWith(bytes: Uint8Array, at: number, end: number, expected: Uint8A
   return true;
 }
 
+/**
+ * A list member of a hot message (its type byte `h` read), as the generic
+ * reader would give it (binaries of {@link Slot.PayloadList} and
+ * {@link Slot.PayloadOrNullList} stay views), or {@link NOT_HOT} for anything
+ * else, limits included: the generic reader then gives the error.
+ */
+function readHotList(r: MsgpackReader, slot: Slot, h: number, l: Required<CodecLimits>): unknown {
+  const n = r.arrayLength(h);
+  if (n < 0 || l.maxDepth < 2 || n > l.maxCollectionLength || n > r.left) return NOT_HOT;
+  if (slot === Slot.EmptyList) return n === 0 ? [] : NOT_HOT;
+  const copy = slot === Slot.BinaryList && copyBinaries;
+  const nulls = slot === Slot.PayloadOrNullList;
+  const out: (Uint8Array | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = r.byte();
+    if (e === 0xc0 && nulls) {
+      out.push(null);
+      continue;
+    }
+    const length = r.binaryLength(e);
+    if (length < 0) return NOT_HOT;
+    const v = r.view(length);
+    out.push(copy ? copyBytes(v) : v);
+  }
+  return out;
+}
+
 /** One member of a hot message, as the generic reader would give it, or {@link NOT_HOT}. */
-function readHotValue(r: MsgpackReader, slot: Slot): unknown {
+function readHotValue(r: MsgpackReader, slot: Slot, l: Required<CodecLimits>): unknown {
   const h = r.byte();
+  if (slot >= Slot.BinaryList) return readHotList(r, slot, h, l);
   if (h === 0xc0 && (slot === Slot.BinaryOrNull || slot === Slot.PayloadOrNull || slot === Slot.NumberOrNull)) return null;
   switch (slot) {
     case Slot.String: {
@@ -877,7 +965,7 @@ function readHotBody(r: MsgpackReader, l: Required<CodecLimits>, n: number): Wir
       const key = keys[i - 1]!;
       if (!startsWith(r.bytes, r.pos, r.end, key)) return (r.pos = start), undefined;
       r.pos += key.length;
-      const v = readHotValue(r, slots[i - 1]!);
+      const v = readHotValue(r, slots[i - 1]!, l);
       if (v === NOT_HOT) return (r.pos = start), undefined;
       values[i] = v;
     }

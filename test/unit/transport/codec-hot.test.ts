@@ -67,6 +67,12 @@ const hotBody: fc.Arbitrary<WireMessage> = fc.oneof(
   fc.constant({ type: 'kv.hinted' }),
   binOrNull.map((record) => ({ type: 'kv.record', record })),
   bin.map((record) => ({ type: 'kv.versioned', record })),
+  fc
+    .record({ cluster: str, keys: fc.array(bin, { maxLength: 10 }), records: fc.array(bin, { maxLength: 10 }) })
+    .map(({ cluster, keys, records }) => ({ type: 'kv.apply-batch', cluster, keys, records })),
+  fc.constant({ type: 'kv.applied-batch', failures: [] }),
+  fc.record({ cluster: str, keys: fc.array(bin, { maxLength: 10 }) }).map(({ cluster, keys }) => ({ type: 'kv.read-batch', cluster, keys })),
+  fc.array(binOrNull, { maxLength: 10 }).map((records) => ({ type: 'kv.records', records, failures: [] })),
 );
 
 const hotFrame: fc.Arbitrary<Frame> = fc.oneof(
@@ -105,6 +111,12 @@ describe('codec: dedicated encoders of the hot messages', () => {
     ['null where a binary is required', () => ({ type: 'kv.versioned', record: null })],
     ['a number as a string', () => ({ type: 'kv.version', cluster: 'c', key: new Uint8Array([1]), value: null, tombstone: false, overwrite: false, context: null, timestamp: null, expires: '5' })],
     ['a nested object where a binary is required', () => ({ type: 'kv.record', record: { nested: [1, 2] } })],
+    ['a list holding a string', () => ({ type: 'kv.read-batch', cluster: 'c', keys: [new Uint8Array([1]), 'k'] })],
+    ['a list holding null where only binaries go', () => ({ type: 'kv.apply-batch', cluster: 'c', keys: [new Uint8Array([1])], records: [null] })],
+    ['a sparse list', () => ({ type: 'kv.read-batch', cluster: 'c', keys: [new Uint8Array([1]), , new Uint8Array([2])] })],
+    ['a binary where a list is required', () => ({ type: 'kv.read-batch', cluster: 'c', keys: new Uint8Array([1]) })],
+    ['failures that are not empty', () => ({ type: 'kv.applied-batch', failures: [[0, 'KV_INTERNAL', 'x']] })],
+    ['answers with failures', () => ({ type: 'kv.records', records: [null], failures: [[0, 'KV_TIMEOUT', 'late']] })],
   ];
   for (const [what, make] of nearMisses) {
     it(`a hot type with ${what} is written as the generic walk writes it`, () => {
@@ -199,6 +211,27 @@ describe('codec: dedicated encoders of the hot messages', () => {
     expect(codeOf(() => encodeFrame(req(instance)))).toBe('KV_INVALID_MESSAGE');
     const badKey = mark({ ...read(), key: 'not bytes' });
     expect(Buffer.compare(bytesOf(req(badKey)), bytesOf(req(generic({ ...read(), key: 'not bytes' } as unknown as WireMessage))))).toBe(0);
+  });
+
+  it('limits apply to a list member as the generic walk applies them: its length, and one level more of depth', () => {
+    const keys = [new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])];
+    const body: WireMessage = { type: 'kv.read-batch', cluster: 'c', keys };
+    const f: Frame = { kind: 'req', id: 1, from: 'a', body };
+    const viaGeneric = (limits: object): string | undefined => codeOf(() => encodeFrame({ ...f, body: generic(body) }, limits));
+    for (const limits of [{ maxCollectionLength: 2 }, { maxDepth: 1 }, { maxCollectionLength: 3 }, { maxDepth: 2 }]) {
+      expect(codeOf(() => encodeFrame(f, limits))).toBe(viaGeneric(limits));
+      const bytes = encodeFrame(f);
+      expect(codeOf(() => decodeFrame(bytes, limits))).toBe(codeOf(() => decodeFrame(encodeFrame({ ...f, body: generic(body) }), limits)));
+    }
+    expect(codeOf(() => encodeFrame(f, { maxCollectionLength: 2 }))).toBe('KV_INVALID_MESSAGE');
+    expect(codeOf(() => decodeFrame(encodeFrame(f), { maxDepth: 1 }))).toBe('KV_INVALID_MESSAGE');
+  });
+
+  it('a list whose element changes while it is written is refused, not written wrong', () => {
+    let reads = 0;
+    const keys = [new Uint8Array([1])];
+    Object.defineProperty(keys, 0, { get: () => (++reads > 1 ? 'changed' : new Uint8Array([1])) });
+    expect(codeOf(() => encodeFrame({ kind: 'req', id: 1, from: 'a', body: { type: 'kv.read-batch', cluster: 'c', keys } }))).toBe('KV_INVALID_MESSAGE');
   });
 
   it('limits still apply: maxFrameBytes, and a maxCollectionLength below the member count', () => {
@@ -374,7 +407,15 @@ describe('codec: dedicated decoders of the hot messages', () => {
 
 describe('codec: decodeFrameIn (in place)', () => {
   // The records and values of the data path stay views of the input; every other binary is a copy.
-  const PAYLOADS: Record<string, string> = { 'kv.apply': 'record', 'kv.hint': 'record', 'kv.versioned': 'record', 'kv.record': 'record', 'kv.version': 'value' };
+  const PAYLOADS: Record<string, string> = {
+    'kv.apply': 'record',
+    'kv.hint': 'record',
+    'kv.versioned': 'record',
+    'kv.record': 'record',
+    'kv.version': 'value',
+    'kv.apply-batch': 'records',
+    'kv.records': 'records',
+  };
 
   it('property: decodes a frame where it lies, as decodeFrame does; payloads are views of it, other binaries plain copies', () => {
     fc.assert(
@@ -391,7 +432,10 @@ describe('codec: decodeFrameIn (in place)', () => {
         // Binaries are Uint8Arrays (not Buffers); only a payload aliases the input.
         const body = (got as { body: Record<string, unknown> }).body;
         const payload = PAYLOADS[String(body['type'])];
-        const binaries = Object.entries(body).filter((e): e is [string, Uint8Array] => e[1] instanceof Uint8Array);
+        // Binaries of the body and of its lists (a batch's keys and records), by member name.
+        const binaries = Object.entries(body).flatMap(([name, v]): [string, Uint8Array][] =>
+          v instanceof Uint8Array ? [[name, v]] : Array.isArray(v) ? v.filter((e): e is Uint8Array => e instanceof Uint8Array).map((e) => [name, e]) : [],
+        );
         for (const [, b] of binaries) expect(Object.getPrototypeOf(b)).toBe(Uint8Array.prototype);
         const snapshot = binaries.map(([, b]) => Uint8Array.from(b));
         all.fill(0xee);

@@ -25,6 +25,13 @@ export interface WorkloadOptions {
   duration: number;
   /** Pause of a client between two operations, virtual ms. @default { min: 5, max: 150 } */
   think?: { readonly min: number; readonly max: number };
+  /**
+   * Set workload: the share of a client's steps that read every key at once
+   * and write each back at once (its requests to a replica then travel
+   * together: `kv.read-batch`, `kv.apply-batch`), from 0 to 1.
+   * @default 0.25
+   */
+  burst?: number;
 }
 
 /** What {@link runSetWorkload} did. */
@@ -99,6 +106,7 @@ interface Resolved {
   clients: number;
   duration: number;
   think: { min: number; max: number };
+  burst: number;
 }
 
 function resolve(options: WorkloadOptions): Resolved {
@@ -114,7 +122,9 @@ function resolve(options: WorkloadOptions): Resolved {
   if (!(Number.isFinite(think.min) && Number.isFinite(think.max) && think.min >= 0 && think.max >= think.min)) {
     throw new RangeError(`Expected \`think\` to be { min, max } with 0 <= min <= max, got ${JSON.stringify(think)}`);
   }
-  return { keys, clients, duration: options.duration, think: { min: think.min, max: think.max } };
+  const burst = options.burst ?? 0.25;
+  if (typeof burst !== 'number' || !(burst >= 0 && burst <= 1)) throw new RangeError(`Expected \`burst\` to be a number from 0 to 1, got ${String(burst)}`);
+  return { keys, clients, duration: options.duration, think: { min: think.min, max: think.max }, burst };
 }
 
 /** The code of an indeterminate failure, or rethrows anything else (a bug the run must report). */
@@ -138,7 +148,8 @@ function elementsOf(values: readonly unknown[], key: string): string[] {
  * The set workload: `clients` clients add unique elements to a few shared
  * keys for `duration` virtual ms, each step through a random node: read,
  * union of the siblings, add an element, write back with the read's
- * context (or, when the read failed, sometimes blindly). A write that
+ * context (or, when the read failed, sometimes blindly); a share of the
+ * steps (`burst`) does that for every key at once. A write that
  * resolved is acknowledged; one that failed with an indeterminate code may
  * or may not have landed. Any other failure rejects (a bug).
  */
@@ -150,10 +161,49 @@ export async function runSetWorkload(sim: Simulation<string[]>, options: Workloa
   let attempted = 0;
   let acked = 0;
   let failed = 0;
+  /** A burst step: every key read at once, then each written back at once (the same rules per key as a step). */
+  const burstStep = async (c: number, seq: number, via: string, random: () => number): Promise<void> => {
+    const store = sim.store(via);
+    const reads = await Promise.allSettled(keys.map((key) => store.get(key)));
+    const writes: Promise<void>[] = [];
+    keys.forEach((key, k) => {
+      const outcome = reads[k]!;
+      let read: { values: string[][]; context: string } | undefined;
+      if (outcome.status === 'rejected') {
+        const code = indeterminate(outcome.reason);
+        failed++;
+        sim.trace(`set c${c} burst read ${key} via ${via} failed ${code}`);
+        if (random() < 0.7) return;
+      } else read = outcome.value;
+      const element = `c${c}.${seq}.${k}`;
+      const union = new Set(elementsOf(read?.values ?? [], key));
+      union.add(element);
+      attempted++;
+      writes.push(
+        store.put(key, [...union].sort(), read ? { context: read.context } : {}).then(
+          () => {
+            acked++;
+            acknowledged.get(key)!.add(element);
+            sim.trace(`set c${c} burst add ${element} to ${key} via ${via} ok (${union.size} elements${read ? '' : ', blind'})`);
+          },
+          (err: unknown) => {
+            const code = indeterminate(err);
+            failed++;
+            sim.trace(`set c${c} burst add ${element} to ${key} via ${via} failed ${code}`);
+          },
+        ),
+      );
+    });
+    await Promise.all(writes);
+  };
   const client = async (c: number): Promise<void> => {
     const random = sim.random(`set-client:${c}`);
     for (let seq = 0; sim.clock.now() < until; seq++) {
       await sim.sleep(o.think.min + Math.floor(random() * (o.think.max - o.think.min)));
+      if (o.burst > 0 && random() < o.burst) {
+        await burstStep(c, seq, sim.nodes[Math.floor(random() * sim.nodes.length)]!, random);
+        continue;
+      }
       const key = keys[Math.floor(random() * keys.length)]!;
       const via = sim.nodes[Math.floor(random() * sim.nodes.length)]!;
       const element = `c${c}.${seq}`;

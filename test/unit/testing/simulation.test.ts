@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Store, MemoryNetwork } from 'quorumkv';
+import { MemoryTransport } from 'quorumkv/internals';
 import {
   SimulationError,
   checkRegisterWorkload,
@@ -94,6 +95,37 @@ describe('Store option `random`', () => {
     };
     expect(await actorOf(1)).toBe(await actorOf(1));
     expect(await actorOf(1)).not.toBe(await actorOf(2));
+  });
+});
+
+describe('the set workload', () => {
+  it("burst steps read and write every key at once: a turn's requests to a replica travel as batches, and the checker passes", async () => {
+    const types = new Map<string, number>();
+    const send = MemoryTransport.prototype.send;
+    const spy = vi.spyOn(MemoryTransport.prototype, 'send').mockImplementation(function (this: MemoryTransport, to, message, options, receiver, tag) {
+      types.set(message.type, (types.get(message.type) ?? 0) + 1);
+      return send.call(this, to, message, options, receiver, tag);
+    });
+    try {
+      await simulate<string[]>({ seed: 31, ...quiet }, async (sim) => {
+        const history = await runSetWorkload(sim, { duration: 2_000, keys: 4, burst: 1 });
+        expect(history.acked).toBeGreaterThan(20);
+        await sim.repairAll();
+        expect((await checkSetWorkload(sim, history)).ok).toBe(true);
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(types.get('kv.apply-batch') ?? 0).toBeGreaterThan(0);
+    expect(types.get('kv.read-batch') ?? 0).toBeGreaterThan(0);
+  });
+
+  it('refuses a burst share outside 0 to 1', async () => {
+    await simulate<string[]>({ seed: 32, ...quiet }, async (sim) => {
+      for (const burst of [-0.1, 1.5, Number.NaN]) {
+        await expect(runSetWorkload(sim, { duration: 10, burst })).rejects.toThrow(RangeError);
+      }
+    });
   });
 });
 

@@ -409,7 +409,11 @@ async function measureStore(
   const echo = await echoNetwork(codec);
   try {
     let next = options.first;
-    const budget = options.limit ?? Infinity;
+    const limit = options.limit ?? Infinity;
+    // A limited budget (each put supersedes one prepared version) keeps the
+    // own-CPU recording's operations back, so the windows cannot leave it none.
+    const reserved = options.ownCpu && limit !== Infinity ? Math.min(5_000, Math.max(IN_FLIGHT, Math.floor(limit / 5))) : 0;
+    const budget = limit - reserved;
     const stores: Window[] = [];
     const echoes: Window[] = [];
     let messages = 0;
@@ -418,11 +422,12 @@ async function measureStore(
     for (let round = 0; round < ROUNDS; round++) {
       await collectGarbage();
       // Untimed, after the collection (see SETTLE_MS); a limited budget gives it a quarter of this window's share.
-      const share = Math.max(IN_FLIGHT, (budget - (next - options.first)) / (ROUNDS - round));
-      const settled = await timed(op, next, SETTLE_MS, budget === Infinity ? Infinity : Math.floor(share / 4));
+      const left = (): number => budget - (next - options.first);
+      const share = Math.max(IN_FLIGHT, left() / (ROUNDS - round));
+      const settled = await timed(op, next, SETTLE_MS, budget === Infinity ? Infinity : Math.min(left(), Math.floor(share / 4)));
       next += settled.ops;
       const before = cluster.net.stats();
-      const w = await timed(op, next, WINDOW_MS, Math.max(IN_FLIGHT, (budget - (next - options.first)) / (ROUNDS - round)));
+      const w = await timed(op, next, WINDOW_MS, Math.min(left(), Math.max(IN_FLIGHT, left() / (ROUNDS - round))));
       const after = cluster.net.stats();
       next += w.ops;
       stores.push(w);
@@ -439,8 +444,9 @@ async function measureStore(
     let replayCpuUs: number | undefined;
     if (options.ownCpu) {
       // (Before 2026-11-25 an unbounded budget made this 64 operations: `Infinity | 0` is 0.)
-      const left = budget - (next - options.first);
-      const count = Math.max(IN_FLIGHT, Math.floor(Math.min(5_000, left)));
+      const left = limit - (next - options.first);
+      const count = limit === Infinity ? 5_000 : Math.floor(Math.min(5_000, left));
+      if (count < 1) throw new Error(`bench: no operation of the budget (${limit}) left to record`);
       const log = await record(cluster, op, next, count);
       replayCpuUs = await replayCpuPerOp(log, count, codec);
     }

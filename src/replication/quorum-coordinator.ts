@@ -181,7 +181,8 @@ export interface QuorumCoordinatorOptions {
    * Send the `kv.apply` and `kv.read` requests of one turn for one peer
    * together, as `kv.apply-batch` and `kv.read-batch` (see `ApplyBatcher`
    * and `ReadBatcher`; calls with an abort signal, and records over 16 KiB,
-   * go alone). Needs a transport with `send()`.
+   * go alone). Only over a transport with `send()` whose capabilities say
+   * requests are worth batching (`batchesRequests`: `TcpTransport`).
    * @default true
    */
   readonly batchRequests?: boolean;
@@ -356,7 +357,7 @@ export class QuorumCoordinator {
       throw new RangeError(`Expected \`hopTimeout\` to be a finite number of milliseconds >= 1, got ${String(hop)}`);
     }
     this.#hops = new HopQueue(options.clock, hop);
-    const batching = options.transport.send !== undefined && options.batchRequests !== false;
+    const batching = options.transport.send !== undefined && options.transport.capabilities.batchesRequests === true && options.batchRequests !== false;
     const batcherOptions = { transport: options.transport, cluster: options.cluster, clock: options.clock };
     this.#batcher = batching ? new ApplyBatcher(batcherOptions) : undefined;
     this.#readBatcher = batching ? new ReadBatcher(batcherOptions) : undefined;

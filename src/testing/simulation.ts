@@ -180,7 +180,8 @@ export class Simulation<V = unknown> {
     this.nodes = Object.freeze(nodeIds(options.nodes));
     this.#start = options.start ?? SIMULATION_EPOCH;
     this.clock = new SimulatedClock({ seed: deriveSeed(this.seed, 'scheduler'), start: this.#start });
-    this.network = new MemoryNetwork({ seed: deriveSeed(this.seed, 'network'), clock: this.clock, deliverOnClock: true });
+    // Batching on, as over TCP: the workloads' bursts then meet the faults as batches.
+    this.network = new MemoryNetwork({ seed: deriveSeed(this.seed, 'network'), clock: this.clock, deliverOnClock: true, batching: true });
     this.network.setLatency(options.latency ?? { min: 0, max: 3 });
     const n = Math.min(options.replication?.n ?? 3, this.nodes.length);
     this.replication = Object.freeze({

@@ -26,6 +26,17 @@ export interface MemoryNetworkOptions {
    */
   codec?: boolean;
   /**
+   * Tell the nodes that requests to one peer are worth batching
+   * (`TransportCapabilities.batchesRequests`), as they are over TCP: a
+   * coordinator then sends one turn's replica requests for a peer as one
+   * batch request. Off by default: in one process a message costs little
+   * and batching costs more than it saves (measured on five in-process
+   * nodes: gets +17–33% CPU, puts unchanged); the fault simulation turns
+   * it on, so batches meet its faults.
+   * @default false
+   */
+  batching?: boolean;
+  /**
    * Seed of the PRNG that draws message drops and latencies; the same seed
    * and the same sequence of messages give the same faults.
    * @default a random 32-bit seed, readable as `net.seed`
@@ -191,6 +202,8 @@ export class MemoryNetwork {
   readonly seed: number;
   /** True when messages go through the wire codec. */
   readonly codec: boolean;
+  /** True when the transports tell their nodes to batch requests (the `batching` option). */
+  readonly batching: boolean;
   /** @internal */
   readonly clock: Clock;
   /** @internal */
@@ -229,6 +242,10 @@ export class MemoryNetwork {
     this.seed = options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : options.seed >>> 0;
     this.#random = seededRandom(this.seed);
     this.codec = options.codec ?? true;
+    if (options.batching !== undefined && typeof options.batching !== 'boolean') {
+      throw new TypeError(`Expected \`batching\` to be a boolean, got ${typeof options.batching}`);
+    }
+    this.batching = options.batching ?? false;
     this.clock = options.clock ?? systemClock;
     this.defaultTimeout = options.defaultTimeout ?? DEFAULT_MEMORY_TIMEOUT;
     checkTimeout(this.defaultTimeout, 'defaultTimeout');
@@ -653,8 +670,8 @@ export class MemoryTransport implements Transport {
     this.#pending = new PendingRequests({ clock: network.clock, maxPending: options.maxPending });
     this.capabilities = Object.freeze(
       network.codec
-        ? { encodes: true, faultInjection: true, maxFrameBytes: DEFAULT_CODEC_LIMITS.maxFrameBytes }
-        : { encodes: false, faultInjection: true },
+        ? { encodes: true, faultInjection: true, maxFrameBytes: DEFAULT_CODEC_LIMITS.maxFrameBytes, batchesRequests: network.batching }
+        : { encodes: false, faultInjection: true, batchesRequests: network.batching },
     );
   }
 

@@ -70,6 +70,15 @@ export interface TransportCapabilities {
    * oversized-message case.
    */
   readonly maxFrameBytes?: number;
+  /**
+   * Requests to one peer cost less sent together (each single request
+   * costs a frame, a table entry and a share of system calls): a node then
+   * sends the replica requests of one turn for one peer as one batch
+   * request (`kv.apply-batch`, `kv.read-batch`). Absent or false: one
+   * request each. `TcpTransport`: true; the in-process network: its
+   * `batching` option.
+   */
+  readonly batchesRequests?: boolean;
 }
 
 /**

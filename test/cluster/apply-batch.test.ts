@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { KvError, type RequestHandler } from 'quorumkv';
 import { MemoryTransport } from 'quorumkv/internals';
+import { MemoryNetwork } from 'quorumkv';
 import { createTestCluster, type TestCluster } from 'quorumkv/testing';
 import { ErrorCodes } from '../../src/errors/index.js';
 import { until } from '../helpers/until.js';
@@ -50,7 +51,7 @@ async function onEveryNode(c: TestCluster<number>, keys: readonly string[]): Pro
 describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for one peer go in batches', () => {
   it('300 writes at once through one node reach each peer in batches, and every write is on every replica', async () => {
     const seen = watchReplicaMessages();
-    cluster = await createTestCluster<number>({ nodes: 3 });
+    cluster = await createTestCluster<number>({ nodes: 3, network: { batching: true } });
     const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
     await Promise.all(keys.map((k, i) => cluster!.stores[0]!.put(k, i)));
     await onEveryNode(cluster, keys);
@@ -67,7 +68,7 @@ describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for
 
   it('a peer of an older release that refuses batches gets every write as single kv.apply requests; nothing is lost', async () => {
     const seen = watchReplicaMessages(new Set(['n3']));
-    cluster = await createTestCluster<number>({ nodes: 3 });
+    cluster = await createTestCluster<number>({ nodes: 3, network: { batching: true } });
     const first = Array.from({ length: 200 }, (_, i) => `a${i}`);
     await Promise.all(first.map((k, i) => cluster!.stores[0]!.put(k, i)));
     await onEveryNode(cluster, first);
@@ -86,7 +87,7 @@ describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for
 
   it('300 reads at once through one node reach each peer in batches and read what was written; an older peer gets single reads', async () => {
     const seen = watchReplicaMessages(new Set(['n3']));
-    cluster = await createTestCluster<number>({ nodes: 3 });
+    cluster = await createTestCluster<number>({ nodes: 3, network: { batching: true } });
     const keys = Array.from({ length: 300 }, (_, i) => `r${i}`);
     await Promise.all(keys.map((k, i) => cluster!.stores[1]!.put(k, i)));
     await onEveryNode(cluster, keys);
@@ -98,9 +99,21 @@ describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for
     expect(count(seen, 'n3', 'kv.read')).toBeGreaterThanOrEqual(300);
   });
 
-  it('writes with an abort signal go alone (the batch cannot be aborted item by item)', async () => {
+  it('an in-process network asks for no batches unless told to (a message costs little there)', async () => {
     const seen = watchReplicaMessages();
     cluster = await createTestCluster<number>({ nodes: 3 });
+    const keys = Array.from({ length: 50 }, (_, i) => `p${i}`);
+    await Promise.all(keys.map((k, i) => cluster!.stores[0]!.put(k, i)));
+    await onEveryNode(cluster, keys);
+    expect(count(seen, 'n2', 'kv.apply-batch') + count(seen, 'n3', 'kv.apply-batch')).toBe(0);
+    expect(count(seen, 'n2', 'kv.apply')).toBe(50);
+    expect(cluster.stores[0]!.transport.capabilities.batchesRequests).toBe(false);
+    expect(() => new MemoryNetwork({ batching: 'yes' as never })).toThrow(TypeError);
+  });
+
+  it('writes with an abort signal go alone (the batch cannot be aborted item by item)', async () => {
+    const seen = watchReplicaMessages();
+    cluster = await createTestCluster<number>({ nodes: 3, network: { batching: true } });
     const signal = new AbortController().signal;
     const keys = Array.from({ length: 40 }, (_, i) => `s${i}`);
     await Promise.all(keys.map((k, i) => cluster!.stores[0]!.put(k, i, { signal })));

@@ -134,7 +134,7 @@ export class TcpTransport extends EventEmitter<TcpTransportEvents> implements Tr
     this.defaultTimeout = o.defaultTimeout;
     this.#limits =
       o.maxFrameBytes === DEFAULT_CODEC_LIMITS.maxFrameBytes ? DEFAULT_CODEC_LIMITS : Object.freeze({ ...DEFAULT_CODEC_LIMITS, maxFrameBytes: o.maxFrameBytes });
-    this.capabilities = Object.freeze({ encodes: true, faultInjection: false, maxFrameBytes: o.maxFrameBytes });
+    this.capabilities = Object.freeze({ encodes: true, faultInjection: false, maxFrameBytes: o.maxFrameBytes, batchesRequests: true });
     if (o.tls) {
       try {
         this.#secureContext = createSecureContext({

@@ -19,7 +19,7 @@ describe('TcpTransport options', () => {
       protocolVersions: [1, 1],
     });
     const t = new TcpTransport();
-    expect(t.capabilities).toEqual({ encodes: true, faultInjection: false, maxFrameBytes: 16 * 1024 * 1024 });
+    expect(t.capabilities).toEqual({ encodes: true, faultInjection: false, maxFrameBytes: 16 * 1024 * 1024, batchesRequests: true });
     expect(t.address).toBe('127.0.0.1:0');
     expect(t.started).toBe(false);
   });

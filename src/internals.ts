@@ -29,7 +29,7 @@ export type {
 } from './node/index.js';
 
 // Data path
-export { QuorumCoordinator, ReplicaServer, HintedHandoff, HopQueue, ApplyBatcher, ReadBatcher, MAX_HINT_TTL, MAX_CALLS_IN_PROGRESS, keyRef, metadataCounterLease } from './replication/index.js';
+export { QuorumCoordinator, ReplicaServer, HintedHandoff, HopQueue, ApplyBatcher, ReadBatcher, APPLY_BATCH_ITEMS, APPLY_BATCH_BYTES, APPLY_BATCH_MAX_RECORD, APPLY_BATCH_RETRY_MS, MAX_WIRE_BATCH_ITEMS, MAX_HINT_TTL, MAX_CALLS_IN_PROGRESS, keyRef, metadataCounterLease } from './replication/index.js';
 export type {
   HintedHandoffOptions,
   HintEvent,

@@ -48,13 +48,19 @@ async function onEveryNode(c: TestCluster<number>, keys: readonly string[]): Pro
   }
 }
 
+/** Puts `<prefix>0` … `<prefix><n - 1>` (values 0 … n - 1) through store `via`, all at once, and waits until every node holds them. */
+async function putAll(c: TestCluster<number>, via: number, prefix: string, n: number): Promise<string[]> {
+  const keys = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  await Promise.all(keys.map((k, i) => c.stores[via]!.put(k, i)));
+  await onEveryNode(c, keys);
+  return keys;
+}
+
 describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for one peer go in batches', () => {
   it('300 writes at once through one node reach each peer in batches, and every write is on every replica', async () => {
     const seen = watchReplicaMessages();
     cluster = await createTestCluster<number>({ nodes: 3, network: { batching: true } });
-    const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
-    await Promise.all(keys.map((k, i) => cluster!.stores[0]!.put(k, i)));
-    await onEveryNode(cluster, keys);
+    const keys = await putAll(cluster, 0, 'k', 300);
     for (const peer of ['n2', 'n3']) {
       const batches = count(seen, peer, 'kv.apply-batch');
       const singles = count(seen, peer, 'kv.apply');
@@ -69,18 +75,14 @@ describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for
   it('a peer of an older release that refuses batches gets every write as single kv.apply requests; nothing is lost', async () => {
     const seen = watchReplicaMessages(new Set(['n3']));
     cluster = await createTestCluster<number>({ nodes: 3, network: { batching: true } });
-    const first = Array.from({ length: 200 }, (_, i) => `a${i}`);
-    await Promise.all(first.map((k, i) => cluster!.stores[0]!.put(k, i)));
-    await onEveryNode(cluster, first);
+    const first = await putAll(cluster, 0, 'a', 200);
     // n3 refused the batches it got; every write still reached it, one request each.
     expect(count(seen, 'n3', 'kv.apply-batch')).toBeGreaterThan(0);
     expect(count(seen, 'n3', 'kv.apply')).toBeGreaterThanOrEqual(200);
     // Later writes go to n3 one by one from the start, to n2 still in batches.
     const refusedBefore = count(seen, 'n3', 'kv.apply-batch');
     const n2Before = count(seen, 'n2', 'kv.apply-batch');
-    const second = Array.from({ length: 100 }, (_, i) => `b${i}`);
-    await Promise.all(second.map((k, i) => cluster!.stores[0]!.put(k, i)));
-    await onEveryNode(cluster, second);
+    const second = await putAll(cluster, 0, 'b', 100);
     expect(count(seen, 'n3', 'kv.apply-batch')).toBe(refusedBefore);
     expect(count(seen, 'n2', 'kv.apply-batch')).toBeGreaterThan(n2Before);
   });
@@ -88,9 +90,7 @@ describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for
   it('300 reads at once through one node reach each peer in batches and read what was written; an older peer gets single reads', async () => {
     const seen = watchReplicaMessages(new Set(['n3']));
     cluster = await createTestCluster<number>({ nodes: 3, network: { batching: true } });
-    const keys = Array.from({ length: 300 }, (_, i) => `r${i}`);
-    await Promise.all(keys.map((k, i) => cluster!.stores[1]!.put(k, i)));
-    await onEveryNode(cluster, keys);
+    const keys = await putAll(cluster, 1, 'r', 300);
     const reads = await Promise.all(keys.map((k) => cluster!.stores[0]!.get(k, { consistency: 'all' })));
     expect(reads.map((r) => r?.values)).toEqual(keys.map((_, i) => [i]));
     expect(count(seen, 'n2', 'kv.read-batch')).toBeGreaterThanOrEqual(Math.ceil((300 - count(seen, 'n2', 'kv.read')) / 8));
@@ -102,9 +102,7 @@ describe('kv.apply-batch and kv.read-batch: the replica requests of one turn for
   it('an in-process network asks for no batches unless told to (a message costs little there)', async () => {
     const seen = watchReplicaMessages();
     cluster = await createTestCluster<number>({ nodes: 3 });
-    const keys = Array.from({ length: 50 }, (_, i) => `p${i}`);
-    await Promise.all(keys.map((k, i) => cluster!.stores[0]!.put(k, i)));
-    await onEveryNode(cluster, keys);
+    const keys = await putAll(cluster, 0, 'p', 50);
     expect(count(seen, 'n2', 'kv.apply-batch') + count(seen, 'n3', 'kv.apply-batch')).toBe(0);
     expect(count(seen, 'n2', 'kv.apply')).toBe(50);
     expect(cluster.stores[0]!.transport.capabilities.batchesRequests).toBe(false);

@@ -130,6 +130,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   #running = false;
   /** Gossip exchanges in flight, by target address (a round never waits for them). */
   readonly #inflight = new Map<string, Promise<void>>();
+  /** The start's announcements still in flight (stop waits for them). */
+  readonly #announcing = new Set<Promise<undefined>>();
   /** Aborts in-flight exchanges on stop. */
   #exchanges = new AbortController();
   #refusals = new Map<string, string>();
@@ -204,14 +206,43 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.#lastRefusal;
   }
 
-  /** Begins gossiping (first round at once). Idempotent. */
+  /**
+   * Begins gossiping (first round at once), after telling every member it
+   * knows (its stored peers, on a restart) its record. Idempotent.
+   */
   start(): void {
     if (this.#running) return;
     this.#running = true;
     this.#exchanges = new AbortController();
     // Every exchange of this run listens on this one signal.
     setMaxListeners(0, this.#exchanges.signal);
+    this.#announce();
     this.#schedule(0);
+  }
+
+  /**
+   * Pushes this node's record to every member it knows, at once and
+   * without waiting (best effort, within `gossipTimeout`). A node back at
+   * a new address (a new ephemeral port, a new container) is then known
+   * there before its first request: the push leaves first on each
+   * connection, and peers admit `kv.*` requests only from a member's
+   * address. Without it, every call through the restarted node failed
+   * with `KV_UNKNOWN_PEER` until gossip had spread its address.
+   */
+  #announce(): void {
+    // With the tokens: a record of a new generation is taken only whole.
+    const push: PushMessage = { type: 'gossip.push', cluster: this.#opts.cluster, records: [recordToWire(this.#self, true)] };
+    for (const e of this.#entries.values()) {
+      if (e.record.id === this.#self.id) continue;
+      const sent = this.#opts.transport
+        .request(e.record.address, push, { timeout: this.#opts.gossipTimeout, signal: this.#exchanges.signal })
+        .then(
+          () => undefined,
+          () => undefined,
+        );
+      this.#announcing.add(sent);
+      void sent.finally(() => this.#announcing.delete(sent));
+    }
   }
 
   /**
@@ -225,7 +256,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.#timer !== undefined) this.#opts.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#exchanges.abort();
-    await Promise.allSettled([...this.#inflight.values()]);
+    await Promise.allSettled([...this.#inflight.values(), ...this.#announcing]);
     this.#self = { ...this.#self, heartbeat: this.#self.heartbeat + 1, shutdown: true };
     this.#entry(this.#self.id).record = this.#self;
     const push: PushMessage = {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { KvError, Store } from 'quorumkv';
+import { KvError, MemoryStorage, Store } from 'quorumkv';
 import { TEST_CLUSTER_GOSSIP } from 'quorumkv/testing';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/index.js';
 import { rejection } from '../helpers/rejection.js';
@@ -16,9 +16,9 @@ afterEach(async () => {
   transports = [];
 });
 
-function node(id: string, seeds: string[], options: TcpTransportOptions = {}): { store: Store; transport: TcpTransport } {
+function node(id: string, seeds: string[], options: TcpTransportOptions = {}, storage?: MemoryStorage): { store: Store; transport: TcpTransport } {
   const transport = new TcpTransport({ host: '127.0.0.1', port: 0, ...options });
-  const store = new Store({ id, cluster: 'tcp-test', transport, seeds, gossip: TEST_CLUSTER_GOSSIP, timeout: 2_000 });
+  const store = new Store({ id, cluster: 'tcp-test', transport, seeds, gossip: TEST_CLUSTER_GOSSIP, timeout: 2_000, ...(storage ? { storage } : {}) });
   transports.push(transport);
   stores.push(store);
   return { store, transport };
@@ -70,6 +70,30 @@ describe('Stores over TcpTransport', () => {
     expect(received() - before).toBeLessThan(400);
     for (let i = 0; i < 400; i += 7) expect((await others[1]!.store.get(`b${i}`, { consistency: 'all' }))?.values).toEqual([i]);
     for (const t of transports) expect(t.stats().malformedFrames).toBe(0);
+  });
+
+  it('a node restarted at a new port is served by its peers from its first call (it announces its new address as it starts)', async () => {
+    const first = node('n1', []);
+    await first.store.start();
+    const seeds = [first.transport.address];
+    const second = node('n2', seeds);
+    const storage = new MemoryStorage();
+    const third = node('n3', seeds, {}, storage);
+    await Promise.all([second.store.start(), third.store.start()]);
+    await Promise.all(stores.map((s) => s.waitForMembers(3, { timeout: 10_000 })));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => first.store.put(`r${i}`, i)));
+    const oldAddress = third.transport.address;
+    await third.store.stop();
+    // Back over the same storage, at a new ephemeral port, and used the moment start() resolves.
+    const again = node('n3', seeds, {}, storage);
+    await again.store.start();
+    expect(again.transport.address).not.toBe(oldAddress);
+    const reads = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => again.store.get(`r${i}`)));
+    const refused = reads.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as KvError);
+    expect(refused.map((e) => e.message)).toEqual([]);
+    expect(reads.map((r) => (r as PromiseFulfilledResult<{ values: number[] } | undefined>).value?.values)).toEqual(
+      Array.from({ length: 20 }, (_, i) => [i]),
+    );
   });
 
   it('a node with a wrong secret cannot join, read or write, and is counted as an auth failure', async () => {

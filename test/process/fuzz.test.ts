@@ -41,9 +41,10 @@ function frames(stream: Buffer): Buffer[] {
 }
 
 /**
- * The bytes a real TcpTransport sends to `target` for its handshake and two
- * requests (a `gossip.push` with no records, a `kv.read` from a node that is
- * not a member): recorded by a pass-through proxy.
+ * The bytes a real TcpTransport sends to `target` for its handshake and four
+ * requests (a `gossip.push` with no records, a `kv.read`, a `kv.apply-batch`
+ * and a `kv.read-batch` from a node that is not a member): recorded by a
+ * pass-through proxy.
  */
 async function captureFrames(target: string): Promise<Buffer[]> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
@@ -71,13 +72,25 @@ async function captureFrames(target: string): Promise<Buffer[]> {
       (e: unknown) => e,
     );
     expect(refused, 'a kv.read from a non-member is refused').toBeInstanceOf(KvError);
+    // The batch messages too (their lists are decoded by dedicated readers before the router refuses them).
+    const k = (s: string): Uint8Array => new TextEncoder().encode(s);
+    for (const body of [
+      { type: 'kv.apply-batch', cluster: CLUSTER, keys: [k('k1'), k('k2')], records: [Uint8Array.of(1, 2, 3), Uint8Array.of(4, 5)] },
+      { type: 'kv.read-batch', cluster: CLUSTER, keys: [k('k1'), k('k2'), k('k3')] },
+    ]) {
+      const batchRefused = await client.request(via, body, { timeout: 5_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(batchRefused, `a ${body.type} from a non-member is refused`).toBeInstanceOf(KvError);
+    }
   } finally {
     await client.stop();
     for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => proxy.close(() => resolve()));
   }
   const captured = frames(Buffer.concat(recorded));
-  expect(captured.length, 'hello + push + read').toBeGreaterThanOrEqual(3);
+  expect(captured.length, 'hello + push + read + two batches').toBeGreaterThanOrEqual(5);
   return captured;
 }
 

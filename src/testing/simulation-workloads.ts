@@ -161,6 +161,35 @@ export async function runSetWorkload(sim: Simulation<string[]>, options: Workloa
   let attempted = 0;
   let acked = 0;
   let failed = 0;
+  type Read = { values: string[][]; context: string } | undefined;
+  /** A read that failed, counted and traced (`step` names the client and step kind); true if the step writes blindly all the same. */
+  const readFailed = (step: string, key: string, via: string, err: unknown, random: () => number): boolean => {
+    const code = indeterminate(err);
+    failed++;
+    sim.trace(`${step} read ${key} via ${via} failed ${code}`);
+    return random() >= 0.7;
+  };
+  /** Adds `element` to what `read` holds of `key` and writes it back through `via` (blindly without a read); counted and traced. */
+  const addElement = (step: string, key: string, element: string, via: string, read: Read): Promise<void> => {
+    const union = new Set(elementsOf(read?.values ?? [], key));
+    union.add(element);
+    attempted++;
+    return sim
+      .store(via)
+      .put(key, [...union].sort(), read ? { context: read.context } : {})
+      .then(
+        () => {
+          acked++;
+          acknowledged.get(key)!.add(element);
+          sim.trace(`${step} add ${element} to ${key} via ${via} ok (${union.size} elements${read ? '' : ', blind'})`);
+        },
+        (err: unknown) => {
+          const code = indeterminate(err);
+          failed++;
+          sim.trace(`${step} add ${element} to ${key} via ${via} failed ${code}`);
+        },
+      );
+  };
   /** A burst step: every key read at once, then each written back at once (the same rules per key as a step). */
   const burstStep = async (c: number, seq: number, via: string, random: () => number): Promise<void> => {
     const store = sim.store(via);
@@ -168,31 +197,8 @@ export async function runSetWorkload(sim: Simulation<string[]>, options: Workloa
     const writes: Promise<void>[] = [];
     keys.forEach((key, k) => {
       const outcome = reads[k]!;
-      let read: { values: string[][]; context: string } | undefined;
-      if (outcome.status === 'rejected') {
-        const code = indeterminate(outcome.reason);
-        failed++;
-        sim.trace(`set c${c} burst read ${key} via ${via} failed ${code}`);
-        if (random() < 0.7) return;
-      } else read = outcome.value;
-      const element = `c${c}.${seq}.${k}`;
-      const union = new Set(elementsOf(read?.values ?? [], key));
-      union.add(element);
-      attempted++;
-      writes.push(
-        store.put(key, [...union].sort(), read ? { context: read.context } : {}).then(
-          () => {
-            acked++;
-            acknowledged.get(key)!.add(element);
-            sim.trace(`set c${c} burst add ${element} to ${key} via ${via} ok (${union.size} elements${read ? '' : ', blind'})`);
-          },
-          (err: unknown) => {
-            const code = indeterminate(err);
-            failed++;
-            sim.trace(`set c${c} burst add ${element} to ${key} via ${via} failed ${code}`);
-          },
-        ),
-      );
+      if (outcome.status === 'rejected' && !readFailed(`set c${c} burst`, key, via, outcome.reason, random)) return;
+      writes.push(addElement(`set c${c} burst`, key, `c${c}.${seq}.${k}`, via, outcome.status === 'fulfilled' ? outcome.value : undefined));
     });
     await Promise.all(writes);
   };
@@ -206,30 +212,13 @@ export async function runSetWorkload(sim: Simulation<string[]>, options: Workloa
       }
       const key = keys[Math.floor(random() * keys.length)]!;
       const via = sim.nodes[Math.floor(random() * sim.nodes.length)]!;
-      const element = `c${c}.${seq}`;
-      const store = sim.store(via);
-      let read: { values: string[][]; context: string } | undefined;
+      let read: Read;
       try {
-        read = await store.get(key);
+        read = await sim.store(via).get(key);
       } catch (err) {
-        const code = indeterminate(err);
-        failed++;
-        sim.trace(`set c${c} read ${key} via ${via} failed ${code}`);
-        if (random() < 0.7) continue;
+        if (!readFailed(`set c${c}`, key, via, err, random)) continue;
       }
-      const union = new Set(elementsOf(read?.values ?? [], key));
-      union.add(element);
-      attempted++;
-      try {
-        await store.put(key, [...union].sort(), read ? { context: read.context } : {});
-        acked++;
-        acknowledged.get(key)!.add(element);
-        sim.trace(`set c${c} add ${element} to ${key} via ${via} ok (${union.size} elements${read ? '' : ', blind'})`);
-      } catch (err) {
-        const code = indeterminate(err);
-        failed++;
-        sim.trace(`set c${c} add ${element} to ${key} via ${via} failed ${code}`);
-      }
+      await addElement(`set c${c}`, key, `c${c}.${seq}`, via, read);
     }
   };
   await Promise.all(Array.from({ length: o.clients }, (_, c) => client(c)));

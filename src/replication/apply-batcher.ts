@@ -1,7 +1,7 @@
 import { ErrorCodes, KvError, isErrorCode } from '../errors/index.js';
 import type { Clock } from '../internal/clock.js';
 import { ownBody } from '../transport/codec.js';
-import type { AnswerReceiver, Transport, WireMessage } from '../transport/index.js';
+import type { AnswerReceiver, Transport, WireMessage, WireValue } from '../transport/index.js';
 
 /** Items in one `kv.apply-batch` at most: a full batch is sent at once. */
 export const APPLY_BATCH_ITEMS = 8;
@@ -63,7 +63,7 @@ const READ: BatchKind = {
     if (!Array.isArray(records) || records.length !== items) {
       throw new KvError(ErrorCodes.INVALID_MESSAGE, `expected kv.records with ${items} records, got ${JSON.stringify(answer.type)}`);
     }
-    const failed = readBatchAnswer({ type: 'kv.applied-batch', failures: answer['failures'] }, items);
+    const failed = readFailures(answer['failures'], items, 'kv.records');
     const out: (WireMessage | KvError)[] = [];
     for (let i = 0; i < items; i++) {
       const error = failed?.get(i);
@@ -138,9 +138,22 @@ class Batch implements AnswerReceiver<WireMessage> {
  * @throws KvError `KV_INVALID_MESSAGE` for anything else.
  */
 export function readBatchAnswer(answer: WireMessage, items: number): Map<number, KvError> | undefined {
-  const failures = answer.type === 'kv.applied-batch' ? answer['failures'] : undefined;
+  if (answer.type !== 'kv.applied-batch') {
+    throw new KvError(ErrorCodes.INVALID_MESSAGE, `expected kv.applied-batch with at most ${items} failures, got ${JSON.stringify(answer.type)}`);
+  }
+  return readFailures(answer['failures'], items, 'kv.applied-batch');
+}
+
+/**
+ * A batch answer's `failures` (of `type`): `[index, code, message]` per
+ * item, at most `items`, each index once. Returns them by index (undefined
+ * when none failed).
+ *
+ * @throws KvError `KV_INVALID_MESSAGE` for anything else.
+ */
+function readFailures(failures: WireValue | undefined, items: number, type: string): Map<number, KvError> | undefined {
   if (!Array.isArray(failures) || failures.length > items) {
-    throw new KvError(ErrorCodes.INVALID_MESSAGE, `expected kv.applied-batch with at most ${items} failures, got ${describeAnswer(answer)}`);
+    throw new KvError(ErrorCodes.INVALID_MESSAGE, `expected ${type} with at most ${items} failures, got ${JSON.stringify(type)} with malformed failures`);
   }
   if (failures.length === 0) return undefined;
   const byIndex = new Map<number, KvError>();
@@ -155,15 +168,11 @@ export function readBatchAnswer(answer: WireMessage, items: number): Map<number,
       !isErrorCode(f[1]) ||
       typeof f[2] !== 'string'
     ) {
-      throw new KvError(ErrorCodes.INVALID_MESSAGE, 'malformed kv.applied-batch: a failure is not [item index, error code, message]');
+      throw new KvError(ErrorCodes.INVALID_MESSAGE, `malformed ${type}: a failure is not [item index, error code, message]`);
     }
     byIndex.set(f[0] as number, new KvError(f[1], f[2]));
   }
   return byIndex;
-}
-
-function describeAnswer(answer: WireMessage): string {
-  return `${JSON.stringify(answer.type)}${answer.type === 'kv.applied-batch' ? ' with malformed failures' : ''}`;
 }
 
 /** An item's failure as a `kv.applied-batch` carries it. */

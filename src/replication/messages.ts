@@ -52,8 +52,12 @@ function field(m: WireMessage, name: string): WireValue | undefined {
 }
 
 export function readBytes(m: WireMessage, name: string, max: number): Uint8Array {
-  const v = field(m, name);
-  if (!(v instanceof Uint8Array) || v.length === 0 || v.length > max) throw invalid(`${m.type}: ${name}`);
+  return checkBytes(field(m, name), max, `${m.type}: ${name}`);
+}
+
+/** `v` if it is 1 to `max` bytes; else `KV_INVALID_MESSAGE` ("malformed `what`"). */
+export function checkBytes(v: unknown, max: number, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length === 0 || v.length > max) throw invalid(what);
   return v;
 }
 

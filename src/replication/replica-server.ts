@@ -16,6 +16,7 @@ import {
   MAX_WIRE_KEY,
   MAX_WIRE_RECORD,
   readBoolean,
+  checkBytes,
   readBytes,
   readOptionalBytes,
   readOptionalNumber,
@@ -100,6 +101,29 @@ const appliedAnswer = (): WireMessage => APPLIED;
 /** The answer to a `kv.apply-batch` whose every item was applied. */
 const NO_FAILURES = Object.freeze([]) as readonly WireValue[];
 const BATCH_APPLIED: WireMessage = Object.freeze({ type: 'kv.applied-batch', failures: NO_FAILURES });
+
+/** An item of a batch that was not applied or read: `[index, code, message]`. */
+type ItemFailure = [number, string, string];
+
+/**
+ * Runs `item(i)` for each of `n` items of a batch: a throw or a rejection is
+ * that item's failure, the other items go on. Returns the failures in index
+ * order, synchronously when every item was done synchronously.
+ */
+function eachItem(n: number, item: (i: number) => void | Promise<void>): ItemFailure[] | Promise<ItemFailure[]> {
+  const failures: ItemFailure[] = [];
+  let waits: Promise<void>[] | undefined;
+  for (let i = 0; i < n; i++) {
+    try {
+      const done = item(i);
+      if (done instanceof Promise) (waits ??= []).push(done.then(undefined, (err: unknown) => void failures.push(batchFailure(i, toKvError(err)))));
+    } catch (err) {
+      failures.push(batchFailure(i, toKvError(err)));
+    }
+  }
+  const sorted = (): ItemFailure[] => failures.sort((a, b) => a[0] - b[0]);
+  return waits === undefined ? sorted() : Promise.all(waits).then(sorted);
+}
 /**
  * Records decoded here are this node's own bytes (a storage read, a
  * message's own copy) and their sets live for one merge: values stay views.
@@ -582,31 +606,13 @@ export class ReplicaServer {
         `malformed kv.apply-batch: expected keys and records, two arrays of the same length, 1 to ${MAX_WIRE_BATCH_ITEMS} items`,
       );
     }
-    let failures: [number, string, string][] | undefined;
-    let waits: Promise<void>[] | undefined;
-    for (let i = 0; i < keys.length; i++) {
-      try {
-        const item = { type: 'kv.apply-batch item', key: keys[i], record: records[i] } as WireMessage;
-        const key = readBytes(item, 'key', MAX_WIRE_KEY);
-        const encoded = readBytes(item, 'record', MAX_WIRE_RECORD);
-        const done = this.#applyNow({ bytes: key, token: this.#tokenOf(key) }, undefined, encoded);
-        if (done instanceof Promise) {
-          (waits ??= []).push(
-            done.then(undefined, (err: unknown) => {
-              (failures ??= []).push(batchFailure(i, toKvError(err)));
-            }),
-          );
-        }
-      } catch (err) {
-        (failures ??= []).push(batchFailure(i, toKvError(err)));
-      }
-    }
-    const answer = (): WireMessage => {
-      if (failures === undefined) return BATCH_APPLIED;
-      failures.sort((a, b) => a[0] - b[0]);
-      return { type: 'kv.applied-batch', failures };
-    };
-    return waits === undefined ? answer() : Promise.all(waits).then(answer);
+    const failures = eachItem(keys.length, (i) => {
+      const key = checkBytes(keys[i], MAX_WIRE_KEY, 'kv.apply-batch item: key');
+      const encoded = checkBytes(records[i], MAX_WIRE_RECORD, 'kv.apply-batch item: record');
+      return this.#applyNow({ bytes: key, token: this.#tokenOf(key) }, undefined, encoded);
+    });
+    const answer = (f: ItemFailure[]): WireMessage => (f.length === 0 ? BATCH_APPLIED : { type: 'kv.applied-batch', failures: f });
+    return failures instanceof Promise ? failures.then(answer) : answer(failures);
   }
 
   /**
@@ -623,33 +629,18 @@ export class ReplicaServer {
       throw new KvError(ErrorCodes.INVALID_MESSAGE, `malformed kv.read-batch: expected keys, an array of 1 to ${MAX_WIRE_BATCH_ITEMS} items`);
     }
     const records: (Uint8Array | null)[] = new Array<Uint8Array | null>(keys.length).fill(null);
-    let failures: [number, string, string][] | undefined;
-    let waits: Promise<void>[] | undefined;
-    for (let i = 0; i < keys.length; i++) {
-      try {
-        const key = readBytes({ type: 'kv.read-batch item', key: keys[i] } as WireMessage, 'key', MAX_WIRE_KEY);
-        const record = this.#getNow(key);
-        if (record instanceof Promise) {
-          (waits ??= []).push(
-            record.then(
-              (r) => {
-                records[i] = r ?? null;
-              },
-              (err: unknown) => {
-                (failures ??= []).push(batchFailure(i, toKvError(err)));
-              },
-            ),
-          );
-        } else records[i] = record ?? null;
-      } catch (err) {
-        (failures ??= []).push(batchFailure(i, toKvError(err)));
+    const failures = eachItem(keys.length, (i) => {
+      const record = this.#getNow(checkBytes(keys[i], MAX_WIRE_KEY, 'kv.read-batch item: key'));
+      if (!(record instanceof Promise)) {
+        records[i] = record ?? null;
+        return undefined;
       }
-    }
-    const answer = (): WireMessage => {
-      failures?.sort((a, b) => a[0] - b[0]);
-      return { type: 'kv.records', records, failures: failures ?? NO_FAILURES };
-    };
-    return waits === undefined ? answer() : Promise.all(waits).then(answer);
+      return record.then((r) => {
+        records[i] = r ?? null;
+      });
+    });
+    const answer = (f: ItemFailure[]): WireMessage => ({ type: 'kv.records', records, failures: f.length === 0 ? NO_FAILURES : f });
+    return failures instanceof Promise ? failures.then(answer) : answer(failures);
   }
 
   #version(message: WireMessage): WireMessage | Promise<WireMessage> {

@@ -914,7 +914,7 @@ function readHotList(r: MsgpackReader, slot: Slot, h: number, l: Required<CodecL
 /** One member of a hot message, as the generic reader would give it, or {@link NOT_HOT}. */
 function readHotValue(r: MsgpackReader, slot: Slot, l: Required<CodecLimits>): unknown {
   const h = r.byte();
-  if (slot >= Slot.BinaryList) return readHotList(r, slot, h, l);
+  if (isListSlot(slot)) return readHotList(r, slot, h, l);
   if (h === 0xc0 && (slot === Slot.BinaryOrNull || slot === Slot.PayloadOrNull || slot === Slot.NumberOrNull)) return null;
   switch (slot) {
     case Slot.String: {

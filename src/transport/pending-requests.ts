@@ -89,7 +89,7 @@ class Entry<T> {
   constructor(
     readonly id: number,
     readonly label: string,
-    readonly onSettled: (() => void) | undefined,
+    public onSettled: (() => void) | undefined,
     /** The timeout asked for (ms), for the error message; Infinity for none. */
     readonly timeout: number,
     /** `clock.now()` at which it times out (Infinity for never). */
@@ -97,6 +97,20 @@ class Entry<T> {
     /** Opening order: equal deadlines time out in the order the requests were opened. */
     readonly seq: number,
   ) {}
+}
+
+/**
+ * Lets a settled entry go of what it settles: the heap keeps settled entries
+ * until a compaction drops them (up to about as many as are in flight), and
+ * an entry still holding its receiver or promise functions kept the whole
+ * call alive that long (a batch's every operation, its records and
+ * versions): most of what each young-generation collection had to copy.
+ */
+function release<T>(entry: Entry<T>): void {
+  entry.receiver = undefined;
+  entry.resolve = noop;
+  entry.reject = noop;
+  entry.onSettled = undefined;
 }
 
 /** Earlier deadline first, then earlier opened. */
@@ -276,13 +290,14 @@ export class PendingRequests<T> {
   resolve(id: number, value: T): boolean {
     const entry = this.#take(id);
     if (!entry) return false;
-    const receiver = entry.receiver;
+    const { receiver, resolve, onSettled } = entry;
+    release(entry);
     if (receiver === undefined) {
-      entry.resolve(value);
-      entry.onSettled?.();
+      resolve(value);
+      onSettled?.();
     } else {
       // The transport lets go of the request first, as it has before a promise's handlers run.
-      entry.onSettled?.();
+      onSettled?.();
       receiver.answered(entry.tag, value);
     }
     return true;
@@ -311,12 +326,13 @@ export class PendingRequests<T> {
   #settle(id: number, error: Error): boolean {
     const entry = this.#take(id);
     if (!entry) return false;
-    const receiver = entry.receiver;
+    const { receiver, reject, onSettled } = entry;
+    release(entry);
     if (receiver === undefined) {
-      entry.reject(error);
-      entry.onSettled?.();
+      reject(error);
+      onSettled?.();
     } else {
-      entry.onSettled?.();
+      onSettled?.();
       receiver.failed(entry.tag, error);
     }
     return true;

@@ -1,4 +1,6 @@
 import { getEventListeners } from 'node:events';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it, vi } from 'vitest';
 import { KvError } from '../../../src/errors/index.js';
 import type { Clock } from '../../../src/internal/clock.js';
@@ -377,5 +379,45 @@ describe('PendingRequests.openFor: order of settling', () => {
     pending.resolve(a, 'x');
     pending.reject(b, new Error('no'));
     expect(order).toEqual(['settled a', 'answered', 'settled b', 'failed']);
+  });
+});
+
+describe('PendingRequests: a settled request keeps nothing alive', () => {
+  /** A full collection, the way a test can ask for one (the flag is set for this isolate, then `gc` read from a fresh context). */
+  function collect(): void {
+    v8.setFlagsFromString('--expose-gc');
+    (vm.runInNewContext('gc') as () => void)();
+  }
+  /** One macrotask: a WeakRef's target is kept until the job that dereferenced it ends. */
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  it('lets go of receivers, promise functions and onSettled callbacks once settled, though the deadline heap still holds the entries', async () => {
+    const pending = new PendingRequests<string>({ clock: new ManualClock() });
+    const refs: WeakRef<object>[] = [];
+    const ids: number[] = [];
+    const promises: Promise<string>[] = [];
+    // One request stays open: the table keeps its deadline heap (with the settled entries in it) instead of clearing it.
+    const keep = pending.open({ timeout: 1_000 });
+    // Opened in a function of its own: nothing of the last one stays in this frame.
+    const openTwo = (i: number): void => {
+      // What a batch's receiver holds in the transport: everything its operations still refer to.
+      const receiver = { payload: new Uint8Array(1024), answered: (): void => {}, failed: (): void => {} };
+      refs.push(new WeakRef(receiver));
+      ids.push(pending.openFor({ timeout: 1_000 }, receiver, i));
+      const callback = { payload: new Uint8Array(1024) };
+      refs.push(new WeakRef(callback));
+      const p = pending.open({ timeout: 1_000 + i, onSettled: () => void callback.payload.fill(1) });
+      promises.push(p.promise.catch(() => 'failed'));
+      ids.push(p.id);
+    };
+    for (let i = 0; i < 40; i++) openTwo(i);
+    ids.forEach((id, i) => (i % 4 === 3 ? pending.reject(id, new Error('no')) : pending.resolve(id, 'ok')));
+    await Promise.all(promises);
+    await turn();
+    collect();
+    await turn();
+    expect(refs.map((r, i) => (r.deref() === undefined ? -1 : i)).filter((i) => i >= 0)).toEqual([]);
+    pending.resolve(keep.id, 'done');
+    await keep.promise;
   });
 });

@@ -27,7 +27,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { MemoryStorage, Store, TcpTransport } from '../src/index.js';
 
 /** A command from the parent. */
@@ -51,8 +51,18 @@ export interface LoadResult {
   readonly offered: number;
   /** Latency percentiles from issue to completion, in ms. */
   readonly p50: number;
+  readonly p95: number;
   readonly p99: number;
   readonly max: number;
+  /**
+   * The garbage collector's pauses in this process during the window: how
+   * many, their sum and median, in ms (from `PerformanceObserver` 'gc'
+   * entries). A pause stops every operation in flight and every one due
+   * meanwhile, so when they hit more than 1% of the operations they set the p99.
+   */
+  readonly gcPauses: number;
+  readonly gcMs: number;
+  readonly gcP50: number;
 }
 
 /** Options of {@link runLoad}. */
@@ -80,7 +90,15 @@ function percentile(sorted: Float64Array, p: number): number {
  */
 function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<LoadResult> {
   const rate = spec.rate ?? 0;
-  const latencies: number[] = [];
+  // Room for the whole window up front (grown by doubling if it is not): a
+  // growing number[] is a large young object the collector copies while it measures.
+  let latencies = new Float64Array(Math.max(1024, Math.ceil((((rate > 0 ? rate : 300_000) * spec.ms) / 1000) * 1.25)));
+  let count = 0;
+  const pauses: number[] = [];
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pauses.push(entry.duration);
+  });
+  gc.observe({ entryTypes: ['gc'] });
   let issued = 0;
   let inflight = 0;
   let errors = 0;
@@ -94,16 +112,22 @@ function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<L
       if (finished) return;
       finished = true;
       if (timer !== undefined) clearTimeout(timer);
-      const sorted = Float64Array.from(latencies).sort();
+      gc.disconnect();
+      const sorted = latencies.subarray(0, count).sort();
+      const sortedPauses = Float64Array.from(pauses).sort();
       resolve({
-        ops: latencies.length,
+        ops: count,
         errors,
         firstError,
         elapsedMs: performance.now() - t0,
         offered: rate,
         p50: percentile(sorted, 0.5),
+        p95: percentile(sorted, 0.95),
         p99: percentile(sorted, 0.99),
         max: sorted.length > 0 ? sorted[sorted.length - 1]! : NaN,
+        gcPauses: pauses.length,
+        gcMs: pauses.reduce((a, b) => a + b, 0),
+        gcP50: percentile(sortedPauses, 0.5),
       });
     };
     const issue = (i: number): void => {
@@ -113,7 +137,14 @@ function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<L
         () => {
           inflight--;
           const now = performance.now();
-          if (now <= end) latencies.push(now - start);
+          if (now <= end) {
+            if (count === latencies.length) {
+              const grown = new Float64Array(latencies.length * 2);
+              grown.set(latencies);
+              latencies = grown;
+            }
+            latencies[count++] = now - start;
+          }
           pump();
         },
         (err: unknown) => {
@@ -446,10 +477,11 @@ function storeLoad(op: 'put' | 'get', bytes: number, keys: number, spec: LoadSpe
     const run = putSerial++;
     return runLoad((i) => s.put(`fresh:${run}:${i}`, value), spec);
   }
-  return runLoad(async (i) => {
-    const got = await s.get(`key:${(i * 7919) % keys}`);
+  // Not an async function: its promise and state were ~400 of the ~5,900 bytes a get allocated in this process.
+  const check = (got: { values: Uint8Array[] } | undefined): void => {
     if (got === undefined || got.values.length !== 1 || got.values[0]!.byteLength !== bytes) throw new Error('bench: get returned the wrong value');
-  }, spec);
+  };
+  return runLoad((i) => s.get(`key:${(i * 7919) % keys}`).then(check), spec);
 }
 
 // ---------------------------------------------------------------------------
@@ -500,6 +532,15 @@ handlers.set('usage', async () => {
 });
 
 let profiler: Session | undefined;
+/**
+ * `BENCH_TCP_PROFILE_HEAP=1`: the profiles also sample allocations, those the
+ * young generation collects included (a `.heapprofile` next to each
+ * `.cpuprofile`: where the scavenges' work comes from); `=live`: only what is
+ * still alive after a full collection at the end (needs `--expose-gc` in
+ * `BENCH_TCP_NODE_FLAGS`). `BENCH_TCP_HEAP_INTERVAL`: bytes between samples
+ * (default 512).
+ */
+const HEAP_PROFILE = process.env.BENCH_TCP_PROFILE_HEAP ?? '';
 handlers.set('profile-start', async () => {
   if (profiler !== undefined) throw new Error('bench/tcp-child: a profile is already running');
   profiler = new Session();
@@ -507,6 +548,14 @@ handlers.set('profile-start', async () => {
   await profiler.post('Profiler.enable');
   await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
   await profiler.post('Profiler.start');
+  if (HEAP_PROFILE !== '') {
+    await profiler.post('HeapProfiler.enable');
+    await profiler.post('HeapProfiler.startSampling', {
+      samplingInterval: Number(process.env.BENCH_TCP_HEAP_INTERVAL ?? 512),
+      includeObjectsCollectedByMajorGC: HEAP_PROFILE !== 'live',
+      includeObjectsCollectedByMinorGC: HEAP_PROFILE !== 'live',
+    });
+  }
   return null;
 });
 handlers.set('profile-stop', async (c) => {
@@ -514,10 +563,13 @@ handlers.set('profile-stop', async (c) => {
   if (session === undefined) throw new Error('bench/tcp-child: profile-start first');
   profiler = undefined;
   const { profile } = await session.post('Profiler.stop');
+  if (HEAP_PROFILE === 'live') (globalThis as { gc?: () => void }).gc?.();
+  const heap = HEAP_PROFILE !== '' ? (await session.post('HeapProfiler.stopSampling')).profile : undefined;
   session.disconnect();
   const file = String(c['file']);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(profile));
+  if (heap !== undefined) writeFileSync(file.replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(heap));
   return { file };
 });
 handlers.set('store-start', (c) => storeStart(String(c['cluster']), String(c['nodeId']), c['seeds'] as string[], Number(c['preallocate'] ?? 0)));

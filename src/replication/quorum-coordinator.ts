@@ -614,7 +614,6 @@ export class QuorumCoordinator {
   #replicate(
     others: readonly NodeInfo[],
     ref: KeyRef,
-    set: SiblingSet<Uint8Array> | undefined,
     record: Uint8Array,
     replicaSet: ReplicaSet,
     w: number,
@@ -651,20 +650,18 @@ export class QuorumCoordinator {
         (node, signal, standInFor, receiver, tag) =>
           standInFor !== undefined
             ? this.#hintTo(node, standInFor, ref, record, deadline, signal)
-            : set !== undefined && node.id === this.#o.self
-              ? this.#o.replica.apply(ref, set, record)
-              : // The answer as it came: gather checks it (settleApplied).
-                batcher !== undefined && signal === undefined && batcher.accepts(node.address, record.byteLength)
-                ? (batcher.add(node.address, ref.bytes, record, deadline, receiver, tag), SENT)
-                : this.#send(
-                    node,
-                    ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }),
-                    deadline,
-                    signal,
-                    now ?? this.#o.clock.now(),
-                    receiver,
-                    tag,
-                  ),
+            : // The answer as it came: gather checks it (settleApplied).
+              batcher !== undefined && signal === undefined && batcher.accepts(node.address, record.byteLength)
+              ? (batcher.add(node.address, ref.bytes, record, deadline, receiver, tag), SENT)
+              : this.#send(
+                  node,
+                  ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }),
+                  deadline,
+                  signal,
+                  now ?? this.#o.clock.now(),
+                  receiver,
+                  tag,
+                ),
         {
           operation: 'write',
           required,
@@ -701,8 +698,10 @@ export class QuorumCoordinator {
   ): Promise<void> {
     // The version is usually created synchronously (coordinateWriteNow): no turn before replication starts.
     const version = this.#o.replica.coordinateWriteNow(ref, write, undefined, options.now);
-    const replicate = ({ set, encoded }: CoordinatedVersion, now?: number): Promise<void> =>
-      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, set, encoded, replicaSet, write.w, options, sloppy, now);
+    // The record only: the version's set was stored here already, and every node asked is another one
+    // (a gather holds what its calls refer to until the last replica answered, well past W).
+    const replicate = ({ encoded }: CoordinatedVersion, now?: number): Promise<void> =>
+      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, encoded, replicaSet, write.w, options, sloppy, now);
     // Created after a wait (the key's lock, the storage): the clock is read again.
     return version instanceof Promise ? version.then((v) => replicate(v)) : replicate(version, options.now);
   }
@@ -782,7 +781,7 @@ export class QuorumCoordinator {
           expectAnswer(answer, 'kv.versioned');
           const record = readBytes(answer, 'record', MAX_WIRE_RECORD);
           this.#policy.answered(node.id);
-          replicated = this.#replicate(othersThan(targets, node.id), ref, undefined, record, replicaSet, write.w, options, sloppy, undefined);
+          replicated = this.#replicate(othersThan(targets, node.id), ref, record, replicaSet, write.w, options, sloppy, undefined);
         } catch (err) {
           reject(err);
           return;

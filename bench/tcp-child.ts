@@ -535,9 +535,10 @@ let profiler: Session | undefined;
 /**
  * `BENCH_TCP_PROFILE_HEAP=1`: the profiles also sample allocations, those the
  * young generation collects included (a `.heapprofile` next to each
- * `.cpuprofile`: where the scavenges' work comes from); `=live`: only what is
- * still alive after a full collection at the end (needs `--expose-gc` in
- * `BENCH_TCP_NODE_FLAGS`). `BENCH_TCP_HEAP_INTERVAL`: bytes between samples
+ * `.cpuprofile`: where the scavenges' work comes from); `=survivors`: only
+ * what outlived a young-generation collection (what scavenges copied and
+ * promoted); `=live`: only what is still alive after a full collection at
+ * the end (needs `--expose-gc` in `BENCH_TCP_NODE_FLAGS`). `BENCH_TCP_HEAP_INTERVAL`: bytes between samples
  * (default 512).
  */
 const HEAP_PROFILE = process.env.BENCH_TCP_PROFILE_HEAP ?? '';
@@ -553,7 +554,7 @@ handlers.set('profile-start', async () => {
     await profiler.post('HeapProfiler.startSampling', {
       samplingInterval: Number(process.env.BENCH_TCP_HEAP_INTERVAL ?? 512),
       includeObjectsCollectedByMajorGC: HEAP_PROFILE !== 'live',
-      includeObjectsCollectedByMinorGC: HEAP_PROFILE !== 'live',
+      includeObjectsCollectedByMinorGC: HEAP_PROFILE === '1',
     });
   }
   return null;

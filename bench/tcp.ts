@@ -7,10 +7,14 @@
  * length-prefixed frame to the other two and waits for both answers (Nagle
  * off, corked writes). A quorum put or get is at least that much work. The
  * echo runs in three processes of its own (e1-e3), idle while the cluster's
- * (p1-p3) work and the other way round: in the cluster's processes its
- * load process collected the garbage the store's windows had left (scavenges
- * of 2.5-3 ms instead of ~0.5), and those pauses, not the network, made its
- * p99 at half its rate (1.1-1.5 ms instead of 0.6-0.8).
+ * (p1-p3) work and the other way round. In the cluster's processes, its
+ * sending process's scavenges took 2.2-3.1 ms (median) in every run, as
+ * that process also held the store and what its windows had left; in
+ * processes of its own they take ~0.3 ms until, after a few windows, V8
+ * starts promoting most of what survives (1.8 MB a scavenge for a while)
+ * and they take 1-4 ms too. Those pauses, not the network, decide the
+ * echo's p99 at half its rate: 0.49-0.51 ms with short ones, 0.9-1.5 ms
+ * with long ones.
  *
  * Rows: the echo's and the quorum ops' maximum rates with p50/p99; the CPU
  * per operation summed over the three processes (`process.resourceUsage()`

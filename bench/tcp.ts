@@ -74,8 +74,12 @@ const VALUE_BYTES = 1024;
 const KEYS = 2_000;
 /**
  * What each process's MemoryStorage preallocates for the measured cluster:
- * room for every put the suite makes at up to ~120k puts/s (~1.1 KB of key
- * and record each), so no window pays first-touch page faults, but at most a
+ * room for every put the suite makes (the warm-up, `BENCH_TCP_ROUNDS`
+ * windows at the maximum rate and as many at half the echo's) at up to
+ * ~160k puts/s (~1.1 KB of key and record each), so no window pays
+ * first-touch page faults (the last put window at half the echo's rate ran
+ * out of room and took 0.26 faults per put in each process when the
+ * estimate counted one such window at 120k puts/s), but at most a
  * quarter of the machine's free memory each (three processes, and room left;
  * the table says how much it was). `BENCH_TCP_PREALLOCATE_MB` sets it; 0
  * measures MemoryStorage's defaults.
@@ -84,7 +88,7 @@ const PREALLOCATE_BYTES =
   process.env.BENCH_TCP_PREALLOCATE_MB !== undefined
     ? Math.max(0, Number(process.env.BENCH_TCP_PREALLOCATE_MB)) * 1024 * 1024
     : Math.min(
-        Math.ceil(((WARMUP_MS + (ROUNDS + 2) * WINDOW_MS) * 120 * 1_100) / (1024 * 1024)) * 1024 * 1024,
+        Math.ceil(((WARMUP_MS + (2 * ROUNDS + 1) * WINDOW_MS) * 160 * 1_100) / (1024 * 1024)) * 1024 * 1024,
         Math.floor(freemem() / 4 / (1024 * 1024)) * 1024 * 1024,
       );
 // Under `npm run bench` this module is compiled (bench/run.mjs) and the child

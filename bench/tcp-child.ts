@@ -538,8 +538,8 @@ let profiler: Session | undefined;
  * `.cpuprofile`: where the scavenges' work comes from); `=survivors`: only
  * what outlived a young-generation collection (what scavenges copied and
  * promoted); `=live`: only what is still alive after a full collection at
- * the end (needs `--expose-gc` in `BENCH_TCP_NODE_FLAGS`). `BENCH_TCP_HEAP_INTERVAL`: bytes between samples
- * (default 512).
+ * the end (needs `--expose-gc` in `BENCH_TCP_NODE_FLAGS`).
+ * `BENCH_TCP_HEAP_INTERVAL`: bytes between samples (default 512).
  */
 const HEAP_PROFILE = process.env.BENCH_TCP_PROFILE_HEAP ?? '';
 handlers.set('profile-start', async () => {

@@ -43,8 +43,9 @@
  *
  * `BENCH_TCP_PROFILE=<dir>`: after the warm-up, one more echo, put and get
  * window each run with every process under the V8 CPU profiler, written
- * to `<dir>/<p1|p2|p3>-<put|get>.cpuprofile` and `<dir>/<e1|e2|e3>-echo.cpuprofile` (not part of the measured
- * windows; p1 is the node generating the load). `BENCH_TCP_PROFILE_RATE`
+ * to `<dir>/<p1|p2|p3>-<put|get>.cpuprofile` and
+ * `<dir>/<e1|e2|e3>-echo.cpuprofile` (not part of the measured windows; p1
+ * is the node generating the load). `BENCH_TCP_PROFILE_RATE`
  * runs those windows open loop at that many ops/s instead of closed loop;
  * `BENCH_TCP_PROFILE_HEAP=1` adds allocation profiles (see tcp-child.ts).
  *
@@ -328,21 +329,19 @@ function faultRow(name: string, m: Measured, echo: Measured, faultUs: number): R
   };
 }
 
-/** The window of `rounds` with the median rate (its latencies and CPU come with it). */
-function medianWindow(rounds: readonly Measured[]): Measured {
-  const sorted = [...rounds].sort((a, b) => rateOf(a) - rateOf(b));
-  return sorted[(sorted.length - 1) >> 1]!;
-}
-
 /**
- * The window with the median p99 (of an odd count, the middle one; of an
- * even one, the worse of the two middle ones). One 2 s window's p99 is
+ * The window of `rounds` that is the median by `worse` (higher is worse; of
+ * an even count, the worse of the two middle ones). Its other figures come
+ * with it. The at-half rows take the median p99: one 2 s window's p99 is
  * decided by a few collector pauses, the echo's as much as ours.
  */
-function medianTail(rounds: readonly Measured[]): Measured {
-  const sorted = [...rounds].sort((a, b) => a.p99 - b.p99);
+function medianBy(rounds: readonly Measured[], worse: (m: Measured) => number): Measured {
+  const sorted = [...rounds].sort((a, b) => worse(a) - worse(b));
   return sorted[sorted.length >> 1]!;
 }
+/** Lower is worse for a rate. */
+const slowness = (m: Measured): number => -rateOf(m);
+const tailOf = (m: Measured): number => m.p99;
 
 /** Runs the suite: forks six processes (the cluster's three, the echo's three), measures, and always ends them. */
 export async function tcpBench(): Promise<Row[]> {
@@ -382,10 +381,10 @@ export async function tcpBench(): Promise<Row[]> {
 
     const profileDir = process.env.BENCH_TCP_PROFILE;
     if (profileDir) {
+      const rate = Math.max(0, Number(process.env.BENCH_TCP_PROFILE_RATE ?? 0));
       for (const op of ['echo', 'put', 'get'] as const) {
         const profiled = op === 'echo' ? echoChildren : children;
         await Promise.all(profiled.map((c) => c.call('profile-start')));
-        const rate = Math.max(0, Number(process.env.BENCH_TCP_PROFILE_RATE ?? 0));
         await (op === 'echo' ? echo(WINDOW_MS, rate) : load(op, WINDOW_MS, rate));
         await Promise.all(profiled.map((c) => c.call('profile-stop', { file: resolvePath(profileDir, `${c.name}-${op}.cpuprofile`) })));
       }
@@ -398,9 +397,9 @@ export async function tcpBench(): Promise<Row[]> {
       rounds.put.push(await measured('put max', children, () => load('put', WINDOW_MS, 0)));
       rounds.get.push(await measured('get max', children, () => load('get', WINDOW_MS, 0)));
     }
-    const echoMax = medianWindow(rounds.echo);
-    const putMax = medianWindow(rounds.put);
-    const getMax = medianWindow(rounds.get);
+    const echoMax = medianBy(rounds.echo, slowness);
+    const putMax = medianBy(rounds.put, slowness);
+    const getMax = medianBy(rounds.get, slowness);
 
     // The same offered rate for all three: half the echo's maximum.
     const offered = Math.round(rateOf(echoMax) / 2);
@@ -411,9 +410,9 @@ export async function tcpBench(): Promise<Row[]> {
       half.put.push(await measured('put at half', children, () => load('put', WINDOW_MS, offered)));
       half.get.push(await measured('get at half', children, () => load('get', WINDOW_MS, offered)));
     }
-    const echoAt = medianTail(half.echo);
-    const putAt = medianTail(half.put);
-    const getAt = medianTail(half.get);
+    const echoAt = medianBy(half.echo, tailOf);
+    const putAt = medianBy(half.put, tailOf);
+    const getAt = medianBy(half.get, tailOf);
     const windows = ROUNDS === 1 ? 'one window' : `median p99 of ${ROUNDS} windows`;
 
     const rows: Row[] = [

@@ -542,6 +542,9 @@ let profiler: Session | undefined;
  * `BENCH_TCP_HEAP_INTERVAL`: bytes between samples (default 512).
  */
 const HEAP_PROFILE = process.env.BENCH_TCP_PROFILE_HEAP ?? '';
+if (!['', '1', 'survivors', 'live'].includes(HEAP_PROFILE)) {
+  throw new Error(`bench/tcp-child: BENCH_TCP_PROFILE_HEAP must be 1, survivors or live, got ${JSON.stringify(HEAP_PROFILE)}`);
+}
 handlers.set('profile-start', async () => {
   if (profiler !== undefined) throw new Error('bench/tcp-child: a profile is already running');
   profiler = new Session();

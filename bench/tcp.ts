@@ -70,13 +70,29 @@ import type { LoadResult } from './tcp-child.js';
 const WINDOW_MS = Math.max(200, Number(process.env.BENCH_TCP_MS ?? 2_000));
 const WARMUP_MS = Math.max(100, Number(process.env.BENCH_TCP_WARMUP_MS ?? Math.min(1_500, WINDOW_MS)));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_TCP_ROUNDS ?? 3));
+/**
+ * `BENCH_TCP_CURVE=0.2,0.3,0.4`: after the windows at half the echo's rate,
+ * one open-loop window each of echo, put and get at these fractions of the
+ * echo's maximum, and a row per fraction with the three p99s: whether the
+ * tail's ratio to the echo's comes from load (it would shrink at lower
+ * rates) or from every operation's own cost (it does not). Off by default
+ * (each fraction adds ~6 s and three put windows' storage).
+ */
+const CURVE = (process.env.BENCH_TCP_CURVE ?? '')
+  .split(',')
+  .filter((f) => f.trim() !== '')
+  .map((f) => {
+    const fraction = Number(f);
+    if (!(fraction > 0 && fraction <= 1)) throw new Error(`BENCH_TCP_CURVE: expected fractions in (0, 1], got ${f}`);
+    return fraction;
+  });
 const IN_FLIGHT = 64;
 const VALUE_BYTES = 1024;
 const KEYS = 2_000;
 /**
  * What each process's MemoryStorage preallocates for the measured cluster:
  * room for every put the suite makes (the warm-up, `BENCH_TCP_ROUNDS`
- * windows at the maximum rate and as many at half the echo's) at up to
+ * windows at the maximum rate, as many at half the echo's and one per `BENCH_TCP_CURVE` fraction) at up to
  * ~160k puts/s (~1.1 KB of key and record each), so no window pays
  * first-touch page faults (the last put window at half the echo's rate ran
  * out of room and took 0.26 faults per put in each process when the
@@ -89,7 +105,7 @@ const PREALLOCATE_BYTES =
   process.env.BENCH_TCP_PREALLOCATE_MB !== undefined
     ? Math.max(0, Number(process.env.BENCH_TCP_PREALLOCATE_MB)) * 1024 * 1024
     : Math.min(
-        Math.ceil(((WARMUP_MS + (2 * ROUNDS + 1) * WINDOW_MS) * 160 * 1_100) / (1024 * 1024)) * 1024 * 1024,
+        Math.ceil(((WARMUP_MS + (2 * ROUNDS + 1 + CURVE.length) * WINDOW_MS) * 160 * 1_100) / (1024 * 1024)) * 1024 * 1024,
         Math.floor(freemem() / 4 / (1024 * 1024)) * 1024 * 1024,
       );
 // Under `npm run bench` this module is compiled (bench/run.mjs) and the child
@@ -413,6 +429,15 @@ export async function tcpBench(): Promise<Row[]> {
     const echoAt = medianBy(half.echo, tailOf);
     const putAt = medianBy(half.put, tailOf);
     const getAt = medianBy(half.get, tailOf);
+    // Optional: the p99 of all three at other fractions of the echo's maximum (see CURVE).
+    const curve: { fraction: number; echo: Measured; put: Measured; get: Measured }[] = [];
+    for (const fraction of CURVE) {
+      const rate = Math.round(rateOf(echoMax) * fraction);
+      const echoAtF = await measured(`echo at ${fraction}x`, echoChildren, () => echo(WINDOW_MS, rate));
+      const putAtF = await measured(`put at ${fraction}x`, children, () => load('put', WINDOW_MS, rate));
+      const getAtF = await measured(`get at ${fraction}x`, children, () => load('get', WINDOW_MS, rate));
+      curve.push({ fraction, echo: echoAtF, put: putAtF, get: getAtF });
+    }
     const windows = ROUNDS === 1 ? 'one window' : `median p99 of ${ROUNDS} windows`;
 
     const rows: Row[] = [
@@ -485,6 +510,16 @@ export async function tcpBench(): Promise<Row[]> {
       },
       faultRow('reference: the same', putPlain, echoMax, faultUs),
     );
+    for (const { fraction, echo: e, put, get } of curve) {
+      rows.push({
+        suite: 'tcp',
+        metric: `p99 at ${fmtOps(e.offered)} (${fraction}x the echo's max), open loop, one window each: put / get${sustained(put) || sustained(get) ? ' (one fell behind)' : ''}`,
+        value: `${ms(put.p99)} / ${ms(get.p99)} ms`,
+        baseline: `raw echo p99 ${ms(e.p99)} ms`,
+        ratio: `${fmtRatio(put.p99, e.p99)} / ${fmtRatio(get.p99, e.p99)}`,
+        goal: '(reported)',
+      });
+    }
     rows.push(...(await redisRows(p1, offered)));
     return rows;
   } finally {

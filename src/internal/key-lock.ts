@@ -1,5 +1,10 @@
 import { bytesKey, isLatin1Of } from './bytes.js';
 
+/** Calls `fn` (runNow through runNowWith). */
+function callIt<T>(fn: () => T | Promise<T>): T | Promise<T> {
+  return fn();
+}
+
 /**
  * Serialises async work per key: `run(key, fn)` starts `fn` once every earlier
  * call for the same key has settled (at once, synchronously, when none is
@@ -43,9 +48,28 @@ export class KeyLock {
    * if `fn` went asynchronous).
    */
   runNow<T>(key: string | Uint8Array, fn: () => T | Promise<T>): T | Promise<T> {
+    return this.runNowWith(key, callIt<T>, fn, undefined, undefined, undefined);
+  }
+
+  /**
+   * {@link KeyLock.runNow} for `fn(a, b, c, inTurn)`: a function made once
+   * (a caller's field) with what differs per call as arguments, instead of
+   * a closure and its captured scope allocated per call. `inTurn` is for
+   * what holds only in the caller's turn (a reading of the clock): `fn`
+   * gets it when it runs within this call, and undefined when it waits its
+   * turn and runs later.
+   */
+  runNowWith<A, B, C, D, T>(
+    key: string | Uint8Array,
+    fn: (a: A, b: B, c: C, inTurn: D | undefined) => T | Promise<T>,
+    a: A,
+    b: B,
+    c: C,
+    inTurn: D | undefined,
+  ): T | Promise<T> {
     if (this.#queues.size > 0 || this.#syncKeys.length > 0) {
       const id = typeof key === 'string' ? key : bytesKey(key);
-      if (this.#queues.has(id) || this.#heldNow(id)) return this.run(id, () => Promise.resolve(fn()));
+      if (this.#queues.has(id) || this.#heldNow(id)) return this.#later(id, fn, a, b, c);
       key = id;
     }
     // While `fn` runs synchronously nothing else can run, so the key needs no
@@ -55,7 +79,7 @@ export class KeyLock {
     this.#syncKeys.push(key);
     let result: T | Promise<T>;
     try {
-      result = fn();
+      result = fn(a, b, c, inTurn);
     } catch (err) {
       this.#syncKeys.pop();
       this.#releaseIfQueued(key);
@@ -66,12 +90,24 @@ export class KeyLock {
       // Waiters queued re-entrantly are behind `fn`, as with run().
       const id = typeof key === 'string' ? key : bytesKey(key);
       if (!this.#queues.has(id)) this.#queues.set(id, null);
-      const release = (): void => this.#release(id);
-      result.then(release, release);
+      this.#releaseAfter(id, result);
       return result;
     }
     this.#releaseIfQueued(key);
     return result;
+  }
+
+  // Closures only in methods of their own: one in runNowWith() would allocate its scope on every call.
+
+  /** {@link KeyLock.runNowWith} for a key that is held: `fn` waits its turn (and gets no `inTurn`). */
+  #later<A, B, C, D, T>(id: string, fn: (a: A, b: B, c: C, inTurn: D | undefined) => T | Promise<T>, a: A, b: B, c: C): Promise<T> {
+    return this.run(id, () => Promise.resolve(fn(a, b, c, undefined)));
+  }
+
+  /** Lets the key go once `done` settles. */
+  #releaseAfter(id: string, done: Promise<unknown>): void {
+    const release = (): void => this.#release(id);
+    done.then(release, release);
   }
 
   /** After synchronous work: lets waiters that queued re-entrantly behind it go. */

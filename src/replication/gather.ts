@@ -34,13 +34,17 @@ export const SENT: unique symbol = Symbol('quorumkv.gather.sent');
  * itself. The call answers with its value, a promise of it, or
  * {@link SENT} once it has handed `receiver` and `tag` to a transport's
  * `send` (the answer then goes through `settle`, as a promise's would).
+ * `context` is the gather's `GatherOptions.context`: a call made once (a
+ * caller's field) reads what differs per gather from it, instead of a
+ * closure and its captured scope allocated per gather.
  */
-export type GatherCall<T> = (
+export type GatherCall<T, C = undefined> = (
   node: NodeInfo,
   signal: AbortSignal | undefined,
   standInFor: string | undefined,
   receiver: AnswerReceiver<unknown>,
   tag: number,
+  context: C,
 ) => T | Promise<T> | typeof SENT;
 
 /**
@@ -61,7 +65,7 @@ export interface StandInPolicy {
   silent(id: string): void;
 }
 
-export interface GatherOptions<T = unknown> {
+export interface GatherOptions<T = unknown, C = undefined> {
   readonly operation: 'read' | 'write';
   /** Successful answers needed from distinct nodes. */
   readonly required: number;
@@ -115,13 +119,27 @@ export interface GatherOptions<T = unknown> {
    * taken as they are.
    * @default the value is the answer
    */
-  readonly settle?: ((value: unknown, node: NodeInfo) => T) | undefined;
+  readonly settle?: ((value: unknown, node: NodeInfo, context: C) => T) | undefined;
   /**
    * Called once every call settled, as `all` resolves but without a promise
    * (a coordinator's read repair and background accounting run on every
    * operation).
    */
-  readonly onAll?: ((gathered: Gathered<T>) => void) | undefined;
+  readonly onAll?: ((gathered: Gathered<T>, context: C) => void) | undefined;
+  /**
+   * What the call, `settle`, `onAll` and `result` get as their `context`
+   * (see {@link GatherCall}): with it they can be functions made once, not
+   * closures made per gather (~250 bytes less per quorum call for the
+   * collector; a coordinator makes one per operation).
+   */
+  readonly context?: C;
+  /**
+   * What `quorum` resolves with, computed as the quorum is met: a read's
+   * merged answer, presented, without a `.then()` (a promise, a reaction
+   * and a turn) of the caller's. A throw rejects `quorum` with it.
+   * Overrides `quorumValue`.
+   */
+  readonly result?: ((context: C) => unknown) | undefined;
   /**
    * What `quorum` resolves with: the gathering (`'gathered'`, the default),
    * or nothing (`'none'`, for a write, whose caller wants no answer: it
@@ -158,19 +176,37 @@ export interface Gathering<T, Q = Gathered<T>> {
  * node with its error's code (`KV_TIMEOUT` at the deadline; a node skipped
  * as unavailable by `standIns` is `KV_UNREACHABLE`).
  */
-export function gather<T>(
+export function gather<T, C = undefined, Q = unknown>(
   nodes: readonly NodeInfo[],
-  call: GatherCall<T>,
-  options: GatherOptions<T> & { readonly quorumValue: 'none' },
+  call: GatherCall<T, C>,
+  options: GatherOptions<T, C> & { readonly result: (context: C) => Q },
+): Gathering<T, Q>;
+export function gather<T, C = undefined>(
+  nodes: readonly NodeInfo[],
+  call: GatherCall<T, C>,
+  options: GatherOptions<T, C> & { readonly quorumValue: 'none' },
 ): Gathering<T, undefined>;
-export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>): Gathering<T>;
-export function gather<T>(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>): Gathering<T, Gathered<T> | undefined> {
-  const g = new Gather<T>(nodes, call, options);
+export function gather<T, C = undefined>(nodes: readonly NodeInfo[], call: GatherCall<T, C>, options: GatherOptions<T, C>): Gathering<T>;
+export function gather<T, C = undefined>(nodes: readonly NodeInfo[], call: GatherCall<T, C>, options: GatherOptions<T, C>): Gathering<T, unknown> {
+  const g = new Gather<T, C>(nodes, call, options);
   g.begin();
   return g;
 }
 
 const noop = (): void => {};
+
+/** Where {@link takeResolvers} leaves a new promise's resolving functions, for the constructor to take at once. */
+let takenResolve: ((value: unknown) => void) | undefined;
+let takenReject: ((reason: unknown) => void) | undefined;
+/**
+ * A promise executor made once: the executor runs synchronously inside
+ * `new Promise`, so its caller finds the resolving functions here right
+ * after. An arrow capturing the gather was a closure and a scope per gather.
+ */
+function takeResolvers(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
+  takenResolve = resolve;
+  takenReject = reject;
+}
 
 /**
  * The state of one quorum call. It runs for every operation, so it is kept
@@ -180,8 +216,8 @@ const noop = (): void => {};
  * the node list, whom each stands in for, who was replaced) is allocated
  * the first time a stand-in is added.
  */
-class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, HopWaiter, DeadlineWaiter, AnswerReceiver<unknown> {
-  readonly quorum: Promise<Gathered<T> | undefined>;
+class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, DeadlineWaiter, AnswerReceiver<unknown> {
+  readonly quorum: Promise<unknown>;
   /** Made when `all` is first read (most callers take `onAll`). */
   #all: Promise<Gathered<T>> | undefined;
   #allDone = false;
@@ -189,8 +225,8 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   #nodes: readonly NodeInfo[];
   /** Per node, the primary it stands in for (allocated with the first stand-in). */
   #standInFor: (string | undefined)[] | undefined;
-  readonly #call: GatherCall<T>;
-  readonly #options: GatherOptions<T>;
+  readonly #call: GatherCall<T, C>;
+  readonly #options: GatherOptions<T, C>;
   /** Nodes the caller gave (the first `#primaries` of `#nodes`). */
   readonly #primaries: number;
   /** Of those, how many have not answered or failed yet. */
@@ -200,12 +236,13 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   #closedHigh: Set<number> | undefined;
   /** Nodes already replaced by a stand-in (or that found none): never replaced twice. */
   #replaced: Set<number> | undefined;
-  readonly #okIds: string[] = [];
+  /** Made with the first answer kept (never when `options.answers` is `'count'`). */
+  #okIds: string[] | undefined;
   /** Answers counted (kept in `#okIds`/`#okValues` unless `options.answers` is `'count'`). */
   #okCount = 0;
   /** With `zones`: answers per zone. */
   #zoneAcks: Map<string, number> | undefined;
-  readonly #okValues: T[] = [];
+  #okValues: T[] | undefined;
   /** Made at the first failure (most gathers have none). */
   #failures: ReplicaFailure[] | undefined;
   #timer: TimerHandle | undefined;
@@ -220,11 +257,11 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   /** Slot in `options.hops` while the hop is pending (-1: none). */
   #hopSlot = -1;
   #offAbort: () => void = noop;
-  #resolve!: (g: Gathered<T> | undefined) => void;
+  #resolve!: (value: unknown) => void;
   #reject!: (e: unknown) => void;
   #resolveAll: ((g: Gathered<T>) => void) | undefined;
 
-  constructor(nodes: readonly NodeInfo[], call: GatherCall<T>, options: GatherOptions<T>) {
+  constructor(nodes: readonly NodeInfo[], call: GatherCall<T, C>, options: GatherOptions<T, C>) {
     this.#nodes = nodes;
     this.#call = call;
     this.#options = options;
@@ -232,10 +269,10 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     this.#primariesOpen = nodes.length;
     this.#open = nodes.length;
     this.#running = nodes.length;
-    this.quorum = new Promise<Gathered<T> | undefined>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    this.quorum = new Promise<unknown>(takeResolvers);
+    this.#resolve = takenResolve!;
+    this.#reject = takenReject!;
+    takenResolve = takenReject = undefined;
   }
 
   /**
@@ -261,7 +298,9 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
 
   get ok(): ReadonlyMap<string, T> {
     const map = new Map<string, T>();
-    for (let i = 0; i < this.#okIds.length; i++) map.set(this.#okIds[i]!, this.#okValues[i]!);
+    const ids = this.#okIds;
+    const values = this.#okValues;
+    if (ids !== undefined && values !== undefined) for (let i = 0; i < ids.length; i++) map.set(ids[i]!, values[i]!);
     return map;
   }
 
@@ -292,15 +331,38 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     if (this.#running > 0) {
       if (options.timer !== false) {
         if (options.deadlines !== undefined) this.#deadline = options.deadlines.push(this, options.deadline);
-        else this.#timer = options.clock.setTimeout(() => this.#expire(), Math.max(0, options.deadline - options.clock.now()));
+        else this.#armTimer();
       }
-      const signal = options.signal;
-      if (signal) this.#offAbort = onAbort(signal, () => this.#aborted());
+      if (options.signal) this.#listen(options.signal);
       if (policy !== undefined && options.hops !== undefined && this.#primariesOpen > 0) this.#hopSlot = options.hops.push(this, options.now);
     }
     if (options.signal?.aborted) this.#aborted();
     this.#finish();
     if (this.#running === 0) this.#done();
+  }
+
+  // The closures below are made in methods of their own: a closure in begin()
+  // or #ask() would allocate their scope on every call (every operation), not
+  // only when the closure is needed.
+
+  /** A timer of this gather's own for its deadline. */
+  #armTimer(): void {
+    const clock = this.#options.clock;
+    this.#timer = clock.setTimeout(() => this.#expire(), Math.max(0, this.#options.deadline - clock.now()));
+  }
+
+  /** Listens to the caller's signal until every call settled. */
+  #listen(signal: AbortSignal): void {
+    this.#offAbort = onAbort(signal, () => this.#aborted());
+  }
+
+  /** A call that answered with a promise: its outcome is counted when it settles. */
+  #await(i: number, node: NodeInfo, pending: Promise<T>): void {
+    const settle = this.#options.settle;
+    pending.then(
+      settle === undefined ? (value) => this.#answered(i, node.id, value) : (value) => this.#answeredAs(i, node, value, settle),
+      (err: unknown) => this.#failed(i, node.id, err),
+    );
   }
 
   /** The deadline passed (a {@link DeadlineQueue} calls this). */
@@ -326,7 +388,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     const node = this.#nodes[i]!;
     let pending: T | Promise<T> | typeof SENT;
     try {
-      pending = this.#call(node, this.#options.signal, this.#standInFor?.[i], this, i);
+      pending = this.#call(node, this.#options.signal, this.#standInFor?.[i], this, i, this.#options.context as C);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -334,11 +396,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     if (pending === SENT) return;
     // A call that answered synchronously (no promise) is counted at once.
     if (!(pending instanceof Promise)) return this.#answered(i, node.id, pending);
-    const settle = this.#options.settle;
-    pending.then(
-      settle === undefined ? (value) => this.#answered(i, node.id, value) : (value) => this.#answeredAs(i, node, value, settle),
-      (err: unknown) => this.#failed(i, node.id, err),
-    );
+    this.#await(i, node, pending);
   }
 
   /** The answer of request `i`, sent with this gather as its receiver (see {@link SENT}). */
@@ -359,10 +417,10 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
   }
 
   /** An asynchronous answer through `options.settle`. */
-  #answeredAs(i: number, node: NodeInfo, value: unknown, settle: (value: unknown, node: NodeInfo) => T): void {
+  #answeredAs(i: number, node: NodeInfo, value: unknown, settle: (value: unknown, node: NodeInfo, context: C) => T): void {
     let answer: T;
     try {
-      answer = settle(value, node);
+      answer = settle(value, node, this.#options.context as C);
     } catch (err) {
       return this.#failed(i, node.id, err);
     }
@@ -449,8 +507,8 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
       this.#open--;
       this.#okCount++;
       if (this.#options.answers !== 'count') {
-        this.#okIds.push(id);
-        this.#okValues.push(value);
+        (this.#okIds ??= []).push(id);
+        (this.#okValues ??= []).push(value);
       }
       const zone = this.#options.zones === undefined ? undefined : this.#nodes[i]!.zone;
       if (zone !== undefined) (this.#zoneAcks ??= new Map()).set(zone, (this.#zoneAcks?.get(zone) ?? 0) + 1);
@@ -485,7 +543,7 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     this.#offAbort();
     this.#allDone = true;
     this.#resolveAll?.(this);
-    this.#options.onAll?.(this);
+    this.#options.onAll?.(this, this.#options.context as C);
   }
 
   #expire(): void {
@@ -503,13 +561,30 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
     if (this.#options.zones !== undefined) return this.#finishZones(this.#options.zones);
     const { required, operation } = this.#options;
     const acks = (this.#options.counted ?? 0) + this.#okCount;
-    if (acks >= required) {
-      this.#settled = true;
-      this.#resolve(this.#options.quorumValue === 'none' ? undefined : this);
-    } else if (acks + this.#open < required) {
+    if (acks >= required) this.#met();
+    else if (acks + this.#open < required) {
       this.#settled = true;
       this.#fail(new QuorumNotMetError(operation, required, acks, this.failures));
     }
+  }
+
+  /** The quorum is met: `quorum` resolves with what the options ask for. */
+  #met(): void {
+    this.#settled = true;
+    const o = this.#options;
+    if (o.result === undefined) {
+      this.#resolve(o.quorumValue === 'none' ? undefined : this);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = o.result(o.context as C);
+    } catch (err) {
+      // Not marked handled (as #fail does): it is the caller's own failure, on the promise it returns.
+      this.#reject(err);
+      return;
+    }
+    this.#resolve(value);
   }
 
   /** {@link Gather.#finish} for a per-zone quorum. */
@@ -526,10 +601,8 @@ class Gather<T> implements Gathering<T, Gathered<T> | undefined>, Gathered<T>, H
       for (let i = 0; i < this.#nodes.length; i++) if (this.#nodes[i]!.zone === zone && !this.#isClosed(i)) open++;
       if (acks + open < count) impossible = true;
     }
-    if (met) {
-      this.#settled = true;
-      this.#resolve(this.#options.quorumValue === 'none' ? undefined : this);
-    } else if (impossible) {
+    if (met) this.#met();
+    else if (impossible) {
       this.#settled = true;
       this.#fail(new QuorumNotMetError(this.#options.operation, this.#options.required, acknowledged, this.failures));
     }

@@ -24,7 +24,7 @@ import {
   encodeSiblingSet,
 } from '../versioning/index.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { SENT, gather, type Gathering, type StandInPolicy } from './gather.js';
+import { SENT, gather, type Gathered, type Gathering, type StandInPolicy } from './gather.js';
 import { HopQueue } from './hop-queue.js';
 import { toKeyRef } from './key-ref.js';
 import {
@@ -68,15 +68,35 @@ const EMPTY = SiblingSet.empty<Uint8Array>();
 const VIEWS = Object.freeze({ copyValues: false });
 
 /**
- * The replica answers of one read, decoded once per distinct encoding: in
- * the steady state every replica returns the same bytes, so a read decodes
- * one record, and its repair reuses the decoded sets and their bytes.
+ * One read: what its calls, answers and repair need (the context of its
+ * gather, so that they are functions made once per coordinator, not
+ * closures made per read), and the replica answers, decoded once per
+ * distinct encoding: in the steady state every replica returns the same
+ * bytes, so a read decodes one record, and its repair reuses the decoded
+ * sets and their bytes.
  */
 class ReadAnswers {
   readonly #bytes: Uint8Array[] = [];
   readonly #sets: SiblingSet<Uint8Array>[] = [];
   /** Some replica answered that it has no record. */
   #sawEmpty = false;
+  /**
+   * The clock's reading shared by the requests the gather makes as it
+   * begins (in the caller's turn); undefined after: later ones read it anew.
+   */
+  now: number | undefined;
+
+  constructor(
+    readonly ref: KeyRef,
+    /** The replicas asked. */
+    readonly replicas: readonly NodeInfo[],
+    readonly deadline: number,
+    now: number,
+    /** Turns the merged answer into what the read resolves with. */
+    readonly present: (set: SiblingSet<Uint8Array>) => unknown,
+  ) {
+    this.now = now;
+  }
 
   /**
    * The set of one answer. A record that does not decode is that replica's
@@ -123,6 +143,38 @@ class ReadAnswers {
 }
 
 const asIs = <T>(x: T): T => x;
+
+/** A read's answer as gather settles it: this node's own record comes decoded (a set), a replica's as its kv.record. */
+function settleRead(value: unknown, _node: NodeInfo, read: ReadAnswers): SiblingSet<Uint8Array> {
+  return value instanceof SiblingSet ? value : readAnswer(read, value as WireMessage);
+}
+
+/** What a read resolves with once R answered: their merge, presented. */
+function presentRead(read: ReadAnswers): unknown {
+  return read.present(read.merged());
+}
+
+/** The nodes of `nodes` in one of `zones`. */
+function inZones(nodes: readonly NodeInfo[], zones: ReadonlyMap<string, number>): NodeInfo[] {
+  return nodes.filter((node) => node.zone !== undefined && zones.has(node.zone));
+}
+
+/**
+ * This node's own record, read from storage that answered later. A function
+ * of its own: a closure in #readFrom would allocate its scope on every call.
+ */
+function decodeLater(read: ReadAnswers, bytes: Promise<Uint8Array | undefined>): Promise<SiblingSet<Uint8Array>> {
+  return bytes.then((b) => read.decode(read.ref.bytes, b, true));
+}
+
+/** What a write's replication calls need (the context of its gather). */
+interface Replication {
+  readonly ref: KeyRef;
+  readonly record: Uint8Array;
+  readonly deadline: number;
+  /** As {@link ReadAnswers.now}. */
+  now: number | undefined;
+}
 
 /** Merges distinct answers (answers with equal bytes share one set object). */
 function mergeAll(sets: Iterable<SiblingSet<Uint8Array>>): SiblingSet<Uint8Array> {
@@ -263,10 +315,10 @@ function settleApplied(value: unknown): unknown {
   return undefined;
 }
 
-/** A replica's answer to `kv.read`, decoded into `answers`. */
-function readAnswer(ref: KeyRef, answers: ReadAnswers, answer: WireMessage): SiblingSet<Uint8Array> {
+/** A replica's answer to `kv.read`, decoded into `read`'s answers. */
+function readAnswer(read: ReadAnswers, answer: WireMessage): SiblingSet<Uint8Array> {
   expectAnswer(answer, 'kv.record');
-  return answers.decode(ref.bytes, readOptionalBytes(answer, 'record', MAX_WIRE_RECORD), false);
+  return read.decode(read.ref.bytes, readOptionalBytes(answer, 'record', MAX_WIRE_RECORD), false);
 }
 
 function expectHinted(answer: WireMessage): void {
@@ -386,11 +438,24 @@ export class QuorumCoordinator {
   readWith<T>(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions, present: (set: SiblingSet<Uint8Array>) => T): Promise<T> {
     // Not async (as write): a promise and a turn fewer per read; failures still reject.
     try {
-      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#read(key, r, afterWait(options), present)));
+      if (this.#full()) return this.#readInTurn(key, r, options, present);
       return this.#read(key, r, options, present);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  // The waits for a turn are methods of their own: closures in readWith() or
+  // write() would allocate their scope on every call, not only on a wait.
+
+  /** {@link QuorumCoordinator.readWith} once a call in progress let it go (see MAX_CALLS_IN_PROGRESS). */
+  #readInTurn<T>(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions, present: (set: SiblingSet<Uint8Array>) => T): Promise<T> {
+    return this.#turn(options).then(() => this.#start(() => this.#read(key, r, afterWait(options), present)));
+  }
+
+  /** {@link QuorumCoordinator.write} once a call in progress let it go. */
+  #writeInTurn(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
+    return this.#turn(options).then(() => this.#start(() => this.#write(key, write, afterWait(options))));
   }
 
   #read<T>(key: KeyRef | Uint8Array, r: number, options: CoordinatorCallOptions, present: (set: SiblingSet<Uint8Array>) => T): Promise<T> {
@@ -399,38 +464,56 @@ export class QuorumCoordinator {
     let replicas = this.#o.ring().preferenceListForToken(ref.token, this.#o.n);
     const zones = this.#zoneQuorum(ref, options);
     // A zone level asks the replicas of the zones that count only.
-    if (zones !== undefined) replicas = replicas.filter((node) => node.zone !== undefined && zones.has(node.zone));
-    const answers = new ReadAnswers();
+    if (zones !== undefined) replicas = inZones(replicas, zones);
     // The requests gather() makes as it begins (in this turn) share one reading of the clock; later ones read it anew.
-    let now: number | undefined = options.now ?? this.#o.clock.now();
-    // Background work until every replica answered (stop() waits for it): onAll lets it go.
-    const gathering = this.#tracked(() =>
-      gather(replicas, (node, signal, _, receiver, tag) => this.#readFrom(node, ref, answers, options.deadline, signal, now, receiver, tag), {
+    const read = new ReadAnswers(ref, replicas, options.deadline, options.now ?? this.#o.clock.now(), present);
+    // Background work until every replica answered (stop() waits for it): onAll (#readDone) lets it go.
+    this.#background++;
+    let gathering: Gathering<SiblingSet<Uint8Array>, unknown>;
+    try {
+      gathering = gather(replicas, this.#readCall, {
         operation: 'read',
-        // A replica's kv.record answer (this node's own record comes decoded, as a set).
-        settle: (value) => (value instanceof SiblingSet ? value : readAnswer(ref, answers, value as WireMessage)),
+        settle: settleRead,
         required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
         zones,
         deadline: options.deadline,
         deadlines: this.#deadlines,
         signal: options.signal,
         clock: this.#o.clock,
-        // Read repair once every replica answered; answers that all agree need no look at who said what.
-        onAll: (done) => {
-          if (answers.unanimous) this.#untrack();
-          else this.#repair(ref, replicas, done.ok, answers).then(this.#untrack, this.#untrack);
-        },
-      }),
-    );
-    now = undefined;
-    return gathering.quorum.then(() => present(answers.merged()));
+        onAll: this.#readDone,
+        context: read,
+        // Presented as R answered, in no promise of its own.
+        result: presentRead,
+      });
+    } catch (err) {
+      this.#untrack();
+      throw err;
+    }
+    read.now = undefined;
+    return gathering.quorum as Promise<T>;
   }
+
+  /** A read's call to one replica (see #readFrom). */
+  readonly #readCall = (
+    node: NodeInfo,
+    signal: AbortSignal | undefined,
+    _standInFor: string | undefined,
+    receiver: AnswerReceiver<unknown>,
+    tag: number,
+    read: ReadAnswers,
+  ): SiblingSet<Uint8Array> | Promise<SiblingSet<Uint8Array>> | typeof SENT => this.#readFrom(node, read, signal, receiver, tag);
+
+  /** Read repair once every replica answered; answers that all agree need no look at who said what. */
+  readonly #readDone = (done: Gathered<SiblingSet<Uint8Array>>, read: ReadAnswers): void => {
+    if (read.unanimous) this.#untrack();
+    else this.#repair(read.ref, read.replicas, done.ok, read).then(this.#untrack, this.#untrack);
+  };
 
   /** Quorum write. Rejects with `KV_QUORUM_NOT_MET` when fewer than W replicas stored it in time. */
   write(key: KeyRef | Uint8Array, write: WriteRequest, options: CoordinatorCallOptions): Promise<void> {
     // Not async: returning the inner promise from an async function would cost a promise and two turns.
     try {
-      if (this.#full()) return this.#turn(options).then(() => this.#start(() => this.#write(key, write, afterWait(options))));
+      if (this.#full()) return this.#writeInTurn(key, write, options);
       return this.#write(key, write, options);
     } catch (err) {
       return Promise.reject(err);
@@ -547,29 +630,25 @@ export class QuorumCoordinator {
   /** A replica's record, decoded (empty when it has none). */
   #readFrom(
     node: NodeInfo,
-    ref: KeyRef,
-    answers: ReadAnswers,
-    deadline: number,
+    read: ReadAnswers,
     signal: AbortSignal | undefined,
-    now: number | undefined,
     receiver: AnswerReceiver<unknown>,
     tag: number,
   ): SiblingSet<Uint8Array> | Promise<SiblingSet<Uint8Array>> | typeof SENT {
+    const ref = read.ref;
     if (node.id === this.#o.self) {
       // This node's own record, synchronously when its storage answers so (gather counts it at once).
       const bytes = this.#o.replica.readEncodedNow(ref);
-      return bytes instanceof Promise
-        ? bytes.then((b) => answers.decode(ref.bytes, b, true))
-        : answers.decode(ref.bytes, bytes, true);
+      return bytes instanceof Promise ? decodeLater(read, bytes) : read.decode(ref.bytes, bytes, true);
     }
     // The answer as it came: the read's gather decodes it (its settle, readAnswer).
     const reads = this.#readBatcher;
     if (reads !== undefined && signal === undefined && reads.accepts(node.address, 0)) {
-      reads.add(node.address, ref.bytes, deadline, receiver, tag);
+      reads.add(node.address, ref.bytes, read.deadline, receiver, tag);
       return SENT;
     }
     const message = ownBody({ type: 'kv.read', cluster: this.#o.cluster, key: ref.bytes });
-    return this.#send(node, message, deadline, signal, now ?? this.#o.clock.now(), receiver, tag) as Promise<unknown> as
+    return this.#send(node, message, read.deadline, signal, read.now ?? this.#o.clock.now(), receiver, tag) as Promise<unknown> as
       | Promise<SiblingSet<Uint8Array>>
       | typeof SENT;
   }
@@ -640,54 +719,65 @@ export class QuorumCoordinator {
       }
     }
     // The requests gather() makes as it begins (in this turn) share one reading of the clock; stand-ins asked later read it anew.
-    let now: number | undefined = at ?? this.#o.clock.now();
-    // Replicas' kv.apply requests go in batches (see ApplyBatcher), unless the call has a signal to abort them by.
-    const batcher = this.#batcher;
-    // Replication past W goes on in the background until every call settled.
-    const gathering = this.#tracked(() =>
-      gather<unknown>(
-        others,
-        (node, signal, standInFor, receiver, tag) =>
-          standInFor !== undefined
-            ? this.#hintTo(node, standInFor, ref, record, deadline, signal)
-            : // The answer as it came: gather checks it (settleApplied).
-              batcher !== undefined && signal === undefined && batcher.accepts(node.address, record.byteLength)
-              ? (batcher.add(node.address, ref.bytes, record, deadline, receiver, tag), SENT)
-              : this.#send(
-                  node,
-                  ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: ref.bytes, record }),
-                  deadline,
-                  signal,
-                  now ?? this.#o.clock.now(),
-                  receiver,
-                  tag,
-                ),
-        {
-          operation: 'write',
-          required,
-          counted,
-          zones,
-          deadline,
-          // Every call is a request whose timeout is this deadline.
-          timer: false,
-          signal: options.signal,
-          clock: this.#o.clock,
-          standIns: sloppy ? this.#policy : undefined,
-          replicaSet: sloppy ? replicaSet : undefined,
-          hops: sloppy ? this.#hops : undefined,
-          settle: settleApplied,
-          onAll: this.#untrack,
-          // The write's caller wants nothing back: no promise chained to drop the gathering.
-          quorumValue: 'none',
-          // A replica's kv.applied says nothing beyond its arrival: counted, not kept.
-          answers: 'count',
-          now,
-        },
-      ),
-    );
-    now = undefined;
+    const now = at ?? this.#o.clock.now();
+    const replication: Replication = { ref, record, deadline, now };
+    // Replication past W goes on in the background until every call settled (onAll lets it go).
+    this.#background++;
+    let gathering: Gathering<unknown, undefined>;
+    try {
+      gathering = gather(others, this.#replicaCall, {
+        operation: 'write',
+        required,
+        counted,
+        zones,
+        deadline,
+        // Every call is a request whose timeout is this deadline.
+        timer: false,
+        signal: options.signal,
+        clock: this.#o.clock,
+        standIns: sloppy ? this.#policy : undefined,
+        replicaSet: sloppy ? replicaSet : undefined,
+        hops: sloppy ? this.#hops : undefined,
+        settle: settleApplied,
+        onAll: this.#untrack,
+        // The write's caller wants nothing back: no promise chained to drop the gathering.
+        quorumValue: 'none',
+        // A replica's kv.applied says nothing beyond its arrival: counted, not kept.
+        answers: 'count',
+        now,
+        context: replication,
+      });
+    } catch (err) {
+      this.#untrack();
+      throw err;
+    }
+    replication.now = undefined;
     return gathering.quorum;
   }
+
+  /**
+   * A write's replication call to one node: a stand-in gets the record under
+   * a hint for the primary it stands in for; a primary gets it in a batch
+   * (see ApplyBatcher) unless the call has a signal to abort it by, or alone.
+   * Its answer comes as it came: gather checks it (settleApplied).
+   */
+  readonly #replicaCall = (
+    node: NodeInfo,
+    signal: AbortSignal | undefined,
+    standInFor: string | undefined,
+    receiver: AnswerReceiver<unknown>,
+    tag: number,
+    r: Replication,
+  ): Promise<unknown> | typeof SENT => {
+    if (standInFor !== undefined) return this.#hintTo(node, standInFor, r.ref, r.record, r.deadline, signal);
+    const batcher = this.#batcher;
+    if (batcher !== undefined && signal === undefined && batcher.accepts(node.address, r.record.byteLength)) {
+      batcher.add(node.address, r.ref.bytes, r.record, r.deadline, receiver, tag);
+      return SENT;
+    }
+    const message = ownBody({ type: 'kv.apply', cluster: this.#o.cluster, key: r.ref.bytes, record: r.record });
+    return this.#send(node, message, r.deadline, signal, r.now ?? this.#o.clock.now(), receiver, tag);
+  };
 
   #coordinateLocally(
     ref: KeyRef,
@@ -698,12 +788,29 @@ export class QuorumCoordinator {
   ): Promise<void> {
     // The version is usually created synchronously (coordinateWriteNow): no turn before replication starts.
     const version = this.#o.replica.coordinateWriteNow(ref, write, undefined, options.now);
+    if (version instanceof Promise) return this.#replicateLater(version, ref, replicaSet, write, options, sloppy);
     // The record only: the version's set was stored here already, and every node asked is another one
     // (a gather holds what its calls refer to until the last replica answered, well past W).
-    const replicate = ({ encoded }: CoordinatedVersion, now?: number): Promise<void> =>
-      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, encoded, replicaSet, write.w, options, sloppy, now);
-    // Created after a wait (the key's lock, the storage): the clock is read again.
-    return version instanceof Promise ? version.then((v) => replicate(v)) : replicate(version, options.now);
+    return this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, version.encoded, replicaSet, write.w, options, sloppy, options.now);
+  }
+
+  /**
+   * {@link QuorumCoordinator.#coordinateLocally} for a version created after
+   * a wait (the key's lock, the storage): the clock is read again. A method
+   * of its own, so that the closure it makes is not a scope allocated on
+   * every write.
+   */
+  #replicateLater(
+    version: Promise<CoordinatedVersion>,
+    ref: KeyRef,
+    replicaSet: ReplicaSet,
+    write: WriteRequest,
+    options: CoordinatorCallOptions,
+    sloppy: boolean,
+  ): Promise<void> {
+    return version.then(({ encoded }) =>
+      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, encoded, replicaSet, write.w, options, sloppy, undefined),
+    );
   }
 
   /**
@@ -930,20 +1037,6 @@ export class QuorumCoordinator {
       // Places may have freed since the caller looked (a released call that failed before it started).
       this.#pump();
     });
-  }
-
-  /**
-   * Starts a gather (`start`, whose `onAll` must call #untrack once its
-   * background work is done) as background work that `stop()` waits for.
-   */
-  #tracked<T, Q>(start: () => Gathering<T, Q>): Gathering<T, Q> {
-    this.#background++;
-    try {
-      return start();
-    } catch (err) {
-      this.#untrack();
-      throw err;
-    }
   }
 
   /** Not down and not silent for a hop lately. */

@@ -341,8 +341,12 @@ export class ReplicaServer {
    * bad record is still refused before anything is stored).
    */
   #applyNow(ref: KeyRef, incoming: SiblingSet<Uint8Array> | undefined, encoded: Uint8Array): void | Promise<void> {
-    return this.#locks.runNow(ref.bytes, () => this.#merge(ref, incoming, encoded));
+    return this.#locks.runNowWith(ref.bytes, this.#mergeUnderLock, ref, incoming, encoded, undefined);
   }
+
+  /** #merge for the key's lock (a function made once: no closure per apply). */
+  readonly #mergeUnderLock = (ref: KeyRef, incoming: SiblingSet<Uint8Array> | undefined, encoded: Uint8Array): void | Promise<void> =>
+    this.#merge(ref, incoming, encoded);
 
   // The read-merge-write runs synchronously when the storage answers
   // synchronously (getNow/putNow, as MemoryStorage does): no promise, no
@@ -350,9 +354,14 @@ export class ReplicaServer {
   // step that returns a promise makes the rest asynchronous.
   #merge(ref: KeyRef, incoming: SiblingSet<Uint8Array> | undefined, encoded: Uint8Array): void | Promise<void> {
     const local = this.#getNow(ref.bytes);
-    return local instanceof Promise
-      ? local.then((bytes) => this.#mergeWith(ref, incoming, encoded, bytes))
-      : this.#mergeWith(ref, incoming, encoded, local);
+    return local instanceof Promise ? this.#mergeLater(ref, incoming, encoded, local) : this.#mergeWith(ref, incoming, encoded, local);
+  }
+
+  // The asynchronous steps are methods of their own: a closure in the
+  // synchronous ones would allocate its scope on every call.
+
+  #mergeLater(ref: KeyRef, incoming: SiblingSet<Uint8Array> | undefined, encoded: Uint8Array, local: Promise<Uint8Array | undefined>): Promise<void> {
+    return local.then((bytes) => this.#mergeWith(ref, incoming, encoded, bytes));
   }
 
   #mergeWith(
@@ -418,12 +427,17 @@ export class ReplicaServer {
     const ref = toKeyRef(key, this.#tokenOf);
     // `now` (the caller's reading of this replica's clock, in this turn) stamps
     // the version only if it is created within this call: after the key's lock
-    // was waited for, the clock is read again.
-    let inCall = true;
-    const version = this.#locks.runNow(ref.bytes, () => this.#coordinate(ref, write, notAfter, inCall ? now : undefined));
-    inCall = false;
-    return version;
+    // was waited for, the clock is read again (runNowWith's `inTurn`).
+    return this.#locks.runNowWith(ref.bytes, this.#coordinateUnderLock, ref, write, notAfter, now);
   }
+
+  /** #coordinate for the key's lock (a function made once: no closure per write). */
+  readonly #coordinateUnderLock = (
+    ref: KeyRef,
+    write: Omit<WriteRequest, 'w'>,
+    notAfter: number | undefined,
+    now: number | undefined,
+  ): CoordinatedVersion | Promise<CoordinatedVersion> => this.#coordinate(ref, write, notAfter, now);
 
   // Synchronous end to end when the storage answers synchronously (see #merge).
   #coordinate(
@@ -438,9 +452,11 @@ export class ReplicaServer {
       throw new TimeoutError(`write of key ${describeKey(ref.bytes)} arrived after its sender stopped waiting`);
     }
     const stored = this.#getNow(ref.bytes);
-    return stored instanceof Promise
-      ? stored.then((bytes) => this.#createVersion(ref, write, bytes, undefined))
-      : this.#createVersion(ref, write, stored, now);
+    return stored instanceof Promise ? this.#createVersionLater(ref, write, stored) : this.#createVersion(ref, write, stored, now);
+  }
+
+  #createVersionLater(ref: KeyRef, write: Omit<WriteRequest, 'w'>, stored: Promise<Uint8Array | undefined>): Promise<CoordinatedVersion> {
+    return stored.then((bytes) => this.#createVersion(ref, write, bytes, undefined));
   }
 
   #createVersion(
@@ -474,8 +490,12 @@ export class ReplicaServer {
     }
     const counter = version.dot.counter;
     if (counter > this.#issued) this.#issued = counter;
-    if (counter > this.#reserved) return this.#extendLease(counter).then(() => this.#storeVersion(ref, set, local.size));
+    if (counter > this.#reserved) return this.#storeAfterLease(counter, ref, set, local.size);
     return this.#storeVersion(ref, set, local.size);
+  }
+
+  #storeAfterLease(counter: number, ref: KeyRef, set: SiblingSet<Uint8Array>, before: number): Promise<CoordinatedVersion> {
+    return this.#extendLease(counter).then(() => this.#storeVersion(ref, set, before));
   }
 
   #storeVersion(ref: KeyRef, set: SiblingSet<Uint8Array>, before: number): CoordinatedVersion | Promise<CoordinatedVersion> {
@@ -483,15 +503,23 @@ export class ReplicaServer {
     const stored = this.#putNow(ref.bytes, ref.token, encoded);
     const version: CoordinatedVersion = { set, encoded };
     if (this.#onSiblings !== undefined && set.size > this.#siblingWarning && before <= this.#siblingWarning) {
-      // Runs once this write is stored and its lock let go (the microtask comes
-      // after the synchronous release, or after the storage's promise), so an
-      // observer that writes the key waits its turn instead of deadlocking, and
-      // before the caller's continuation.
-      const size = set.size;
-      if (stored instanceof Promise) return stored.then(() => (queueMicrotask(() => this.#reportSiblings(ref.bytes, size)), version));
-      queueMicrotask(() => this.#reportSiblings(ref.bytes, size));
+      return this.#storedWithReport(ref, version, stored);
     }
-    return stored instanceof Promise ? stored.then(() => version) : version;
+    return stored instanceof Promise ? storedThen(stored, version) : version;
+  }
+
+  /**
+   * #storeVersion's end for a write that took the key over the sibling
+   * warning: the report runs once this write is stored and its lock let go
+   * (the microtask comes after the synchronous release, or after the
+   * storage's promise), so an observer that writes the key waits its turn
+   * instead of deadlocking, and before the caller's continuation.
+   */
+  #storedWithReport(ref: KeyRef, version: CoordinatedVersion, stored: void | Promise<void>): CoordinatedVersion | Promise<CoordinatedVersion> {
+    const size = version.set.size;
+    if (stored instanceof Promise) return stored.then(() => (queueMicrotask(() => this.#reportSiblings(ref.bytes, size)), version));
+    queueMicrotask(() => this.#reportSiblings(ref.bytes, size));
+    return version;
   }
 
   #reportSiblings(key: Uint8Array, siblings: number): void {
@@ -709,4 +737,9 @@ export class ReplicaServer {
       throw corruptStoredRecord(key, err);
     }
   }
+}
+
+/** `version` once `stored` settled (a function of its own: no scope per synchronous store). */
+function storedThen<T>(stored: Promise<void>, version: T): Promise<T> {
+  return stored.then(() => version);
 }

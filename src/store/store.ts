@@ -4,7 +4,7 @@ import type { Clock } from '../internal/clock.js';
 import { throwIfAborted } from '../internal/signals.js';
 import type { Member } from '../membership/index.js';
 import { Node, type NodeComponents } from '../node/index.js';
-import { afterWait, keyRef, type CoordinatorCallOptions, type WriteRequest } from '../replication/index.js';
+import { afterWait, keyRef, type CoordinatorCallOptions, type KeyRef, type QuorumCoordinator, type WriteRequest } from '../replication/index.js';
 import { keyBytes, type Ring, type ZoneConsistencyLevel } from '../ring/index.js';
 import type { StorageAdapter } from '../storage/index.js';
 import type { Transport } from '../transport/index.js';
@@ -201,12 +201,29 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
       throwIfAborted(options.signal);
       const call = this.#call(options);
       const admitted = this.#node.admit(call.deadline, call.signal);
-      // Presented in the read's own reaction (readWith), not in a promise more.
-      if (admitted) return admitted.then(() => coordinator.readWith(ref, r, afterWait(call), this.#presentSet));
+      // Presented as the read's quorum is met (readWith), not in a promise more.
+      if (admitted) return this.#getAdmitted(admitted, coordinator, ref, r, call);
       return coordinator.readWith(ref, r, call, this.#presentSet);
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  // The waits for admission are methods of their own: a closure in get() or
+  // put() would allocate its scope on every call, not only on a wait.
+
+  #getAdmitted(
+    admitted: Promise<void>,
+    coordinator: QuorumCoordinator,
+    ref: KeyRef,
+    r: number,
+    call: CoordinatorCallOptions,
+  ): Promise<GetResult<V> | undefined> {
+    return admitted.then(() => coordinator.readWith(ref, r, afterWait(call), this.#presentSet));
+  }
+
+  #putAdmitted(admitted: Promise<void>, coordinator: QuorumCoordinator, ref: KeyRef, write: WriteRequest, call: CoordinatorCallOptions): Promise<void> {
+    return admitted.then(() => coordinator.write(ref, write, afterWait(call)));
   }
 
   readonly #presentSet = (set: SiblingSet<Uint8Array>): GetResult<V> | undefined => this.#present(set);
@@ -235,7 +252,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
         w,
       };
       // The coordinator's promise resolves with nothing: it is the caller's as it is.
-      if (admitted) return admitted.then(() => coordinator.write(ref, write, afterWait(call)));
+      if (admitted) return this.#putAdmitted(admitted, coordinator, ref, write, call);
       return coordinator.write(ref, write, call);
     } catch (err) {
       return Promise.reject(err);

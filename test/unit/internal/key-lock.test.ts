@@ -180,3 +180,45 @@ describe('KeyLock.runNow: re-entrant calls', () => {
     expect(lock.size).toBe(0);
   });
 });
+
+describe('KeyLock.runNowWith', () => {
+  const join = (a: string, b: number, c: boolean, inTurn: number | undefined): string => `${a}/${b}/${c}/${String(inTurn)}`;
+
+  it('passes its arguments, and `inTurn` when the work runs within the call', () => {
+    const lock = new KeyLock();
+    expect(lock.runNowWith('k', join, 'a', 1, true, 42)).toBe('a/1/true/42');
+    expect(lock.size).toBe(0);
+  });
+
+  it('work that waits its turn gets its arguments but not `inTurn` (a reading valid only in the caller turn)', async () => {
+    const lock = new KeyLock();
+    let release!: () => void;
+    const first = lock.run('k', () => new Promise<void>((r) => (release = r)));
+    const waiting = lock.runNowWith('k', join, 'b', 2, false, 42);
+    expect(waiting).toBeInstanceOf(Promise);
+    release();
+    await first;
+    expect(await waiting).toBe('b/2/false/undefined');
+    expect(lock.size).toBe(0);
+  });
+
+  it('a re-entrant call for the held key waits too, and gets no `inTurn`', async () => {
+    const lock = new KeyLock();
+    let inner: string | Promise<string> | undefined;
+    const outer = lock.runNowWith(
+      'k',
+      (a: string, _b: number, _c: boolean, inTurn: number | undefined) => {
+        inner = lock.runNowWith('k', join, 'inner', 3, true, 7);
+        return `${a}/${String(inTurn)}`;
+      },
+      'outer',
+      0,
+      false,
+      5,
+    );
+    expect(outer).toBe('outer/5');
+    expect(inner).toBeInstanceOf(Promise);
+    expect(await inner).toBe('inner/3/true/undefined');
+    expect(lock.size).toBe(0);
+  });
+});

@@ -363,3 +363,71 @@ describe('gather: calls that send with the gather as receiver (SENT)', () => {
     expect(clock.pending).toBe(0);
   });
 });
+
+describe('gather: a context for calls made once, and a result computed at the quorum', () => {
+  interface Ctx {
+    readonly prefix: string;
+    readonly seen: string[];
+  }
+
+  it('hands the same context to every call, to settle and to onAll; quorum resolves with result(context)', async () => {
+    const clock = new ManualClock();
+    const pending = new Map<string, (v: string) => void>();
+    const call = (node: NodeInfo, _s: AbortSignal | undefined, _f: string | undefined, _r: AnswerReceiver<unknown>, _t: number, ctx: Ctx) =>
+      new Promise<string>((resolve) => pending.set(node.id, (v) => resolve(`${ctx.prefix}${v}`)));
+    const context: Ctx = { prefix: 'p:', seen: [] };
+    let allWith: Ctx | undefined;
+    const g = gather(nodes(3), call, {
+      operation: 'read',
+      required: 2,
+      deadline: clock.now() + 100,
+      clock,
+      context,
+      settle: (value, node, ctx) => (ctx.seen.push(node.id), String(value)),
+      onAll: (_gathered, ctx) => {
+        allWith = ctx;
+      },
+      // Computed as the second answer is counted: what was seen by then.
+      result: (ctx) => ctx.seen.join(','),
+    });
+    pending.get('n2')!('x');
+    pending.get('n0')!('y');
+    expect(await g.quorum).toBe('n2,n0');
+    expect(allWith).toBeUndefined();
+    pending.get('n1')!('z');
+    await g.all;
+    expect(allWith).toBe(context);
+    expect(context.seen).toEqual(['n2', 'n0', 'n1']);
+  });
+
+  it('a result that throws rejects quorum with what it threw; a quorum out of reach never calls it', async () => {
+    const clock = new ManualClock();
+    const boom = new Error('present failed');
+    let calls = 0;
+    const ok = gather(nodes(2), () => 'v', {
+      operation: 'read',
+      required: 1,
+      deadline: clock.now() + 100,
+      clock,
+      result: () => {
+        calls++;
+        throw boom;
+      },
+    });
+    await expect(ok.quorum).rejects.toBe(boom);
+    const { calls: pendingCalls, call } = controlled();
+    const failed = gather(nodes(2), call, {
+      operation: 'read',
+      required: 2,
+      deadline: clock.now() + 100,
+      clock,
+      result: () => {
+        calls++;
+        return 'never';
+      },
+    });
+    pendingCalls.get('n0')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
+    await expect(failed.quorum).rejects.toMatchObject({ code: 'KV_QUORUM_NOT_MET' });
+    expect(calls).toBe(1);
+  });
+});

@@ -407,7 +407,7 @@ async function redisLoad(port: number, op: 'set-wait' | 'get', bytes: number, ke
           const got = await c.send(['GET', `key:${(i * 7919) % keys}`]);
           if (!(got instanceof Buffer) || got.length !== bytes) throw new Error('redis GET returned the wrong value');
         } else {
-          const [, acked] = await Promise.all([c.send(['SET', `fresh:${i}`, value]), c.send(['WAIT', '1', '0'])]);
+          const [, acked] = await Promise.all([c.send(['SET', 'fresh:' + i.toString(36), value]), c.send(['WAIT', '1', '0'])]);
           if (typeof acked !== 'number' || acked < 1) throw new Error(`redis WAIT 1 acknowledged ${String(acked)}`);
         }
       } finally {
@@ -474,8 +474,13 @@ function storeLoad(op: 'put' | 'get', bytes: number, keys: number, spec: LoadSpe
   const s = running();
   const value = valueOfSize(bytes);
   if (op === 'put') {
-    const run = putSerial++;
-    return runLoad((i) => s.put(`fresh:${run}:${i}`, value), spec);
+    // Base 36: a decimal \`${i}\` goes through V8's number-to-string cache,
+    // which keeps each new string it makes (one per put) alive until another
+    // number takes its place, so every scavenge of this process copied and
+    // promoted the last few thousand of them (the put windows' pauses were
+    // twice the get windows'; see docs/tcp.md). The radix path has no cache.
+    const prefix = `fresh:${putSerial++}:`;
+    return runLoad((i) => s.put(prefix + i.toString(36), value), spec);
   }
   // Not an async function: its promise and state were ~400 of the ~5,900 bytes a get allocated in this process.
   const check = (got: { values: Uint8Array[] } | undefined): void => {

@@ -76,8 +76,15 @@ const VIEWS = Object.freeze({ copyValues: false });
  * sets and their bytes.
  */
 class ReadAnswers {
-  readonly #bytes: Uint8Array[] = [];
-  readonly #sets: SiblingSet<Uint8Array>[] = [];
+  /**
+   * The distinct encodings decoded and their sets: the first in fields (in
+   * the steady state the only one), the others in arrays made when a second
+   * one comes (a first push onto `[]` reserves 17 slots, ~150 bytes).
+   */
+  #bytes0: Uint8Array | undefined;
+  #set0: SiblingSet<Uint8Array> | undefined;
+  #bytes: Uint8Array[] | undefined;
+  #sets: SiblingSet<Uint8Array>[] | undefined;
   /** Some replica answered that it has no record. */
   #sawEmpty = false;
   /**
@@ -108,7 +115,8 @@ class ReadAnswers {
       this.#sawEmpty = true;
       return EMPTY;
     }
-    for (let i = 0; i < this.#bytes.length; i++) if (sameBytes(this.#bytes[i]!, bytes)) return this.#sets[i]!;
+    if (this.#bytes0 !== undefined && sameBytes(this.#bytes0, bytes)) return this.#set0!;
+    if (this.#bytes !== undefined) for (let i = 0; i < this.#bytes.length; i++) if (sameBytes(this.#bytes[i]!, bytes)) return this.#sets![i]!;
     let set: SiblingSet<Uint8Array>;
     try {
       // Values as views into the answer's bytes, decoded once: read-only (a local answer may be
@@ -117,9 +125,19 @@ class ReadAnswers {
     } catch (err) {
       throw local ? corruptStoredRecord(key, err) : err;
     }
-    this.#bytes.push(bytes);
-    this.#sets.push(set);
+    if (this.#bytes0 === undefined) {
+      this.#bytes0 = bytes;
+      this.#set0 = set;
+    } else {
+      (this.#bytes ??= []).push(bytes);
+      (this.#sets ??= []).push(set);
+    }
     return set;
+  }
+
+  /** Distinct encodings decoded so far. */
+  get #distinct(): number {
+    return (this.#bytes0 === undefined ? 0 : 1) + (this.#bytes?.length ?? 0);
   }
 
   /**
@@ -127,18 +145,20 @@ class ReadAnswers {
    * every one empty): nothing to merge or repair among them.
    */
   get unanimous(): boolean {
-    return this.#sets.length + (this.#sawEmpty ? 1 : 0) <= 1;
+    return this.#distinct + (this.#sawEmpty ? 1 : 0) <= 1;
   }
 
   /** The merge of every answer decoded so far (all of them answers that succeeded). */
   merged(): SiblingSet<Uint8Array> {
-    return this.#sets.length === 1 ? this.#sets[0]! : mergeAll(this.#sets);
+    if (this.#set0 === undefined) return EMPTY;
+    return this.#sets === undefined ? this.#set0 : mergeAll([this.#set0, ...this.#sets]);
   }
 
   /** The encoding of a set decoded here, or a fresh one. */
   encode(set: SiblingSet<Uint8Array>): Uint8Array {
-    const i = this.#sets.indexOf(set);
-    return i >= 0 ? this.#bytes[i]! : encodeSiblingSet(set);
+    if (set === this.#set0) return this.#bytes0!;
+    const i = this.#sets?.indexOf(set) ?? -1;
+    return i >= 0 ? this.#bytes![i]! : encodeSiblingSet(set);
   }
 }
 
@@ -292,10 +312,18 @@ function totalOf(need: ReadonlyMap<string, number>): number {
 
 const alive = (): MemberStatus => 'alive';
 
-/** `nodes` without the one whose id is `id` (an index loop: replica lists are frozen, see SiblingSet). */
+/**
+ * `nodes` without the one whose id is `id` (an index loop: replica lists are
+ * frozen, see SiblingSet), in an array of its exact size: a first push onto
+ * `[]` reserves 17 slots (~150 bytes), and every write makes one of these.
+ */
 function othersThan(nodes: readonly NodeInfo[], id: string): NodeInfo[] {
-  const out: NodeInfo[] = [];
-  for (let i = 0; i < nodes.length; i++) if (nodes[i]!.id !== id) out.push(nodes[i]!);
+  let at = -1;
+  for (let i = 0; i < nodes.length; i++) if (nodes[i]!.id === id) at = i;
+  if (at < 0) return nodes.slice();
+  // The first n - 1, then the ones after it moved down a place.
+  const out = nodes.slice(0, nodes.length - 1);
+  for (let i = at; i < out.length; i++) out[i] = nodes[i + 1]!;
   return out;
 }
 const noop = (): void => {};

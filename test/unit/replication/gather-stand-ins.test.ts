@@ -75,4 +75,29 @@ describe('HopQueue: the reading a caller passes', () => {
     expect(fired).toEqual(['a', 'b', 'c']);
     hops.stop();
   });
+
+  it('keeps the answers of stand-ins past the nodes it was given, in the order they came', async () => {
+    const clock = new ManualClock();
+    const hops = new HopQueue(clock, 100);
+    const [p1, p2] = rs.primaries as [NodeInfo, NodeInfo, NodeInfo];
+    const [f1] = rs.fallbacks as [NodeInfo, NodeInfo];
+    const pending = new Map<string, (v: string) => void>();
+    const call = (node: NodeInfo) => new Promise<string>((resolve) => pending.set(node.id, resolve));
+    const g = gather([p1, p2], call, { operation: 'read', required: 2, deadline: 1_000, timer: false, clock, standIns: policy(new Set()), replicaSet: rs, hops });
+    pending.get(p1.id)!('from p1'); // kept while the gather has its two nodes
+    await settle();
+    clock.advance(100); // p2 silent for a hop: f1 stands in for it, p2's own call goes on
+    await settle();
+    expect([...pending.keys()]).toEqual([p1.id, p2.id, f1.id]);
+    pending.get(f1.id)!('from f1');
+    pending.get(p2.id)!('from p2');
+    // Three answers kept from a gather given two nodes (p2's came after the quorum).
+    const all = await g.all;
+    expect([...all.ok]).toEqual([
+      [p1.id, 'from p1'],
+      [f1.id, 'from f1'],
+      [p2.id, 'from p2'],
+    ]);
+    hops.stop();
+  });
 });

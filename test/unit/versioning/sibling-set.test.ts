@@ -193,6 +193,19 @@ describe('write', () => {
     expect(r3.set.values()).toEqual(['v3']);
   });
 
+  it('a write whose context covers some siblings keeps the others, sorted, and leaves the old set as it was', () => {
+    const C = actorId('c', '1');
+    const s = SiblingSet.of([ver(A, 1), ver(B, 1), ver(C, 1)]);
+    // Covers a's and c's versions only: b's survives as a sibling of the new one.
+    const r = s.write(A, vc([A, 1], [C, 1]), { value: 'new', timestamp: 5 });
+    expect(dots(r.set)).toEqual([`${A}:2`, `${B}:1`]);
+    expect(dots(s)).toEqual([`${A}:1`, `${B}:1`, `${C}:1`]);
+    // Covering none keeps all three next to it; covering all leaves it alone.
+    expect(dots(s.write(C, VectorClock.EMPTY, { value: 'x', timestamp: 6 }).set)).toEqual([`${A}:1`, `${B}:1`, `${C}:1`, `${C}:2`]);
+    expect(dots(s.write(B, s.clock(), { value: 'y', timestamp: 7 }).set)).toEqual([`${B}:2`]);
+    expect(dots(s.add(ver(B, 2, vc([B, 1]))))).toEqual([`${A}:1`, `${B}:2`, `${C}:1`]);
+  });
+
   it('two writes through the same actor with the same stale context both survive', () => {
     const base = SiblingSet.empty<string>().write(A, VectorClock.EMPTY, { value: 'v0', timestamp: 1 }).set;
     const ctx = base.clock();

@@ -47,6 +47,8 @@ export interface ReplicaSetInit {
  * // [{ node: a }, { node: d, standInFor: 'b' }, { node: c }]
  * ```
  */
+const EMPTY_NODES: readonly NodeInfo[] = Object.freeze([]);
+
 export class ReplicaSet {
   /** The key's token. */
   readonly token: number;
@@ -107,16 +109,31 @@ export class ReplicaSet {
    * @throws RangeError if `n` is not a positive integer or `token` not an unsigned 32-bit integer.
    */
   static forToken(ring: Ring, token: number, n: number): ReplicaSet {
-    const init: ReplicaSetInit = {
-      token,
-      n,
-      primaries: ring.preferenceListForToken(token, n),
-      successors: ring.successors(token),
-      zoneReplication: ring.zones,
-    };
+    // One init object for every call (the constructor copies what it needs
+    // and keeps none of it): a coordinator builds a replica set per write.
+    const init = ReplicaSet.#init;
+    init.primaries = ring.preferenceListForToken(token, n);
+    init.successors = ring.successors(token);
+    init.token = token;
+    init.n = n;
+    init.zoneReplication = ring.zones;
     ReplicaSet.#fromRing = true;
-    return new ReplicaSet(init);
+    try {
+      return new ReplicaSet(init);
+    } finally {
+      init.primaries = init.successors = EMPTY_NODES;
+      init.zoneReplication = undefined;
+    }
   }
+
+  /** {@link ReplicaSet.forToken}'s init, filled anew for each call. */
+  static readonly #init: { -readonly [K in keyof ReplicaSetInit]: ReplicaSetInit[K] } = {
+    token: 0,
+    n: 1,
+    primaries: [],
+    successors: [],
+    zoneReplication: undefined,
+  };
 
   /**
    * Acknowledgements a zone consistency level needs per zone, from this key's

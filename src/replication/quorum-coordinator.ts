@@ -816,7 +816,8 @@ export class QuorumCoordinator {
   ): Promise<void> {
     // The version is usually created synchronously (coordinateWriteNow): no turn before replication starts.
     const version = this.#o.replica.coordinateWriteNow(ref, write, undefined, options.now);
-    if (version instanceof Promise) return this.#replicateLater(version, ref, replicaSet, write, options, sloppy);
+    // Created after a wait (the key's lock, the storage): replicated then, the clock read again.
+    if (version instanceof Promise) return this.#replicateLater(version, { ref, replicaSet, write, options, sloppy });
     // The record only: the version's set was stored here already, and every node asked is another one
     // (a gather holds what its calls refer to until the last replica answered, well past W).
     return this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, version.encoded, replicaSet, write.w, options, sloppy, options.now);
@@ -824,20 +825,15 @@ export class QuorumCoordinator {
 
   /**
    * {@link QuorumCoordinator.#coordinateLocally} for a version created after
-   * a wait (the key's lock, the storage): the clock is read again. A method
-   * of its own, so that the closure it makes is not a scope allocated on
-   * every write.
+   * a wait. A method of its own, so that the closure it makes is not a scope
+   * allocated on every write.
    */
   #replicateLater(
     version: Promise<CoordinatedVersion>,
-    ref: KeyRef,
-    replicaSet: ReplicaSet,
-    write: WriteRequest,
-    options: CoordinatorCallOptions,
-    sloppy: boolean,
+    w: { ref: KeyRef; replicaSet: ReplicaSet; write: WriteRequest; options: CoordinatorCallOptions; sloppy: boolean },
   ): Promise<void> {
     return version.then(({ encoded }) =>
-      this.#replicate(othersThan(replicaSet.primaries, this.#o.self), ref, encoded, replicaSet, write.w, options, sloppy, undefined),
+      this.#replicate(othersThan(w.replicaSet.primaries, this.#o.self), w.ref, encoded, w.replicaSet, w.write.w, w.options, w.sloppy, undefined),
     );
   }
 

@@ -286,7 +286,17 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
    */
   #fail(error: Error): void {
     this.quorum.catch(noop);
-    this.#reject(error);
+    this.#settle(false, error);
+  }
+
+  /**
+   * Settles `quorum` and lets go of its resolving functions: a write's
+   * gather lives on until its last replica answered, well past its quorum.
+   */
+  #settle(ok: boolean, value: unknown): void {
+    const settle = ok ? this.#resolve : this.#reject;
+    this.#resolve = this.#reject = noop;
+    settle(value);
   }
 
   get all(): Promise<Gathered<T>> {
@@ -590,7 +600,7 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     this.#settled = true;
     const o = this.#options;
     if (o.result === undefined) {
-      this.#resolve(o.quorumValue === 'none' ? undefined : this);
+      this.#settle(true, o.quorumValue === 'none' ? undefined : this);
       return;
     }
     let value: unknown;
@@ -598,10 +608,10 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
       value = o.result(o.context as C);
     } catch (err) {
       // Not marked handled (as #fail does): it is the caller's own failure, on the promise it returns.
-      this.#reject(err);
+      this.#settle(false, err);
       return;
     }
-    this.#resolve(value);
+    this.#settle(true, value);
   }
 
   /** {@link Gather.#finish} for a per-zone quorum. */

@@ -8,7 +8,7 @@
  * - `echo-load { ports, ms, inFlight, rate?, bytes }`: connects to the echo
  *   servers and runs the fan-out echo (each op sends one frame to every
  *   server and waits for all answers) → a {@link LoadResult};
- * - `store-start { cluster, nodeId, seeds, preallocate }`: a Store on
+ * - `store-start { cluster, nodeId, seeds, preallocate, expectedKeys }`: a Store on
  *   TcpTransport (N3 W2 R2, MemoryStorage preallocating that many bytes) →
  *   `{ address }`; `store-stop`; `store-wait { count }`; `store-prefill
  *   { keys, bytes }`; `store-load { op: 'put' | 'get', ms, inFlight, rate?,
@@ -432,9 +432,16 @@ function running(): Store<Uint8Array> {
 
 /**
  * A Store on TcpTransport at 127.0.0.1, N3 W2 R2, on a MemoryStorage that
- * preallocates `preallocate` bytes (0: its defaults), in cluster `cluster`.
+ * preallocates `preallocate` bytes and makes room for `expectedKeys` keys
+ * (0: its defaults), in cluster `cluster`.
  */
-async function storeStart(cluster: string, nodeId: string, seeds: readonly string[], preallocate: number): Promise<{ address: string }> {
+async function storeStart(
+  cluster: string,
+  nodeId: string,
+  seeds: readonly string[],
+  preallocate: number,
+  expectedKeys: number,
+): Promise<{ address: string }> {
   if (store !== undefined) throw new Error('bench/tcp-child: store-stop first');
   const transport = new TcpTransport({ host: '127.0.0.1', port: 0, defaultTimeout: 10_000 });
   storeTransport = transport;
@@ -442,7 +449,7 @@ async function storeStart(cluster: string, nodeId: string, seeds: readonly strin
     id: nodeId,
     cluster,
     transport,
-    storage: new MemoryStorage({ preallocate }),
+    storage: new MemoryStorage({ preallocate, expectedKeys }),
     seeds,
     replication: { n: 3, r: 2, w: 2 },
     timeout: 10_000,
@@ -581,7 +588,9 @@ handlers.set('profile-stop', async (c) => {
   if (heap !== undefined) writeFileSync(file.replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(heap));
   return { file };
 });
-handlers.set('store-start', (c) => storeStart(String(c['cluster']), String(c['nodeId']), c['seeds'] as string[], Number(c['preallocate'] ?? 0)));
+handlers.set('store-start', (c) =>
+  storeStart(String(c['cluster']), String(c['nodeId']), c['seeds'] as string[], Number(c['preallocate'] ?? 0), Number(c['expectedKeys'] ?? 0)),
+);
 handlers.set('store-stop', async () => {
   await running().stop();
   store = undefined;

@@ -108,6 +108,17 @@ const PREALLOCATE_BYTES =
         Math.ceil(((WARMUP_MS + (2 * ROUNDS + 1 + CURVE.length) * WINDOW_MS) * 160 * 1_100) / (1024 * 1024)) * 1024 * 1024,
         Math.floor(freemem() / 4 / (1024 * 1024)) * 1024 * 1024,
       );
+/**
+ * The keys each process's MemoryStorage makes room for in the measured
+ * cluster (`expectedKeys`): the puts the preallocation is sized for (~1.1 KB
+ * each) and the prefilled keys. Without it the puts crossed a million keys
+ * in the first window at half the echo's rate, where every process's key
+ * index doubled at once (0.02–0.09 page faults per put, a slowest put of
+ * 22–49 ms, that window's p99 1.60–3.51 ms against 1.27–1.68 in the next
+ * two). With `BENCH_TCP_PREALLOCATE_MB=0` the measured cluster runs on the
+ * defaults in this as well.
+ */
+const EXPECTED_KEYS = PREALLOCATE_BYTES > 0 ? Math.ceil(PREALLOCATE_BYTES / 1_100) + KEYS : 0;
 // Under `npm run bench` this module is compiled (bench/run.mjs) and the child
 // is compiled next to it; run from source (tsx), the child runs under tsx too.
 const COMPILED = import.meta.url.endsWith('.js');
@@ -372,9 +383,10 @@ export async function tcpBench(): Promise<Row[]> {
       e1.call<LoadResult>('echo-load', { ports, bytes: VALUE_BYTES, ms: window, inFlight: IN_FLIGHT, rate });
 
     // The cluster: a Store in each process, the load generated inside p1.
-    const startCluster = async (cluster: string, preallocate: number): Promise<void> => {
-      const { address } = await p1.call<{ address: string }>('store-start', { cluster, nodeId: `${cluster}-1`, seeds: [], preallocate });
-      await Promise.all([p2, p3].map((c, i) => c.call('store-start', { cluster, nodeId: `${cluster}-${i + 2}`, seeds: [address], preallocate })));
+    const startCluster = async (cluster: string, preallocate: number, expectedKeys: number): Promise<void> => {
+      const storage = { preallocate, expectedKeys };
+      const { address } = await p1.call<{ address: string }>('store-start', { cluster, nodeId: `${cluster}-1`, seeds: [], ...storage });
+      await Promise.all([p2, p3].map((c, i) => c.call('store-start', { cluster, nodeId: `${cluster}-${i + 2}`, seeds: [address], ...storage })));
       await Promise.all(children.map((c) => c.call('store-wait', { count: 3 })));
     };
     const load = (op: 'put' | 'get', window: number, rate: number): Promise<LoadResult> =>
@@ -383,11 +395,11 @@ export async function tcpBench(): Promise<Row[]> {
     // First the reference: puts on MemoryStorage's defaults, each process
     // mapping memory as records arrive (every new page a fault). Its stores
     // stop before the measured cluster starts, which maps its memory up front.
-    await startCluster('plain', 0);
+    await startCluster('plain', 0, 0);
     await load('put', WARMUP_MS, 0);
     const putPlain = await measured('put max, MemoryStorage defaults', children, () => load('put', WINDOW_MS, 0));
     await Promise.all(children.map((c) => c.call('store-stop')));
-    await startCluster('bench', PREALLOCATE_BYTES);
+    await startCluster('bench', PREALLOCATE_BYTES, EXPECTED_KEYS);
 
     // Warm-up: every path runs long enough to be compiled before it is timed.
     await echo(WARMUP_MS, 0);
@@ -464,7 +476,10 @@ export async function tcpBench(): Promise<Row[]> {
       },
     ];
     const faultUs = pageFaultUs();
-    const preallocated = PREALLOCATE_BYTES > 0 ? `MemoryStorage preallocating ${(PREALLOCATE_BYTES / 1024 ** 3).toFixed(2)} GiB` : `MemoryStorage's defaults`;
+    const preallocated =
+      PREALLOCATE_BYTES > 0
+        ? `MemoryStorage preallocating ${(PREALLOCATE_BYTES / 1024 ** 3).toFixed(2)} GiB and room for ${(EXPECTED_KEYS / 1e6).toFixed(1)}M keys`
+        : `MemoryStorage's defaults`;
     const goal = (ratio: number): string => `>= 0.3x ${ratio >= 0.3 ? 'PASS' : 'MISS'} (stretch 0.5x ${ratio >= 0.5 ? 'PASS' : 'MISS'})`;
     for (const [name, max, at] of [
       ['quorum put N3 W2', putMax, putAt],

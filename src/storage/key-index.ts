@@ -19,6 +19,13 @@ export interface KeyIndexTuning {
   /** Old-table slots moved per write during an incremental resize. @default 16 */
   readonly movePerWrite?: number;
 }
+/** A zeroed array of `n` elements whose every 4 KiB page has been written (mapped by the OS now, not at a later write). */
+function touched(n: number): Int32Array<ArrayBuffer> {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i += 1024) a[i] = 0;
+  return a;
+}
+
 /** An old-table slot whose entry moved to the new table or was deleted: probes go on past it. */
 const GONE = -1;
 
@@ -88,6 +95,21 @@ export class KeyIndex {
   /** Number of keys. */
   get size(): number {
     return this.#size;
+  }
+
+  /**
+   * Sizes the table for `keys` keys at once (at most half full, as a grow
+   * leaves it), and writes every slot so that the operating system maps its
+   * pages now rather than at the first writes: until the index holds that
+   * many keys, no write pays for a resize or a first touch. A table already
+   * that large is left as it is.
+   */
+  reserve(keys: number): void {
+    let capacity = this.#hashes.length;
+    while (capacity < keys * 2) capacity *= 2;
+    if (capacity === this.#hashes.length) return;
+    this.#resize(capacity, touched(capacity), touched(capacity));
+    if (this.#oldHashes !== undefined) this.#move(Infinity);
   }
 
   /** Number of slots of the current table (between 2 and 8 per key once a resize is done, at least 16). */
@@ -216,12 +238,12 @@ export class KeyIndex {
    * incrementally for a large one (a resize still in progress is finished
    * first).
    */
-  #resize(capacity: number): void {
+  #resize(capacity: number, hashes = new Int32Array(capacity), ids = new Int32Array(capacity)): void {
     if (this.#oldHashes !== undefined) this.#move(Infinity);
     const oldHashes = this.#hashes;
     const oldIds = this.#ids;
-    this.#hashes = new Int32Array(capacity);
-    this.#ids = new Int32Array(capacity);
+    this.#hashes = hashes;
+    this.#ids = ids;
     this.#mask = capacity - 1;
     this.#oldHashes = oldHashes;
     this.#oldIds = oldIds;

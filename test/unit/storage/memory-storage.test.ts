@@ -53,7 +53,7 @@ describe('MemoryStorage', () => {
   });
 
   it('preallocate: checked at construction, reserved at the first open, used by records, kept across close/open', async () => {
-    expect(() => new MemoryStorage(null as never)).toThrow(/Expected `options` to be an object \{ preallocate\? \}, got null/);
+    expect(() => new MemoryStorage(null as never)).toThrow(/Expected `options` to be an object \{ preallocate\?, expectedKeys\? \}, got null/);
     expect(() => new MemoryStorage({ preallocate: '1GiB' as never })).toThrow(TypeError);
     for (const bad of [-1, 1.5, Number.NaN, Infinity, 2 ** 53]) {
       expect(() => new MemoryStorage({ preallocate: bad })).toThrow(RangeError);
@@ -77,6 +77,45 @@ describe('MemoryStorage', () => {
     await s.open(); // not reserved again: the data (and the memory it fills) is still here
     expect(s.preallocatedBytesLeft).toBe(0);
     for (let i = 0; i < 512; i++) expect(Buffer.compare((await s.get(key(i)))!, filled(4000, i))).toBe(0);
+  });
+
+  it('expectedKeys: checked at construction, room made at the first open, no growth of the index until that many keys, grows past it', async () => {
+    expect(() => new MemoryStorage({ expectedKeys: '1M' as never })).toThrow(TypeError);
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, 2 ** 28 + 1]) {
+      expect(() => new MemoryStorage({ expectedKeys: bad })).toThrow(RangeError);
+    }
+    expect(() => new MemoryStorage({ expectedKeys: -1 })).toThrow(/whole number of keys from 0 to 268435456, got number -1/);
+    const plain = new MemoryStorage();
+    await plain.open();
+    const small = plain.keyCapacity;
+    expect(small).toBeLessThan(100);
+
+    const s = new MemoryStorage({ expectedKeys: 20_000 });
+    expect(s.keyCapacity).toBe(small); // nothing until it opens
+    await s.open();
+    const room = s.keyCapacity;
+    expect(room).toBeGreaterThanOrEqual(20_000);
+    const key = (i: number): Uint8Array => new TextEncoder().encode(`key-${i}`);
+    const record = (i: number): Uint8Array => Uint8Array.of(i & 0xff, (i >> 8) & 0xff, 7);
+    for (let i = 0; i < 20_000; i++) {
+      s.putNow(key(i), (i * 2654435761) >>> 0, record(i));
+      plain.putNow(key(i), (i * 2654435761) >>> 0, record(i));
+    }
+    expect(s.keyCapacity).toBe(room); // 20k keys: not one resize
+    expect(plain.keyCapacity).toBeGreaterThanOrEqual(20_000); // the same keys grew the plain one's index
+    await s.close();
+    await s.open(); // not done again, nothing lost
+    expect(s.keyCapacity).toBe(room);
+    for (let i = 0; i < 20_000; i += 997) expect([...(await s.get(key(i)))!]).toEqual([...record(i)]);
+    let scanned = 0;
+    for await (const _ of s.scan({ start: 0, end: 0 })) scanned++;
+    expect(scanned).toBe(20_000);
+    // Past it, the index grows as it would have.
+    for (let i = 20_000; i < room + 1; i++) s.putNow(key(i), i >>> 0, record(i));
+    expect(s.keyCapacity).toBeGreaterThan(room);
+    expect([...(await s.get(key(room)))!]).toEqual([...record(room)]);
+    await s.close();
+    await plain.close();
   });
 
   it('model test: matches a Map under random operations, scans interleaved', async () => {

@@ -24,7 +24,7 @@ import {
   encodeSiblingSet,
 } from '../versioning/index.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { SENT, gather, type Gathered, type Gathering, type StandInPolicy } from './gather.js';
+import { SENT, gather, type GatherCall, type GatherOptions, type Gathered, type Gathering, type StandInPolicy } from './gather.js';
 import { HopQueue } from './hop-queue.js';
 import { toKeyRef } from './key-ref.js';
 import {
@@ -496,27 +496,20 @@ export class QuorumCoordinator {
     // The requests gather() makes as it begins (in this turn) share one reading of the clock; later ones read it anew.
     const read = new ReadAnswers(ref, replicas, options.deadline, options.now ?? this.#o.clock.now(), present);
     // Background work until every replica answered (stop() waits for it): onAll (#readDone) lets it go.
-    this.#background++;
-    let gathering: Gathering<SiblingSet<Uint8Array>, unknown>;
-    try {
-      gathering = gather(replicas, this.#readCall, {
-        operation: 'read',
-        settle: settleRead,
-        required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
-        zones,
-        deadline: options.deadline,
-        deadlines: this.#deadlines,
-        signal: options.signal,
-        clock: this.#o.clock,
-        onAll: this.#readDone,
-        context: read,
-        // Presented as R answered, in no promise of its own.
-        result: presentRead,
-      });
-    } catch (err) {
-      this.#untrack();
-      throw err;
-    }
+    const gathering = this.#tracked(replicas, this.#readCall, {
+      operation: 'read',
+      settle: settleRead,
+      required: zones === undefined ? Math.min(r, replicas.length) : totalOf(zones),
+      zones,
+      deadline: options.deadline,
+      deadlines: this.#deadlines,
+      signal: options.signal,
+      clock: this.#o.clock,
+      onAll: this.#readDone,
+      context: read,
+      // Presented as R answered, in no promise of its own.
+      result: presentRead,
+    });
     read.now = undefined;
     return gathering.quorum as Promise<T>;
   }
@@ -750,37 +743,30 @@ export class QuorumCoordinator {
     const now = at ?? this.#o.clock.now();
     const replication: Replication = { ref, record, deadline, now };
     // Replication past W goes on in the background until every call settled (onAll lets it go).
-    this.#background++;
-    let gathering: Gathering<unknown, undefined>;
-    try {
-      gathering = gather(others, this.#replicaCall, {
-        operation: 'write',
-        required,
-        counted,
-        zones,
-        deadline,
-        // Every call is a request whose timeout is this deadline.
-        timer: false,
-        signal: options.signal,
-        clock: this.#o.clock,
-        standIns: sloppy ? this.#policy : undefined,
-        replicaSet: sloppy ? replicaSet : undefined,
-        hops: sloppy ? this.#hops : undefined,
-        settle: settleApplied,
-        onAll: this.#untrack,
-        // The write's caller wants nothing back: no promise chained to drop the gathering.
-        quorumValue: 'none',
-        // A replica's kv.applied says nothing beyond its arrival: counted, not kept.
-        answers: 'count',
-        now,
-        context: replication,
-      });
-    } catch (err) {
-      this.#untrack();
-      throw err;
-    }
+    const gathering = this.#tracked(others, this.#replicaCall, {
+      operation: 'write',
+      required,
+      counted,
+      zones,
+      deadline,
+      // Every call is a request whose timeout is this deadline.
+      timer: false,
+      signal: options.signal,
+      clock: this.#o.clock,
+      standIns: sloppy ? this.#policy : undefined,
+      replicaSet: sloppy ? replicaSet : undefined,
+      hops: sloppy ? this.#hops : undefined,
+      settle: settleApplied,
+      onAll: this.#untrack,
+      // The write's caller wants nothing back: no promise chained to drop the gathering.
+      quorumValue: 'none',
+      // A replica's kv.applied says nothing beyond its arrival: counted, not kept.
+      answers: 'count',
+      now,
+      context: replication,
+    });
     replication.now = undefined;
-    return gathering.quorum;
+    return gathering.quorum as Promise<undefined>;
   }
 
   /**
@@ -1061,6 +1047,20 @@ export class QuorumCoordinator {
       // Places may have freed since the caller looked (a released call that failed before it started).
       this.#pump();
     });
+  }
+
+  /**
+   * Starts a gather as background work that `stop()` waits for (its
+   * `onAll` must call #untrack once that work is done).
+   */
+  #tracked<T, C>(nodes: readonly NodeInfo[], call: GatherCall<T, C>, options: GatherOptions<T, C>): Gathering<T, unknown> {
+    this.#background++;
+    try {
+      return gather(nodes, call, options);
+    } catch (err) {
+      this.#untrack();
+      throw err;
+    }
   }
 
   /** Not down and not silent for a hop lately. */

@@ -35,6 +35,9 @@ export interface ReplicaSetInit {
   readonly zoneReplication?: ZoneReplication | undefined;
 }
 
+/** What {@link ReplicaSet.forToken}'s shared init holds between calls. */
+const EMPTY_NODES: readonly NodeInfo[] = Object.freeze([]);
+
 /**
  * The replicas of one key: its N primaries (the preference list) and, behind them,
  * every other node in clockwise order as fallbacks for a sloppy quorum.
@@ -47,8 +50,6 @@ export interface ReplicaSetInit {
  * // [{ node: a }, { node: d, standInFor: 'b' }, { node: c }]
  * ```
  */
-const EMPTY_NODES: readonly NodeInfo[] = Object.freeze([]);
-
 export class ReplicaSet {
   /** The key's token. */
   readonly token: number;

@@ -99,8 +99,8 @@ export class KeyIndex {
 
   /**
    * Sizes the table for `keys` keys at once (at most half full, as a grow
-   * leaves it), and writes every slot so that the operating system maps its
-   * pages now rather than at the first writes: until the index holds that
+   * leaves it), and writes a slot of every page so that the operating system
+   * maps them now rather than at the first writes: until the index holds that
    * many keys, no write pays for a resize or a first touch. A table already
    * that large is left as it is.
    */

@@ -411,7 +411,7 @@ export interface MemoryStorageOptions {
 
 /** Largest `expectedKeys` (the key index's table is an Int32Array of at least twice as many slots). */
 const MAX_EXPECTED_KEYS = 2 ** 28;
-/** Bytes `expectedKeys` reserves per key (index, columns, new-key list), for the memory check. */
+/** Bytes `expectedKeys` reserves per key at most (index 32, new-key list 4), for the memory check. */
 const BYTES_PER_EXPECTED_KEY = 36;
 
 /**

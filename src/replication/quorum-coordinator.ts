@@ -515,14 +515,8 @@ export class QuorumCoordinator {
   }
 
   /** A read's call to one replica (see #readFrom). */
-  readonly #readCall = (
-    node: NodeInfo,
-    signal: AbortSignal | undefined,
-    _standInFor: string | undefined,
-    receiver: AnswerReceiver<unknown>,
-    tag: number,
-    read: ReadAnswers,
-  ): SiblingSet<Uint8Array> | Promise<SiblingSet<Uint8Array>> | typeof SENT => this.#readFrom(node, read, signal, receiver, tag);
+  readonly #readCall: GatherCall<SiblingSet<Uint8Array>, ReadAnswers> = (node, signal, _standInFor, receiver, tag, read) =>
+    this.#readFrom(node, read, signal, receiver, tag);
 
   /** Read repair once every replica answered; answers that all agree need no look at who said what. */
   readonly #readDone = (done: Gathered<SiblingSet<Uint8Array>>, read: ReadAnswers): void => {
@@ -775,14 +769,7 @@ export class QuorumCoordinator {
    * (see ApplyBatcher) unless the call has a signal to abort it by, or alone.
    * Its answer comes as it came: gather checks it (settleApplied).
    */
-  readonly #replicaCall = (
-    node: NodeInfo,
-    signal: AbortSignal | undefined,
-    standInFor: string | undefined,
-    receiver: AnswerReceiver<unknown>,
-    tag: number,
-    r: Replication,
-  ): Promise<unknown> | typeof SENT => {
+  readonly #replicaCall: GatherCall<unknown, Replication> = (node, signal, standInFor, receiver, tag, r) => {
     if (standInFor !== undefined) return this.#hintTo(node, standInFor, r.ref, r.record, r.deadline, signal);
     const batcher = this.#batcher;
     if (batcher !== undefined && signal === undefined && batcher.accepts(node.address, r.record.byteLength)) {

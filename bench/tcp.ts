@@ -59,7 +59,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { freemem, tmpdir } from 'node:os';
 import net from 'node:net';
 import { delimiter, join, resolve as resolvePath } from 'node:path';
@@ -413,8 +413,10 @@ export async function tcpBench(): Promise<Row[]> {
       for (const op of ['echo', 'put', 'get'] as const) {
         const profiled = op === 'echo' ? echoChildren : children;
         await Promise.all(profiled.map((c) => c.call('profile-start')));
-        await (op === 'echo' ? echo(WINDOW_MS, rate) : load(op, WINDOW_MS, rate));
+        const done = await (op === 'echo' ? echo(WINDOW_MS, rate) : load(op, WINDOW_MS, rate));
         await Promise.all(profiled.map((c) => c.call('profile-stop', { file: resolvePath(profileDir, `${c.name}-${op}.cpuprofile`) })));
+        // The operations the profiles cover (completed in the window), to turn their totals into per-op figures.
+        writeFileSync(resolvePath(profileDir, `${op}.ops`), `${done.ops}\n`);
       }
     }
 

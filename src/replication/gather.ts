@@ -65,14 +65,12 @@ export interface StandInPolicy {
   silent(id: string): void;
 }
 
-export interface GatherOptions<T = unknown, C = undefined> {
+/**
+ * What a kind of gather does, the same for every gather of that kind (a
+ * coordinator makes one per kind, once): see {@link gatherWith}.
+ */
+export interface GatherPolicy<T = unknown, C = undefined> {
   readonly operation: 'read' | 'write';
-  /** Successful answers needed from distinct nodes. */
-  readonly required: number;
-  /** Successes already counted (the coordinator's own write). */
-  readonly counted?: number;
-  /** Absolute deadline (clock ms). */
-  readonly deadline: number;
   /**
    * Arm a timer that gives up on the nodes still pending at the deadline.
    * Pass false when every call is a transport request carrying the same
@@ -87,27 +85,16 @@ export interface GatherOptions<T = unknown, C = undefined> {
    * @default a clock timer of its own
    */
   readonly deadlines?: DeadlineQueue | undefined;
-  readonly signal?: AbortSignal | undefined;
   readonly clock: Clock;
   /**
    * Sloppy quorum: a node that is not available, fails, or (with `hops`)
    * has not answered within a hop gets a stand-in from `standIns.pick`
    * (asked with the same call, `standInFor` set), whose answer counts like
    * any node's; a stand-in that fails is replaced in turn, while the
-   * deadline has not passed. Absent: a strict quorum of `nodes`.
+   * deadline has not passed. Absent: a strict quorum of `nodes`. Needs the
+   * gather's `replicaSet`.
    */
   readonly standIns?: StandInPolicy | undefined;
-  /**
-   * Per-zone quorum (`local_quorum`, `each_quorum`): acknowledgements still
-   * needed from the `nodes` of each zone (by `NodeInfo.zone`). With it, the
-   * gather resolves once every zone has its count and rejects once one zone
-   * cannot get it; `required` and `counted` then only give the error its
-   * numbers (`acknowledged` counts the answers that count toward a zone).
-   * Not combined with `standIns` (zone levels count primaries only).
-   */
-  readonly zones?: ReadonlyMap<string, number> | undefined;
-  /** The replica set the stand-ins come from (required with `standIns`). */
-  readonly replicaSet?: ReplicaSet | undefined;
   /** Per-hop timeouts (with `standIns`): a node still silent after a hop gets a stand-in, its own call goes on. */
   readonly hops?: HopQueue | undefined;
   /**
@@ -127,13 +114,6 @@ export interface GatherOptions<T = unknown, C = undefined> {
    */
   readonly onAll?: ((gathered: Gathered<T>, context: C) => void) | undefined;
   /**
-   * What the call, `settle`, `onAll` and `result` get as their `context`
-   * (see {@link GatherCall}): with it they can be functions made once, not
-   * closures made per gather (~250 bytes less per quorum call for the
-   * collector; a coordinator makes one per operation).
-   */
-  readonly context?: C;
-  /**
    * What `quorum` resolves with, computed as the quorum is met: a read's
    * merged answer, presented, without a `.then()` (a promise, a reaction
    * and a turn) of the caller's. A throw rejects `quorum` with it.
@@ -152,6 +132,35 @@ export interface GatherOptions<T = unknown, C = undefined> {
    * nothing beyond arriving, so that it allocates nothing per answer).
    */
   readonly answers?: 'keep' | 'count' | undefined;
+}
+
+/** A {@link GatherPolicy} with what differs per gather: everything {@link gather} needs in one object. */
+export interface GatherOptions<T = unknown, C = undefined> extends GatherPolicy<T, C> {
+  /** Successful answers needed from distinct nodes. */
+  readonly required: number;
+  /** Successes already counted (the coordinator's own write). */
+  readonly counted?: number;
+  /** Absolute deadline (clock ms). */
+  readonly deadline: number;
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Per-zone quorum (`local_quorum`, `each_quorum`): acknowledgements still
+   * needed from the `nodes` of each zone (by `NodeInfo.zone`). With it, the
+   * gather resolves once every zone has its count and rejects once one zone
+   * cannot get it; `required` and `counted` then only give the error its
+   * numbers (`acknowledged` counts the answers that count toward a zone).
+   * Not combined with `standIns` (zone levels count primaries only).
+   */
+  readonly zones?: ReadonlyMap<string, number> | undefined;
+  /** The replica set the stand-ins come from (required with `standIns`). */
+  readonly replicaSet?: ReplicaSet | undefined;
+  /**
+   * What the call, `settle`, `onAll` and `result` get as their `context`
+   * (see {@link GatherCall}): with it they can be functions made once, not
+   * closures made per gather (~250 bytes less per quorum call for the
+   * collector; a coordinator makes one per operation).
+   */
+  readonly context?: C;
   /** The clock's reading as the gather starts, if the caller has just taken it (the hop is timed from it). */
   readonly now?: number | undefined;
 }
@@ -188,8 +197,44 @@ export function gather<T, C = undefined>(
 ): Gathering<T, undefined>;
 export function gather<T, C = undefined>(nodes: readonly NodeInfo[], call: GatherCall<T, C>, options: GatherOptions<T, C>): Gathering<T>;
 export function gather<T, C = undefined>(nodes: readonly NodeInfo[], call: GatherCall<T, C>, options: GatherOptions<T, C>): Gathering<T, unknown> {
-  const g = new Gather<T, C>(nodes, call, options);
-  g.begin();
+  const g = new Gather<T, C>(
+    nodes,
+    call,
+    options,
+    options.required,
+    options.counted ?? 0,
+    options.deadline,
+    options.signal,
+    options.context as C,
+    options.zones,
+    options.replicaSet,
+  );
+  g.begin(options.now);
+  return g;
+}
+
+/**
+ * {@link gather} with what is the same for every gather of a kind in a
+ * `policy` made once, and what differs in arguments: a coordinator's
+ * quorum calls, one per operation, allocate no options object (a literal
+ * of ~20 fields was ~180 bytes a write for the collector). The arguments
+ * mean what {@link GatherOptions}' fields of the same names do.
+ */
+export function gatherWith<T, C>(
+  nodes: readonly NodeInfo[],
+  call: GatherCall<T, C>,
+  policy: GatherPolicy<T, C>,
+  required: number,
+  counted: number,
+  deadline: number,
+  signal: AbortSignal | undefined,
+  context: C,
+  now: number | undefined,
+  zones: ReadonlyMap<string, number> | undefined,
+  replicaSet: ReplicaSet | undefined,
+): Gathering<T, unknown> {
+  const g = new Gather<T, C>(nodes, call, policy, required, counted, deadline, signal, context, zones, replicaSet);
+  g.begin(now);
   return g;
 }
 
@@ -208,75 +253,128 @@ function takeResolvers(resolve: (value: unknown) => void, reject: (reason: unkno
   takenReject = reject;
 }
 
+/** `Gather.#state` bits. */
+const SETTLED = 1;
+const BEGINNING = 2;
+const ALL_DONE = 4;
+
+/**
+ * What only some gathers need, in an object of its own made the first
+ * time one of them does: a sloppy quorum's stand-ins, a zone quorum, a
+ * failure, a timer or abort listener of its own, a caller reading `all`.
+ */
+interface Rare<T> {
+  /** Per node, the primary it stands in for (made with the first stand-in). */
+  standInFor: (string | undefined)[] | undefined;
+  /** Nodes from 31 on that are closed (see `Gather.#closed`). */
+  closedHigh: Set<number> | undefined;
+  /** Nodes already replaced by a stand-in (or that found none): never replaced twice. */
+  replaced: Set<number> | undefined;
+  zones: ReadonlyMap<string, number> | undefined;
+  /** With `zones`: answers per zone. */
+  zoneAcks: Map<string, number> | undefined;
+  failures: ReplicaFailure[] | undefined;
+  timer: TimerHandle | undefined;
+  offAbort: (() => void) | undefined;
+  all: Promise<Gathered<T>> | undefined;
+  resolveAll: ((g: Gathered<T>) => void) | undefined;
+}
+
 /**
  * The state of one quorum call. It runs for every operation, so it is kept
- * small: per-node state in a bit mask, answers in parallel arrays (the
- * `Gathered` view is built only when read), no timer or abort listener
- * unless asked for. What only a sloppy quorum's stand-ins need (a copy of
- * the node list, whom each stands in for, who was replaced) is allocated
- * the first time a stand-in is added.
+ * small: per-node state in a bit mask, flags in one number, answers in
+ * parallel arrays (the `Gathered` view is built only when read), what is
+ * the same for every gather of a kind in the shared policy, and what only
+ * some gathers need (stand-ins, zones, failures, a timer or listener of
+ * their own, `all`) in an object made the first time one of them does.
  */
 class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, DeadlineWaiter, AnswerReceiver<unknown> {
   readonly quorum: Promise<unknown>;
-  /** Made when `all` is first read (most callers take `onAll`). */
-  #all: Promise<Gathered<T>> | undefined;
-  #allDone = false;
   /** The nodes asked, stand-ins appended (a copy of the caller's list once one is). */
   #nodes: readonly NodeInfo[];
-  /** Per node, the primary it stands in for (allocated with the first stand-in). */
-  #standInFor: (string | undefined)[] | undefined;
   readonly #call: GatherCall<T, C>;
-  readonly #options: GatherOptions<T, C>;
+  readonly #policy: GatherPolicy<T, C>;
+  readonly #context: C;
+  readonly #signal: AbortSignal | undefined;
+  readonly #deadline: number;
+  readonly #required: number;
+  readonly #counted: number;
+  readonly #replicaSet: ReplicaSet | undefined;
+  #rare: Rare<T> | undefined;
   /** Nodes the caller gave (the first `#primaries` of `#nodes`). */
   readonly #primaries: number;
   /** Of those, how many have not answered or failed yet. */
   #primariesOpen: number;
-  /** Bit i set: node i's answer no longer counts (it answered, failed or expired). Nodes from 31 on: a Set. */
+  /** Bit i set: node i's answer no longer counts (it answered, failed or expired). Nodes from 31 on: `Rare.closedHigh`. */
   #closed = 0;
-  #closedHigh: Set<number> | undefined;
-  /** Nodes already replaced by a stand-in (or that found none): never replaced twice. */
-  #replaced: Set<number> | undefined;
+  /** SETTLED, BEGINNING (begin() asks the nodes: an answer given synchronously leaves #done to begin()), ALL_DONE. */
+  #state = 0;
   /**
-   * Made with the first answer kept (never when `options.answers` is
+   * Made with the first answer kept (never when the policy's `answers` is
    * `'count'`), with a slot per node asked (the first `#okCount` used): a
    * first push onto `[]` reserves 17 slots, ~150 bytes, per array.
    */
   #okIds: string[] | undefined;
-  /** Answers counted (kept in `#okIds`/`#okValues` unless `options.answers` is `'count'`). */
-  #okCount = 0;
-  /** With `zones`: answers per zone. */
-  #zoneAcks: Map<string, number> | undefined;
   #okValues: T[] | undefined;
-  /** Made at the first failure (most gathers have none). */
-  #failures: ReplicaFailure[] | undefined;
-  #timer: TimerHandle | undefined;
-  #deadline: DeadlineEntry | undefined;
+  /** Answers counted (kept in `#okIds`/`#okValues` unless they are only counted). */
+  #okCount = 0;
+  /** The deadline's place in the policy's `deadlines` queue. */
+  #deadlineEntry: DeadlineEntry | undefined;
   /** Nodes whose answer still counts. */
   #open: number;
   /** Calls not settled yet (`all` waits for every one, even after the deadline). */
   #running: number;
-  #settled = false;
-  /** True while begin() asks the nodes: an answer given synchronously then leaves #done to begin(). */
-  #beginning = false;
-  /** Slot in `options.hops` while the hop is pending (-1: none). */
+  /** Slot in the policy's `hops` while the hop is pending (-1: none). */
   #hopSlot = -1;
-  #offAbort: () => void = noop;
-  #resolve!: (value: unknown) => void;
-  #reject!: (e: unknown) => void;
-  #resolveAll: ((g: Gathered<T>) => void) | undefined;
+  #resolve: (value: unknown) => void;
+  #reject: (e: unknown) => void;
 
-  constructor(nodes: readonly NodeInfo[], call: GatherCall<T, C>, options: GatherOptions<T, C>) {
+  constructor(
+    nodes: readonly NodeInfo[],
+    call: GatherCall<T, C>,
+    policy: GatherPolicy<T, C>,
+    required: number,
+    counted: number,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    context: C,
+    zones: ReadonlyMap<string, number> | undefined,
+    replicaSet: ReplicaSet | undefined,
+  ) {
     this.#nodes = nodes;
     this.#call = call;
-    this.#options = options;
+    this.#policy = policy;
+    this.#context = context;
+    this.#signal = signal;
+    this.#deadline = deadline;
+    this.#required = required;
+    this.#counted = counted;
+    this.#replicaSet = replicaSet;
     this.#primaries = nodes.length;
     this.#primariesOpen = nodes.length;
     this.#open = nodes.length;
     this.#running = nodes.length;
+    if (zones !== undefined) this.#more().zones = zones;
     this.quorum = new Promise<unknown>(takeResolvers);
     this.#resolve = takenResolve!;
     this.#reject = takenReject!;
     takenResolve = takenReject = undefined;
+  }
+
+  /** The rarely needed state, made at the first need. */
+  #more(): Rare<T> {
+    return (this.#rare ??= {
+      standInFor: undefined,
+      closedHigh: undefined,
+      replaced: undefined,
+      zones: undefined,
+      zoneAcks: undefined,
+      failures: undefined,
+      timer: undefined,
+      offAbort: undefined,
+      all: undefined,
+      resolveAll: undefined,
+    });
   }
 
   /**
@@ -300,14 +398,17 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
   }
 
   get all(): Promise<Gathered<T>> {
-    if (this.#all === undefined) {
-      this.#all = this.#allDone
-        ? Promise.resolve<Gathered<T>>(this)
-        : new Promise<Gathered<T>>((resolve) => {
-            this.#resolveAll = resolve;
-          });
+    const rare = this.#more();
+    if (rare.all === undefined) {
+      rare.all = (this.#state & ALL_DONE) !== 0 ? Promise.resolve<Gathered<T>>(this) : this.#allPromise(rare);
     }
-    return this.#all;
+    return rare.all;
+  }
+
+  #allPromise(rare: Rare<T>): Promise<Gathered<T>> {
+    return new Promise<Gathered<T>>((resolve) => {
+      rare.resolveAll = resolve;
+    });
   }
 
   get ok(): ReadonlyMap<string, T> {
@@ -319,11 +420,11 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
   }
 
   get failures(): readonly ReplicaFailure[] {
-    return this.#failures?.slice() ?? [];
+    return this.#rare?.failures?.slice() ?? [];
   }
 
   #failure(node: string, code: ErrorCode): void {
-    (this.#failures ??= []).push({ node, code });
+    (this.#more().failures ??= []).push({ node, code });
   }
 
   /** Every node the caller gave has answered or failed: no hop is needed any more. */
@@ -331,26 +432,30 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     return this.#primariesOpen === 0;
   }
 
-  /** Asks every node (replacing the unavailable ones when sloppy), then settles at once if nothing needs asking. */
-  begin(): void {
-    const options = this.#options;
-    const policy = options.standIns;
+  /**
+   * Asks every node (replacing the unavailable ones when sloppy), then
+   * settles at once if nothing needs asking. `now`: the clock's reading as
+   * the gather starts, if the caller has just taken it (the hop is timed from it).
+   */
+  begin(now: number | undefined): void {
+    const policy = this.#policy;
+    const standIns = policy.standIns;
     // Calls may answer synchronously (a local read): the end of this method settles what they decided.
-    this.#beginning = true;
+    this.#state |= BEGINNING;
     for (let i = 0; i < this.#primaries; i++) {
       // An unavailable node is skipped only for a stand-in: with none left it is asked anyway.
-      if (policy === undefined || policy.available(this.#nodes[i]!) || !this.#skip(i)) this.#ask(i);
+      if (standIns === undefined || standIns.available(this.#nodes[i]!) || !this.#skip(i)) this.#ask(i);
     }
-    this.#beginning = false;
+    this.#state &= ~BEGINNING;
     if (this.#running > 0) {
-      if (options.timer !== false) {
-        if (options.deadlines !== undefined) this.#deadline = options.deadlines.push(this, options.deadline);
+      if (policy.timer !== false) {
+        if (policy.deadlines !== undefined) this.#deadlineEntry = policy.deadlines.push(this, this.#deadline);
         else this.#armTimer();
       }
-      if (options.signal) this.#listen(options.signal);
-      if (policy !== undefined && options.hops !== undefined && this.#primariesOpen > 0) this.#hopSlot = options.hops.push(this, options.now);
+      if (this.#signal) this.#listen(this.#signal);
+      if (standIns !== undefined && policy.hops !== undefined && this.#primariesOpen > 0) this.#hopSlot = policy.hops.push(this, now);
     }
-    if (options.signal?.aborted) this.#aborted();
+    if (this.#signal?.aborted) this.#aborted();
     this.#finish();
     if (this.#running === 0) this.#done();
   }
@@ -361,18 +466,18 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
 
   /** A timer of this gather's own for its deadline. */
   #armTimer(): void {
-    const clock = this.#options.clock;
-    this.#timer = clock.setTimeout(() => this.#expire(), Math.max(0, this.#options.deadline - clock.now()));
+    const clock = this.#policy.clock;
+    this.#more().timer = clock.setTimeout(() => this.#expire(), Math.max(0, this.#deadline - clock.now()));
   }
 
   /** Listens to the caller's signal until every call settled. */
   #listen(signal: AbortSignal): void {
-    this.#offAbort = onAbort(signal, () => this.#aborted());
+    this.#more().offAbort = onAbort(signal, () => this.#aborted());
   }
 
   /** A call that answered with a promise: its outcome is counted when it settles. */
   #await(i: number, node: NodeInfo, pending: Promise<T>): void {
-    const settle = this.#options.settle;
+    const settle = this.#policy.settle;
     pending.then(
       settle === undefined ? (value) => this.#answered(i, node.id, value) : (value) => this.#answeredAs(i, node, value, settle),
       (err: unknown) => this.#failed(i, node.id, err),
@@ -381,18 +486,18 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
 
   /** The deadline passed (a {@link DeadlineQueue} calls this). */
   deadlineDue(): void {
-    this.#deadline = undefined;
+    this.#deadlineEntry = undefined;
     this.#expire();
   }
 
   /** The hop passed: every node still silent gets a stand-in (its own call goes on until the deadline). */
   hopDue(): void {
     this.#hopSlot = -1;
-    const policy = this.#options.standIns;
-    if (policy === undefined) return;
+    const standIns = this.#policy.standIns;
+    if (standIns === undefined) return;
     for (let i = 0; i < this.#primaries; i++) {
-      if (this.#isClosed(i) || this.#replaced?.has(i) === true) continue;
-      policy.silent(this.#nodes[i]!.id);
+      if (this.#isClosed(i) || this.#rare?.replaced?.has(i) === true) continue;
+      standIns.silent(this.#nodes[i]!.id);
       this.#replace(i);
     }
     this.#finish();
@@ -402,7 +507,7 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     const node = this.#nodes[i]!;
     let pending: T | Promise<T> | typeof SENT;
     try {
-      pending = this.#call(node, this.#options.signal, this.#standInFor?.[i], this, i, this.#options.context as C);
+      pending = this.#call(node, this.#signal, this.#rare?.standInFor?.[i], this, i, this.#context);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -416,7 +521,7 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
   /** The answer of request `i`, sent with this gather as its receiver (see {@link SENT}). */
   answered(i: number, value: unknown): void {
     const node = this.#nodes[i]!;
-    const settle = this.#options.settle;
+    const settle = this.#policy.settle;
     if (settle === undefined) this.#answered(i, node.id, value as T);
     else this.#answeredAs(i, node, value, settle);
   }
@@ -426,15 +531,15 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     // A request listens on the caller's signal too, and got to hear of the
     // abort first (synchronously, unlike a promise's rejection): the gather
     // ends as aborted, not as a quorum that the aborted requests made impossible.
-    if (this.#options.signal?.aborted === true) this.#aborted();
+    if (this.#signal?.aborted === true) this.#aborted();
     this.#failed(i, this.#nodes[i]!.id, error);
   }
 
-  /** An asynchronous answer through `options.settle`. */
+  /** An asynchronous answer through the policy's `settle`. */
   #answeredAs(i: number, node: NodeInfo, value: unknown, settle: (value: unknown, node: NodeInfo, context: C) => T): void {
     let answer: T;
     try {
-      answer = settle(value, node, this.#options.context as C);
+      answer = settle(value, node, this.#context);
     } catch (err) {
       return this.#failed(i, node.id, err);
     }
@@ -452,17 +557,17 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     this.#open--;
     this.#running--;
     this.#failure(this.#nodes[i]!.id, ErrorCodes.UNREACHABLE);
-    (this.#replaced ??= new Set()).add(i);
+    (this.#more().replaced ??= new Set()).add(i);
     this.#add(node, i);
     return true;
   }
 
   /** A stand-in for node i, unless the caller aborted or the deadline passed. */
   #standIn(i: number): NodeInfo | undefined {
-    const o = this.#options;
-    if (o.standIns === undefined || o.replicaSet === undefined) return undefined;
-    if (o.signal?.aborted || o.clock.now() >= o.deadline) return undefined;
-    return o.standIns.pick(o.replicaSet, this.#standInFor?.[i] ?? this.#nodes[i]!.id, this.#nodes);
+    const p = this.#policy;
+    if (p.standIns === undefined || this.#replicaSet === undefined) return undefined;
+    if (this.#signal?.aborted || p.clock.now() >= this.#deadline) return undefined;
+    return p.standIns.pick(this.#replicaSet, this.#rare?.standInFor?.[i] ?? this.#nodes[i]!.id, this.#nodes);
   }
 
   /**
@@ -471,29 +576,33 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
    * like any node.
    */
   #replace(i: number): void {
-    if (this.#options.standIns === undefined) return;
-    (this.#replaced ??= new Set()).add(i);
+    if (this.#policy.standIns === undefined) return;
+    (this.#more().replaced ??= new Set()).add(i);
     const node = this.#standIn(i);
     if (node !== undefined) this.#add(node, i);
   }
 
   /** Asks `node` as the stand-in of node i. */
   #add(node: NodeInfo, i: number): void {
-    const target = this.#standInFor?.[i] ?? this.#nodes[i]!.id;
-    if (this.#standInFor === undefined) {
-      this.#nodes = this.#nodes.slice();
-      this.#standInFor = [];
+    const rare = this.#more();
+    const target = rare.standInFor?.[i] ?? this.#nodes[i]!.id;
+    if (rare.standInFor === undefined) {
+      // A copy: the caller's list may be frozen (a ring's), and is the caller's.
+      const copy: NodeInfo[] = [];
+      for (let k = 0; k < this.#nodes.length; k++) copy.push(this.#nodes[k]!);
+      this.#nodes = copy;
+      rare.standInFor = [];
     }
     const j = this.#nodes.length;
     (this.#nodes as NodeInfo[]).push(node);
-    this.#standInFor[j] = target;
+    rare.standInFor[j] = target;
     this.#open++;
     this.#running++;
     this.#ask(j);
   }
 
   #isClosed(i: number): boolean {
-    return i < 31 ? (this.#closed & (1 << i)) !== 0 : this.#closedHigh?.has(i) === true;
+    return i < 31 ? (this.#closed & (1 << i)) !== 0 : this.#rare?.closedHigh?.has(i) === true;
   }
 
   /** Marks node i closed; false if it already was. */
@@ -503,29 +612,37 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
       if ((this.#closed & bit) !== 0) return false;
       this.#closed |= bit;
     } else {
-      const high = (this.#closedHigh ??= new Set());
+      const high = (this.#more().closedHigh ??= new Set());
       if (high.has(i)) return false;
       high.add(i);
     }
     if (i < this.#primaries && --this.#primariesOpen === 0 && this.#hopSlot >= 0) {
       // Every node answered before the hop: the queue lets go of this gather now.
-      this.#options.hops?.release(this.#hopSlot);
+      this.#policy.hops?.release(this.#hopSlot);
       this.#hopSlot = -1;
     }
     return true;
   }
 
   #answered(i: number, id: string, value: T): void {
-    this.#options.standIns?.answered(id);
+    const policy = this.#policy;
+    policy.standIns?.answered(id);
     if (this.#close(i)) {
       this.#open--;
-      if (this.#options.answers !== 'count') this.#keep(id, value);
+      if (policy.answers !== 'count') this.#keep(id, value);
       this.#okCount++;
-      const zone = this.#options.zones === undefined ? undefined : this.#nodes[i]!.zone;
-      if (zone !== undefined) (this.#zoneAcks ??= new Map()).set(zone, (this.#zoneAcks?.get(zone) ?? 0) + 1);
+      const zones = this.#rare?.zones;
+      if (zones !== undefined) this.#zoneAnswered(this.#nodes[i]!.zone);
       this.#finish();
     }
-    if (--this.#running === 0 && !this.#beginning) this.#done();
+    if (--this.#running === 0 && (this.#state & BEGINNING) === 0) this.#done();
+  }
+
+  #zoneAnswered(zone: string | undefined): void {
+    if (zone === undefined) return;
+    const rare = this.#more();
+    const acks = (rare.zoneAcks ??= new Map());
+    acks.set(zone, (acks.get(zone) ?? 0) + 1);
   }
 
   /** Keeps answer number `#okCount` (stand-ins may add nodes: the arrays then grow). */
@@ -548,33 +665,37 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     if (this.#close(i)) {
       this.#open--;
       this.#failure(id, toKvError(err).code);
-      if (this.#options.standIns !== undefined && this.#replaced?.has(i) !== true) this.#replace(i);
+      if (this.#policy.standIns !== undefined && this.#rare?.replaced?.has(i) !== true) this.#replace(i);
       this.#finish();
     }
-    if (--this.#running === 0 && !this.#beginning) this.#done();
+    if (--this.#running === 0 && (this.#state & BEGINNING) === 0) this.#done();
   }
 
   #aborted(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.#fail(new AbortError(undefined, { cause: this.#options.signal?.reason }));
+    if ((this.#state & SETTLED) !== 0) return;
+    this.#state |= SETTLED;
+    this.#fail(new AbortError(undefined, { cause: this.#signal?.reason }));
   }
 
   /** Every call settled: release the timer and listener. */
   #done(): void {
-    if (this.#timer !== undefined) this.#options.clock.clearTimeout(this.#timer);
-    if (this.#deadline !== undefined) {
-      this.#options.deadlines?.cancel(this.#deadline);
-      this.#deadline = undefined;
+    const policy = this.#policy;
+    if (this.#deadlineEntry !== undefined) {
+      policy.deadlines?.cancel(this.#deadlineEntry);
+      this.#deadlineEntry = undefined;
     }
-    this.#offAbort();
-    this.#allDone = true;
-    this.#resolveAll?.(this);
-    this.#options.onAll?.(this, this.#options.context as C);
+    this.#state |= ALL_DONE;
+    const rare = this.#rare;
+    if (rare !== undefined) {
+      if (rare.timer !== undefined) policy.clock.clearTimeout(rare.timer);
+      rare.offAbort?.();
+      rare.resolveAll?.(this);
+    }
+    policy.onAll?.(this, this.#context);
   }
 
   #expire(): void {
-    this.#timer = undefined;
+    if (this.#rare !== undefined) this.#rare.timer = undefined;
     for (let i = 0; i < this.#nodes.length; i++) {
       if (this.#close(i)) this.#failure(this.#nodes[i]!.id, ErrorCodes.TIMEOUT);
     }
@@ -584,28 +705,29 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
   }
 
   #finish(): void {
-    if (this.#settled) return;
-    if (this.#options.zones !== undefined) return this.#finishZones(this.#options.zones);
-    const { required, operation } = this.#options;
-    const acks = (this.#options.counted ?? 0) + this.#okCount;
+    if ((this.#state & SETTLED) !== 0) return;
+    const zones = this.#rare?.zones;
+    if (zones !== undefined) return this.#finishZones(zones);
+    const required = this.#required;
+    const acks = this.#counted + this.#okCount;
     if (acks >= required) this.#met();
     else if (acks + this.#open < required) {
-      this.#settled = true;
-      this.#fail(new QuorumNotMetError(operation, required, acks, this.failures));
+      this.#state |= SETTLED;
+      this.#fail(new QuorumNotMetError(this.#policy.operation, required, acks, this.failures));
     }
   }
 
-  /** The quorum is met: `quorum` resolves with what the options ask for. */
+  /** The quorum is met: `quorum` resolves with what the policy asks for. */
   #met(): void {
-    this.#settled = true;
-    const o = this.#options;
-    if (o.result === undefined) {
-      this.#settle(true, o.quorumValue === 'none' ? undefined : this);
+    this.#state |= SETTLED;
+    const p = this.#policy;
+    if (p.result === undefined) {
+      this.#settle(true, p.quorumValue === 'none' ? undefined : this);
       return;
     }
     let value: unknown;
     try {
-      value = o.result(o.context as C);
+      value = p.result(this.#context);
     } catch (err) {
       // Not marked handled (as #fail does): it is the caller's own failure, on the promise it returns.
       this.#settle(false, err);
@@ -618,9 +740,10 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
   #finishZones(need: ReadonlyMap<string, number>): void {
     let met = true;
     let impossible = false;
-    let acknowledged = this.#options.counted ?? 0;
+    let acknowledged = this.#counted;
+    const zoneAcks = this.#rare?.zoneAcks;
     for (const [zone, count] of need) {
-      const acks = this.#zoneAcks?.get(zone) ?? 0;
+      const acks = zoneAcks?.get(zone) ?? 0;
       acknowledged += Math.min(acks, count);
       if (acks >= count) continue;
       met = false;
@@ -630,8 +753,8 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     }
     if (met) this.#met();
     else if (impossible) {
-      this.#settled = true;
-      this.#fail(new QuorumNotMetError(this.#options.operation, this.#options.required, acknowledged, this.failures));
+      this.#state |= SETTLED;
+      this.#fail(new QuorumNotMetError(this.#policy.operation, this.#required, acknowledged, this.failures));
     }
   }
 }

@@ -1,9 +1,14 @@
-import { hashKey, keyBytes } from '../ring/index.js';
+import { hashKey } from '../ring/index.js';
+import { keyBytesInSlab } from '../ring/hash.js';
 import type { KeyRef } from './types.js';
 
 /**
  * The {@link KeyRef} of a key: a validated copy of its bytes and its ring
- * token, computed once for the whole call.
+ * token, computed once for the whole call. The copy is a view into a
+ * shared 64 KiB slab (`bytes.buffer` is larger than the key and
+ * `bytes.byteOffset` may be non-zero, as with a pooled `Buffer`): one
+ * object per key for the collector instead of three. Something that keeps
+ * keys for long should keep a copy of their own (storages do).
  *
  * @param maxKeyBytes - largest accepted key, in UTF-8 bytes. @default 1024
  * @throws KvError `KV_INVALID_KEY` for a key that is not a non-empty,
@@ -17,7 +22,7 @@ import type { KeyRef } from './types.js';
 export function keyRef(key: string | Uint8Array, maxKeyBytes?: number): KeyRef {
   // An ASCII string hashes without being encoded; keyBytes validates either way.
   const token = hashKey(key, maxKeyBytes);
-  return { bytes: keyBytes(key, maxKeyBytes), token };
+  return { bytes: keyBytesInSlab(key, maxKeyBytes), token };
 }
 
 /**

@@ -7,6 +7,7 @@
  * @module
  */
 import { ErrorCodes, KvError } from '../errors/index.js';
+import { allocBytes } from '../internal/bytes.js';
 import { Defaults } from '../internal/defaults.js';
 import { murmurAscii, murmurBytes } from './murmur.js';
 
@@ -133,21 +134,40 @@ export function hashKey(key: string | Uint8Array, maxKeyBytes: number = DEFAULT_
  * @throws KvError `KV_INVALID_KEY` (see {@link hashKey}).
  */
 export function keyBytes(key: string | Uint8Array, maxKeyBytes: number = DEFAULT_MAX_KEY_BYTES): Uint8Array {
+  return copyKey(key, maxKeyBytes, freshBytes);
+}
+
+/**
+ * {@link keyBytes} into a view of a shared slab ({@link allocBytes}): one
+ * typed-array object (~96 bytes) instead of a typed array, its own
+ * `ArrayBuffer` and its bytes (~217 bytes, Node 20), for the key of every
+ * get and put (`keyRef`). Its `.buffer` is the slab: go through the view.
+ * @internal
+ */
+export function keyBytesInSlab(key: string | Uint8Array, maxKeyBytes: number = DEFAULT_MAX_KEY_BYTES): Uint8Array {
+  return copyKey(key, maxKeyBytes, allocBytes);
+}
+
+const freshBytes = (n: number): Uint8Array => new Uint8Array(n);
+
+function copyKey(key: string | Uint8Array, maxKeyBytes: number, alloc: (n: number) => Uint8Array): Uint8Array {
   checkMax(maxKeyBytes);
   // Fast path: a short non-empty ASCII string within the limit is well-formed and
   // its UTF-8 bytes are its code units (copied in JS: no native encode, no view).
   if (typeof key === 'string' && key.length !== 0 && key.length <= ASCII_FAST_MAX && key.length <= maxKeyBytes) {
     const n = key.length;
-    const out = new Uint8Array(n);
     let i = 0;
-    for (; i < n; i++) {
-      const c = key.charCodeAt(i);
-      if (c >= 0x80) break;
-      out[i] = c;
+    for (; i < n; i++) if (key.charCodeAt(i) >= 0x80) break;
+    if (i === n) {
+      const out = alloc(n);
+      for (let j = 0; j < n; j++) out[j] = key.charCodeAt(j);
+      return out;
     }
-    if (i === n) return out;
   }
-  return validBytes(key, maxKeyBytes).slice();
+  const bytes = validBytes(key, maxKeyBytes);
+  const out = alloc(bytes.length);
+  out.set(bytes);
+  return out;
 }
 
 /** Keys up to this many code units take {@link keyBytes}'s ASCII path (a typed array this small lives on the JS heap). */

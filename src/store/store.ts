@@ -30,6 +30,12 @@ import type {
 
 type Lifecycle = 'stopped' | 'starting' | 'started' | 'stopping';
 
+/**
+ * The options of a get or put called without any: a default parameter's
+ * `{}` is a new object on every such call (~56 bytes for the collector).
+ */
+const NO_OPTIONS: Readonly<Record<string, never>> = Object.freeze({});
+
 /** A get's result (a plain literal: an accessor literal measured ~850 ns to create on Node 20). */
 function result<V>(values: V[], set: SiblingSet<Uint8Array>): GetResult<V> {
   const versions = set.versions;
@@ -191,7 +197,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * Reads a key with quorum R. Resolves with the live values and a context,
    * or `undefined` when no replica has a live version.
    */
-  get(key: Key, options: GetOptions = {}): Promise<GetResult<V> | undefined> {
+  get(key: Key, options: GetOptions = NO_OPTIONS): Promise<GetResult<V> | undefined> {
     // Not async (nor put): an async function costs a promise and a turn more
     // per call, and every failure still comes as a rejection.
     try {
@@ -234,7 +240,7 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * blind write, concurrent with what is stored (a sibling), except in
    * `'lww'` mode where it overwrites.
    */
-  put(key: Key, value: V, options: PutOptions = {}): Promise<void> {
+  put(key: Key, value: V, options: PutOptions = NO_OPTIONS): Promise<void> {
     try {
       const { coordinator } = this.#started();
       const ref = keyRef(key, this.#o.maxKeyBytes);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from 'quorumkv/testing';
 import { KvError, type NodeInfo } from 'quorumkv';
 import type { AnswerReceiver } from 'quorumkv';
-import { SENT, gather } from '../../../src/replication/gather.js';
+import { SENT, gather, gatherWith, type GatherPolicy } from '../../../src/replication/gather.js';
 
 const nodes = (n: number): NodeInfo[] => Array.from({ length: n }, (_, i) => ({ id: `n${i}`, address: `n${i}`, weight: 1, tokens: [i] }));
 
@@ -429,5 +429,77 @@ describe('gather: a context for calls made once, and a result computed at the qu
     pendingCalls.get('n0')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
     await expect(failed.quorum).rejects.toMatchObject({ code: 'KV_QUORUM_NOT_MET' });
     expect(calls).toBe(1);
+  });
+});
+
+describe('gatherWith: one policy shared by many gathers, what differs in arguments', () => {
+  it('keeps each gather\'s required, counted, deadline, signal and context its own while they interleave on one policy', async () => {
+    const clock = new ManualClock();
+    type Ctx = { name: string; settled: string[]; all: number };
+    const policy: GatherPolicy<string, Ctx> = {
+      operation: 'write',
+      clock,
+      settle: (value, node, ctx) => {
+        ctx.settled.push(node.id);
+        return `${ctx.name}:${String(value)}`;
+      },
+      onAll: (done, ctx) => {
+        ctx.all = done.ok.size;
+      },
+      result: (ctx) => ctx.name,
+    };
+    const a: Ctx = { name: 'a', settled: [], all: -1 };
+    const b: Ctx = { name: 'b', settled: [], all: -1 };
+    const first = controlled();
+    const second = controlled();
+    const controller = new AbortController();
+    // a: two of three, one counted already (needs one answer); b: all three, with a signal.
+    const ga = gatherWith(nodes(3), first.call, policy, 2, 1, clock.now() + 100, undefined, a, clock.now(), undefined, undefined);
+    const gb = gatherWith(nodes(3), second.call, policy, 3, 0, clock.now() + 50, controller.signal, b, clock.now(), undefined, undefined);
+    second.calls.get('n0')!.resolve('x');
+    first.calls.get('n2')!.resolve('y');
+    await expect(ga.quorum).resolves.toBe('a');
+    await settle();
+    expect(a.settled).toEqual(['n2']);
+    expect(b.settled).toEqual(['n0']);
+    // b's own deadline, not a's: its two silent nodes time out at 50 ms.
+    clock.advance(50);
+    await expect(gb.quorum).rejects.toMatchObject({ code: 'KV_QUORUM_NOT_MET', required: 3, acknowledged: 1 });
+    expect(b.all).toBe(-1); // its calls are still pending (they carry no timeout of their own here)
+    second.calls.get('n1')!.resolve('z');
+    second.calls.get('n2')!.reject(new KvError('KV_UNREACHABLE', 'gone'));
+    await settle();
+    expect(b.all).toBe(1); // the late answer came after the deadline closed its node: not counted
+    first.calls.get('n0')!.resolve('p');
+    first.calls.get('n1')!.resolve('q');
+    await settle();
+    expect(a.all).toBe(3);
+    expect(a.settled).toEqual(['n2', 'n0', 'n1']);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('takes a per-zone quorum and a signal as arguments; an aborted signal ends that gather only', async () => {
+    const clock = new ManualClock();
+    const zoned: NodeInfo[] = nodes(4).map((n, i) => ({ ...n, zone: i < 2 ? 'east' : 'west' }));
+    const policy: GatherPolicy<string> = { operation: 'write', clock, timer: false };
+    const one = controlled();
+    const zones = new Map([
+      ['east', 2],
+      ['west', 1],
+    ]);
+    const g = gatherWith(zoned, one.call, policy, 3, 0, clock.now() + 100, undefined, undefined, undefined, zones, undefined);
+    let met = false;
+    void g.quorum.then(() => (met = true));
+    one.calls.get('n2')!.resolve('w');
+    one.calls.get('n0')!.resolve('e');
+    await settle();
+    expect(met).toBe(false); // east still needs its second answer
+    one.calls.get('n1')!.resolve('e');
+    await settle();
+    expect(met).toBe(true);
+    const controller = new AbortController();
+    const other = gatherWith(nodes(2), controlled().call, policy, 1, 0, clock.now() + 100, controller.signal, undefined, undefined, undefined, undefined);
+    controller.abort();
+    await expect(other.quorum).rejects.toMatchObject({ code: 'KV_ABORTED' });
   });
 });

@@ -2,6 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, KvError } from '../../../src/errors/index.js';
 import { defaultTokens, hashKey, keyBytes, validateKey } from '../../../src/ring/index.js';
+import { keyBytesInSlab } from '../../../src/ring/hash.js';
+import { keyRef } from '../../../src/replication/index.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -88,6 +90,32 @@ describe('keyBytes / validateKey', () => {
         expect(keyBytes(s)[0]).toBe(a[0]);
       }),
     );
+  });
+
+  it('keyBytes keeps a buffer of its own; keyRef\'s bytes are views into a shared slab that never overlap, with the same bytes, limits and errors', () => {
+    expect(keyBytes('abc').buffer.byteLength).toBe(3);
+    const keys = ['a', 'user:1', 'héllo', 'x'.repeat(64), 'y'.repeat(65), '日本語のキー', '\u{1F600}k'];
+    const refs = keys.map((k) => keyRef(k));
+    const raw = keyRef(new Uint8Array([7, 8, 9]));
+    refs.forEach((ref, i) => {
+      expect([...ref.bytes]).toEqual([...new TextEncoder().encode(keys[i]!)]);
+      expect(ref.token).toBe(hashKey(keys[i]!));
+    });
+    // Views into a shared slab (larger than any key), each over bytes of its own: writing one changes no other.
+    expect(refs[0]!.bytes.buffer.byteLength).toBeGreaterThan(1024);
+    for (const ref of refs) ref.bytes.fill(0xff);
+    expect([...raw.bytes]).toEqual([7, 8, 9]);
+    expect([...keyRef('user:1').bytes]).toEqual([...new TextEncoder().encode('user:1')]);
+    // A Uint8Array key is copied, not kept.
+    const src = new Uint8Array([1, 2, 3]);
+    const ref = keyRef(src);
+    src[0] = 9;
+    expect(ref.bytes[0]).toBe(1);
+    expect(codeOf(() => keyRef(''))).toBe(ErrorCodes.INVALID_KEY);
+    expect(codeOf(() => keyBytesInSlab('abcd', 3))).toBe(ErrorCodes.INVALID_KEY);
+    expect(codeOf(() => keyRef('\ud800'))).toBe(ErrorCodes.INVALID_KEY);
+    expect(codeOf(() => keyRef(new Uint8Array(0)))).toBe(ErrorCodes.INVALID_KEY);
+    expect(codeOf(() => keyRef(42 as unknown as string))).toBe(ErrorCodes.INVALID_KEY);
   });
 
   it('the ASCII path keeps the limits: over maxKeyBytes and empty are KV_INVALID_KEY', () => {

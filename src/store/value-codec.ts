@@ -26,7 +26,7 @@ import {
   type ExtensionCodecType,
 } from '@msgpack/msgpack';
 import { ErrorCodes, KvError } from '../errors/index.js';
-import { MsgpackReader, StringCache, copyBytes, copyFromBuffer, latin1Of, nativeUtf8Write } from '../internal/bytes.js';
+import { MsgpackReader, StringCache, allocBytes, copyBytes, copyFromBuffer, latin1Of, nativeUtf8Write } from '../internal/bytes.js';
 
 /**
  * The MessagePack extension type numbers of the value codec (application
@@ -847,6 +847,11 @@ export function encodeValue(value: unknown, maxValueBytes: number): Uint8Array {
   if (typeof maxValueBytes !== 'number' || !(maxValueBytes >= 0)) {
     throw new RangeError(`Expected \`maxValueBytes\` to be a non-negative number, got ${String(maxValueBytes)}`);
   }
+  // Bytes, the commonest value: written straight into their copy (no writer, one copy, no view to copy from).
+  if (value instanceof Uint8Array) {
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto === Uint8Array.prototype || proto === Buffer.prototype) return encodeBinary(value, maxValueBytes);
+  }
   // A getter inside the value may itself encode (a put from a getter): it gets its own writer.
   const writer = sharedWriter.busy ? new ValueWriter(256) : sharedWriter;
   try {
@@ -855,6 +860,32 @@ export function encodeValue(value: unknown, maxValueBytes: number): Uint8Array {
     if (err instanceof Refusal) throw toTypeError(err);
     throw err;
   }
+}
+
+/** {@link encodeValue} of a `Uint8Array` (or `Buffer`): what ValueWriter's `#binary` writes, in a copy of its exact size. */
+function encodeBinary(data: Uint8Array, limit: number): Uint8Array {
+  const size = data.byteLength;
+  const header = size < 0x100 ? 2 : size < 0x10000 ? 3 : 5;
+  if (header + size > limit) {
+    throw new KvError(ErrorCodes.VALUE_TOO_LARGE, `value is at least ${header + size} bytes encoded, over maxValueBytes=${limit}`);
+  }
+  const out = allocBytes(header + size);
+  if (header === 2) {
+    out[0] = 0xc4;
+    out[1] = size;
+  } else if (header === 3) {
+    out[0] = 0xc5;
+    out[1] = size >>> 8;
+    out[2] = size & 0xff;
+  } else {
+    out[0] = 0xc6;
+    out[1] = size >>> 24;
+    out[2] = (size >>> 16) & 0xff;
+    out[3] = (size >>> 8) & 0xff;
+    out[4] = size & 0xff;
+  }
+  out.set(data, header);
+  return out;
 }
 
 // ---- decoding ---------------------------------------------------------------------------------------

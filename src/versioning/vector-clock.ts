@@ -83,7 +83,7 @@ export function encodeDotContext(actor: string, counter: number, timestamp: numb
   const w = resetWriter();
   w.raw(head.carry);
   writeEntryDot(w, counter, time);
-  return head.text + w.toBase64url();
+  return w.toBase64url(head.text);
 }
 
 /**

@@ -172,6 +172,19 @@ describe('MsgpackWriter.toBase64url', () => {
       }
     }
   });
+
+  it('property: a prefix comes first, one string, short or long prefix and output', () => {
+    const w = new MsgpackWriter(8);
+    const base64url = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'), maxLength: 200 });
+    fc.assert(
+      fc.property(base64url, fc.uint8Array({ maxLength: 60 }), (prefix, bytes) => {
+        w.reset();
+        w.raw(bytes);
+        expect(w.toBase64url(prefix)).toBe(prefix + Buffer.from(bytes).toString('base64url'));
+      }),
+      { numRuns: 1000 },
+    );
+  });
 });
 
 describe('MsgpackReader.string', () => {

@@ -521,6 +521,30 @@ describe('encodeValue: maxValueBytes', () => {
     expect(err.message).toMatch(/^value is at least \d+ bytes encoded, over maxValueBytes=10240$/);
   });
 
+  it('bytes at the top level (their own path): MessagePack bin of every header size, exact limits, a copy the caller owns', () => {
+    const sizes = [0, 1, 255, 256, 4_093, 4_094, 65_535, 65_536, 70_000];
+    for (const n of sizes) {
+      for (const v of [Uint8Array.from({ length: n }, (_, i) => (i * 31) & 0xff), Buffer.alloc(n, 7)]) {
+        const bytes = encodeValue(v, Infinity);
+        // What the general writer gives the same bytes inside a container, and what @msgpack/msgpack gives.
+        expect(Buffer.from(bytes).equals(Buffer.from(msgpackEncode(new Uint8Array(v))))).toBe(true);
+        const inArray = encodeValue([v], Infinity);
+        expect(Buffer.from(inArray.subarray(1)).equals(Buffer.from(bytes))).toBe(true);
+        expect(decodeValue(bytes)).toEqual(new Uint8Array(v));
+        expect(encodeValue(v, bytes.length)).toHaveLength(bytes.length);
+        const err = tooLarge(v, bytes.length - 1);
+        expect(err.message).toBe(`value is at least ${bytes.length} bytes encoded, over maxValueBytes=${bytes.length - 1}`);
+      }
+    }
+    const source = new Uint8Array([1, 2, 3]);
+    const encoded = encodeValue(source, 100);
+    source[0] = 9;
+    expect(decodeValue(encoded)).toEqual(new Uint8Array([1, 2, 3]));
+    // A subclass of Uint8Array is not plain bytes: refused like any class instance, not written as bin.
+    class Tagged extends Uint8Array {}
+    expect(() => encodeValue(new Tagged(2), 100)).toThrow();
+  });
+
   it('validates maxValueBytes', () => {
     expect(() => encodeValue(1, Number.NaN)).toThrow(RangeError);
     expect(() => encodeValue(1, -1)).toThrow('Expected `maxValueBytes` to be a non-negative number, got -1');

@@ -134,6 +134,8 @@ const SLAB_BYTES = 64 * 1024;
 /** Larger allocations get their own buffer (they would waste slabs). */
 const SLAB_MAX_ALLOCATION = 4 * 1024;
 let slab = new ArrayBuffer(SLAB_BYTES);
+/** The whole of `slab`: a copy of a whole array goes in with one `set`, no view of the source made for it. */
+let slabBytes = new Uint8Array(slab);
 let slabUsed = 0;
 
 /**
@@ -146,11 +148,36 @@ export function allocBytes(n: number): Uint8Array {
   if (n > SLAB_MAX_ALLOCATION) return new Uint8Array(n);
   if (slabUsed + n > SLAB_BYTES) {
     slab = new ArrayBuffer(SLAB_BYTES);
+    slabBytes = new Uint8Array(slab);
     slabUsed = 0;
   }
   const out = new Uint8Array(slab, slabUsed, n);
   // 8-byte aligned, so a DataView or wider typed array over a copy stays aligned.
   slabUsed = (slabUsed + n + 7) & ~7;
+  return out;
+}
+
+/**
+ * A fresh copy of `bytes[skip, end)` (see {@link allocBytes}): the whole of
+ * `bytes` is copied into the slab with one `set` and the view made starts
+ * `skip` bytes in, so no view of the source is made to copy from (a typed
+ * array object, ~96 bytes for the collector, per copy). For a short `skip`
+ * (a header before the payload): those bytes are copied and never used.
+ */
+export function copyTail(bytes: Uint8Array, skip: number): Uint8Array {
+  const total = bytes.length;
+  const n = total - skip;
+  if (total > SLAB_MAX_ALLOCATION || skip > 16) return copyBytes(bytes, skip, total);
+  // Placed so that the copy (not the skipped bytes) starts 8-byte aligned, as allocBytes' do.
+  let at = ((slabUsed + skip + 7) & ~7) - skip;
+  if (at + total > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabBytes = new Uint8Array(slab);
+    at = ((skip + 7) & ~7) - skip;
+  }
+  slabBytes.set(bytes, at);
+  const out = new Uint8Array(slab, at + skip, n);
+  slabUsed = (at + total + 7) & ~7;
   return out;
 }
 
@@ -732,6 +759,8 @@ export class MsgpackReader {
     this.#need(length);
     const start = this.pos;
     this.pos += length;
+    // The input's last bytes (a value that is bytes, after its header): no view to copy from.
+    if (start + length === this.bytes.length) return copyTail(this.bytes, start);
     return copyBytes(this.bytes, start, start + length);
   }
 

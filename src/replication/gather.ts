@@ -283,7 +283,7 @@ interface Rare<T> {
 /**
  * The state of one quorum call. It runs for every operation, so it is kept
  * small: per-node state in a bit mask, flags in one number, answers in
- * parallel arrays (the `Gathered` view is built only when read), what is
+ * one array (the `Gathered` view is built only when read), what is
  * the same for every gather of a kind in the shared policy, and what only
  * some gathers need (stand-ins, zones, failures, a timer or listener of
  * their own, `all`) in an object made the first time one of them does.
@@ -310,13 +310,14 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
   /** SETTLED, BEGINNING (begin() asks the nodes: an answer given synchronously leaves #done to begin()), ALL_DONE. */
   #state = 0;
   /**
-   * Made with the first answer kept (never when the policy's `answers` is
-   * `'count'`), with a slot per node asked (the first `#okCount` used): a
-   * first push onto `[]` reserves 17 slots, ~150 bytes, per array.
+   * The answers kept, node id and answer by turns (`[id0, answer0, id1, …]`):
+   * made with the first one kept (never when the policy's `answers` is
+   * `'count'`), with two slots per node asked, the first `2 * #okCount`
+   * used. One array of its exact size: a first push onto `[]` reserves 17
+   * slots, ~150 bytes, and two arrays were ~50 bytes more than one.
    */
-  #okIds: string[] | undefined;
-  #okValues: T[] | undefined;
-  /** Answers counted (kept in `#okIds`/`#okValues` unless they are only counted). */
+  #ok: unknown[] | undefined;
+  /** Answers counted (kept in `#ok` unless they are only counted). */
   #okCount = 0;
   /** The deadline's place in the policy's `deadlines` queue. */
   #deadlineEntry: DeadlineEntry | undefined;
@@ -413,9 +414,8 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
 
   get ok(): ReadonlyMap<string, T> {
     const map = new Map<string, T>();
-    const ids = this.#okIds;
-    const values = this.#okValues;
-    if (ids !== undefined && values !== undefined) for (let i = 0; i < this.#okCount; i++) map.set(ids[i]!, values[i]!);
+    const ok = this.#ok;
+    if (ok !== undefined) for (let i = 0; i < this.#okCount; i++) map.set(ok[2 * i] as string, ok[2 * i + 1] as T);
     return map;
   }
 
@@ -645,20 +645,14 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
     acks.set(zone, (acks.get(zone) ?? 0) + 1);
   }
 
-  /** Keeps answer number `#okCount` (stand-ins may add nodes: the arrays then grow). */
+  /** Keeps answer number `#okCount` (stand-ins may add nodes: the array then grows). */
   #keep(id: string, value: T): void {
-    const n = this.#okCount;
-    if (this.#okIds === undefined || this.#okValues === undefined) {
-      this.#okIds = new Array<string>(this.#nodes.length);
-      this.#okValues = new Array<T>(this.#nodes.length);
-    }
-    if (n < this.#okIds.length) {
-      this.#okIds[n] = id;
-      this.#okValues[n] = value;
-    } else {
-      this.#okIds.push(id);
-      this.#okValues.push(value);
-    }
+    const at = 2 * this.#okCount;
+    const ok = (this.#ok ??= new Array<unknown>(2 * this.#nodes.length));
+    if (at < ok.length) {
+      ok[at] = id;
+      ok[at + 1] = value;
+    } else ok.push(id, value);
   }
 
   #failed(i: number, id: string, err: unknown): void {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MsgpackReader, MsgpackWriter, StringCache, allocBytes, bytesKey, latin1Of, sameBytes, writeLatin1 } from '../../../src/internal/bytes.js';
+import { MsgpackReader, MsgpackWriter, StringCache, allocBytes, bytesKey, copyTail, latin1Of, sameBytes, writeLatin1 } from '../../../src/internal/bytes.js';
 
 /** `bytes` at a non-zero offset of a larger buffer, so views are exercised, not whole buffers. */
 function offsetView(bytes: Uint8Array): Uint8Array {
@@ -214,6 +214,27 @@ describe('MsgpackReader.string', () => {
         expect(r.left).toBe(0);
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('copyTail', () => {
+  it('property: a copy of the bytes after `skip`, 8-byte aligned, owning its bytes, across slab boundaries and sizes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 5_000 }), fc.nat(20), (bytes, s) => {
+        const skip = Math.min(s, bytes.length);
+        const out = copyTail(bytes, skip);
+        expect([...out]).toEqual([...bytes.subarray(skip)]);
+        expect(out.byteOffset % 8).toBe(0);
+        // Its own bytes: neither the source nor the next copies write over them.
+        const before = [...out];
+        bytes.fill(0xee);
+        copyTail(Uint8Array.from({ length: 300 }, () => 0x55), 3);
+        const fresh = allocBytes(64);
+        fresh.fill(0x77);
+        expect([...out]).toEqual(before);
+      }),
+      { numRuns: 3_000 },
     );
   });
 });

@@ -15,6 +15,8 @@ export const MAX_WIRE_BATCH_ITEMS = 1024;
 export const APPLY_BATCH_RETRY_MS = 60_000;
 /** Longest error message an item's failure carries in a `kv.applied-batch`. */
 const MAX_ITEM_MESSAGE = 512;
+/** Peers with no batch open whose entries {@link PeerBatcher}'s map keeps (see its `#open`). */
+const MAX_IDLE_PEERS = 64;
 
 /** What a replica answers to a `kv.apply` (and, item by item, what a batch's items get). */
 const APPLIED: WireMessage = Object.freeze({ type: 'kv.applied' });
@@ -38,10 +40,13 @@ interface BatchKind {
   batch(cluster: string, keys: Uint8Array[], records: Uint8Array[]): WireMessage;
   /**
    * Each item's answer (what the single request would have been answered
-   * with) or error, from the batch's answer.
+   * with) or error, from the batch's answer; undefined when every item's
+   * answer is `kv.applied` (no array per batch in the common case).
    * @throws KvError `KV_INVALID_MESSAGE` if the answer is malformed.
    */
-  split(answer: WireMessage, items: number): (WireMessage | KvError)[];
+  split(answer: WireMessage, items: number): (WireMessage | KvError)[] | undefined;
+  /** Whether its items carry records (a batch then keeps an array of them). */
+  readonly records: boolean;
 }
 
 const APPLY: BatchKind = {
@@ -49,10 +54,12 @@ const APPLY: BatchKind = {
   batch: (cluster, keys, records) => ownBody({ type: 'kv.apply-batch', cluster, keys, records }),
   split(answer, items) {
     const failed = readBatchAnswer(answer, items);
+    if (failed === undefined) return undefined;
     const out: (WireMessage | KvError)[] = new Array<WireMessage | KvError>(items).fill(APPLIED);
-    if (failed !== undefined) for (const [i, error] of failed) out[i] = error;
+    for (const [i, error] of failed) out[i] = error;
     return out;
   },
+  records: true,
 };
 
 const READ: BatchKind = {
@@ -75,6 +82,7 @@ const READ: BatchKind = {
     }
     return out;
   },
+  records: false,
 };
 
 /**
@@ -82,24 +90,43 @@ const READ: BatchKind = {
  * its own request's receiver: the answer is handed on item by item.
  */
 class Batch implements AnswerReceiver<WireMessage> {
-  readonly keys: Uint8Array[] = [];
-  readonly records: Uint8Array[] = [];
   /**
-   * Item i's receiver at 2i and its tag at 2i + 1: one array instead of two
-   * (a first push onto [] reserves 17 slots, ~150 bytes, per batch).
+   * The items' keys, records (for a kind with records) and receivers, in
+   * arrays made for a full batch (a first push onto `[]` reserves 17
+   * slots, ~150 bytes, per array) and cut to the items' number as the
+   * batch is sent (`seal`).
    */
-  readonly #waiting: (AnswerReceiver<unknown> | number)[] = [];
+  readonly keys: Uint8Array[] = new Array<Uint8Array>(APPLY_BATCH_ITEMS);
+  readonly records: Uint8Array[];
+  /** Item i's receiver at 2i and its tag at 2i + 1: one array instead of two. */
+  readonly #waiting: (AnswerReceiver<unknown> | number)[] = new Array<AnswerReceiver<unknown> | number>(2 * APPLY_BATCH_ITEMS);
+  /** Items added. */
+  items = 0;
   bytes = 0;
 
   constructor(
     readonly owner: PeerBatcher,
     readonly address: string,
     readonly deadline: number,
-  ) {}
+  ) {
+    this.records = owner.kind.records ? new Array<Uint8Array>(APPLY_BATCH_ITEMS) : [];
+  }
 
-  /** Adds an item's receiver and tag (its key, and record if any, go in `keys` and `records`). */
-  wait(receiver: AnswerReceiver<unknown>, tag: number): void {
-    this.#waiting.push(receiver, tag);
+  /** Adds an item (`record` for a kind with records). */
+  add(key: Uint8Array, record: Uint8Array | undefined, receiver: AnswerReceiver<unknown>, tag: number): void {
+    const i = this.items++;
+    this.keys[i] = key;
+    if (record !== undefined) this.records[i] = record;
+    this.#waiting[2 * i] = receiver;
+    this.#waiting[2 * i + 1] = tag;
+  }
+
+  /** Cuts the arrays to the items added (the batch is being sent: no item comes after). */
+  seal(): void {
+    const n = this.items;
+    if (this.keys.length !== n) this.keys.length = n;
+    if (this.records.length > n) this.records.length = n;
+    if (this.#waiting.length !== 2 * n) this.#waiting.length = 2 * n;
   }
 
   receiverAt(i: number): AnswerReceiver<unknown> {
@@ -111,7 +138,7 @@ class Batch implements AnswerReceiver<WireMessage> {
   }
 
   answered(_tag: number, answer: WireMessage): void {
-    let outcomes: (WireMessage | KvError)[];
+    let outcomes: (WireMessage | KvError)[] | undefined;
     try {
       outcomes = this.owner.kind.split(answer, this.keys.length);
     } catch (err) {
@@ -121,7 +148,7 @@ class Batch implements AnswerReceiver<WireMessage> {
     // Every item settles, even if a receiver throws (the first throw goes on once all did).
     let thrown: { error: unknown } | undefined;
     for (let i = 0; i < this.keys.length; i++) {
-      const outcome = outcomes[i]!;
+      const outcome = outcomes === undefined ? APPLIED : outcomes[i]!;
       try {
         if (outcome instanceof KvError) this.receiverAt(i).failed(this.tagAt(i), outcome);
         else this.receiverAt(i).answered(this.tagAt(i), outcome);
@@ -203,8 +230,13 @@ class PeerBatcher {
   readonly #o: ApplyBatcherOptions;
   /** @internal */
   readonly kind: BatchKind;
-  /** The batch being filled for each peer. */
-  readonly #open = new Map<string, Batch>();
+  /**
+   * The batch being filled for each peer, undefined once it is sent: the
+   * entry stays (a delete and a set per batch reshaped the map's table, an
+   * allocation that lived as long as the map), and entries of peers with
+   * nothing open are dropped once there are more than `MAX_IDLE_PEERS`.
+   */
+  readonly #open = new Map<string, Batch | undefined>();
   /** Peers that refused a batch → until when they get single requests. */
   readonly #single = new Map<string, number>();
   #flushScheduled = false;
@@ -245,11 +277,9 @@ class PeerBatcher {
       batch = new Batch(this, address, deadline);
       this.#open.set(address, batch);
     }
-    batch.keys.push(key);
-    if (record !== undefined) batch.records.push(record);
-    batch.wait(receiver, tag);
+    batch.add(key, record, receiver, tag);
     batch.bytes += size;
-    if (batch.keys.length >= APPLY_BATCH_ITEMS) this.#send(batch);
+    if (batch.items >= APPLY_BATCH_ITEMS) this.#send(batch);
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(this.#flush);
@@ -258,7 +288,10 @@ class PeerBatcher {
 
   /** Sends every batch being filled (the end of the turn; the coordinator's stop). */
   readonly flush = (): void => {
-    for (const batch of this.#open.values()) this.#send(batch);
+    for (const batch of this.#open.values()) if (batch !== undefined) this.#send(batch);
+    if (this.#open.size > MAX_IDLE_PEERS) {
+      for (const [address, batch] of this.#open) if (batch === undefined) this.#open.delete(address);
+    }
   };
 
   readonly #flush = (): void => {
@@ -267,7 +300,8 @@ class PeerBatcher {
   };
 
   #send(batch: Batch): void {
-    if (this.#open.get(batch.address) === batch) this.#open.delete(batch.address);
+    if (this.#open.get(batch.address) === batch) this.#open.set(batch.address, undefined);
+    batch.seal();
     const transport = this.#o.transport;
     const timeout = Math.max(0, batch.deadline - this.#o.clock.now());
     if (batch.keys.length === 1) {

@@ -89,6 +89,29 @@ describe('ApplyBatcher', () => {
     expect(out.answered_.size).toBe(8);
   });
 
+  it('a hundred peers, turn after turn: each gets its batch with exactly its items (the map forgets idle peers past 64)', async () => {
+    const { sent, batcher, out } = setup();
+    for (let turn = 0; turn < 3; turn++) {
+      sent.length = 0;
+      for (let p = 0; p < 100; p++) for (let i = 0; i <= p % 3; i++) batcher.add(`p${p}`, bytes(`k${turn}.${p}.${i}`), record(4), 6_000, out, 1000 * turn + 10 * p + i);
+      await endOfTurn();
+      expect(sent).toHaveLength(100);
+      for (const s of sent) {
+        const p = Number(s.to.slice(1));
+        const n = (p % 3) + 1;
+        if (n === 1) {
+          expect(s.message.type).toBe('kv.apply');
+          continue;
+        }
+        expect(s.message['keys']).toEqual(Array.from({ length: n }, (_, i) => bytes(`k${turn}.${p}.${i}`)));
+        expect(s.message['records']).toEqual(Array.from({ length: n }, () => record(4)));
+        s.receiver.answered(s.tag, BATCH_OK);
+      }
+    }
+    // Every batched item settled once (Outcomes refuses a second outcome).
+    expect(out.answered_.size).toBe(3 * (33 * 2 + 33 * 3));
+  });
+
   it('a batch that fills up is sent at once; the next items start a new batch', () => {
     const { sent, batcher, out } = setup();
     for (let i = 0; i < APPLY_BATCH_ITEMS; i++) batcher.add('n2', bytes(`k${i}`), record(8), 6_000, out, i);

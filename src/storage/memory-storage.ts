@@ -101,27 +101,94 @@ class IntColumn {
     if (chunks.length === 1 && chunks[0]!.length < CHUNK_ROWS) chunks[0] = grown(chunks[0]!, new Int32Array(rows));
     else chunks.push(new Int32Array(CHUNK_ROWS));
   }
+
+  /** Writes to every page of the chunks from `from` on, so the OS maps them now (see `expectedKeys`). */
+  touch(from: number): void {
+    for (let c = from; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c]!;
+      for (let i = 0; i < chunk.length; i += TOUCH_INTS) chunk[i]! |= 0; // its own value: a write, nothing changed
+    }
+  }
 }
 
-/** The slab of each row, chunked as {@link IntColumn} is (EMPTY where no row is). */
+/** One int32 in every this many touches every 4 KiB page. */
+const TOUCH_INTS = 1024;
+
+/**
+ * The slab of each row (EMPTY where no row is), as a slab number in an
+ * {@link IntColumn} (outside the JS heap) and a table of the slabs in use.
+ * A column of pointers was the largest thing on a big memory node's JS
+ * heap (8 bytes a row: 20 MB at 2.5M keys, two thirds of the tcp bench's
+ * coordinating process), traced at every full collection and written
+ * under the collector's barrier at every put; its final marking pauses
+ * reached 5–7 ms. The table counts the rows in each slab and forgets a
+ * slab once none is left (a scan's snapshot or a reader's view still
+ * holds it as long as they need it).
+ */
 class SlabColumn {
-  readonly chunks: Uint8Array[][] = [new Array<Uint8Array>(FIRST_CHUNK_ROWS).fill(EMPTY)];
+  readonly #numbers = new IntColumn();
+  /** Slab by number; number 0 is EMPTY (no row). */
+  readonly #slabs: Uint8Array[] = [EMPTY];
+  /** Rows pointing into each slab (by number; number 0's is not kept). */
+  readonly #rows: number[] = [0];
+  /** Number by slab, for the slabs in the table. */
+  readonly #byslab = new Map<Uint8Array, number>();
+  /** Numbers let go, reused first. */
+  readonly #freeNumbers: number[] = [];
+  /** The last slab looked up and its number: rows are placed one slab after another. */
+  #last: Uint8Array = EMPTY;
+  #lastNumber = 0;
 
   get(id: number): Uint8Array {
-    return this.chunks[id >>> CHUNK_BITS]![id & CHUNK_MASK]!;
+    return this.#slabs[this.#numbers.get(id)]!;
   }
 
   set(id: number, slab: Uint8Array): void {
-    this.chunks[id >>> CHUNK_BITS]![id & CHUNK_MASK] = slab;
+    const before = this.#numbers.get(id);
+    const after = this.#numberOf(slab);
+    if (after === before) return;
+    if (after !== 0) this.#rows[after]!++;
+    this.#numbers.set(id, after);
+    if (before !== 0 && --this.#rows[before]! === 0) this.#forget(before);
   }
 
+  /** Room for `rows` rows (see {@link IntColumn.grow}). */
   grow(rows: number): void {
-    const chunks = this.chunks;
-    if (chunks.length === 1 && chunks[0]!.length < CHUNK_ROWS) {
-      const first = chunks[0]!;
-      for (let i = first.length; i < rows; i++) first.push(EMPTY);
-    } else {
-      chunks.push(new Array<Uint8Array>(CHUNK_ROWS).fill(EMPTY));
+    this.#numbers.grow(rows);
+  }
+
+  touch(from: number): void {
+    this.#numbers.touch(from);
+  }
+
+  /** Slabs with rows in them (for tests). */
+  get slabs(): number {
+    return this.#byslab.size;
+  }
+
+  #numberOf(slab: Uint8Array): number {
+    if (slab === this.#last) return this.#lastNumber;
+    if (slab === EMPTY) return 0;
+    let n = this.#byslab.get(slab);
+    if (n === undefined) {
+      n = this.#freeNumbers.pop() ?? this.#slabs.length;
+      this.#slabs[n] = slab;
+      this.#rows[n] = 0;
+      this.#byslab.set(slab, n);
+    }
+    this.#last = slab;
+    this.#lastNumber = n;
+    return n;
+  }
+
+  #forget(n: number): void {
+    const slab = this.#slabs[n]!;
+    this.#byslab.delete(slab);
+    this.#slabs[n] = EMPTY;
+    this.#freeNumbers.push(n);
+    if (this.#last === slab) {
+      this.#last = EMPTY;
+      this.#lastNumber = 0;
     }
   }
 }
@@ -217,6 +284,22 @@ class Rows {
     for (const column of [this.token, this.offset, this.keyLength, this.length, this.slot, this.state]) column.grow(rows);
     this.slab.grow(rows);
     this.#capacity = rows;
+  }
+
+  /** Rows the columns have room for. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /**
+   * Room for `rows` rows without growing, every page of the new chunks
+   * written (see `expectedKeys`): ~28 bytes a row, outside the JS heap.
+   */
+  reserve(rows: number): void {
+    const from = this.token.chunks.length - 1;
+    while (this.#capacity < rows) this.#grow();
+    for (const column of [this.token, this.offset, this.keyLength, this.length, this.slot, this.state]) column.touch(from);
+    this.slab.touch(from);
   }
 }
 
@@ -395,15 +478,16 @@ export interface MemoryStorageOptions {
    * Keys to make room for when the storage first opens: the key index is
    * sized to hold that many without growing (16 to 32 bytes a key: it is
    * kept at most half full, in a power of two of slots) and written page by
-   * page, and the list of new keys gets its room (4 bytes a key), so that
+   * page, the list of new keys gets its room (4 bytes a key), so that
    * the first that many keys cost no resize of the index and no first
    * touch of its memory. Without it the index doubles at every power of two
    * keys: incrementally, but the new table's allocation and first touches
    * stopped single writes for 8–15 ms at 1M keys on the development VM,
    * and every replica of a cluster reaches the same count at the same
-   * moment. The row columns still grow a chunk at a time (16,384 rows).
-   * Beyond it the storage grows as it would have. At most 2^28, and 36
-   * bytes a key at most the machine's memory.
+   * moment. The row columns (7 typed arrays, 28 bytes a key) get their room
+   * too, written page by page, instead of growing a chunk of 16,384 rows at
+   * a time. Beyond it the storage grows as it would have. At most 2^28,
+   * and 64 bytes a key at most the machine's memory.
    * @default 0
    */
   readonly expectedKeys?: number;
@@ -411,8 +495,8 @@ export interface MemoryStorageOptions {
 
 /** Largest `expectedKeys` (the key index's table is an Int32Array of at least twice as many slots). */
 const MAX_EXPECTED_KEYS = 2 ** 28;
-/** Bytes `expectedKeys` reserves per key at most (index 32, new-key list 4), for the memory check. */
-const BYTES_PER_EXPECTED_KEY = 36;
+/** Bytes `expectedKeys` reserves per key at most (index 32, new-key list 4, row columns 28), for the memory check. */
+const BYTES_PER_EXPECTED_KEY = 64;
 
 /**
  * The in-memory {@link StorageAdapter}: the reference implementation that
@@ -514,6 +598,25 @@ export class MemoryStorage extends AbstractStorage {
     return this.#index.capacity / 2;
   }
 
+  /**
+   * Slabs (or buffers of large records) that stored rows point into: a
+   * diagnostic for tests, which check that a slab is let go once no row
+   * is left in it.
+   * @internal
+   */
+  get rowSlabs(): number {
+    return this.#rows.slab.slabs;
+  }
+
+  /**
+   * Rows the row columns hold before they grow (at least `expectedKeys`
+   * once open): a diagnostic for tests.
+   * @internal
+   */
+  get rowCapacity(): number {
+    return this.#rows.capacity;
+  }
+
   /** Bytes preallocated ({@link MemoryStorageOptions.preallocate}) that no record uses yet. */
   get preallocatedBytesLeft(): number {
     return this.#arena.spareBytes;
@@ -522,11 +625,12 @@ export class MemoryStorage extends AbstractStorage {
   protected override _open(): void {
     if (this.#expectedKeys > 0) {
       // Each step is kept if a later one fails (an allocation): the next open() does the rest.
-      // Not the row columns: their slab column is on the JS heap, and reserving it made
-      // every full collection trace millions of empty slots (measured: stalls of 15–20 ms
-      // in every put window of the tcp bench, against the one window a resize cost).
+      // The row columns too, now that all of them are typed arrays (the slab column was a
+      // JS array of pointers once, and reserving it made every full collection trace
+      // millions of empty slots: 15–20 ms stalls in every put window of the tcp bench).
       this.#index.reserve(this.#expectedKeys);
       this.#pending.reserve(this.#expectedKeys);
+      this.#rows.reserve(this.#expectedKeys);
       this.#expectedKeys = 0;
     }
     if (this.#preallocate === 0) return;

@@ -92,9 +92,13 @@ describe('MemoryStorage', () => {
 
     const s = new MemoryStorage({ expectedKeys: 20_000 });
     expect(s.keyCapacity).toBe(small); // nothing until it opens
+    expect(s.rowCapacity).toBe(plain.rowCapacity);
     await s.open();
     const room = s.keyCapacity;
     expect(room).toBeGreaterThanOrEqual(20_000);
+    const rows = s.rowCapacity; // the row columns too
+    expect(rows).toBeGreaterThanOrEqual(20_000);
+    expect(plain.rowCapacity).toBeLessThan(100);
     const key = (i: number): Uint8Array => new TextEncoder().encode(`key-${i}`);
     const record = (i: number): Uint8Array => Uint8Array.of(i & 0xff, (i >> 8) & 0xff, 7);
     for (let i = 0; i < 20_000; i++) {
@@ -102,10 +106,13 @@ describe('MemoryStorage', () => {
       plain.putNow(key(i), (i * 2654435761) >>> 0, record(i));
     }
     expect(s.keyCapacity).toBe(room); // 20k keys: not one resize
+    expect(s.rowCapacity).toBe(rows);
     expect(plain.keyCapacity).toBeGreaterThanOrEqual(20_000); // the same keys grew the plain one's index
+    expect(plain.rowCapacity).toBeGreaterThanOrEqual(20_000);
     await s.close();
     await s.open(); // not done again, nothing lost
     expect(s.keyCapacity).toBe(room);
+    expect(s.rowCapacity).toBe(rows);
     for (let i = 0; i < 20_000; i += 997) expect([...(await s.get(key(i)))!]).toEqual([...record(i)]);
     let scanned = 0;
     for await (const _ of s.scan({ start: 0, end: 0 })) scanned++;
@@ -269,6 +276,33 @@ describe('MemoryStorage', () => {
     }
     const want = [...model].sort((x, y) => x[1].t - y[1].t || x[0] - y[0]).map(([k]) => k);
     expect(got).toEqual(want);
+  });
+
+  it('rows name their slab by number: a slab is let go once no row is left in it (overwrites, deletes, compaction, large records)', async () => {
+    const s = new MemoryStorage();
+    await s.open();
+    const key = (k: number): Uint8Array => Uint8Array.of(k >> 8, k & 0xff, 7);
+    expect(s.rowSlabs).toBe(0);
+    // ~1 KB rows: a 256 KiB slab holds ~250 of them; 2,000 rows fill ~8 slabs.
+    for (let k = 0; k < 2_000; k++) s.putNow(key(k), k, new Uint8Array(1_000).fill(k & 0xff));
+    const filled = s.rowSlabs;
+    expect(filled).toBeGreaterThanOrEqual(7);
+    expect(filled).toBeLessThanOrEqual(9);
+    // Large records (over 32 KiB) get a buffer each, counted as a slab of their own.
+    for (let k = 2_000; k < 2_005; k++) s.putNow(key(k), k, new Uint8Array(40_000).fill(1));
+    expect(s.rowSlabs).toBe(filled + 5);
+    for (let k = 2_000; k < 2_005; k++) await s.delete(key(k));
+    expect(s.rowSlabs).toBe(filled);
+    // Same-token overwrites move rows to the newest slabs and the arena compacts: old slabs are let go
+    // (three rounds wrote 4x the bytes; without letting go, 4x the slabs would be named).
+    for (let round = 0; round < 3; round++) for (let k = 0; k < 2_000; k++) s.putNow(key(k), k, new Uint8Array(1_000).fill((k + round) & 0xff));
+    expect(s.rowSlabs).toBeLessThanOrEqual(2 * filled + 1);
+    for (let k = 0; k < 2_000; k++) expect((await s.get(key(k)))![0]).toBe((k + 2) & 0xff);
+    for (let k = 0; k < 2_000; k++) await s.delete(key(k));
+    expect(s.rowSlabs).toBe(0);
+    s.putNow(key(1), 1, new Uint8Array(10).fill(3));
+    expect(s.rowSlabs).toBe(1);
+    expect([...(await s.get(key(1)))!]).toEqual(new Array(10).fill(3));
   });
 
   it('scans correctly after many deletes without a scan in between (dead rows merged away)', async () => {

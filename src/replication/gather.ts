@@ -67,7 +67,7 @@ export interface StandInPolicy {
 
 /**
  * What a kind of gather does, the same for every gather of that kind (a
- * coordinator makes one per kind, once): see {@link gatherWith}.
+ * coordinator makes one per kind, once): see {@link Gather}.
  */
 export interface GatherPolicy<T = unknown, C = undefined> {
   readonly operation: 'read' | 'write';
@@ -213,31 +213,6 @@ export function gather<T, C = undefined>(nodes: readonly NodeInfo[], call: Gathe
   return g;
 }
 
-/**
- * {@link gather} with what is the same for every gather of a kind in a
- * `policy` made once, and what differs in arguments: a coordinator's
- * quorum calls, one per operation, allocate no options object (a literal
- * of ~20 fields was ~180 bytes a write for the collector). The arguments
- * mean what {@link GatherOptions}' fields of the same names do.
- */
-export function gatherWith<T, C>(
-  nodes: readonly NodeInfo[],
-  call: GatherCall<T, C>,
-  policy: GatherPolicy<T, C>,
-  required: number,
-  counted: number,
-  deadline: number,
-  signal: AbortSignal | undefined,
-  context: C,
-  now: number | undefined,
-  zones: ReadonlyMap<string, number> | undefined,
-  replicaSet: ReplicaSet | undefined,
-): Gathering<T, unknown> {
-  const g = new Gather<T, C>(nodes, call, policy, required, counted, deadline, signal, context, zones, replicaSet);
-  g.begin(now);
-  return g;
-}
-
 const noop = (): void => {};
 
 /** Where {@link takeResolvers} leaves a new promise's resolving functions, for the constructor to take at once. */
@@ -281,14 +256,22 @@ interface Rare<T> {
 }
 
 /**
- * The state of one quorum call. It runs for every operation, so it is kept
+ * The state of one quorum call: {@link gather} makes one from an options
+ * object; a caller that makes one per operation (a coordinator) makes it
+ * itself, with what is the same for every gather of a kind in a `policy`
+ * made once and what differs as arguments (no options object per call: a
+ * literal of ~20 fields was ~180 bytes a write for the collector), then
+ * calls `begin`. The arguments mean what {@link GatherOptions}' fields of
+ * the same names do.
+ *
+ * It runs for every operation, so it is kept
  * small: per-node state in a bit mask, flags in one number, answers in
  * one array (the `Gathered` view is built only when read), what is
  * the same for every gather of a kind in the shared policy, and what only
  * some gathers need (stand-ins, zones, failures, a timer or listener of
  * their own, `all`) in an object made the first time one of them does.
  */
-class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, DeadlineWaiter, AnswerReceiver<unknown> {
+export class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, DeadlineWaiter, AnswerReceiver<unknown> {
   readonly quorum: Promise<unknown>;
   /** The nodes asked, stand-ins appended (a copy of the caller's list once one is). */
   #nodes: readonly NodeInfo[];
@@ -434,7 +417,7 @@ class Gather<T, C> implements Gathering<T, unknown>, Gathered<T>, HopWaiter, Dea
 
   /**
    * Asks every node (replacing the unavailable ones when sloppy), then
-   * settles at once if nothing needs asking. `now`: the clock's reading as
+   * settles at once if nothing needs asking; once, right after construction. `now`: the clock's reading as
    * the gather starts, if the caller has just taken it (the hop is timed from it).
    */
   begin(now: number | undefined): void {

@@ -24,7 +24,7 @@ import {
   encodeSiblingSet,
 } from '../versioning/index.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { SENT, gatherWith, type GatherCall, type GatherPolicy, type Gathered, type Gathering, type StandInPolicy } from './gather.js';
+import { Gather, SENT, type GatherCall, type GatherPolicy, type Gathered, type Gathering, type StandInPolicy } from './gather.js';
 import { HopQueue } from './hop-queue.js';
 import { toKeyRef } from './key-ref.js';
 import {
@@ -437,7 +437,7 @@ export class QuorumCoordinator {
   /**
    * What every read's gather does, and every write's replication (strict,
    * or sloppy with stand-ins): made once, so that a quorum call allocates no
-   * options object (see gatherWith).
+   * options object (see `Gather`).
    */
   readonly #readGather: GatherPolicy<SiblingSet<Uint8Array>, ReadAnswers>;
   readonly #writeGather: GatherPolicy<unknown, Replication>;
@@ -538,7 +538,10 @@ export class QuorumCoordinator {
     const read = new ReadAnswers(ref, replicas, options.deadline, options.now ?? this.#o.clock.now(), present);
     // Background work until every replica answered (stop() waits for it): onAll (#readDone) lets it go.
     const required = zones === undefined ? Math.min(r, replicas.length) : totalOf(zones);
-    const gathering = this.#tracked(replicas, this.#readCall, this.#readGather, required, 0, options.deadline, options.signal, read, undefined, zones, undefined);
+    const gathering = this.#tracked(
+      new Gather(replicas, this.#readCall, this.#readGather, required, 0, options.deadline, options.signal, read, zones, undefined),
+      undefined,
+    );
     read.now = undefined;
     return gathering.quorum as Promise<T>;
   }
@@ -772,9 +775,11 @@ export class QuorumCoordinator {
     const now = at ?? this.#o.clock.now();
     const replication: Replication = { ref, record, deadline, now };
     // Replication past W goes on in the background until every call settled (the policy's onAll lets it go).
-    const gathering = sloppy
-      ? this.#tracked(others, this.#replicaCall, this.#sloppyWriteGather, required, counted, deadline, options.signal, replication, now, zones, replicaSet)
-      : this.#tracked(others, this.#replicaCall, this.#writeGather, required, counted, deadline, options.signal, replication, now, zones, undefined);
+    const policy = sloppy ? this.#sloppyWriteGather : this.#writeGather;
+    const gathering = this.#tracked(
+      new Gather(others, this.#replicaCall, policy, required, counted, deadline, options.signal, replication, zones, sloppy ? replicaSet : undefined),
+      now,
+    );
     replication.now = undefined;
     return gathering.quorum as Promise<undefined>;
   }
@@ -1065,22 +1070,11 @@ export class QuorumCoordinator {
    * Starts a gather as background work that `stop()` waits for (its
    * `onAll` must call #untrack once that work is done).
    */
-  #tracked<T, C>(
-    nodes: readonly NodeInfo[],
-    call: GatherCall<T, C>,
-    policy: GatherPolicy<T, C>,
-    required: number,
-    counted: number,
-    deadline: number,
-    signal: AbortSignal | undefined,
-    context: C,
-    now: number | undefined,
-    zones: ReadonlyMap<string, number> | undefined,
-    replicaSet: ReplicaSet | undefined,
-  ): Gathering<T, unknown> {
+  #tracked<T, C>(gathering: Gather<T, C>, now: number | undefined): Gathering<T, unknown> {
     this.#background++;
     try {
-      return gatherWith(nodes, call, policy, required, counted, deadline, signal, context, now, zones, replicaSet);
+      gathering.begin(now);
+      return gathering;
     } catch (err) {
       this.#untrack();
       throw err;

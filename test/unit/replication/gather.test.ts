@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from 'quorumkv/testing';
 import { KvError, type NodeInfo } from 'quorumkv';
 import type { AnswerReceiver } from 'quorumkv';
-import { SENT, gather, gatherWith, type GatherPolicy } from '../../../src/replication/gather.js';
+import { Gather, SENT, gather, type GatherPolicy } from '../../../src/replication/gather.js';
 
 const nodes = (n: number): NodeInfo[] => Array.from({ length: n }, (_, i) => ({ id: `n${i}`, address: `n${i}`, weight: 1, tokens: [i] }));
 
@@ -17,6 +17,12 @@ function controlled() {
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
+
+/** A gather its caller made, begun as gather() begins its own. */
+function begun<T, C>(g: Gather<T, C>, now: number | undefined): Gather<T, C> {
+  g.begin(now);
+  return g;
+}
 
 describe('gather', () => {
   it('resolves at the quorum with the answers so far, and `all` once every call settled', async () => {
@@ -432,7 +438,7 @@ describe('gather: a context for calls made once, and a result computed at the qu
   });
 });
 
-describe('gatherWith: one policy shared by many gathers, what differs in arguments', () => {
+describe('Gather made by its caller: one policy shared by many gathers, what differs in arguments', () => {
   it('keeps each gather\'s required, counted, deadline, signal and context its own while they interleave on one policy', async () => {
     const clock = new ManualClock();
     type Ctx = { name: string; settled: string[]; all: number };
@@ -454,8 +460,8 @@ describe('gatherWith: one policy shared by many gathers, what differs in argumen
     const second = controlled();
     const controller = new AbortController();
     // a: two of three, one counted already (needs one answer); b: all three, with a signal.
-    const ga = gatherWith(nodes(3), first.call, policy, 2, 1, clock.now() + 100, undefined, a, clock.now(), undefined, undefined);
-    const gb = gatherWith(nodes(3), second.call, policy, 3, 0, clock.now() + 50, controller.signal, b, clock.now(), undefined, undefined);
+    const ga = begun(new Gather(nodes(3), first.call, policy, 2, 1, clock.now() + 100, undefined, a, undefined, undefined), clock.now());
+    const gb = begun(new Gather(nodes(3), second.call, policy, 3, 0, clock.now() + 50, controller.signal, b, undefined, undefined), clock.now());
     second.calls.get('n0')!.resolve('x');
     first.calls.get('n2')!.resolve('y');
     await expect(ga.quorum).resolves.toBe('a');
@@ -487,7 +493,7 @@ describe('gatherWith: one policy shared by many gathers, what differs in argumen
       ['east', 2],
       ['west', 1],
     ]);
-    const g = gatherWith(zoned, one.call, policy, 3, 0, clock.now() + 100, undefined, undefined, undefined, zones, undefined);
+    const g = begun(new Gather(zoned, one.call, policy, 3, 0, clock.now() + 100, undefined, undefined, zones, undefined), undefined);
     let met = false;
     void g.quorum.then(() => (met = true));
     one.calls.get('n2')!.resolve('w');
@@ -498,7 +504,7 @@ describe('gatherWith: one policy shared by many gathers, what differs in argumen
     await settle();
     expect(met).toBe(true);
     const controller = new AbortController();
-    const other = gatherWith(nodes(2), controlled().call, policy, 1, 0, clock.now() + 100, controller.signal, undefined, undefined, undefined, undefined);
+    const other = begun(new Gather(nodes(2), controlled().call, policy, 1, 0, clock.now() + 100, controller.signal, undefined, undefined, undefined), undefined);
     controller.abort();
     await expect(other.quorum).rejects.toMatchObject({ code: 'KV_ABORTED' });
   });

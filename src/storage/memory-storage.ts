@@ -195,8 +195,8 @@ class SlabColumn {
 
 /**
  * The stored rows, as columns indexed by row id: what would be one heap
- * object per key is a slot in a few typed arrays (outside the heap) and one
- * pointer to the row's slab. A million keys were a million objects the
+ * object per key is a slot in a few typed arrays (outside the heap), its
+ * slab named by number ({@link SlabColumn}). A million keys were a million objects the
  * garbage collector promoted and marked again at every full collection
  * (measured on the five-node put driver: against storage that keeps
  * nothing, ~1.5 µs of collector pauses and ~4 µs of its background threads
@@ -206,7 +206,7 @@ class SlabColumn {
  * the same token moves its bytes (`slab`, `offset`, `length`) and keeps its
  * id. Ids of deleted rows are reused (a dead row's once the next merge has
  * dropped it from the sorted index). The columns grow a chunk at a time
- * ({@link IntColumn}) and do not shrink.
+ * ({@link IntColumn}), or all at once to `expectedKeys` rows, and do not shrink.
  */
 class Rows {
   /** The token, as an int32 (read it with {@link Rows.tokenOf}). */

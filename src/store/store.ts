@@ -33,6 +33,7 @@ type Lifecycle = 'stopped' | 'starting' | 'started' | 'stopping';
 /**
  * The options of a get or put called without any: a default parameter's
  * `{}` is a new object on every such call (~56 bytes for the collector).
+ * (Not a default parameter itself: the API pages would show its name.)
  */
 const NO_OPTIONS: Readonly<Record<string, never>> = Object.freeze({});
 
@@ -197,10 +198,11 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * Reads a key with quorum R. Resolves with the live values and a context,
    * or `undefined` when no replica has a live version.
    */
-  get(key: Key, options: GetOptions = NO_OPTIONS): Promise<GetResult<V> | undefined> {
+  get(key: Key, options?: GetOptions): Promise<GetResult<V> | undefined> {
     // Not async (nor put): an async function costs a promise and a turn more
     // per call, and every failure still comes as a rejection.
     try {
+      if (options === undefined) options = NO_OPTIONS;
       const { coordinator } = this.#started();
       const ref = keyRef(key, this.#o.maxKeyBytes);
       const r = this.#level('r', options.r, options.consistency, this.r);
@@ -240,8 +242,9 @@ export class Store<V = unknown> extends EventEmitter<StoreEvents> {
    * blind write, concurrent with what is stored (a sibling), except in
    * `'lww'` mode where it overwrites.
    */
-  put(key: Key, value: V, options: PutOptions = NO_OPTIONS): Promise<void> {
+  put(key: Key, value: V, options?: PutOptions): Promise<void> {
     try {
+      if (options === undefined) options = NO_OPTIONS;
       const { coordinator } = this.#started();
       const ref = keyRef(key, this.#o.maxKeyBytes);
       const encoded = this.#encodeValue(value);

@@ -289,6 +289,14 @@ describe('a 5-node cluster', () => {
     await expect(s.get('k', { consistency: 'most' as never })).rejects.toThrow(TypeError);
     await s.put('k', 1, { consistency: 'one' });
     expect((await s.get('k', { consistency: 'all' }))?.values).toEqual([1]);
+    // No options and an empty object are the defaults; null is not an options object.
+    await s.put('k2', 2);
+    await s.put('k3', 3, {});
+    expect((await s.get('k2'))?.values).toEqual([2]);
+    expect((await s.get('k3', {}))?.values).toEqual([3]);
+    await expect(s.get('k', null as never)).rejects.toThrow(TypeError);
+    await expect(s.put('k', 4, null as never)).rejects.toThrow(TypeError);
+    expect((await s.get('k'))?.values).toEqual([1]);
   });
 });
 

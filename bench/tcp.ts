@@ -48,6 +48,9 @@
  * is the node generating the load). `BENCH_TCP_PROFILE_RATE`
  * runs those windows open loop at that many ops/s instead of closed loop;
  * `BENCH_TCP_PROFILE_HEAP=1` adds allocation profiles (see tcp-child.ts).
+ * `<dir>/<echo|put|get>.ops` holds the operations each profiled window
+ * completed: divide a profile's totals by it, not by rate x window (the
+ * profilers slow the process, and an open loop may not sustain the rate).
  *
  * The at-half rows also give the garbage collector's pauses in the load
  * process during the window (count and median): a pause holds every

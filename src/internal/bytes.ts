@@ -138,6 +138,13 @@ let slab = new ArrayBuffer(SLAB_BYTES);
 let slabBytes = new Uint8Array(slab);
 let slabUsed = 0;
 
+/** Starts a fresh slab (the old one lives on as long as views into it do). */
+function newSlab(): void {
+  slab = new ArrayBuffer(SLAB_BYTES);
+  slabBytes = new Uint8Array(slab);
+  slabUsed = 0;
+}
+
 /**
  * `n` fresh zero bytes that the caller owns. Up to 4 KiB they are a view
  * into a shared slab (so `.buffer` is larger than the view and
@@ -146,11 +153,7 @@ let slabUsed = 0;
  */
 export function allocBytes(n: number): Uint8Array {
   if (n > SLAB_MAX_ALLOCATION) return new Uint8Array(n);
-  if (slabUsed + n > SLAB_BYTES) {
-    slab = new ArrayBuffer(SLAB_BYTES);
-    slabBytes = new Uint8Array(slab);
-    slabUsed = 0;
-  }
+  if (slabUsed + n > SLAB_BYTES) newSlab();
   const out = new Uint8Array(slab, slabUsed, n);
   // 8-byte aligned, so a DataView or wider typed array over a copy stays aligned.
   slabUsed = (slabUsed + n + 7) & ~7;
@@ -171,8 +174,7 @@ export function copyTail(bytes: Uint8Array, skip: number): Uint8Array {
   // Placed so that the copy (not the skipped bytes) starts 8-byte aligned, as allocBytes' do.
   let at = ((slabUsed + skip + 7) & ~7) - skip;
   if (at + total > SLAB_BYTES) {
-    slab = new ArrayBuffer(SLAB_BYTES);
-    slabBytes = new Uint8Array(slab);
+    newSlab();
     at = ((skip + 7) & ~7) - skip;
   }
   slabBytes.set(bytes, at);

@@ -322,16 +322,16 @@ const alive = (): MemberStatus => 'alive';
  */
 function othersThan(nodes: readonly NodeInfo[], id: string): NodeInfo[] {
   const n = nodes.length;
-  let at = -1;
-  for (let i = 0; i < n; i++) if (nodes[i]!.id === id) at = i;
+  const at = indexOfNode(nodes, id);
   const out = new Array<NodeInfo>(at < 0 ? n : n - 1);
   for (let i = 0, j = 0; i < n; i++) if (i !== at) out[j++] = nodes[i]!;
   return out;
 }
-/** Whether `nodes` has the node `id` (an index loop; see othersThan). */
-function includesNode(nodes: readonly NodeInfo[], id: string): boolean {
-  for (let i = 0; i < nodes.length; i++) if (nodes[i]!.id === id) return true;
-  return false;
+
+/** Where in `nodes` the node `id` is (-1: not there); an index loop, see othersThan. */
+function indexOfNode(nodes: readonly NodeInfo[], id: string): number {
+  for (let i = 0; i < nodes.length; i++) if (nodes[i]!.id === id) return i;
+  return -1;
 }
 
 const noop = (): void => {};
@@ -581,7 +581,7 @@ export class QuorumCoordinator {
     // A zone level the configuration cannot meet rejects here, before anything is written.
     const zoned = replicaSet !== undefined && this.#zoneQuorum(ref, options, replicaSet) !== undefined;
     const sloppy = !zoned && mayStandIn;
-    if (includesNode(primaries, this.#o.self)) return this.#coordinateLocally(ref, primaries, replicaSet, write, options, sloppy);
+    if (indexOfNode(primaries, this.#o.self) >= 0) return this.#coordinateLocally(ref, primaries, replicaSet, write, options, sloppy);
     return this.#forward(ref, replicaSet ?? ReplicaSet.forToken(ring, ref.token, n), write, options, sloppy);
   }
 

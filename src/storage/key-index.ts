@@ -20,7 +20,7 @@ export interface KeyIndexTuning {
   readonly movePerWrite?: number;
 }
 /** A zeroed array of `n` elements whose every 4 KiB page has been written (mapped by the OS now, not at a later write). */
-function touched(n: number): Int32Array<ArrayBuffer> {
+export function touched(n: number): Int32Array<ArrayBuffer> {
   const a = new Int32Array(n);
   for (let i = 0; i < n; i += 1024) a[i] = 0;
   return a;

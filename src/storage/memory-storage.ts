@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
 import { allocBytes } from '../internal/bytes.js';
-import { KeyIndex, keyHash } from './key-index.js';
+import { KeyIndex, keyHash, touched } from './key-index.js';
 import { AbstractStorage } from './abstract-storage.js';
 import { RecordArena, readPlaced, readRange, type Placed } from './record-arena.js';
 import type { StorageIterable } from './storage-iterator.js';
@@ -95,24 +95,18 @@ class IntColumn {
     this.chunks[id >>> CHUNK_BITS]![id & CHUNK_MASK] = value;
   }
 
-  /** Room for `rows` rows (the next size up: the first chunk doubled, or one more chunk). */
-  grow(rows: number): void {
+  /**
+   * Room for `rows` rows (the next size up: the first chunk doubled, or one
+   * more chunk), in arrays made by `make` (`touched` ones when reserving).
+   */
+  grow(rows: number, make: (n: number) => Int32Array): void {
     const chunks = this.chunks;
-    if (chunks.length === 1 && chunks[0]!.length < CHUNK_ROWS) chunks[0] = grown(chunks[0]!, new Int32Array(rows));
-    else chunks.push(new Int32Array(CHUNK_ROWS));
-  }
-
-  /** Writes to every page of the chunks from `from` on, so the OS maps them now (see `expectedKeys`). */
-  touch(from: number): void {
-    for (let c = from; c < this.chunks.length; c++) {
-      const chunk = this.chunks[c]!;
-      for (let i = 0; i < chunk.length; i += TOUCH_INTS) chunk[i]! |= 0; // its own value: a write, nothing changed
-    }
+    if (chunks.length === 1 && chunks[0]!.length < CHUNK_ROWS) chunks[0] = grown(chunks[0]!, make(rows));
+    else chunks.push(make(CHUNK_ROWS));
   }
 }
 
-/** One int32 in every this many touches every 4 KiB page. */
-const TOUCH_INTS = 1024;
+const zeroed = (n: number): Int32Array => new Int32Array(n);
 
 /**
  * The slab of each row (EMPTY where no row is), as a slab number in an
@@ -130,7 +124,7 @@ class SlabColumn {
   /** Slab by number; number 0 is EMPTY (no row). */
   readonly #slabs: Uint8Array[] = [EMPTY];
   /** Rows pointing into each slab (by number; number 0's is not kept). */
-  readonly #rows: number[] = [0];
+  readonly #rowCounts: number[] = [0];
   /** Number by slab, for the slabs in the table. */
   readonly #byslab = new Map<Uint8Array, number>();
   /** Numbers let go, reused first. */
@@ -147,18 +141,14 @@ class SlabColumn {
     const before = this.#numbers.get(id);
     const after = this.#numberOf(slab);
     if (after === before) return;
-    if (after !== 0) this.#rows[after]!++;
+    if (after !== 0) this.#rowCounts[after]!++;
     this.#numbers.set(id, after);
-    if (before !== 0 && --this.#rows[before]! === 0) this.#forget(before);
+    if (before !== 0 && --this.#rowCounts[before]! === 0) this.#forget(before);
   }
 
   /** Room for `rows` rows (see {@link IntColumn.grow}). */
-  grow(rows: number): void {
-    this.#numbers.grow(rows);
-  }
-
-  touch(from: number): void {
-    this.#numbers.touch(from);
+  grow(rows: number, make: (n: number) => Int32Array): void {
+    this.#numbers.grow(rows, make);
   }
 
   /** Slabs with rows in them (for tests). */
@@ -173,7 +163,7 @@ class SlabColumn {
     if (n === undefined) {
       n = this.#freeNumbers.pop() ?? this.#slabs.length;
       this.#slabs[n] = slab;
-      this.#rows[n] = 0;
+      this.#rowCounts[n] = 0;
       this.#byslab.set(slab, n);
     }
     this.#last = slab;
@@ -279,10 +269,9 @@ class Rows {
     return la - lb;
   }
 
-  #grow(): void {
+  #grow(make: (n: number) => Int32Array = zeroed): void {
     const rows = this.#capacity < CHUNK_ROWS ? this.#capacity * 2 : this.#capacity + CHUNK_ROWS;
-    for (const column of [this.token, this.offset, this.keyLength, this.length, this.slot, this.state]) column.grow(rows);
-    this.slab.grow(rows);
+    for (const column of [this.token, this.offset, this.keyLength, this.length, this.slot, this.state, this.slab]) column.grow(rows, make);
     this.#capacity = rows;
   }
 
@@ -296,10 +285,7 @@ class Rows {
    * written (see `expectedKeys`): ~28 bytes a row, outside the JS heap.
    */
   reserve(rows: number): void {
-    const from = this.token.chunks.length - 1;
-    while (this.#capacity < rows) this.#grow();
-    for (const column of [this.token, this.offset, this.keyLength, this.length, this.slot, this.state]) column.touch(from);
-    this.slab.touch(from);
+    while (this.#capacity < rows) this.#grow(touched);
   }
 }
 

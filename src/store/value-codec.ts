@@ -736,24 +736,12 @@ class ValueWriter {
 
   #binary(data: Uint8Array): void {
     const size = data.byteLength;
-    const header = size < 0x100 ? 2 : size < 0x10000 ? 3 : 5;
+    const header = binHeaderLength(size);
     this.#check(header + size);
     this.#room(header + size);
-    const bytes = this.#bytes;
-    if (header === 2) {
-      bytes[this.#pos++] = 0xc4;
-      bytes[this.#pos++] = size;
-    } else if (header === 3) {
-      bytes[this.#pos++] = 0xc5;
-      this.#view.setUint16(this.#pos, size);
-      this.#pos += 2;
-    } else {
-      bytes[this.#pos++] = 0xc6;
-      this.#view.setUint32(this.#pos, size);
-      this.#pos += 4;
-    }
-    bytes.set(data, this.#pos);
-    this.#pos += size;
+    writeBinHeader(this.#bytes, this.#pos, size);
+    this.#bytes.set(data, this.#pos + header);
+    this.#pos += header + size;
   }
 
   #map(m: Map<unknown, unknown>, depth: number): void {
@@ -865,27 +853,37 @@ export function encodeValue(value: unknown, maxValueBytes: number): Uint8Array {
 /** {@link encodeValue} of a `Uint8Array` (or `Buffer`): what ValueWriter's `#binary` writes, in a copy of its exact size. */
 function encodeBinary(data: Uint8Array, limit: number): Uint8Array {
   const size = data.byteLength;
-  const header = size < 0x100 ? 2 : size < 0x10000 ? 3 : 5;
+  const header = binHeaderLength(size);
   if (header + size > limit) {
     throw new KvError(ErrorCodes.VALUE_TOO_LARGE, `value is at least ${header + size} bytes encoded, over maxValueBytes=${limit}`);
   }
   const out = allocBytes(header + size);
-  if (header === 2) {
-    out[0] = 0xc4;
-    out[1] = size;
-  } else if (header === 3) {
-    out[0] = 0xc5;
-    out[1] = size >>> 8;
-    out[2] = size & 0xff;
-  } else {
-    out[0] = 0xc6;
-    out[1] = size >>> 24;
-    out[2] = (size >>> 16) & 0xff;
-    out[3] = (size >>> 8) & 0xff;
-    out[4] = size & 0xff;
-  }
+  writeBinHeader(out, 0, size);
   out.set(data, header);
   return out;
+}
+
+/** Bytes of the MessagePack `bin` header of `size` bytes (bin 8, 16 or 32). */
+function binHeaderLength(size: number): number {
+  return size < 0x100 ? 2 : size < 0x10000 ? 3 : 5;
+}
+
+/** Writes the MessagePack `bin` header of `size` bytes at `out[at]` (big-endian length). */
+function writeBinHeader(out: Uint8Array, at: number, size: number): void {
+  if (size < 0x100) {
+    out[at] = 0xc4;
+    out[at + 1] = size;
+  } else if (size < 0x10000) {
+    out[at] = 0xc5;
+    out[at + 1] = size >>> 8;
+    out[at + 2] = size & 0xff;
+  } else {
+    out[at] = 0xc6;
+    out[at + 1] = size >>> 24;
+    out[at + 2] = (size >>> 16) & 0xff;
+    out[at + 3] = (size >>> 8) & 0xff;
+    out[at + 4] = size & 0xff;
+  }
 }
 
 // ---- decoding ---------------------------------------------------------------------------------------

@@ -133,23 +133,32 @@ export function presentKey(bytes: Uint8Array): string | Uint8Array {
 const SLAB_BYTES = 64 * 1024;
 /** Larger allocations get their own buffer (they would waste slabs). */
 const SLAB_MAX_ALLOCATION = 4 * 1024;
-let slab = new ArrayBuffer(SLAB_BYTES);
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES).buffer as ArrayBuffer;
 /** The whole of `slab`: a copy of a whole array goes in with one `set`, no view of the source made for it. */
 let slabBytes = new Uint8Array(slab);
 let slabUsed = 0;
 
-/** Starts a fresh slab (the old one lives on as long as views into it do). */
+/**
+ * Starts a fresh slab (the old one lives on as long as views into it do).
+ * Not zeroed: every byte handed out of a slab is written by its caller
+ * first (see {@link allocBytes}), and zeroing 64 KiB was ~2.7 µs of the
+ * ~4 µs a slab cost (`new ArrayBuffer` against `Buffer.allocUnsafeSlow`,
+ * Node 20): 1.9% of the coordinating process's time under puts, 0.1% after.
+ */
 function newSlab(): void {
-  slab = new ArrayBuffer(SLAB_BYTES);
+  slab = Buffer.allocUnsafeSlow(SLAB_BYTES).buffer as ArrayBuffer;
   slabBytes = new Uint8Array(slab);
   slabUsed = 0;
 }
 
 /**
- * `n` fresh zero bytes that the caller owns. Up to 4 KiB they are a view
- * into a shared slab (so `.buffer` is larger than the view and
- * `.byteOffset` may be non-zero: always go through the view), which no
- * other allocation ever overlaps.
+ * `n` fresh bytes that the caller owns, **to be written in full before
+ * anything reads them**: up to 4 KiB they are a view into a shared slab
+ * that is not zeroed (their content is whatever the memory held), which
+ * no other allocation ever overlaps (so `.buffer` is larger than the view
+ * and `.byteOffset` may be non-zero: always go through the view); larger
+ * ones are a zeroed array of their own. Every caller copies or encodes
+ * into all of its bytes at once.
  */
 export function allocBytes(n: number): Uint8Array {
   if (n > SLAB_MAX_ALLOCATION) return new Uint8Array(n);
@@ -319,7 +328,7 @@ export class MsgpackWriter {
     return latin1Of(out, 0, o);
   }
 
-  /** A fresh copy of the bytes written so far, with `prefix` spare bytes in front (see {@link allocBytes}). */
+  /** A fresh copy of the bytes written so far, with `prefix` spare bytes in front for the caller to write (see {@link allocBytes}). */
   copy(prefix = 0): Uint8Array {
     const out = allocBytes(prefix + this.pos);
     out.set(new Uint8Array(this.#ab, 0, this.pos), prefix);

@@ -63,6 +63,39 @@ export interface LoadResult {
   readonly gcPauses: number;
   readonly gcMs: number;
   readonly gcP50: number;
+  /**
+   * The share of the operations whose time in flight overlapped one of
+   * those pauses, and the p99 of the others (NaN if none): which part of
+   * the p99 is the collector's and which the operations' own (docs/tcp.md).
+   */
+  readonly gcHitShare: number;
+  readonly cleanP99: number;
+}
+
+/**
+ * Splits operations (issued at `starts[k]`, taking `latencies[k]` ms) by
+ * whether a pause (`pauseAt[j]` to `pauseAt[j] + pauseMs[j]`, in time
+ * order, never overlapping) fell within their time in flight: returns the
+ * share that one did and the sorted latencies of those none did.
+ */
+function splitByPauses(starts: Float64Array, latencies: Float64Array, count: number, pauseAt: readonly number[], pauseMs: readonly number[]): { hitShare: number; clean: Float64Array } {
+  const clean = new Float64Array(count);
+  let n = 0;
+  for (let k = 0; k < count; k++) {
+    const start = starts[k]!;
+    const end = start + latencies[k]!;
+    // The last pause that began before the operation ended: an earlier one ended before that one began.
+    let lo = 0;
+    let hi = pauseAt.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (pauseAt[mid]! < end) lo = mid + 1;
+      else hi = mid;
+    }
+    const j = lo - 1;
+    if (j < 0 || pauseAt[j]! + pauseMs[j]! <= start) clean[n++] = latencies[k]!;
+  }
+  return { hitShare: count === 0 ? 0 : (count - n) / count, clean: clean.subarray(0, n).sort() };
 }
 
 /** Options of {@link runLoad}. */
@@ -94,9 +127,15 @@ function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<L
   // growing number[] is a large young object the collector copies while it measures.
   let latencies = new Float64Array(Math.max(1024, Math.ceil((((rate > 0 ? rate : 300_000) * spec.ms) / 1000) * 1.25)));
   let count = 0;
+  // When each operation was issued, to tell those a collector pause held (see splitByPauses).
+  let starts = new Float64Array(latencies.length);
   const pauses: number[] = [];
+  const pauseAt: number[] = [];
   const gc = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) pauses.push(entry.duration);
+    for (const entry of list.getEntries()) {
+      pauses.push(entry.duration);
+      pauseAt.push(entry.startTime);
+    }
   });
   gc.observe({ entryTypes: ['gc'] });
   let issued = 0;
@@ -113,6 +152,7 @@ function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<L
       finished = true;
       if (timer !== undefined) clearTimeout(timer);
       gc.disconnect();
+      const { hitShare, clean } = splitByPauses(starts, latencies, count, pauseAt, pauses);
       const sorted = latencies.subarray(0, count).sort();
       const sortedPauses = Float64Array.from(pauses).sort();
       resolve({
@@ -128,6 +168,8 @@ function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<L
         gcPauses: pauses.length,
         gcMs: pauses.reduce((a, b) => a + b, 0),
         gcP50: percentile(sortedPauses, 0.5),
+        gcHitShare: hitShare,
+        cleanP99: percentile(clean, 0.99),
       });
     };
     const issue = (i: number): void => {
@@ -142,7 +184,11 @@ function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<L
               const grown = new Float64Array(latencies.length * 2);
               grown.set(latencies);
               latencies = grown;
+              const grownStarts = new Float64Array(starts.length * 2);
+              grownStarts.set(starts);
+              starts = grownStarts;
             }
+            starts[count] = start;
             latencies[count++] = now - start;
           }
           pump();

@@ -224,7 +224,7 @@ async function measured(name: string, children: readonly Child[], run: () => Pro
   const writes = during('writes');
   const framesPerWrite = during('frames').map((frames, i) => frames / Math.max(1, writes[i]!));
   const m = { ...r, cpuUsPerOp: byProcess.reduce((sum, v) => sum + v, 0), cpuUsPerOpByProcess: byProcess, faultsPerOpByProcess: faults };
-  if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op (${perProcess(byProcess, 1)}), of it system ${perProcess(sys, 1)}, faults/op ${perProcess(faults, 2)}, store socket writes/op ${perProcess(writesPerOp, 3)} (frames each ${perProcess(framesPerWrite, 1)}), p95 ${ms(m.p95)}, max ${ms(m.max)} ms, load process GC ${m.gcPauses} pauses ${m.gcMs.toFixed(0)} ms (median ${ms(m.gcP50)})`);
+  if (process.env.BENCH_VERBOSE) console.error(`  tcp ${name}: ${speed(m)}, ${m.cpuUsPerOp.toFixed(1)} µs CPU/op (${perProcess(byProcess, 1)}), of it system ${perProcess(sys, 1)}, faults/op ${perProcess(faults, 2)}, store socket writes/op ${perProcess(writesPerOp, 3)} (frames each ${perProcess(framesPerWrite, 1)}), p95 ${ms(m.p95)}, max ${ms(m.max)} ms, load process GC ${m.gcPauses} pauses ${m.gcMs.toFixed(0)} ms (median ${ms(m.gcP50)}; ${(100 * m.gcHitShare).toFixed(2)}% of ops in flight during one, p99 of the others ${ms(m.cleanP99)})`);
   return m;
 }
 
@@ -237,7 +237,8 @@ const split = (m: Measured): string => ` (${perProcess(m.cpuUsPerOpByProcess, 1)
 const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(1));
 const latency = (r: LoadResult): string => `p50 ${ms(r.p50)} / p99 ${ms(r.p99)} ms`;
 /** An open-loop window's tail and the load process's collector pauses during it. */
-const tail = (r: LoadResult): string => `; p95 ${ms(r.p95)} ms; GC in the load process: ${r.gcPauses} pauses, median ${ms(r.gcP50)} ms`;
+const tail = (r: LoadResult): string =>
+  `; p95 ${ms(r.p95)} ms; GC in the load process: ${r.gcPauses} pauses, median ${ms(r.gcP50)} ms, ${(100 * r.gcHitShare).toFixed(2)}% of ops in flight during one (p99 of the others ${ms(r.cleanP99)} ms)`;
 const speed = (r: LoadResult): string => `${fmtOps(rateOf(r))} (${latency(r)})`;
 
 /** Whether an open-loop window kept up with its offered rate. */

@@ -56,7 +56,8 @@
  * process during the window (count and median): a pause holds every
  * operation in flight and every one due meanwhile, and once the operations
  * it holds are more than 1% of the window, the p99 is a pause plus the usual
- * latency (docs/tcp.md, "The p99 at half the echo's rate").
+ * latency (docs/tcp.md, "The p99 at half the echo's rate"). They say which
+ * share of the operations a pause fell within, and the p99 of the others.
  *
  * @module
  */

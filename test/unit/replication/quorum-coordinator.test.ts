@@ -288,3 +288,49 @@ describe('QuorumCoordinator: calls in progress are bounded', () => {
     await stopped;
   });
 });
+
+describe('QuorumCoordinator: a write goes to the replicas of the ring in use', () => {
+  it('replicates to the other primaries of the current ring, list by list, as the ring changes under it', async () => {
+    const net = new MemoryNetwork();
+    let ring = Ring.from([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+    const nodes = new Map<string, { coordinator: QuorumCoordinator; replica: ReplicaServer; transport: MemoryTransport }>();
+    for (const id of ['a', 'b', 'c', 'd']) {
+      const storage = new MemoryStorage();
+      await storage.open();
+      const replica = new ReplicaServer({ storage, actor: `${id}~1`, ring: () => ring, lease: metadataCounterLease(storage, 'test.counter') });
+      await replica.open();
+      const transport = net.transport(id);
+      const coordinator = new QuorumCoordinator({ self: id, cluster: 'x', n: 3, transport, replica, ring: () => ring, clock: systemClock });
+      await transport.start((m) => (m.type === 'kv.coordinate' ? coordinator.handle(m) : replica.handle(m)));
+      nodes.set(id, { coordinator, replica, transport });
+    }
+    const has = async (id: string, k: Uint8Array) => (await nodes.get(id)!.replica.read(k)).size > 0;
+    const keys = Array.from({ length: 20 }, (_, i) => new TextEncoder().encode(`key-${i}`));
+    try {
+      // Every key through `a`, twice per ring (the second write of a key finds its other replicas worked out already).
+      for (const k of keys) {
+        await nodes.get('a')!.coordinator.write(k, write('v1', VectorClock.EMPTY, 3), deadline());
+        await nodes.get('a')!.coordinator.write(k, write('v2', VectorClock.EMPTY, 3), deadline());
+      }
+      for (const k of keys) expect([await has('b', k), await has('c', k), await has('d', k)]).toEqual([true, true, false]);
+      // c leaves, d joins: the same keys now replicate to b and d, never to c.
+      ring = Ring.from([{ id: 'a' }, { id: 'b' }, { id: 'd' }]);
+      const moved = keys.map((k) => new Uint8Array([...k, 0x21]));
+      for (const k of moved) {
+        await nodes.get('a')!.coordinator.write(k, write('v1', VectorClock.EMPTY, 3), deadline());
+        await nodes.get('a')!.coordinator.write(k, write('v2', VectorClock.EMPTY, 3), deadline());
+      }
+      for (const k of moved) expect([await has('b', k), await has('c', k), await has('d', k)]).toEqual([true, false, true]);
+      // A ring where `a` is not a replica: its writes are forwarded (to b, which replicates to c and d).
+      ring = Ring.from([{ id: 'b' }, { id: 'c' }, { id: 'd' }]);
+      const forwarded = new TextEncoder().encode('forwarded');
+      await nodes.get('a')!.coordinator.write(forwarded, write('v1', VectorClock.EMPTY, 3), deadline());
+      expect([await has('a', forwarded), await has('b', forwarded), await has('c', forwarded), await has('d', forwarded)]).toEqual([false, true, true, true]);
+    } finally {
+      for (const n of nodes.values()) {
+        await n.transport.stop();
+        await n.coordinator.stop();
+      }
+    }
+  });
+});

@@ -69,7 +69,7 @@ import net from 'node:net';
 import { delimiter, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmtOps, fmtRatio, pageFaultUs, type Row } from './harness.js';
-import type { LoadResult } from './tcp-child.js';
+import type { LoadResult, Usage } from './tcp-child.js';
 
 const WINDOW_MS = Math.max(200, Number(process.env.BENCH_TCP_MS ?? 2_000));
 const WARMUP_MS = Math.max(100, Number(process.env.BENCH_TCP_WARMUP_MS ?? Math.min(1_500, WINDOW_MS)));
@@ -186,13 +186,6 @@ class Child {
 }
 
 /** What a child has used so far: CPU µs (user + system, and system alone), minor page faults, and its store's frames sent and socket writes. */
-interface Usage {
-  readonly cpu: number;
-  readonly sys: number;
-  readonly faults: number;
-  readonly frames: number;
-  readonly writes: number;
-}
 
 /** What each child has used so far (see {@link Usage}). */
 async function usageOf(children: readonly Child[]): Promise<Usage[]> {
@@ -213,6 +206,8 @@ async function measured(name: string, children: readonly Child[], run: () => Pro
   const before = await usageOf(children);
   const r = await run();
   const after = await usageOf(children);
+  // The first child ran the window: its use as the window ended, not after it sorted and split the latencies.
+  after[0] = r.usageAtEnd;
   if (r.errors > 0) throw new Error(`bench tcp: ${name}: ${r.errors} operations failed, the first with ${r.firstError}`);
   const ops = Math.max(1, r.ops);
   /** Each process's use of `what` during the window. */

@@ -18,7 +18,8 @@
  *
  * Rows: the echo's and the quorum ops' maximum rates with p50/p99; the CPU
  * per operation summed over the three processes (`process.resourceUsage()`
- * reported by each), and in brackets each process's share, the one that
+ * reported by each; the load process's as its window ends, before it sorts
+ * the latencies), and in brackets each process's share, the one that
  * generates the load (and coordinates every quorum call) first; the minor
  * page faults per operation (each replica keeps what a put writes, so its
  * memory grows; some VMs charge several µs per new page), next to what one

@@ -186,9 +186,7 @@ class Child {
   }
 }
 
-/** What a child has used so far: CPU µs (user + system, and system alone), minor page faults, and its store's frames sent and socket writes. */
-
-/** What each child has used so far (see {@link Usage}). */
+/** What each child has used so far: CPU µs (user + system, and system alone), minor page faults, and its store's frames sent and socket writes (see {@link Usage}). */
 async function usageOf(children: readonly Child[]): Promise<Usage[]> {
   return Promise.all(children.map((c) => c.call<Usage>('usage')));
 }

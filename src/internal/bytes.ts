@@ -154,11 +154,12 @@ function newSlab(): void {
 /**
  * `n` fresh bytes that the caller owns, **to be written in full before
  * anything reads them**: up to 4 KiB they are a view into a shared slab
- * that is not zeroed (their content is whatever the memory held), which
- * no other allocation ever overlaps (so `.buffer` is larger than the view
- * and `.byteOffset` may be non-zero: always go through the view); larger
- * ones are a zeroed array of their own. Every caller copies or encodes
- * into all of its bytes at once.
+ * that is not zeroed (their content is whatever the memory held, as in
+ * Node's own `Buffer` pool), which no other allocation ever overlaps (so
+ * `.buffer` is larger than the view and `.byteOffset` may be non-zero:
+ * always go through the view, and slice before handing `.buffer` on);
+ * larger ones are a zeroed array of their own. Every caller copies or
+ * encodes into all of its bytes at once.
  */
 export function allocBytes(n: number): Uint8Array {
   if (n > SLAB_MAX_ALLOCATION) return new Uint8Array(n);

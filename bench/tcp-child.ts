@@ -119,6 +119,13 @@ function splitByPauses(starts: Float64Array, latencies: Float64Array, count: num
   return { hitShare: count === 0 ? 0 : (count - n) / count, clean: clean.subarray(0, n).sort() };
 }
 
+/** A copy of `a` in an array twice as long. */
+function doubled(a: Float64Array): Float64Array<ArrayBuffer> {
+  const grown = new Float64Array(a.length * 2);
+  grown.set(a);
+  return grown;
+}
+
 /** Options of {@link runLoad}. */
 interface LoadSpec {
   /** Window length, in ms. */
@@ -204,12 +211,8 @@ function runLoad(op: (i: number) => Promise<unknown>, spec: LoadSpec): Promise<L
           const now = performance.now();
           if (now <= end) {
             if (count === latencies.length) {
-              const grown = new Float64Array(latencies.length * 2);
-              grown.set(latencies);
-              latencies = grown;
-              const grownStarts = new Float64Array(starts.length * 2);
-              grownStarts.set(starts);
-              starts = grownStarts;
+              latencies = doubled(latencies);
+              starts = doubled(starts);
             }
             starts[count] = start;
             latencies[count++] = now - start;

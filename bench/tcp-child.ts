@@ -575,6 +575,11 @@ type CommandHandler = (command: Command) => Promise<unknown>;
 const handlers = new Map<string, CommandHandler>();
 
 handlers.set('echo-serve', () => echoServe());
+// BENCH_TCP_AB (see bench/tcp.ts): which variant the next window runs, for a patch under test to read.
+handlers.set('ab', async (c) => {
+  (globalThis as { __quorumkvBenchB?: boolean }).__quorumkvBenchB = c['b'] === true;
+  return null;
+});
 handlers.set('echo-load', (c) =>
   echoLoad(c['ports'] as number[], Number(c['bytes']), { ms: Number(c['ms']), inFlight: Number(c['inFlight']), rate: Number(c['rate'] ?? 0) }),
 );

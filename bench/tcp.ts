@@ -91,6 +91,18 @@ const CURVE = (process.env.BENCH_TCP_CURVE ?? '')
     if (!(fraction > 0 && fraction <= 1)) throw new Error(`BENCH_TCP_CURVE: expected fractions in (0, 1], got ${f}`);
     return fraction;
   });
+/**
+ * `BENCH_TCP_AB=1`: the `BENCH_TCP_CURVE` windows alternate between two
+ * variants of the code in one run, A first: before each window the store's
+ * processes learn which (`globalThis.__quorumkvBenchB`, true in B windows)
+ * for a temporary patch under test to read; quorumkv itself never reads it.
+ * Paired windows compare two variants in the same phase of a shared
+ * machine, where two runs a few minutes apart differ by more than most
+ * changes worth trying (docs/tcp.md, "Comparing two variants"). Adds a row
+ * per kind with the medians of the A and of the B windows; the echo's row,
+ * with nothing to switch, shows how far the machine moved between them.
+ */
+const AB = process.env.BENCH_TCP_AB === '1';
 const IN_FLIGHT = 64;
 const VALUE_BYTES = 1024;
 const KEYS = 2_000;
@@ -443,14 +455,18 @@ export async function tcpBench(): Promise<Row[]> {
     const putAt = medianBy(half.put, tailOf);
     const getAt = medianBy(half.get, tailOf);
     // Optional: the p99 of all three at other fractions of the echo's maximum (see CURVE).
-    const curve: { fraction: number; echo: Measured; put: Measured; get: Measured }[] = [];
-    for (const fraction of CURVE) {
+    const curve: { fraction: number; variant: 'A' | 'B' | undefined; echo: Measured; put: Measured; get: Measured }[] = [];
+    for (const [i, fraction] of CURVE.entries()) {
       const rate = Math.round(rateOf(echoMax) * fraction);
-      const echoAtF = await measured(`echo at ${fraction}x`, echoChildren, () => echo(WINDOW_MS, rate));
-      const putAtF = await measured(`put at ${fraction}x`, children, () => load('put', WINDOW_MS, rate));
-      const getAtF = await measured(`get at ${fraction}x`, children, () => load('get', WINDOW_MS, rate));
-      curve.push({ fraction, echo: echoAtF, put: putAtF, get: getAtF });
+      const variant = AB ? (i % 2 === 0 ? 'A' : 'B') : undefined;
+      if (variant !== undefined) await Promise.all(children.map((c) => c.call('ab', { b: variant === 'B' })));
+      const at = `at ${fraction}x${variant === undefined ? '' : ` [${variant}]`}`;
+      const echoAtF = await measured(`echo ${at}`, echoChildren, () => echo(WINDOW_MS, rate));
+      const putAtF = await measured(`put ${at}`, children, () => load('put', WINDOW_MS, rate));
+      const getAtF = await measured(`get ${at}`, children, () => load('get', WINDOW_MS, rate));
+      curve.push({ fraction, variant, echo: echoAtF, put: putAtF, get: getAtF });
     }
+    if (AB) await Promise.all(children.map((c) => c.call('ab', { b: false })));
     const windows = ROUNDS === 1 ? 'one window' : `median p99 of ${ROUNDS} windows`;
 
     const rows: Row[] = [
@@ -526,19 +542,57 @@ export async function tcpBench(): Promise<Row[]> {
       },
       faultRow('reference: the same', putPlain, echoMax, faultUs),
     );
-    for (const { fraction, echo: e, put, get } of curve) {
+    for (const { fraction, variant, echo: e, put, get } of curve) {
       rows.push({
         suite: 'tcp',
-        metric: `p99 at ${fmtOps(e.offered)} (${fraction}x the echo's max), open loop, one window each: put / get${sustained(put) || sustained(get) ? ' (one fell behind)' : ''}`,
+        metric: `p99 at ${fmtOps(e.offered)} (${fraction}x the echo's max)${variant === undefined ? '' : ` [${variant}]`}, open loop, one window each: put / get${sustained(put) || sustained(get) ? ' (one fell behind)' : ''}`,
         value: `${ms(put.p99)} / ${ms(get.p99)} ms`,
         baseline: `raw echo p99 ${ms(e.p99)} ms`,
         ratio: `${fmtRatio(put.p99, e.p99)} / ${fmtRatio(get.p99, e.p99)}`,
         goal: '(reported)',
       });
     }
+    if (AB) rows.push(...abRows(curve));
     rows.push(...(await redisRows(p1, offered)));
     return rows;
   } finally {
     await Promise.all([...children, ...echoChildren].map((c) => c.close()));
   }
+}
+
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  if (sorted.length === 0) return NaN;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** `BENCH_TCP_AB`: per kind, the medians of the A windows and of the B windows, and B's p99 against A's. */
+function abRows(curve: readonly { variant: 'A' | 'B' | undefined; echo: Measured; put: Measured; get: Measured }[]): Row[] {
+  return (['echo', 'put', 'get'] as const).map((kind) => {
+    const side = (variant: 'A' | 'B'): { text: string; p99: number; n: number } => {
+      const windows = curve.filter((c) => c.variant === variant).map((c) => c[kind]);
+      const p99 = median(windows.map((w) => w.p99));
+      const p50 = median(windows.map((w) => w.p50));
+      const cpu = median(windows.map((w) => w.cpuUsPerOp));
+      const load = median(windows.map((w) => w.cpuUsPerOpByProcess[0] ?? NaN));
+      const rate = median(windows.map((w) => rateOf(w)));
+      return {
+        text: `${variant}: p99 ${ms(p99)} / p50 ${ms(p50)} ms, ${cpu.toFixed(1)} µs CPU/op (load process ${load.toFixed(1)}), ${fmtOps(rate)}`,
+        p99,
+        n: windows.length,
+      };
+    };
+    const a = side('A');
+    const b = side('B');
+    return {
+      suite: 'tcp',
+      metric: `A/B: ${kind} in the curve's windows, medians of ${a.n} A and ${b.n} B windows${kind === 'echo' ? ' (nothing switched: the machine\'s drift)' : ''}`,
+      value: b.text,
+      baseline: a.text,
+      ratio: fmtRatio(b.p99, a.p99),
+      goal: '(experiment: B p99 / A p99)',
+    };
+  });
 }

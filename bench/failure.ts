@@ -20,7 +20,7 @@
 import { performance } from 'node:perf_hooks';
 import { KvError, QuorumNotMetError } from '../src/index.js';
 import { createTestCluster, type TestCluster } from '../src/testing/index.js';
-import { fmtOps, type Row } from './harness.js';
+import { fmtOps, median, type Row } from './harness.js';
 
 const NODES = 5;
 const LOAD_MS = Math.max(1_000, Number(process.env.BENCH_FAILURE_MS ?? 60_000));
@@ -126,11 +126,6 @@ async function waitFor(predicate: () => boolean, limitMs: number, what: string):
     if (performance.now() > end) throw new Error(`failure bench: timed out after ${limitMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** Runs the suite. */

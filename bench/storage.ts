@@ -50,7 +50,7 @@ import {
   type LmdbEngineModule,
   type StorageAdapter,
 } from '../src/index.js';
-import { fmtOps, fmtRatio, type Row } from './harness.js';
+import { fmtOps, fmtRatio, median, type Row } from './harness.js';
 
 const IN_FLIGHT = 64;
 const WINDOW_MS = Number(process.env.BENCH_STORAGE_MS ?? 300);
@@ -84,12 +84,6 @@ async function timed(op: (i: number) => Promise<unknown>, ms = WINDOW_MS): Promi
   );
   return (done / (performance.now() - t0)) * 1000;
 }
-
-const median = (xs: readonly number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 
 /** The medians of alternating windows of each operation, and each one's median cost over `base` (per round). */
 interface Alternated<K extends string> {

@@ -39,7 +39,7 @@ import { sameBytes } from '../src/internal/bytes.js';
 import { ownBody } from '../src/transport/codec.js';
 import type { MemoryTransport } from '../src/transport/index.js';
 import { createTestCluster } from '../src/testing/index.js';
-import { fmtOps, fmtRatio, pageFaultUs, type Row } from './harness.js';
+import { fmtOps, fmtRatio, median, pageFaultUs, type Row } from './harness.js';
 
 const NODES = 5;
 const IN_FLIGHT = 64;
@@ -58,12 +58,6 @@ const WARM_UP_OPS = Number(process.env.BENCH_STORE_WARMUP ?? 3_000);
 
 type Value = { n: number; pad: string };
 const value = (n: number): Value => ({ n, pad: 'x'.repeat(100) });
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** One request a node sent and the answer it got. */
 interface Recorded {

@@ -69,7 +69,7 @@ import { freemem, tmpdir } from 'node:os';
 import net from 'node:net';
 import { delimiter, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmtOps, fmtRatio, pageFaultUs, type Row } from './harness.js';
+import { fmtOps, fmtRatio, median, pageFaultUs, type Row } from './harness.js';
 import type { LoadResult, Usage } from './tcp-child.js';
 
 const WINDOW_MS = Math.max(200, Number(process.env.BENCH_TCP_MS ?? 2_000));
@@ -103,6 +103,7 @@ const CURVE = (process.env.BENCH_TCP_CURVE ?? '')
  * with nothing to switch, shows how far the machine moved between them.
  */
 const AB = process.env.BENCH_TCP_AB === '1';
+if (AB && CURVE.length < 2) throw new Error('BENCH_TCP_AB=1: BENCH_TCP_CURVE needs two fractions or more (the windows alternate A, B, A, ...)');
 const IN_FLIGHT = 64;
 const VALUE_BYTES = 1024;
 const KEYS = 2_000;
@@ -558,14 +559,6 @@ export async function tcpBench(): Promise<Row[]> {
   } finally {
     await Promise.all([...children, ...echoChildren].map((c) => c.close()));
   }
-}
-
-/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  if (sorted.length === 0) return NaN;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** `BENCH_TCP_AB`: per kind, the medians of the A windows and of the B windows, and B's p99 against A's. */

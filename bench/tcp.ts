@@ -205,6 +205,15 @@ async function usageOf(children: readonly Child[]): Promise<Usage[]> {
 }
 
 /** A load window with the CPU and the page faults of every process during it. */
+/** One `BENCH_TCP_CURVE` fraction's windows, and with `BENCH_TCP_AB` the variant they ran. */
+interface CurveStep {
+  readonly fraction: number;
+  readonly variant: 'A' | 'B' | undefined;
+  readonly echo: Measured;
+  readonly put: Measured;
+  readonly get: Measured;
+}
+
 interface Measured extends LoadResult {
   /** CPU µs per completed operation, summed over the processes. */
   readonly cpuUsPerOp: number;
@@ -456,7 +465,7 @@ export async function tcpBench(): Promise<Row[]> {
     const putAt = medianBy(half.put, tailOf);
     const getAt = medianBy(half.get, tailOf);
     // Optional: the p99 of all three at other fractions of the echo's maximum (see CURVE).
-    const curve: { fraction: number; variant: 'A' | 'B' | undefined; echo: Measured; put: Measured; get: Measured }[] = [];
+    const curve: CurveStep[] = [];
     for (const [i, fraction] of CURVE.entries()) {
       const rate = Math.round(rateOf(echoMax) * fraction);
       const variant = AB ? (i % 2 === 0 ? 'A' : 'B') : undefined;
@@ -562,7 +571,7 @@ export async function tcpBench(): Promise<Row[]> {
 }
 
 /** `BENCH_TCP_AB`: per kind, the medians of the A windows and of the B windows, and B's p99 against A's. */
-function abRows(curve: readonly { variant: 'A' | 'B' | undefined; echo: Measured; put: Measured; get: Measured }[]): Row[] {
+function abRows(curve: readonly CurveStep[]): Row[] {
   return (['echo', 'put', 'get'] as const).map((kind) => {
     const side = (variant: 'A' | 'B'): { text: string; p99: number; n: number } => {
       const windows = curve.filter((c) => c.variant === variant).map((c) => c[kind]);
